@@ -1,0 +1,95 @@
+/*
+ * api.h - the HTTP API (libmicrohttpd): router, JSON in and out, problems.
+ *
+ * DESIGN: libmicrohttpd runs its own pool of polling threads; each thread
+ * opens its own SQLite connection on first use (thread-local), so a request
+ * reads and writes the store directly and never waits on a model call: work
+ * for the models goes to the worker pool through the store, then pool_wake().
+ * A request body is collected up to the configured limit; a declared
+ * Content-Length over it is refused with 413 before a byte of body is read.
+ * Every error leaves as an RFC 9457 problem document, its status taken from
+ * the one table in api/errors.c.
+ */
+#ifndef PARLEY_API_H
+#define PARLEY_API_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "db/db.h"
+#include "server/config.h"
+#include "server/fleet.h"
+#include "server/pool.h"
+
+struct api_deps {
+	const struct config *cfg;
+	struct pool *pool;
+	struct fleet *fleet;
+	int64_t started_at;
+};
+
+struct api;
+
+struct api *api_start(const struct api_deps *deps, struct perr *e);
+/* Stops accepting new connections (the listening socket closes). */
+void api_quiesce(struct api *a);
+void api_stop(struct api *a);
+/* The port actually bound (useful with port 0). */
+int api_port(struct api *a);
+
+/* ---- for the handlers in api/ ---- */
+
+struct api_req {
+	struct MHD_Connection *conn;
+	const struct api_deps *deps;
+	struct db *db; /* this thread's connection */
+	const char *method;
+	const char *path;
+	const char *body;
+	size_t body_len;
+	const char *seg[8]; /* path segments after the leading "/" */
+	int nseg;
+};
+
+struct api_resp {
+	int status;
+	const char *content_type;
+	struct strbuf body;
+	char *location;      /* Location header or NULL */
+	const char *allow;   /* Allow header on 405 */
+	int retry_after;     /* seconds; 0 = none */
+};
+
+/* Sets a JSON body; j is stolen. */
+void api_json(struct api_resp *r, int status, json_t *j);
+void api_text(struct api_resp *r, int status, const char *content_type, const char *text);
+/* A problem document; errors (array of {field, message}) is stolen, may be NULL. */
+void api_problem(struct api_resp *r, int status, const char *title, const char *detail,
+		 json_t *errors);
+/* A problem from a perr; the status comes from the table. */
+void api_perr(struct api_resp *r, const struct perr *e);
+int api_status_for(int perr_code);
+/* A validation problem with one field error. */
+void api_invalid(struct api_resp *r, const char *field, const char *message);
+
+const char *api_query(struct api_req *q, const char *name);
+const char *api_header(struct api_req *q, const char *name);
+
+/* Parses the body as a JSON object with the depth limit; on failure fills r (400). */
+json_t *api_parse_body(struct api_req *q, struct api_resp *r);
+
+/* handlers */
+void api_jobs_post(struct api_req *q, struct api_resp *r);
+void api_jobs_list(struct api_req *q, struct api_resp *r);
+void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id);
+void api_jobs_transcript(struct api_req *q, struct api_resp *r, const char *id, int markdown);
+void api_jobs_cancel(struct api_req *q, struct api_resp *r, const char *id);
+void api_scenarios_list(struct api_req *q, struct api_resp *r);
+void api_scenarios_get(struct api_req *q, struct api_resp *r, const char *name);
+void api_scenarios_put(struct api_req *q, struct api_resp *r, const char *name);
+void api_scenarios_delete(struct api_req *q, struct api_resp *r, const char *name);
+void api_system_backends(struct api_req *q, struct api_resp *r);
+void api_system_healthz(struct api_req *q, struct api_resp *r);
+void api_system_readyz(struct api_req *q, struct api_resp *r);
+
+#endif

@@ -1,0 +1,112 @@
+/*
+ * errors.c - the one table from error codes to HTTP statuses, and problem
+ * documents (RFC 9457).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+
+static const struct {
+	int code;
+	int status;
+	const char *title;
+} table[] = {
+    {PERR_INVALID, 400, "Bad Request"},
+    {PERR_NOT_FOUND, 404, "Not Found"},
+    {PERR_CONFLICT, 409, "Conflict"},
+    {PERR_TOO_LARGE, 413, "Content Too Large"},
+    {PERR_UNAVAILABLE, 503, "Service Unavailable"},
+    {PERR_DB, 500, "Internal Server Error"},
+    {PERR_INTERNAL, 500, "Internal Server Error"},
+    {PERR_BACKEND_DOWN, 502, "Bad Gateway"},
+    {PERR_BACKEND_BUSY, 503, "Service Unavailable"},
+    {PERR_MODEL_MISSING, 502, "Bad Gateway"},
+    {PERR_BACKEND_REJECTED, 502, "Bad Gateway"},
+    {PERR_BACKEND_ERROR, 502, "Bad Gateway"},
+    {PERR_BACKEND_TIMEOUT, 504, "Gateway Timeout"},
+    {PERR_BACKEND_PROTOCOL, 502, "Bad Gateway"},
+    {PERR_CONTEXT_OVERFLOW, 502, "Bad Gateway"},
+    {PERR_CANCELLED, 409, "Conflict"},
+};
+
+static const char *title_for(int status)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(table); i++)
+		if (table[i].status == status)
+			return table[i].title;
+	return "Error";
+}
+
+int api_status_for(int code)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(table); i++)
+		if (table[i].code == code)
+			return table[i].status;
+	return 500;
+}
+
+void api_json(struct api_resp *r, int status, json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+
+	r->status = status;
+	r->content_type = "application/json; charset=utf-8";
+	strbuf_reset(&r->body);
+	if (s) {
+		strbuf_addstr(&r->body, s);
+		strbuf_addch(&r->body, '\n');
+	}
+	free(s);
+	json_decref(j);
+}
+
+void api_text(struct api_resp *r, int status, const char *content_type, const char *text)
+{
+	r->status = status;
+	r->content_type = content_type;
+	strbuf_reset(&r->body);
+	strbuf_addstr(&r->body, text);
+}
+
+void api_problem(struct api_resp *r, int status, const char *title, const char *detail,
+		 json_t *errors)
+{
+	json_t *p = json_object();
+
+	json_object_set_new(p, "type", json_string("about:blank"));
+	json_object_set_new(p, "title", json_string(title ? title : title_for(status)));
+	json_object_set_new(p, "status", json_integer(status));
+	json_object_set_new(p, "detail", json_string(detail));
+	if (errors)
+		json_object_set_new(p, "errors", errors);
+	api_json(r, status, p);
+	r->content_type = "application/problem+json";
+}
+
+void api_perr(struct api_resp *r, const struct perr *e)
+{
+	int status = api_status_for(e->code);
+
+	api_problem(r, status, title_for(status), e->msg, NULL);
+	if (status == 503)
+		r->retry_after = 5;
+}
+
+void api_invalid(struct api_resp *r, const char *field, const char *message)
+{
+	json_t *errs = json_array();
+	json_t *one = json_object();
+	char detail[400];
+
+	json_object_set_new(one, "field", json_string(field));
+	json_object_set_new(one, "message", json_string(message));
+	json_array_append_new(errs, one);
+	snprintf(detail, sizeof(detail), "%s: %s", field, message);
+	api_problem(r, 400, "Bad Request", detail, errs);
+}

@@ -1,0 +1,193 @@
+/*
+ * scenarios.c - the scenario library: GET/PUT/DELETE /v1/scenarios[/{name}].
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/views.h"
+#include "db/scenario.h"
+#include "server/prompt.h"
+
+int api_slug_valid(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!(islower(c) || isdigit(c) || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+json_t *api_scenario_json(const struct db_scenario *s)
+{
+	json_t *o = json_object();
+	char ts[32];
+
+	json_object_set_new(o, "name", json_string(s->name));
+	json_object_set_new(o, "problem", json_string(s->problem));
+	json_object_set_new(o, "context", json_string(s->context));
+	json_object_set_new(o, "goal", json_string(s->goal));
+	if (s->prompts) {
+		json_t *p = json_loads(s->prompts, 0, NULL);
+		json_object_set_new(o, "prompts", p ? p : json_null());
+	} else {
+		json_object_set_new(o, "prompts", json_null());
+	}
+	json_object_set_new(o, "builtin", json_boolean(s->builtin));
+	util_iso8601(s->updated_at, ts);
+	json_object_set_new(o, "updated_at", s->updated_at > 0 ? json_string(ts) : json_null());
+	return o;
+}
+
+int api_scenario_validate(json_t *o, const char *prefix, struct db_scenario *out, json_t *errs)
+{
+	static const char *const fields[] = {"name", "problem", "context", "goal", "prompts", NULL};
+	const char *key;
+	json_t *v; /* borrowed */
+	char field[96], msg[160];
+	int i, bad = 0;
+
+	memset(out, 0, sizeof(*out));
+#define ERR(f, m)                                                                                 \
+	do {                                                                                       \
+		snprintf(field, sizeof(field), "%s%s", prefix, f);                                \
+		json_array_append_new(errs, json_pack("{s:s, s:s}", "field", field, "message", m)); \
+		bad = 1;                                                                           \
+	} while (0)
+	json_object_foreach(o, key, v)
+	{
+		for (i = 0; fields[i]; i++)
+			if (strcmp(key, fields[i]) == 0)
+				break;
+		if (!fields[i]) {
+			snprintf(msg, sizeof(msg), "unknown field '%s'", key);
+			ERR(key, msg);
+		}
+	}
+	for (i = 1; i <= 3; i++) {
+		v = json_object_get(o, fields[i]);
+		if (!json_is_string(v) || !*json_string_value(v))
+			ERR(fields[i], "required: a non-empty string");
+		else if (strlen(json_string_value(v)) > 8192)
+			ERR(fields[i], "longer than 8192 characters");
+	}
+	v = json_object_get(o, "prompts");
+	if (v && !json_is_null(v)) {
+		if (!json_is_object(v)) {
+			ERR("prompts", "must be an object");
+		} else {
+			json_t *pv; /* borrowed */
+			json_object_foreach(v, key, pv)
+			{
+				for (i = 0; prompt_keys[i]; i++)
+					if (strcmp(key, prompt_keys[i]) == 0)
+						break;
+				if (!prompt_keys[i] || !json_is_string(pv)) {
+					snprintf(msg, sizeof(msg),
+						 "'%s' is not one of interviewer_system, "
+						 "candidate_system, opening, analysis (strings)",
+						 key);
+					ERR("prompts", msg);
+				}
+			}
+		}
+	}
+#undef ERR
+	if (bad)
+		return -1;
+	out->name = xstrdup_or_null(json_string_value(json_object_get(o, "name")));
+	out->problem = xstrdup(json_string_value(json_object_get(o, "problem")));
+	out->context = xstrdup(json_string_value(json_object_get(o, "context")));
+	out->goal = xstrdup(json_string_value(json_object_get(o, "goal")));
+	v = json_object_get(o, "prompts");
+	out->prompts = v && json_is_object(v) ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	return 0;
+}
+
+void api_scenarios_list(struct api_req *q, struct api_resp *r)
+{
+	struct db_scenario *v;
+	struct perr e = {0};
+	json_t *items;
+	size_t n, i;
+
+	if (db_scenario_list(q->db, &v, &n, &e) < 0)
+		return api_perr(r, &e);
+	items = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append_new(items, api_scenario_json(&v[i]));
+	db_scenarios_free(v, n);
+	api_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
+}
+
+void api_scenarios_get(struct api_req *q, struct api_resp *r, const char *name)
+{
+	struct db_scenario s;
+	struct perr e = {0};
+
+	if (db_scenario_get(q->db, name, &s, &e) < 0)
+		return api_perr(r, &e);
+	api_json(r, 200, api_scenario_json(&s));
+	db_scenario_release(&s);
+}
+
+void api_scenarios_put(struct api_req *q, struct api_resp *r, const char *name)
+{
+	struct db_scenario s;
+	struct perr e = {0};
+	json_t *body, *errs, *nm; /* owned, owned, borrowed */
+	int created = 0;
+
+	if (!api_slug_valid(name))
+		return api_invalid(r, "name",
+				   "a scenario name is 1 to 64 of a-z, 0-9, '_' and '-'");
+	if (!(body = api_parse_body(q, r)))
+		return;
+	nm = json_object_get(body, "name");
+	if (nm && (!json_is_string(nm) || strcmp(json_string_value(nm), name) != 0)) {
+		json_decref(body);
+		return api_invalid(r, "name", "must match the name in the path");
+	}
+	errs = json_array();
+	if (api_scenario_validate(body, "", &s, errs) < 0) {
+		json_decref(body);
+		return api_problem(r, 400, "Bad Request", "the scenario is not valid", errs);
+	}
+	json_decref(errs);
+	json_decref(body);
+	free(s.name);
+	s.name = xstrdup(name);
+	if (db_scenario_put(q->db, &s, &created, &e) < 0) {
+		db_scenario_release(&s);
+		return api_perr(r, &e);
+	}
+	db_scenario_release(&s);
+	if (db_scenario_get(q->db, name, &s, &e) < 0)
+		return api_perr(r, &e);
+	api_json(r, created ? 201 : 200, api_scenario_json(&s));
+	if (created) {
+		struct strbuf loc;
+		strbuf_init(&loc, 64);
+		strbuf_addf(&loc, "/v1/scenarios/%s", name);
+		r->location = strbuf_detach(&loc, NULL);
+	}
+	db_scenario_release(&s);
+}
+
+void api_scenarios_delete(struct api_req *q, struct api_resp *r, const char *name)
+{
+	struct perr e = {0};
+
+	if (db_scenario_delete(q->db, name, &e) < 0)
+		return api_perr(r, &e);
+	r->status = 204;
+	r->content_type = "application/json; charset=utf-8";
+	strbuf_reset(&r->body);
+}

@@ -1,0 +1,33 @@
+/*
+ * system.c - liveness, readiness and the configured backends.
+ */
+#include <string.h>
+
+#include "api/api.h"
+
+void api_system_healthz(struct api_req *q, struct api_resp *r)
+{
+	(void)q;
+	api_json(r, 200, json_pack("{s:s, s:s}", "status", "ok", "version", PARLEY_VERSION));
+}
+
+void api_system_readyz(struct api_req *q, struct api_resp *r)
+{
+	int have = db_schema_version(q->db), want = db_schema_latest();
+	json_t *o;
+
+	if (have != want) {
+		char detail[128];
+		snprintf(detail, sizeof(detail), "database schema is at %d of %d", have, want);
+		api_problem(r, 503, "Service Unavailable", detail, NULL);
+		return;
+	}
+	o = json_pack("{s:s, s:i, s:o}", "status", "ready", "schema_version", have, "backends",
+		      fleet_status_json(q->deps->fleet));
+	api_json(r, 200, o);
+}
+
+void api_system_backends(struct api_req *q, struct api_resp *r)
+{
+	api_json(r, 200, json_pack("{s:o}", "items", fleet_status_json(q->deps->fleet)));
+}

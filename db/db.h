@@ -1,0 +1,57 @@
+/*
+ * db.h - the SQLite store: opening, migrations, transactions.
+ *
+ * DESIGN: one struct db per thread (each worker and each HTTP thread owns
+ * its own connection; SQLite connections are not shared). The file is in WAL
+ * mode with synchronous=FULL by default, busy_timeout set, foreign keys on.
+ * Every write transaction starts with BEGIN IMMEDIATE so writers queue on the
+ * database lock instead of failing half way. Statements are prepared once
+ * per connection and kept (db_stmt() caches them by their SQL text's
+ * address), and every value is a bound parameter. Migrations are the files
+ * of migrations/, compiled into the binary, applied in order at start-up and
+ * tracked with PRAGMA user_version.
+ */
+#ifndef PARLEY_DB_H
+#define PARLEY_DB_H
+
+#include <sqlite3.h>
+
+#include "db/util.h"
+
+struct db;
+
+/* Opens (creating when missing) the database file. Does not migrate. */
+struct db *db_open(const char *path, struct perr *e);
+void db_close(struct db *db);
+/* Applies the migrations the file has not seen yet; each in its own transaction. */
+int db_migrate(struct db *db, struct perr *e);
+/* Number of migrations compiled in, and the version the file is at. */
+int db_schema_latest(void);
+int db_schema_version(struct db *db);
+
+/* "FULL" (default) or "NORMAL"; applies to connections opened afterwards. */
+void db_set_synchronous(const char *mode);
+
+int db_begin(struct db *db, struct perr *e); /* BEGIN IMMEDIATE */
+int db_commit(struct db *db, struct perr *e);
+void db_rollback(struct db *db);
+
+/* Returns "ok" or the first problem PRAGMA integrity_check reports (caller frees). */
+char *db_integrity_check(struct db *db);
+
+/* For db/ modules only: the cached, reset statement for sql (a static string). */
+sqlite3_stmt *db_stmt(struct db *db, const char *sql, struct perr *e);
+sqlite3 *db_handle(struct db *db);
+/* Fills e from the connection's last error; returns -1. */
+int db_fail(struct db *db, struct perr *e, const char *what);
+
+/* Column helpers: NULL column → NULL / -1. */
+char *db_col_text(sqlite3_stmt *st, int col);
+int64_t db_col_int(sqlite3_stmt *st, int col);
+double db_col_real(sqlite3_stmt *st, int col);
+/* Binds text or NULL, an int64 (negative → NULL when null_if_negative), a double (<0 → NULL). */
+void db_bind_text(sqlite3_stmt *st, int col, const char *s);
+void db_bind_opt_int(sqlite3_stmt *st, int col, int64_t v);
+void db_bind_opt_real(sqlite3_stmt *st, int col, double v);
+
+#endif

@@ -1,0 +1,483 @@
+/*
+ * job.c - jobs in the store. See job.h.
+ */
+#include "db/job.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/turn.h"
+
+#define JOB_COLS                                                                                  \
+	"seq, id, status, scenario_name, scenario, interviewer_model, interviewer_backend, "      \
+	"candidate_model, candidate_backend, max_turns, options, scoring, extraction, labels, "   \
+	"batch_id, created_at, started_at, finished_at, attempts, turns_completed, error_code, "  \
+	"error_message, metrics, cancel_requested"
+
+static const char sql_insert[] =
+    "INSERT INTO jobs (id, status, scenario_name, scenario, interviewer_model, "
+    "interviewer_backend, candidate_model, candidate_backend, max_turns, options, scoring, "
+    "extraction, labels, batch_id, created_at) "
+    "VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+static const char sql_idem_get[] = "SELECT body_hash, job_id FROM idempotency_keys WHERE key = ?1";
+static const char sql_idem_put[] =
+    "INSERT INTO idempotency_keys (key, body_hash, job_id, created_at) VALUES (?1, ?2, ?3, ?4)";
+static const char sql_idem_expire[] = "DELETE FROM idempotency_keys WHERE created_at < ?1";
+static const char sql_count_queued[] = "SELECT count(*) FROM jobs WHERE status = 'queued'";
+static const char sql_get[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
+static const char sql_list[] =
+    "SELECT " JOB_COLS " FROM jobs WHERE (?1 IS NULL OR status = ?1) "
+    "AND (?2 IS NULL OR scenario_name = ?2) "
+    "AND (?3 IS NULL OR interviewer_model = ?3 OR candidate_model = ?3) "
+    "AND (?4 IS NULL OR batch_id = ?4) "
+    "AND (?5 IS NULL OR json_extract(labels, ?5) = ?6) "
+    "AND (?7 = 0 OR seq < ?7) ORDER BY seq DESC LIMIT ?8";
+static const char sql_claim[] =
+    "UPDATE jobs SET status = 'running', attempts = attempts + 1, "
+    "started_at = coalesce(started_at, ?1) "
+    "WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1) "
+    "RETURNING " JOB_COLS;
+static const char sql_requeue_running[] =
+    "UPDATE jobs SET status = 'queued' WHERE status = 'running'";
+static const char sql_requeue[] =
+    "UPDATE jobs SET status = 'queued' WHERE id = ?1 AND attempts = ?2 AND status = 'running'";
+static const char sql_finish[] =
+    "UPDATE jobs SET status = ?3, error_code = ?4, error_message = ?5, metrics = ?6, "
+    "finished_at = ?7 WHERE id = ?1 AND attempts = ?2 AND status = 'running'";
+static const char sql_optim_clear[] = "DELETE FROM optimizations WHERE job_id = ?1";
+static const char sql_optim_put[] =
+    "INSERT INTO optimizations (job_id, ord, turn, title, detail, test, suggestion, "
+    "extracted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+static const char sql_cancel_queued[] =
+    "UPDATE jobs SET status = 'cancelled', finished_at = ?2, cancel_requested = 1, "
+    "error_code = 'cancelled', error_message = 'cancelled before it started' "
+    "WHERE id = ?1 AND status = 'queued'";
+static const char sql_cancel_running[] =
+    "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1 AND status = 'running'";
+static const char sql_status[] = "SELECT status FROM jobs WHERE id = ?1";
+static const char sql_cancel_flag[] = "SELECT cancel_requested FROM jobs WHERE id = ?1";
+static const char sql_counts[] = "SELECT status, count(*) FROM jobs GROUP BY status";
+
+void db_job_release(struct db_job *j)
+{
+	free(j->scenario_name);
+	free(j->scenario);
+	free(j->interviewer_model);
+	free(j->interviewer_backend);
+	free(j->candidate_model);
+	free(j->candidate_backend);
+	free(j->options);
+	free(j->scoring);
+	free(j->extraction);
+	free(j->labels);
+	free(j->batch_id);
+	free(j->error_code);
+	free(j->error_message);
+	free(j->metrics);
+	memset(j, 0, sizeof(*j));
+}
+
+void db_jobs_free(struct db_job *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		db_job_release(&v[i]);
+	free(v);
+}
+
+static void copy_fixed(char *dst, size_t size, sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	snprintf(dst, size, "%s", t ? (const char *)t : "");
+}
+
+static void read_row(sqlite3_stmt *st, struct db_job *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->seq = sqlite3_column_int64(st, 0);
+	copy_fixed(j->id, sizeof(j->id), st, 1);
+	copy_fixed(j->status, sizeof(j->status), st, 2);
+	j->scenario_name = db_col_text(st, 3);
+	j->scenario = db_col_text(st, 4);
+	j->interviewer_model = db_col_text(st, 5);
+	j->interviewer_backend = db_col_text(st, 6);
+	j->candidate_model = db_col_text(st, 7);
+	j->candidate_backend = db_col_text(st, 8);
+	j->max_turns = sqlite3_column_int(st, 9);
+	j->options = db_col_text(st, 10);
+	j->scoring = db_col_text(st, 11);
+	j->extraction = db_col_text(st, 12);
+	j->labels = db_col_text(st, 13);
+	j->batch_id = db_col_text(st, 14);
+	j->created_at = db_col_int(st, 15);
+	j->started_at = db_col_int(st, 16);
+	j->finished_at = db_col_int(st, 17);
+	j->attempts = sqlite3_column_int(st, 18);
+	j->turns_completed = sqlite3_column_int(st, 19);
+	j->error_code = db_col_text(st, 20);
+	j->error_message = db_col_text(st, 21);
+	j->metrics = db_col_text(st, 22);
+	j->cancel_requested = sqlite3_column_int(st, 23);
+}
+
+/* Steps a statement that changes rows; returns the number changed or -1. */
+static int step_done(struct db *db, sqlite3_stmt *st, struct perr *e, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, e, what);
+	return sqlite3_changes(db_handle(db));
+}
+
+int db_job_insert(struct db *db, struct db_job *j, const char *idem_key, const char *body_hash,
+		  int max_queued, struct perr *e)
+{
+	sqlite3_stmt *st;
+	char hex[17];
+	int rc;
+
+	if (db_begin(db, e) < 0)
+		return -1;
+	if (idem_key) {
+		if (!(st = db_stmt(db, sql_idem_get, e)))
+			goto fail;
+		db_bind_text(st, 1, idem_key);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			int same = strcmp((const char *)sqlite3_column_text(st, 0), body_hash) == 0;
+			copy_fixed(j->id, sizeof(j->id), st, 1);
+			sqlite3_reset(st);
+			db_rollback(db);
+			if (!same)
+				return perr_set(e, PERR_CONFLICT,
+						"Idempotency-Key '%s' was used with another body",
+						idem_key);
+			return 1;
+		}
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			db_fail(db, e, "idempotency lookup");
+			goto fail;
+		}
+	}
+	if (max_queued > 0) {
+		if (!(st = db_stmt(db, sql_count_queued, e)))
+			goto fail;
+		rc = sqlite3_step(st);
+		int64_t queued = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+		sqlite3_reset(st);
+		if (queued >= max_queued) {
+			db_rollback(db);
+			return perr_set(e, PERR_UNAVAILABLE,
+					"the queue is full (%d jobs waiting); try again later",
+					max_queued);
+		}
+	}
+	util_random_hex(hex, 8);
+	snprintf(j->id, sizeof(j->id), "j%s", hex);
+	j->created_at = util_now_us();
+	snprintf(j->status, sizeof(j->status), "queued");
+	if (!(st = db_stmt(db, sql_insert, e)))
+		goto fail;
+	db_bind_text(st, 1, j->id);
+	db_bind_text(st, 2, j->scenario_name);
+	db_bind_text(st, 3, j->scenario);
+	db_bind_text(st, 4, j->interviewer_model);
+	db_bind_text(st, 5, j->interviewer_backend);
+	db_bind_text(st, 6, j->candidate_model);
+	db_bind_text(st, 7, j->candidate_backend);
+	sqlite3_bind_int(st, 8, j->max_turns);
+	db_bind_text(st, 9, j->options ? j->options : "{}");
+	db_bind_text(st, 10, j->scoring);
+	db_bind_text(st, 11, j->extraction);
+	db_bind_text(st, 12, j->labels ? j->labels : "{}");
+	db_bind_text(st, 13, j->batch_id);
+	sqlite3_bind_int64(st, 14, j->created_at);
+	if (step_done(db, st, e, "insert job") < 0)
+		goto fail;
+	j->seq = sqlite3_last_insert_rowid(db_handle(db));
+	if (idem_key) {
+		if (!(st = db_stmt(db, sql_idem_put, e)))
+			goto fail;
+		db_bind_text(st, 1, idem_key);
+		db_bind_text(st, 2, body_hash);
+		db_bind_text(st, 3, j->id);
+		sqlite3_bind_int64(st, 4, j->created_at);
+		if (step_done(db, st, e, "store idempotency key") < 0)
+			goto fail;
+	}
+	return db_commit(db, e) < 0 ? -1 : 0;
+fail:
+	db_rollback(db);
+	return -1;
+}
+
+int db_job_get(struct db *db, const char *id, struct db_job *out, struct perr *e)
+{
+	sqlite3_stmt *st = db_stmt(db, sql_get, e);
+	int rc;
+
+	if (!st)
+		return -1;
+	db_bind_text(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		read_row(st, out);
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return perr_set(e, PERR_NOT_FOUND, "no job '%s'", id);
+	return db_fail(db, e, "read job");
+}
+
+int db_job_list(struct db *db, const struct db_job_filter *f, struct db_job **out, size_t *n,
+		struct perr *e)
+{
+	sqlite3_stmt *st = db_stmt(db, sql_list, e);
+	size_t alloc = 16;
+	char path[160];
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (!st)
+		return -1;
+	db_bind_text(st, 1, f->status);
+	db_bind_text(st, 2, f->scenario);
+	db_bind_text(st, 3, f->model);
+	db_bind_text(st, 4, f->batch);
+	if (f->label_key) {
+		snprintf(path, sizeof(path), "$.\"%s\"", f->label_key);
+		db_bind_text(st, 5, path);
+		db_bind_text(st, 6, f->label_value ? f->label_value : "");
+	}
+	sqlite3_bind_int64(st, 7, f->before_seq);
+	sqlite3_bind_int(st, 8, f->limit > 0 ? f->limit : 50);
+	*out = xcalloc(alloc, sizeof(**out));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == alloc) {
+			alloc *= 2;
+			*out = xrealloc(*out, alloc * sizeof(**out));
+		}
+		read_row(st, &(*out)[(*n)++]);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		db_jobs_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+		return db_fail(db, e, "list jobs");
+	}
+	return 0;
+}
+
+int db_job_claim(struct db *db, struct db_job *out, struct perr *e)
+{
+	sqlite3_stmt *st;
+	int rc, claimed = 0;
+
+	if (db_begin(db, e) < 0)
+		return -1;
+	if (!(st = db_stmt(db, sql_claim, e)))
+		goto fail;
+	sqlite3_bind_int64(st, 1, util_now_us());
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		read_row(st, out);
+		claimed = 1;
+		rc = sqlite3_step(st);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		if (claimed)
+			db_job_release(out);
+		db_fail(db, e, "claim job");
+		goto fail;
+	}
+	if (db_commit(db, e) < 0) {
+		if (claimed)
+			db_job_release(out);
+		return -1;
+	}
+	return claimed;
+fail:
+	db_rollback(db);
+	return -1;
+}
+
+int db_job_requeue_running(struct db *db, struct perr *e)
+{
+	sqlite3_stmt *st;
+	int n;
+
+	if (db_begin(db, e) < 0)
+		return -1;
+	if (!(st = db_stmt(db, sql_requeue_running, e)) ||
+	    (n = step_done(db, st, e, "requeue jobs")) < 0) {
+		db_rollback(db);
+		return -1;
+	}
+	return db_commit(db, e) < 0 ? -1 : n;
+}
+
+int db_job_requeue(struct db *db, const char *id, int attempt, struct perr *e)
+{
+	sqlite3_stmt *st;
+
+	if (db_begin(db, e) < 0)
+		return -1;
+	if (!(st = db_stmt(db, sql_requeue, e)))
+		goto fail;
+	db_bind_text(st, 1, id);
+	sqlite3_bind_int(st, 2, attempt);
+	if (step_done(db, st, e, "requeue job") < 0)
+		goto fail;
+	return db_commit(db, e);
+fail:
+	db_rollback(db);
+	return -1;
+}
+
+int db_job_finish(struct db *db, const char *id, int attempt, const char *status,
+		  const char *error_code, const char *error_message, const char *metrics,
+		  const struct db_optim *optims, size_t noptims, struct perr *e)
+{
+	sqlite3_stmt *st;
+	size_t i;
+	int n;
+
+	if (db_begin(db, e) < 0)
+		return -1;
+	if (!(st = db_stmt(db, sql_finish, e)))
+		goto fail;
+	db_bind_text(st, 1, id);
+	sqlite3_bind_int(st, 2, attempt);
+	db_bind_text(st, 3, status);
+	db_bind_text(st, 4, error_code);
+	db_bind_text(st, 5, error_message);
+	db_bind_text(st, 6, metrics);
+	sqlite3_bind_int64(st, 7, util_now_us());
+	if ((n = step_done(db, st, e, "finish job")) < 0)
+		goto fail;
+	if (n == 0) {
+		db_rollback(db);
+		return perr_set(e, PERR_CONFLICT, "job '%s' attempt %d is no longer running", id,
+				attempt);
+	}
+	if (!(st = db_stmt(db, sql_optim_clear, e)))
+		goto fail;
+	db_bind_text(st, 1, id);
+	if (step_done(db, st, e, "clear optimizations") < 0)
+		goto fail;
+	for (i = 0; i < noptims; i++) {
+		const struct db_optim *o = &optims[i];
+		if (!(st = db_stmt(db, sql_optim_put, e)))
+			goto fail;
+		db_bind_text(st, 1, id);
+		sqlite3_bind_int(st, 2, (int)i + 1);
+		sqlite3_bind_int(st, 3, o->turn);
+		db_bind_text(st, 4, o->title ? o->title : "");
+		db_bind_text(st, 5, o->detail);
+		db_bind_text(st, 6, o->test);
+		db_bind_text(st, 7, o->suggestion ? o->suggestion : "");
+		sqlite3_bind_int64(st, 8, o->extracted_at);
+		if (step_done(db, st, e, "store optimization") < 0)
+			goto fail;
+	}
+	return db_commit(db, e);
+fail:
+	db_rollback(db);
+	return -1;
+}
+
+int db_job_cancel(struct db *db, const char *id, char was[16], struct perr *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (db_begin(db, e) < 0)
+		return -1;
+	if (!(st = db_stmt(db, sql_status, e)))
+		goto fail;
+	db_bind_text(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		db_rollback(db);
+		if (rc == SQLITE_DONE)
+			return perr_set(e, PERR_NOT_FOUND, "no job '%s'", id);
+		return db_fail(db, e, "read job");
+	}
+	copy_fixed(was, 16, st, 0);
+	sqlite3_reset(st);
+	if (strcmp(was, "queued") == 0) {
+		if (!(st = db_stmt(db, sql_cancel_queued, e)))
+			goto fail;
+		db_bind_text(st, 1, id);
+		sqlite3_bind_int64(st, 2, util_now_us());
+	} else if (strcmp(was, "running") == 0) {
+		if (!(st = db_stmt(db, sql_cancel_running, e)))
+			goto fail;
+		db_bind_text(st, 1, id);
+	} else {
+		db_rollback(db);
+		return 0;
+	}
+	if (step_done(db, st, e, "cancel job") < 0)
+		goto fail;
+	return db_commit(db, e);
+fail:
+	db_rollback(db);
+	return -1;
+}
+
+int db_job_cancel_requested(struct db *db, const char *id)
+{
+	sqlite3_stmt *st = db_stmt(db, sql_cancel_flag, NULL);
+	int r = 0;
+
+	if (!st)
+		return 0;
+	db_bind_text(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		r = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	return r;
+}
+
+int db_job_counts(struct db *db, int64_t counts[5], struct perr *e)
+{
+	static const char *const names[5] = {"queued", "running", "succeeded", "failed",
+					     "cancelled"};
+	sqlite3_stmt *st = db_stmt(db, sql_counts, e);
+	int rc, i;
+
+	memset(counts, 0, 5 * sizeof(counts[0]));
+	if (!st)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *s = (const char *)sqlite3_column_text(st, 0);
+		for (i = 0; i < 5; i++)
+			if (s && strcmp(s, names[i]) == 0)
+				counts[i] = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : db_fail(db, e, "count jobs");
+}
+
+int db_idem_expire(struct db *db, int64_t before_us, struct perr *e)
+{
+	sqlite3_stmt *st = db_stmt(db, sql_idem_expire, e);
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, before_us);
+	return step_done(db, st, e, "expire idempotency keys") < 0 ? -1 : 0;
+}

@@ -1,0 +1,409 @@
+/*
+ * engine.c - one conversation, turn by turn. See engine.h.
+ */
+#include "server/engine.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "db/turn.h"
+#include "server/extract.h"
+#include "server/log.h"
+#include "server/prompt.h"
+#include "server/score.h"
+
+struct turns {
+	struct db_turn *v;
+	size_t n, alloc;
+};
+
+static int has_stop_marker(const char *text)
+{
+	return text && strcasestr(text, "#stop_progress") != NULL;
+}
+
+int engine_analysis_turn(int max_turns, const struct db_turn *turns, size_t nturns)
+{
+	int last = max_turns % 2 ? max_turns : max_turns - 1;
+	size_t i;
+
+	for (i = 0; i < nturns; i++) {
+		const struct db_turn *t = &turns[i];
+		if (t->idx < last && strcmp(t->role, "interviewer") == 0 &&
+		    has_stop_marker(t->text) && t->idx + 2 < last)
+			last = t->idx + 2;
+	}
+	return last;
+}
+
+int engine_last_turn(int max_turns, const struct db_turn *turns, size_t nturns)
+{
+	int analysis = engine_analysis_turn(max_turns, turns, nturns);
+	int natural = max_turns % 2 ? max_turns : max_turns - 1;
+
+	/* with an even max_turns the candidate answers the analysis, unless it came early */
+	return analysis == natural && max_turns % 2 == 0 ? analysis + 1 : analysis;
+}
+
+static int cancelled(struct engine_ctx *ctx, const char *job_id)
+{
+	if (atomic_load(ctx->cancel) && !atomic_load(ctx->stopping))
+		return 1;
+	return db_job_cancel_requested(ctx->db, job_id);
+}
+
+static long backoff_ms(const struct config *cfg, int attempt, long retry_after_ms)
+{
+	double d = (double)cfg->retry_base_delay_ms * pow(2.0, attempt - 1);
+	double jitter = 0.5 + (double)(random() % 1000) / 1000.0;
+
+	if (d > (double)cfg->retry_max_delay_ms)
+		d = (double)cfg->retry_max_delay_ms;
+	d *= jitter;
+	if ((double)retry_after_ms > d)
+		d = (double)retry_after_ms;
+	return (long)d;
+}
+
+enum call_outcome { CALL_OK, CALL_FAILED, CALL_CANCELLED };
+
+/* One turn's model call with its retries; fills res, t's metrics and note. */
+static enum call_outcome call_with_retries(struct engine_ctx *ctx, const struct chat_req *req,
+					   struct chat_result *res, struct db_turn *t,
+					   struct strbuf *note, struct perr *e)
+{
+	int attempt;
+
+	for (attempt = 1;; attempt++) {
+		int rc;
+
+		if (fleet_acquire(ctx->fleet, req->be->name, ctx->cancel) < 0)
+			return CALL_CANCELLED;
+		t->started_at = util_now_us();
+		rc = backend_chat(ctx->curl, req, res, e);
+		t->finished_at = util_now_us();
+		fleet_release(ctx->fleet, req->be->name);
+		t->attempts = attempt;
+		if (rc == 0)
+			return CALL_OK;
+		if (atomic_load(ctx->cancel) || e->code == PERR_CANCELLED)
+			return CALL_CANCELLED;
+		if (!backend_error_transient(e, res) || attempt >= ctx->cfg->retry_max_attempts)
+			return CALL_FAILED;
+		strbuf_addf(note, "%sattempt %d %s: %s", note->len ? "; " : "", attempt,
+			    res->partial ? "cut after partial output, restarted from scratch"
+					 : "failed, retried",
+			    e->msg);
+		log_warn("retrying model call", "backend=%s model=%s attempt=%d error=\"%s\"",
+			 req->be->name, req->model, attempt, e->msg);
+		long delay = backoff_ms(ctx->cfg, attempt, res->retry_after_ms);
+		chat_result_release(res);
+		if (ctx->wait_ms(ctx->wait_ud, delay))
+			return CALL_CANCELLED;
+	}
+}
+
+static void set_metrics(struct db_turn *t, const struct chat_metrics *m)
+{
+	t->wall_ms = m->wall_ms;
+	t->ttft_ms = m->ttft_ms;
+	t->prompt_tokens = m->prompt_tokens;
+	t->cached_tokens = m->cached_tokens;
+	t->completion_tokens = m->completion_tokens;
+	t->prompt_ms = m->prompt_ms;
+	t->gen_ms = m->gen_ms;
+	t->tokens_per_s = m->tokens_per_s;
+	t->load_ms = m->load_ms;
+	t->finish_reason = m->finish_reason[0] ? xstrdup(m->finish_reason) : NULL;
+}
+
+static void turns_push(struct turns *ts, struct db_turn *t)
+{
+	if (ts->n == ts->alloc) {
+		ts->alloc = ts->alloc ? ts->alloc * 2 : 8;
+		ts->v = xrealloc(ts->v, ts->alloc * sizeof(*ts->v));
+	}
+	ts->v[ts->n++] = *t;
+}
+
+static int finish(struct engine_ctx *ctx, struct db_job *job, const char *status,
+		  const char *code, const char *msg, json_t *metrics, const struct optim_list *ol)
+{
+	struct db_optim *dv = NULL;
+	char *mtext = metrics ? json_dumps(metrics, JSON_COMPACT) : NULL;
+	int64_t now = util_now_us();
+	struct perr e = {0};
+	size_t i, n = ol ? ol->n : 0;
+	int rc;
+
+	if (n) {
+		dv = xcalloc(n, sizeof(*dv));
+		for (i = 0; i < n; i++) {
+			dv[i].turn = ol->v[i].turn;
+			dv[i].title = ol->v[i].title;
+			dv[i].detail = ol->v[i].detail;
+			dv[i].test = ol->v[i].test;
+			dv[i].suggestion = ol->v[i].suggestion;
+			dv[i].extracted_at = now;
+		}
+	}
+	rc = db_job_finish(ctx->db, job->id, job->attempts, status, code, msg, mtext, dv, n, &e);
+	free(dv); /* the strings belong to ol */
+	free(mtext);
+	if (rc < 0) {
+		log_error("cannot finish job", "job=%s status=%s error=\"%s\"", job->id, status, e.msg);
+		return -1;
+	}
+	log_info("job finished", "job=%s status=%s%s%s", job->id, status, code ? " error=" : "",
+		 code ? code : "");
+	return 0;
+}
+
+static json_t *job_metrics(const struct turns *ts, const struct optim_list *ol,
+			   const struct score_result *sr, enum score_method sm)
+{
+	json_t *m = json_object();
+	double total_ms = 0, ttft_sum = 0;
+	long ptok = 0, ctok = 0, cached = 0;
+	int have_cached = 0, nttft = 0;
+	size_t i;
+
+	for (i = 0; i < ts->n; i++) {
+		const struct db_turn *t = &ts->v[i];
+		total_ms += t->wall_ms;
+		if (t->ttft_ms >= 0) {
+			ttft_sum += t->ttft_ms;
+			nttft++;
+		}
+		if (t->prompt_tokens > 0)
+			ptok += t->prompt_tokens;
+		if (t->completion_tokens > 0)
+			ctok += t->completion_tokens;
+		if (t->cached_tokens >= 0) {
+			cached += t->cached_tokens;
+			have_cached = 1;
+		}
+	}
+	json_object_set_new(m, "total_duration", json_real(total_ms / 1000.0));
+	json_object_set_new(m, "turns_completed", json_integer((json_int_t)ts->n));
+	json_object_set_new(m, "optimizations_found", json_integer((json_int_t)ol->n));
+	json_object_set_new(m, "interview_quality", json_real(sr->interview_quality));
+	json_object_set_new(m, "candidate_engagement", json_real(sr->candidate_engagement));
+	json_object_set_new(m, "scoring", json_string(score_method_name(sm)));
+	json_object_set_new(m, "mean_ttft_ms", nttft ? json_real(ttft_sum / nttft) : json_null());
+	json_object_set_new(m, "prompt_tokens", json_integer(ptok));
+	json_object_set_new(m, "completion_tokens", json_integer(ctok));
+	json_object_set_new(m, "cached_tokens", have_cached ? json_integer(cached) : json_null());
+	if (sr->components)
+		json_object_set(m, "scores", sr->components); /* borrowed, so incref */
+	return m;
+}
+
+static int finish_success(struct engine_ctx *ctx, struct db_job *job, const json_t *scenario,
+			  const struct turns *ts)
+{
+	int analysis = engine_analysis_turn(job->max_turns, ts->v, ts->n);
+	enum extract_method em = EXTRACT_RUBRIC;
+	enum score_method sm = SCORE_RUBRIC;
+	struct score_turn *st = xcalloc(ts->n ? ts->n : 1, sizeof(*st));
+	struct optim_list ol;
+	struct score_input in;
+	struct score_result sr;
+	json_t *metrics;
+	size_t i;
+	int rc;
+
+	extract_method_parse(job->extraction, &em);
+	score_method_parse(job->scoring, &sm);
+	optim_list_init(&ol);
+	for (i = 0; i < ts->n; i++)
+		if (ts->v[i].idx == analysis)
+			extract_optimizations(em, ts->v[i].text, ts->v[i].idx, &ol);
+	for (i = 0; i < ts->n; i++) {
+		st[i].role = ts->v[i].role;
+		st[i].text = ts->v[i].text;
+		st[i].duration_s = ts->v[i].wall_ms / 1000.0;
+	}
+	memset(&in, 0, sizeof(in));
+	in.turns = st;
+	in.nturns = ts->n;
+	in.optims = &ol;
+	in.problem = json_string_value(json_object_get(scenario, "problem"));
+	in.goal = json_string_value(json_object_get(scenario, "goal"));
+	memset(&sr, 0, sizeof(sr));
+	score_conversation(sm, &in, &sr);
+	metrics = job_metrics(ts, &ol, &sr, sm);
+	rc = finish(ctx, job, "succeeded", NULL, NULL, metrics, &ol);
+	json_decref(metrics);
+	score_result_release(&sr);
+	optim_list_release(&ol);
+	free(st);
+	return rc;
+}
+
+static json_t *partial_metrics(const struct turns *ts)
+{
+	json_t *m = json_object();
+	double total_ms = 0;
+	size_t i;
+
+	for (i = 0; i < ts->n; i++)
+		total_ms += ts->v[i].wall_ms;
+	json_object_set_new(m, "total_duration", json_real(total_ms / 1000.0));
+	json_object_set_new(m, "turns_completed", json_integer((json_int_t)ts->n));
+	return m;
+}
+
+static enum engine_outcome end_cancelled(struct engine_ctx *ctx, struct db_job *job,
+					 const struct turns *ts)
+{
+	json_t *m = partial_metrics(ts);
+	int rc = finish(ctx, job, "cancelled", "cancelled", "cancelled by request", m, NULL);
+
+	json_decref(m);
+	return rc < 0 ? ENGINE_LOST : ENGINE_FINISHED;
+}
+
+static enum engine_outcome requeue(struct engine_ctx *ctx, struct db_job *job)
+{
+	struct perr e = {0};
+
+	if (db_job_requeue(ctx->db, job->id, job->attempts, &e) < 0) {
+		log_error("cannot requeue job", "job=%s error=\"%s\"", job->id, e.msg);
+		return ENGINE_LOST;
+	}
+	log_info("job requeued", "job=%s turns_completed=%d", job->id, job->turns_completed);
+	return ENGINE_REQUEUED;
+}
+
+enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
+{
+	enum engine_outcome out = ENGINE_FINISHED;
+	struct turns ts = {0};
+	struct prompts pr = {0};
+	struct strbuf scratch, note;
+	struct chat_msg *msgs = NULL;
+	json_t *scenario, *options; /* owned */
+	json_error_t jerr;
+	struct perr e = {0};
+	size_t i;
+
+	scenario = json_loads(job->scenario, 0, &jerr);
+	options = json_loads(job->options ? job->options : "{}", 0, &jerr);
+	strbuf_init(&scratch, 4096);
+	strbuf_init(&note, 0);
+	if (!scenario || !options) {
+		finish(ctx, job, "failed", "internal", "the stored job cannot be read", NULL, NULL);
+		goto out;
+	}
+	prompt_render(scenario, job->interviewer_model, job->candidate_model, job->max_turns, &pr);
+	if (db_turn_list(ctx->db, job->id, &ts.v, &ts.n, &e) < 0) {
+		log_error("cannot load turns", "job=%s error=\"%s\"", job->id, e.msg);
+		out = requeue(ctx, job);
+		goto out;
+	}
+	ts.alloc = ts.n;
+	log_info("job started", "job=%s attempt=%d resume_at=%zu", job->id, job->attempts,
+		 ts.n + 1);
+
+	for (;;) {
+		int idx = (int)ts.n + 1;
+		int last = engine_last_turn(job->max_turns, ts.v, ts.n);
+		int analysis = engine_analysis_turn(job->max_turns, ts.v, ts.n);
+		int interviewer = idx % 2 == 1;
+		struct chat_result res;
+		struct chat_req req;
+		struct db_turn t;
+		enum call_outcome co;
+
+		if (idx > last)
+			break;
+		if (atomic_load(ctx->stopping)) {
+			out = requeue(ctx, job);
+			goto out;
+		}
+		if (cancelled(ctx, job->id)) {
+			out = end_cancelled(ctx, job, &ts);
+			goto out;
+		}
+		memset(&req, 0, sizeof(req));
+		req.be = fleet_find(ctx->fleet, interviewer ? job->interviewer_backend
+							    : job->candidate_backend);
+		req.model = interviewer ? job->interviewer_model : job->candidate_model;
+		if (!req.be) {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "backend '%s' is no longer configured",
+				 interviewer ? job->interviewer_backend : job->candidate_backend);
+			finish(ctx, job, "failed", "backend_missing", msg, NULL, NULL);
+			goto out;
+		}
+		msgs = xrealloc(msgs, (ts.n + 3) * sizeof(*msgs));
+		req.msgs = msgs;
+		req.nmsgs = prompt_messages(&pr, ts.v, ts.n, idx, interviewer && idx == analysis,
+					    msgs, &scratch);
+		req.options = options;
+		req.cancel = ctx->cancel;
+
+		memset(&t, 0, sizeof(t));
+		memset(&res, 0, sizeof(res));
+		strbuf_reset(&note);
+		co = call_with_retries(ctx, &req, &res, &t, &note, &e);
+		if (co != CALL_OK) {
+			chat_result_release(&res);
+			if (co == CALL_CANCELLED && atomic_load(ctx->stopping) &&
+			    !db_job_cancel_requested(ctx->db, job->id)) {
+				out = requeue(ctx, job);
+			} else if (co == CALL_CANCELLED) {
+				out = end_cancelled(ctx, job, &ts);
+			} else {
+				char msg[512];
+				json_t *m = partial_metrics(&ts);
+				if (t.attempts > 1)
+					snprintf(msg, sizeof(msg), "turn %d (%s), after %d attempts: %s",
+						 idx, interviewer ? "interviewer" : "candidate",
+						 t.attempts, e.msg);
+				else
+					snprintf(msg, sizeof(msg), "turn %d (%s): %s", idx,
+						 interviewer ? "interviewer" : "candidate", e.msg);
+				if (finish(ctx, job, "failed", perr_code_name(e.code), msg, m,
+					   NULL) < 0)
+					out = ENGINE_LOST;
+				json_decref(m);
+			}
+			goto out;
+		}
+		t.idx = idx;
+		snprintf(t.role, sizeof(t.role), "%s", interviewer ? "interviewer" : "candidate");
+		t.model = xstrdup(req.model);
+		t.backend = xstrdup(req.be->name);
+		t.text = strbuf_detach(&res.text, NULL);
+		set_metrics(&t, &res.m);
+		t.note = note.len ? xstrdup(note.buf) : NULL;
+		chat_result_release(&res);
+		if (db_turn_insert(ctx->db, job->id, job->attempts, &t, &e) < 0) {
+			log_error("cannot store turn", "job=%s turn=%d error=\"%s\"", job->id, idx,
+				  e.msg);
+			db_turn_release(&t);
+			out = e.code == PERR_CONFLICT ? ENGINE_LOST : requeue(ctx, job);
+			goto out;
+		}
+		job->turns_completed = idx;
+		log_debug("turn stored", "job=%s turn=%d wall_ms=%.0f", job->id, idx, t.wall_ms);
+		turns_push(&ts, &t);
+	}
+	if (finish_success(ctx, job, scenario, &ts) < 0)
+		out = ENGINE_LOST;
+out:
+	for (i = 0; i < ts.n; i++)
+		db_turn_release(&ts.v[i]);
+	free(ts.v);
+	free(msgs);
+	prompt_release(&pr);
+	strbuf_release(&scratch);
+	strbuf_release(&note);
+	json_decref(scenario);
+	json_decref(options);
+	return out;
+}

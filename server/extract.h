@@ -1,0 +1,49 @@
+/*
+ * extract.h - the optimizations an interviewer suggested, read from its text.
+ *
+ * DESIGN: two methods. "rubric" (the default, and the one that reads what a
+ * person would call a suggestion): every top-level list item of the
+ * concrete-suggestions section of the analysis (numbered section 3, or a
+ * heading that names concrete suggestions / #test_this), with nested bullets
+ * and its "Test:" line folded into its parent, plus any other line item marked
+ * #test_this / Test_This / "Test This" in any case. A heading that merely
+ * mentions the format is never a suggestion. "origin" reproduces the system
+ * parley replaces: every line containing the literal "#test_this", trimmed.
+ * Pure functions over text; no I/O, no allocation failure paths.
+ */
+#ifndef PARLEY_EXTRACT_H
+#define PARLEY_EXTRACT_H
+
+#include <stddef.h>
+
+struct optim {
+	char *title;      /* short name, markup stripped: "Implement a Knowledge Graph Interface" */
+	char *detail;     /* the item's text without the title and the test, markup stripped */
+	char *test;       /* how to measure it ("Replace the retrieval process ..."), or NULL */
+	char *suggestion; /* the whole item as one line (origin field), markup kept */
+	int turn;         /* 1-based turn index the item came from */
+};
+
+struct optim_list {
+	struct optim *v;
+	size_t n;
+	size_t alloc;
+};
+
+enum extract_method {
+	EXTRACT_RUBRIC,
+	EXTRACT_ORIGIN,
+};
+
+/* "rubric" / "origin"; parse returns -1 on an unknown name. */
+int extract_method_parse(const char *s, enum extract_method *out);
+const char *extract_method_name(enum extract_method m);
+
+void optim_list_init(struct optim_list *l);
+void optim_list_release(struct optim_list *l);
+
+/* Appends to out the optimizations found in text (an interviewer turn). */
+void extract_optimizations(enum extract_method m, const char *text, int turn,
+			   struct optim_list *out);
+
+#endif

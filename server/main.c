@@ -1,0 +1,115 @@
+/*
+ * main.c - parleyd: configuration, start-up, signals, shutdown.
+ *
+ * DESIGN: the main thread sets everything up (config, database and
+ * migrations, requeue of jobs a crash left running, backends, workers, the
+ * HTTP daemon), then sleeps in sigwait() until SIGINT or SIGTERM. Shutdown
+ * closes the listening socket at once, lets the workers finish the turns in
+ * flight up to the drain timeout, requeues what is left, and exits 0. The
+ * signals are blocked in every thread, so only sigwait() sees them.
+ */
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "db/db.h"
+#include "db/job.h"
+#include "server/config.h"
+#include "server/fleet.h"
+#include "server/log.h"
+#include "server/pool.h"
+
+static void die(const char *what, const struct perr *e)
+{
+	log_error(what, "error=\"%s\"", e->msg);
+	fprintf(stderr, "parleyd: %s: %s\n", what, e->msg);
+	exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	struct perr e = {0};
+	struct api_deps deps;
+	struct fleet *fleet;
+	struct pool *pool;
+	struct api *api;
+	struct db *db;
+	enum log_level lvl;
+	sigset_t sigs;
+	int rc, sig = 0, requeued;
+	size_t i;
+
+	rc = config_load(&cfg, argc, argv, &e);
+	if (rc == 1)
+		return 0;
+	if (rc < 0) {
+		fprintf(stderr, "parleyd: %s\n", e.msg);
+		return 2;
+	}
+	if (log_level_parse(cfg.log_level, &lvl) < 0) {
+		fprintf(stderr, "parleyd: log level '%s' is not debug, info, warn or error\n",
+			cfg.log_level);
+		return 2;
+	}
+	log_set_level(lvl);
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	srandom((unsigned)util_now_us());
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+		perr_set(&e, PERR_INTERNAL, "curl_global_init failed");
+		die("cannot start", &e);
+	}
+	db_set_synchronous(cfg.synchronous);
+	if (!(db = db_open(cfg.db_path, &e)))
+		die("cannot open the database", &e);
+	if (db_migrate(db, &e) < 0)
+		die("cannot migrate the database", &e);
+	if ((requeued = db_job_requeue_running(db, &e)) < 0)
+		die("cannot requeue interrupted jobs", &e);
+	db_idem_expire(db, util_now_us() - (int64_t)48 * 3600 * 1000000, NULL);
+
+	fleet = fleet_start(cfg.backends, cfg.nbackends);
+	if (!(pool = pool_start(&cfg, fleet, &e)))
+		die("cannot start workers", &e);
+	memset(&deps, 0, sizeof(deps));
+	deps.cfg = &cfg;
+	deps.pool = pool;
+	deps.fleet = fleet;
+	deps.started_at = util_now_us();
+	if (!(api = api_start(&deps, &e)))
+		die("cannot start the HTTP server", &e);
+
+	log_info("parleyd started",
+		 "version=%s listen=%s:%d db=%s workers=%d schema=%d requeued=%d auth=%s",
+		 PARLEY_VERSION, cfg.listen_host, api_port(api), cfg.db_path, cfg.workers,
+		 db_schema_version(db), requeued, cfg.ntokens ? "on" : "off");
+	for (i = 0; i < cfg.nbackends; i++)
+		log_info("backend configured", "name=%s kind=%s url=%s max_concurrency=%d",
+			 cfg.backends[i].name, backend_kind_name(cfg.backends[i].kind),
+			 cfg.backends[i].url, cfg.backends[i].max_concurrency);
+	if (requeued)
+		pool_wake(pool);
+
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	log_info("shutting down", "signal=%s drain_timeout_s=%d",
+		 sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_timeout_s);
+	api_quiesce(api);
+	pool_stop(pool, (long)cfg.drain_timeout_s * 1000);
+	api_stop(api);
+	fleet_stop(fleet);
+	db_close(db);
+	config_release(&cfg);
+	curl_global_cleanup();
+	log_info("stopped", "%s", "");
+	return 0;
+}

@@ -1,0 +1,228 @@
+/*
+ * pool.c - worker threads. See pool.h.
+ */
+#include "server/pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db/job.h"
+#include "server/engine.h"
+#include "server/log.h"
+
+struct worker {
+	struct pool *pool;
+	int index;
+	pthread_t thread;
+	atomic_int cancel;
+	pthread_mutex_t lock;  /* guards job_id and pairs with nap */
+	pthread_cond_t nap;    /* backoff sleeps; signalled on cancel */
+	char job_id[DB_JOB_ID_LEN]; /* "" when idle */
+};
+
+struct pool {
+	const struct config *cfg;
+	struct fleet *fleet;
+	struct worker *w;
+	int n;
+	pthread_mutex_t lock; /* guards wake_seq and the sleep of idle workers */
+	pthread_cond_t work;
+	unsigned long wake_seq;
+	atomic_int stopping;
+	atomic_int busy;
+};
+
+static void deadline_after(struct timespec *ts, long ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+static int worker_wait_ms(void *ud, long ms)
+{
+	struct worker *w = ud;
+	struct timespec ts;
+	int rc = 0;
+
+	deadline_after(&ts, ms);
+	pthread_mutex_lock(&w->lock);
+	while (!atomic_load(&w->cancel) && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&w->nap, &w->lock, &ts);
+	pthread_mutex_unlock(&w->lock);
+	return atomic_load(&w->cancel) != 0;
+}
+
+static void worker_raise(struct worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	atomic_store(&w->cancel, 1);
+	pthread_cond_broadcast(&w->nap);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct pool *p = w->pool;
+	struct perr e = {0};
+	struct engine_ctx ctx;
+	unsigned long seen = 0;
+	struct db *db;
+	CURL *curl;
+
+	db = db_open(p->cfg->db_path, &e);
+	curl = curl_easy_init();
+	if (!db || !curl) {
+		log_error("worker cannot start", "worker=%d error=\"%s\"", w->index, e.msg);
+		curl_easy_cleanup(curl);
+		db_close(db);
+		return NULL;
+	}
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cfg = p->cfg;
+	ctx.fleet = p->fleet;
+	ctx.db = db;
+	ctx.curl = curl;
+	ctx.cancel = &w->cancel;
+	ctx.stopping = &p->stopping;
+	ctx.wait_ms = worker_wait_ms;
+	ctx.wait_ud = w;
+
+	while (!atomic_load(&p->stopping)) {
+		struct db_job job;
+		int rc;
+
+		pthread_mutex_lock(&p->lock);
+		seen = p->wake_seq;
+		pthread_mutex_unlock(&p->lock);
+
+		rc = db_job_claim(db, &job, &e);
+		if (rc < 0) {
+			log_error("cannot claim a job", "worker=%d error=\"%s\"", w->index, e.msg);
+			worker_wait_ms(w, 1000);
+			continue;
+		}
+		if (rc == 0) {
+			pthread_mutex_lock(&p->lock);
+			while (p->wake_seq == seen && !atomic_load(&p->stopping))
+				pthread_cond_wait(&p->work, &p->lock);
+			pthread_mutex_unlock(&p->lock);
+			continue;
+		}
+		/* there may be more: let another idle worker look */
+		pool_wake(p);
+		pthread_mutex_lock(&w->lock);
+		snprintf(w->job_id, sizeof(w->job_id), "%s", job.id);
+		atomic_store(&w->cancel, atomic_load(&p->stopping) ? 1 : 0);
+		pthread_mutex_unlock(&w->lock);
+		atomic_fetch_add(&p->busy, 1);
+
+		engine_run(&ctx, &job);
+
+		atomic_fetch_sub(&p->busy, 1);
+		pthread_mutex_lock(&w->lock);
+		w->job_id[0] = '\0';
+		if (!atomic_load(&p->stopping))
+			atomic_store(&w->cancel, 0);
+		pthread_mutex_unlock(&w->lock);
+		db_job_release(&job);
+	}
+	curl_easy_cleanup(curl);
+	db_close(db);
+	return NULL;
+}
+
+struct pool *pool_start(const struct config *cfg, struct fleet *fleet, struct perr *e)
+{
+	struct pool *p = xcalloc(1, sizeof(*p));
+	int i;
+
+	p->cfg = cfg;
+	p->fleet = fleet;
+	p->n = cfg->workers;
+	p->w = xcalloc((size_t)p->n, sizeof(*p->w));
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->work, NULL);
+	for (i = 0; i < p->n; i++) {
+		struct worker *w = &p->w[i];
+		w->pool = p;
+		w->index = i;
+		pthread_mutex_init(&w->lock, NULL);
+		pthread_cond_init(&w->nap, NULL);
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			p->n = i;
+			pool_stop(p, 0);
+			return perr_set(e, PERR_INTERNAL, "cannot start worker threads"), NULL;
+		}
+	}
+	return p;
+}
+
+void pool_wake(struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->wake_seq++;
+	pthread_cond_signal(&p->work);
+	pthread_mutex_unlock(&p->lock);
+}
+
+int pool_cancel(struct pool *p, const char *job_id)
+{
+	int i, found = 0;
+
+	for (i = 0; i < p->n; i++) {
+		struct worker *w = &p->w[i];
+		pthread_mutex_lock(&w->lock);
+		if (strcmp(w->job_id, job_id) == 0) {
+			atomic_store(&w->cancel, 1);
+			pthread_cond_broadcast(&w->nap);
+			found = 1;
+		}
+		pthread_mutex_unlock(&w->lock);
+	}
+	if (found)
+		fleet_poke(p->fleet);
+	return found;
+}
+
+int pool_busy(struct pool *p)
+{
+	return atomic_load(&p->busy);
+}
+
+void pool_stop(struct pool *p, long drain_ms)
+{
+	int64_t deadline = util_mono_us() + drain_ms * 1000;
+	int i;
+
+	if (!p)
+		return;
+	atomic_store(&p->stopping, 1);
+	pthread_mutex_lock(&p->lock);
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	/* turns in flight may finish until the deadline; then they are aborted */
+	while (atomic_load(&p->busy) > 0 && util_mono_us() < deadline)
+		util_sleep_ms(20);
+	for (i = 0; i < p->n; i++)
+		worker_raise(&p->w[i]);
+	fleet_poke(p->fleet);
+	for (i = 0; i < p->n; i++)
+		pthread_join(p->w[i].thread, NULL);
+	for (i = 0; i < p->n; i++) {
+		pthread_mutex_destroy(&p->w[i].lock);
+		pthread_cond_destroy(&p->w[i].nap);
+	}
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->work);
+	free(p->w);
+	free(p);
+}

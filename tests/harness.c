@@ -1,0 +1,302 @@
+/*
+ * harness.c - processes, ports and HTTP for the tests. See harness.h.
+ */
+#include "tests/harness.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+
+const char *harness_tmpdir(void)
+{
+	if (!tmpdir[0]) {
+		const char *base = getenv("TMPDIR");
+		snprintf(tmpdir, sizeof(tmpdir), "%s/parley-test-XXXXXX", base ? base : "/tmp");
+		if (!mkdtemp(tmpdir)) {
+			perror("mkdtemp");
+			abort();
+		}
+	}
+	return tmpdir;
+}
+
+void harness_cleanup(void)
+{
+	char cmd[300];
+
+	if (!tmpdir[0] || getenv("PARLEY_KEEP_TMP"))
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "harness: could not remove %s\n", tmpdir);
+	tmpdir[0] = '\0';
+}
+
+const char *harness_shared(void)
+{
+	const char *s = getenv("PARLEY_SHARED");
+
+	return s && *s ? s : "../shared";
+}
+
+char *harness_slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	struct strbuf sb;
+	char buf[65536];
+	size_t n;
+
+	if (!f)
+		return NULL;
+	strbuf_init(&sb, 0);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		strbuf_add(&sb, buf, n);
+	fclose(f);
+	return strbuf_detach(&sb, len);
+}
+
+int harness_free_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+		port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+static pid_t spawn(const char *const *argv, const char *log, int stdout_pipe[2])
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		char *v[64];
+		int i;
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, STDERR_FILENO);
+			if (!stdout_pipe)
+				dup2(fd, STDOUT_FILENO);
+		}
+		if (stdout_pipe) {
+			dup2(stdout_pipe[1], STDOUT_FILENO);
+			close(stdout_pipe[0]);
+		}
+		setpgid(0, 0);
+		for (i = 0; argv[i] && i < 63; i++)
+			v[i] = xstrdup(argv[i]);
+		v[i] = NULL;
+		execv(v[0], v);
+		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+int harness_fake_start(struct proc *p, const char *const *args)
+{
+	const char *bin = getenv("FAKE_BACKEND");
+	const char *argv[32];
+	int fds[2], n = 0, i;
+	char line[128];
+	size_t len = 0;
+	static int seq;
+
+	memset(p, 0, sizeof(*p));
+	argv[n++] = bin && *bin ? bin : "build/fake-backend";
+	argv[n++] = "--port";
+	argv[n++] = "0";
+	for (i = 0; args && args[i] && n < 30; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	snprintf(p->log, sizeof(p->log), "%s/fake-%d.log", harness_tmpdir(), seq++);
+	if (pipe(fds) < 0)
+		return -1;
+	p->pid = spawn(argv, p->log, fds);
+	close(fds[1]);
+	/* read "port=N\n" */
+	while (len < sizeof(line) - 1) {
+		ssize_t r = read(fds[0], line + len, 1);
+		if (r <= 0)
+			break;
+		if (line[len] == '\n') {
+			line[len] = '\0';
+			if (strncmp(line, "port=", 5) == 0) {
+				p->port = atoi(line + 5);
+				break;
+			}
+			len = 0;
+			continue;
+		}
+		len++;
+	}
+	close(fds[0]);
+	if (p->port <= 0) {
+		fprintf(stderr, "harness: the fake backend did not report its port (log %s)\n",
+			p->log);
+		harness_stop(p, SIGKILL);
+		return -1;
+	}
+	return 0;
+}
+
+int harness_parleyd_start(struct proc *p, const char *db, const char *const *args)
+{
+	const char *bin = getenv("PARLEYD");
+	const char *argv[48];
+	char listen[64];
+	int n = 0, i, tries;
+	static int seq;
+
+	memset(p, 0, sizeof(*p));
+	p->port = harness_free_port();
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", p->port);
+	argv[n++] = bin && *bin ? bin : "build/parleyd";
+	argv[n++] = "--listen";
+	argv[n++] = listen;
+	argv[n++] = "--db";
+	argv[n++] = db;
+	for (i = 0; args && args[i] && n < 46; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	snprintf(p->log, sizeof(p->log), "%s/parleyd-%d.log", harness_tmpdir(), seq++);
+	p->pid = spawn(argv, p->log, NULL);
+	for (tries = 0; tries < 200; tries++) {
+		int st;
+		if (harness_http(p->port, "GET", "/healthz", NULL, NULL, NULL) == 200)
+			return 0;
+		if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+			fprintf(stderr, "harness: parleyd exited at start (log %s)\n", p->log);
+			p->pid = 0;
+			return -1;
+		}
+		usleep(25000);
+	}
+	fprintf(stderr, "harness: parleyd did not answer /healthz (log %s)\n", p->log);
+	harness_stop(p, SIGKILL);
+	return -1;
+}
+
+int harness_stop(struct proc *p, int sig)
+{
+	int st = 0, i;
+
+	if (p->pid <= 0)
+		return -1;
+	kill(p->pid, sig);
+	for (i = 0; i < 600; i++) {
+		if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+			p->pid = 0;
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+		usleep(50000);
+	}
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, &st, 0);
+	p->pid = 0;
+	return -1;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+	strbuf_add(ud, data, size * nmemb);
+	return size * nmemb;
+}
+
+int harness_http(int port, const char *method, const char *path, const char *body,
+		 const char *const *headers, char **out)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *hl = NULL;
+	struct strbuf sb;
+	char url[1024];
+	long status = 0;
+	int i;
+
+	strbuf_init(&sb, 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &sb);
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+		hl = curl_slist_append(hl, "Content-Type: application/json");
+	}
+	hl = curl_slist_append(hl, "Expect:");
+	for (i = 0; headers && headers[i]; i++)
+		hl = curl_slist_append(hl, headers[i]);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+	if (out)
+		*out = strbuf_detach(&sb, NULL);
+	strbuf_release(&sb);
+	return (int)status;
+}
+
+int harness_http_json(int port, const char *method, const char *path, const char *body,
+		      json_t **out)
+{
+	char *text = NULL;
+	int status = harness_http(port, method, path, body, NULL, &text);
+
+	*out = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	return status;
+}
+
+static int ended(json_t *job, void *ud)
+{
+	const char *s = json_string_value(json_object_get(job, "status"));
+
+	(void)ud;
+	return s && (strcmp(s, "succeeded") == 0 || strcmp(s, "failed") == 0 ||
+		     strcmp(s, "cancelled") == 0);
+}
+
+json_t *harness_wait_until(int port, const char *id, long timeout_ms,
+			   int (*pred)(json_t *job, void *ud), void *ud)
+{
+	int64_t deadline = util_mono_us() + timeout_ms * 1000;
+	char path[128];
+
+	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+	while (util_mono_us() < deadline) {
+		json_t *job = NULL;
+		if (harness_http_json(port, "GET", path, NULL, &job) == 200 && pred(job, ud))
+			return job;
+		json_decref(job);
+		usleep(20000);
+	}
+	return NULL;
+}
+
+json_t *harness_wait_job(int port, const char *id, long timeout_ms)
+{
+	return harness_wait_until(port, id, timeout_ms, ended, NULL);
+}

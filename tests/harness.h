@@ -1,0 +1,55 @@
+/*
+ * harness.h - what the integration and live tests share: child processes
+ * (the real parleyd, the fake backend), free ports, HTTP calls, waiting for
+ * a job to end.
+ */
+#ifndef PARLEY_HARNESS_H
+#define PARLEY_HARNESS_H
+
+#include <jansson.h>
+#include <sys/types.h>
+
+#include "db/util.h"
+
+struct proc {
+	pid_t pid;
+	int port;
+	char log[512]; /* stdout+stderr of the child */
+};
+
+/* A fresh temporary directory for this test run (removed by harness_cleanup). */
+const char *harness_tmpdir(void);
+void harness_cleanup(void);
+/* The shared fixtures folder: $PARLEY_SHARED or ../shared. */
+const char *harness_shared(void);
+/* Reads a whole file; NULL when it cannot. */
+char *harness_slurp(const char *path, size_t *len);
+int harness_free_port(void);
+
+/* Starts the fake backend (FAKE_BACKEND or build/fake-backend) with extra args. */
+int harness_fake_start(struct proc *p, const char *const *args);
+/*
+ * Starts parleyd (PARLEYD or build/parleyd) on a free port with the database
+ * db and the given extra args, and waits until /healthz answers.
+ */
+int harness_parleyd_start(struct proc *p, const char *db, const char *const *args);
+/* Sends sig and waits for the process; returns its exit status (or -1). */
+int harness_stop(struct proc *p, int sig);
+
+/*
+ * One HTTP request to 127.0.0.1:port. body may be NULL. headers is a
+ * NULL-terminated list of "Name: value" or NULL. Returns the status (0 when
+ * no answer); *out receives the body (caller frees) when out is not NULL.
+ */
+int harness_http(int port, const char *method, const char *path, const char *body,
+		 const char *const *headers, char **out);
+/* Same, parsing a JSON answer (NULL when it is not JSON). */
+int harness_http_json(int port, const char *method, const char *path, const char *body,
+		      json_t **out);
+/* Polls GET /v1/jobs/id until the job ends or timeout_ms passes; returns the job. */
+json_t *harness_wait_job(int port, const char *id, long timeout_ms);
+/* Polls until pred(job) holds; returns the job or NULL at timeout. */
+json_t *harness_wait_until(int port, const char *id, long timeout_ms,
+			   int (*pred)(json_t *job, void *ud), void *ud);
+
+#endif
