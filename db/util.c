@@ -100,46 +100,57 @@ const char *perr_code_name(int code)
 	return names[code];
 }
 
+/* An empty buffer points here until something is added: no allocation (git's slopbuf). */
+static char strbuf_empty[1];
+
 void strbuf_init(struct strbuf *sb, size_t hint)
 {
-	sb->alloc = hint ? hint + 1 : 64;
-	sb->buf = xmalloc(sb->alloc);
-	sb->buf[0] = '\0';
-	sb->len = 0;
+	sb->buf = strbuf_empty;
+	sb->len = sb->alloc = 0;
+	if (hint)
+		strbuf_grow(sb, hint);
 }
 
 void strbuf_release(struct strbuf *sb)
 {
-	free(sb->buf);
-	sb->buf = NULL;
+	if (sb->alloc)
+		free(sb->buf);
+	sb->buf = strbuf_empty;
 	sb->len = sb->alloc = 0;
 }
 
 char *strbuf_detach(struct strbuf *sb, size_t *len)
 {
-	char *p = sb->buf;
+	char *p = sb->alloc ? sb->buf : xcalloc(1, 1);
 
 	if (len)
 		*len = sb->len;
-	strbuf_init(sb, 0);
+	sb->buf = strbuf_empty;
+	sb->len = sb->alloc = 0;
 	return p;
 }
 
 void strbuf_reset(struct strbuf *sb)
 {
 	sb->len = 0;
-	sb->buf[0] = '\0';
+	if (sb->alloc)
+		sb->buf[0] = '\0';
 }
 
 void strbuf_grow(struct strbuf *sb, size_t extra)
 {
 	size_t need = sb->len + extra + 1;
 
-	if (need <= sb->alloc)
+	size_t alloc = sb->alloc;
+
+	if (need <= alloc)
 		return;
-	while (sb->alloc < need)
-		sb->alloc = sb->alloc < 64 ? 64 : sb->alloc * 2;
-	sb->buf = xrealloc(sb->buf, sb->alloc);
+	while (alloc < need)
+		alloc = alloc < 64 ? 64 : alloc * 2;
+	sb->buf = xrealloc(sb->alloc ? sb->buf : NULL, alloc);
+	if (!sb->alloc)
+		sb->buf[0] = '\0';
+	sb->alloc = alloc;
 }
 
 void strbuf_add(struct strbuf *sb, const void *data, size_t len)
@@ -167,11 +178,14 @@ void strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap)
 	va_list cp;
 	int n;
 
+	strbuf_grow(sb, 64);
 	va_copy(cp, ap);
 	n = vsnprintf(sb->buf + sb->len, sb->alloc - sb->len, fmt, cp);
 	va_end(cp);
-	if (n < 0)
+	if (n < 0) {
+		sb->buf[sb->len] = '\0';
 		return;
+	}
 	if ((size_t)n >= sb->alloc - sb->len) {
 		strbuf_grow(sb, (size_t)n);
 		vsnprintf(sb->buf + sb->len, sb->alloc - sb->len, fmt, ap);

@@ -60,7 +60,11 @@ int perr_set(struct perr *e, int code, const char *fmt, ...)
 /* Stable machine name of a code: "invalid", "backend_down", ... */
 const char *perr_code_name(int code);
 
-/* A growable NUL-terminated buffer. buf is never NULL after strbuf_init(). */
+/*
+ * A growable NUL-terminated buffer. buf is never NULL after strbuf_init(); an
+ * empty buffer costs no allocation. strbuf_detach() is the one way to take
+ * the buffer: it leaves sb empty, released and reusable.
+ */
 struct strbuf {
 	char *buf;
 	size_t len;

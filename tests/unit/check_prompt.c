@@ -90,6 +90,7 @@ START_TEST(each_side_sees_itself_as_assistant_and_the_prefix_is_stable)
 	ck_assert_str_eq(m4[1].content, "Q1");
 	ck_assert_str_eq(m4[2].role, "assistant");
 	n6 = prompt_messages(&p, t, 5, 6, 0, m6, &scratch);
+	ck_assert_uint_eq(n6, 6);
 	for (i = 0; i < n4; i++)
 		ck_assert_str_eq(m4[i].content, m6[i].content);
 	prompt_release(&p);

@@ -1,0 +1,282 @@
+/*
+ * markdown.c - a conversation as the Markdown report of the origin layout.
+ * See markdown.h.
+ *
+ * DESIGN: one pass over the transcript JSON, appending to the caller's
+ * strbuf. The first part reproduces the origin report byte for byte (the
+ * fixtures in origin-phase2 are the specification: two trailing spaces on the
+ * header lines, one-decimal durations, "---" after every turn, the
+ * optimizations section left out when empty). Everything parley adds (rich
+ * optimizations, per-turn timings, the score breakdown, the error) only
+ * appears when the transcript carries the fields the origin never had, so an
+ * origin JSON file renders exactly as the origin rendered it. Missing fields
+ * render as empty text or 0 rather than failing: a report of a failed job is
+ * still a report.
+ */
+#include "api/markdown.h"
+
+#include <string.h>
+
+/* "" when key is missing or not a string. Borrowed from obj. */
+static const char *jstr(const json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s ? s : "";
+}
+
+static double jnum(const json_t *obj, const char *key)
+{
+	return json_number_value(json_object_get(obj, key));
+}
+
+/* A metric is known when it is a number; null or absent means the backend did not say. */
+static int jknown(const json_t *obj, const char *key, double *v)
+{
+	json_t *x = json_object_get(obj, key); /* borrowed */
+
+	if (!json_is_number(x))
+		return 0;
+	*v = json_number_value(x);
+	return 1;
+}
+
+/* Table cells hold one line and no column separator. */
+static void add_cell(struct strbuf *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '|')
+			strbuf_addstr(out, "\\|");
+		else if (*s == '\n' || *s == '\r')
+			strbuf_addch(out, ' ');
+		else
+			strbuf_addch(out, *s);
+	}
+}
+
+static void add_metric(struct strbuf *out, const json_t *m, const char *key, const char *fmt)
+{
+	double v;
+
+	if (m && jknown(m, key, &v))
+		strbuf_addf(out, fmt, v);
+	else
+		strbuf_addstr(out, "—");
+}
+
+static void render_header(const json_t *t, struct strbuf *out)
+{
+	const json_t *sc = json_object_get(t, "scenario");	  /* borrowed */
+	const json_t *sm = json_object_get(t, "success_metrics"); /* borrowed */
+	const char *goal = jstr(sc, "goal");
+
+	/* parley calls it goal; the origin JSON calls the same text description */
+	if (!*goal)
+		goal = jstr(sc, "description");
+	strbuf_addstr(out, "# AI-to-AI Optimization Conversation\n\n");
+	strbuf_addf(out, "**Scenario:** %s  \n", jstr(sc, "name"));
+	strbuf_addf(out, "**Interviewer:** %s  \n", jstr(t, "interviewer_model"));
+	strbuf_addf(out, "**Candidate:** %s  \n", jstr(t, "candidate_model"));
+	strbuf_addf(out, "**Date:** %s\n\n", jstr(t, "timestamp"));
+	strbuf_addstr(out, "## 🎯 Optimization Challenge\n\n");
+	strbuf_addf(out, "**Problem:** %s  \n", jstr(sc, "problem"));
+	strbuf_addf(out, "**Context:** %s  \n", jstr(sc, "context"));
+	strbuf_addf(out, "**Goal:** %s\n\n", goal);
+	strbuf_addstr(out, "## 📊 Success Metrics\n\n");
+	strbuf_addf(out, "- **Total Duration:** %.1fs\n", jnum(sm, "total_duration"));
+	strbuf_addf(out, "- **Turns Completed:** %.0f\n", jnum(sm, "turns_completed"));
+	strbuf_addf(out, "- **Optimizations Found:** %.0f\n", jnum(sm, "optimizations_found"));
+	strbuf_addf(out, "- **Interview Quality:** %.1f/10\n", jnum(sm, "interview_quality"));
+	strbuf_addf(out, "- **Candidate Engagement:** %.1f/10\n\n",
+		    jnum(sm, "candidate_engagement"));
+}
+
+static int turn_number(const json_t *item, size_t index)
+{
+	json_t *n = json_object_get(item, "turn"); /* borrowed */
+
+	return json_is_integer(n) ? (int)json_integer_value(n) : (int)index + 1;
+}
+
+static void render_turns(const json_t *conv, struct strbuf *out)
+{
+	size_t i;
+	json_t *item;
+
+	strbuf_addstr(out, "## 💬 Conversation Log\n\n");
+	json_array_foreach(conv, i, item)
+	{
+		const char *speaker = jstr(item, "speaker");
+		const char *who = !strcmp(speaker, "interviewer") ? "🎤 INTERVIEWER"
+				  : !strcmp(speaker, "candidate") ? "🤖 CANDIDATE"
+								  : speaker;
+
+		strbuf_addf(out, "### Turn %d: %s (%s)\n\n", turn_number(item, i), who,
+			    jstr(item, "model"));
+		strbuf_addf(out, "**Duration:** %.1fs  \n", jnum(item, "duration"));
+		strbuf_addf(out, "**Time:** %s\n\n", jstr(item, "timestamp"));
+		strbuf_addf(out, "%s\n\n---\n\n", jstr(item, "message"));
+	}
+}
+
+static void render_optimizations(const json_t *opts, struct strbuf *out)
+{
+	size_t i;
+	json_t *o;
+
+	if (!json_array_size(opts))
+		return;
+	strbuf_addstr(out, "\n## 🎯 Optimizations Discovered\n\n");
+	json_array_foreach(opts, i, o)
+	{
+		const char *title = jstr(o, "title"), *sugg = jstr(o, "suggestion");
+		const char *detail = jstr(o, "detail"), *test = jstr(o, "test");
+
+		/*
+		 * An origin extraction's title is the suggestion itself; writing it
+		 * in bold would change what the origin report showed.
+		 */
+		if (!*title || (!strcmp(title, sugg) && !*test)) {
+			strbuf_addf(out, "%zu. %s\n", i + 1, sugg);
+			continue;
+		}
+		strbuf_addf(out, "%zu. **%s**", i + 1, title);
+		if (*detail)
+			strbuf_addf(out, " — %s", detail);
+		strbuf_addch(out, '\n');
+		if (*test)
+			strbuf_addf(out, "   - Test: %s\n", test);
+	}
+}
+
+static int has_metrics(const json_t *conv)
+{
+	size_t i;
+	json_t *item;
+
+	json_array_foreach(conv, i, item)
+	{
+		if (json_is_object(json_object_get(item, "metrics")))
+			return 1;
+	}
+	return 0;
+}
+
+static void render_timings(const json_t *conv, struct strbuf *out)
+{
+	size_t i;
+	json_t *item;
+
+	if (!has_metrics(conv))
+		return;
+	strbuf_addstr(out, "\n## ⏱️ Turn Timings\n\n");
+	strbuf_addstr(out, "| Turn | Speaker | Model | Wall s | TTFT ms | Prompt tokens (cached) | "
+			   "Completion tokens | Prompt ms | Gen ms | Tok/s |\n");
+	strbuf_addstr(out, "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+	json_array_foreach(conv, i, item)
+	{
+		const json_t *m = json_object_get(item, "metrics"); /* borrowed, may be NULL */
+		double v;
+
+		if (!json_is_object(m))
+			m = NULL;
+		strbuf_addf(out, "| %d | ", turn_number(item, i));
+		add_cell(out, jstr(item, "speaker"));
+		strbuf_addstr(out, " | ");
+		add_cell(out, jstr(item, "model"));
+		strbuf_addstr(out, " | ");
+		add_metric(out, item, "duration", "%.1f");
+		strbuf_addstr(out, " | ");
+		add_metric(out, m, "ttft_ms", "%.0f");
+		strbuf_addstr(out, " | ");
+		if (m && jknown(m, "prompt_tokens", &v)) {
+			strbuf_addf(out, "%.0f (", v);
+			add_metric(out, m, "cached_tokens", "%.0f");
+			strbuf_addch(out, ')');
+		} else {
+			strbuf_addstr(out, "—");
+		}
+		strbuf_addstr(out, " | ");
+		add_metric(out, m, "completion_tokens", "%.0f");
+		strbuf_addstr(out, " | ");
+		add_metric(out, m, "prompt_ms", "%.0f");
+		strbuf_addstr(out, " | ");
+		add_metric(out, m, "gen_ms", "%.0f");
+		strbuf_addstr(out, " | ");
+		add_metric(out, m, "tokens_per_s", "%.1f");
+		strbuf_addstr(out, " |\n");
+	}
+}
+
+static void render_score_part(const json_t *part, const char *label, struct strbuf *out)
+{
+	const json_t *comps = json_object_get(part, "components"); /* borrowed */
+	size_t i;
+	json_t *c;
+
+	if (!json_is_array(comps))
+		return;
+	strbuf_addf(out, "**%s:** %.1f/10\n\n", label, jnum(part, "total"));
+	strbuf_addstr(out, "| Component | Points | Why |\n|---|---:|---|\n");
+	json_array_foreach(comps, i, c)
+	{
+		strbuf_addstr(out, "| ");
+		add_cell(out, jstr(c, "name"));
+		strbuf_addf(out, " | %.1f/%.1f | ", jnum(c, "points"), jnum(c, "max"));
+		add_cell(out, jstr(c, "why"));
+		strbuf_addstr(out, " |\n");
+	}
+	strbuf_addch(out, '\n');
+}
+
+/* "scores" is score.h's components object, possibly under a "components" key. */
+static void render_scores(const json_t *t, struct strbuf *out)
+{
+	const json_t *s = json_object_get(t, "scores"); /* borrowed */
+	const json_t *iq, *ce;
+
+	if (json_is_object(json_object_get(s, "components")))
+		s = json_object_get(s, "components");
+	iq = json_object_get(s, "interview_quality");
+	ce = json_object_get(s, "candidate_engagement");
+	if (!json_is_array(json_object_get(iq, "components")) &&
+	    !json_is_array(json_object_get(ce, "components")))
+		return;
+	strbuf_addstr(out, "\n## 🧮 Score Breakdown\n\n");
+	render_score_part(iq, "Interview Quality", out);
+	render_score_part(ce, "Candidate Engagement", out);
+	/* one trailing newline, as every other section ends */
+	if (out->len >= 2 && out->buf[out->len - 1] == '\n' && out->buf[out->len - 2] == '\n') {
+		out->len--;
+		out->buf[out->len] = '\0';
+	}
+}
+
+static void render_error(const json_t *t, struct strbuf *out)
+{
+	const char *status = jstr(t, "status");
+	const json_t *err = json_object_get(t, "error"); /* borrowed */
+	const char *code, *msg;
+
+	if (!json_is_object(err) || (strcmp(status, "failed") && strcmp(status, "cancelled")))
+		return;
+	code = jstr(err, "code");
+	msg = jstr(err, "message");
+	strbuf_addstr(out, "\n## ⚠️ Error\n\n");
+	if (*code)
+		strbuf_addf(out, "**%s:** %s\n", code, msg);
+	else
+		strbuf_addf(out, "%s\n", msg);
+}
+
+void markdown_render_transcript(const json_t *transcript, struct strbuf *out)
+{
+	const json_t *conv = json_object_get(transcript, "conversation"); /* borrowed */
+
+	render_header(transcript, out);
+	render_turns(conv, out);
+	render_optimizations(json_object_get(transcript, "optimizations_discovered"), out);
+	render_timings(conv, out);
+	render_scores(transcript, out);
+	render_error(transcript, out);
+}

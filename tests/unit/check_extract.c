@@ -1,0 +1,508 @@
+/*
+ * check_extract.c - what counts as a suggestion in an interviewer's analysis.
+ *
+ * The expected table below was written by reading each origin conversation's
+ * closing turn by hand: the top-level items of its concrete-suggestions
+ * section, titled by their bold lead (enumerators such as "A." and "1." and
+ * surrounding quotes dropped) or, where the whole item is bold or is only a
+ * "Test:", by its first sentence. Fixtures: $PARLEY_SHARED/fixtures/
+ * origin-phase2, else ../shared/fixtures/origin-phase2 from the repo root.
+ */
+#include <check.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/util.h"
+#include "server/extract.h"
+
+struct expect {
+	const char *name;
+	size_t ntested; /* items that say how to test them */
+	const char *titles[12];
+};
+
+static const struct expect table[] = {
+    {"job_extraction_improvement_dolphin3_8b",
+     4,
+     {"Contextual Understanding (Dependency Parsing)", "Handling Ambiguity (Prioritize Context)",
+      "Multi-Document Cohesion (Structured Representation)", "Error Handling & Validation"}},
+    {"job_extraction_improvement_gemma2_latest",
+     0,
+     {"Data Augmentation", "NLP Enhancement", "Contextual Understanding",
+      "Rule Refinement (with NLP Support)", "Feature Engineering for Semantic Meaning",
+      "Output Formatting", "Evaluation & Iteration"}},
+    {"job_extraction_improvement_gemma3n_e2b",
+     0,
+     {"Fine-tune NER model on Sandy Pipeline documents",
+      "Implement rule-based pattern matching for 'requires' or 'must'",
+      "Explore KeyBERT for keyword extraction",
+      "Investigate dependency parsing to understand sentence structure",
+      "Consider incorporating contextual embedding models (BERT-based) into the sentiment "
+      "analysis aspect of the process",
+      "Create a test set with variations of wording for your rule-based pattern matching"}},
+    {"job_extraction_improvement_gemma3n_latest",
+     2,
+     {"Contextual Analysis", "NER Enhancement", "Requirement Scoring", "Challenge & Refinement",
+      /* the two "* **Test:**" items are named by their first test */
+      "Create a set of simple job descriptions (e.g., 5-10) with varying phrasing",
+      "Implement a basic \"requirement type\" classification (e.g., 'functional', "
+      "'non-functional', 'data-related') - using a simple classification model"}},
+    {"job_extraction_improvement_qwen2.5vl_latest",
+     0,
+     {"Expand the feature set to include Experience Levels, Industry Keywords, and a sentiment "
+      "score for key phrases",
+      "Implement a simplified sentiment analysis component to identify positive/negative "
+      "sentiment",
+      "Train a small, labeled dataset of job descriptions and their corresponding extracted "
+      "requirements",
+      "Utilize a Transformer model (e.g., BERT or similar) for dependency parsing",
+      "Create a rule-based system that prioritizes information related to 'must have' or 'must "
+      "be' keywords, and flags any instances of ‘should’ or ‘could’ as potential areas for "
+      "clarification"}},
+    {"prompt_engineering_breakthrough_dolphin3_8b",
+     2,
+     {"Prompt Template - Contextualized & Adaptive", "Differential Testing - Model Variation",
+      "Explainability – Prompt Justification"}},
+    {"prompt_engineering_breakthrough_gemma2_latest",
+     0,
+     {"Prompt Structure – The \"Blueprint\" Approach", "Few-Shot Learning Deep Dive",
+      "Prompt Weighting – Strategy & Validation", "Prompt Chain Design (Conceptual)",
+      "Testing & Iteration – Beyond the Simple \"Success/Failure\""}},
+    /*
+     * The model restated all four sections as bullets inside section 3; the
+     * suggestions are the Test: items under "* **Concrete Suggestions Using
+     * #test_this Format:**", which is a heading, as are the other three.
+     */
+    {"prompt_engineering_breakthrough_gemma3n_e2b",
+     4,
+     {"Try injecting a brief snippet of the input text into the prompt to guide the model’s "
+      "reasoning (e.g., ‘Explain this in simpler terms’)",
+      "Implement a rule-based evaluation of the generated output (e.g., ‘Is this response "
+      "well-formatted?’)",
+      "Create a template for a specific task (e.g., generating different creative variations "
+      "of a headline) and apply a CoT prompting technique to each variation",
+      "Modify the prompt to explicitly state the desired output format (e.g., ‘Output in a "
+      "bulleted list.’"}},
+    {"prompt_engineering_breakthrough_gemma3n_latest",
+     0,
+     {"Output Type Focus – Prioritize", "Style & Tone Guidance",
+      "Prompt Template – Structured Approach", "Example Prompting"}},
+    {"prompt_engineering_breakthrough_qwen2.5vl_latest",
+     0,
+     {"Template Enhancement (Prompt Template 1)", "Context Injection (Prompt Template 2)",
+      "Few-Shot Learning (Prompt Template 3)", "Output Format Enforcement (Prompt Template 4)",
+      "Chain of Prompting (Prompt Template 5)"}},
+    {"response_speed_optimization_dolphin3_8b",
+     0,
+     {"Knowledge Retrieval – Optimize", "Inference Generation – Optimize",
+      "Response Formulation – Optimize", "Response Validation & Feedback – Optimize",
+      "Monitoring & Iteration"}},
+    /* section 2 is the one titled "Test This Format"; section 3 holds the suggestions */
+    {"response_speed_optimization_gemma2_latest",
+     0,
+     {"Caching Tokenization/Stemming", "Data Pipeline Optimization", "Container Optimization",
+      "Model Size Considerations", "Data Filtering", "Parallel Processing (if feasible)",
+      "Asynchronous Processing", "Profiling & Bottleneck Analysis"}},
+    {"response_speed_optimization_gemma3n_e2b",
+     5,
+     {"Prompt Engineering", "Model Optimization", "Parallelization & Chunking", "Caching",
+      "Monitoring"}},
+    {"response_speed_optimization_gemma3n_latest",
+     6,
+     {"Implement a Knowledge Graph Interface", "Gradient Accumulation",
+      "Hardware Acceleration (GPU/TPU)", "Summarization / Compression Techniques",
+      "Simplify the Output Formatting", "Optimize the Transformer's Layer Count"}},
+    {"response_speed_optimization_qwen2.5vl_latest",
+     0,
+     {"To Automate Data Preprocessing (5/5)", "To Accelerate Model Selection (4/5)",
+      "To Streamline Model Evaluation (3/5)", "To Integrate Workflow (3/5)"}},
+};
+
+static size_t expected_count(const struct expect *e)
+{
+	size_t n = 0;
+
+	while (n < ARRAY_SIZE(e->titles) && e->titles[n])
+		n++;
+	return n;
+}
+
+static json_t *load_fixture(const char *name)
+{
+	const char *shared = getenv("PARLEY_SHARED");
+	char path[1024];
+	json_error_t err;
+	json_t *j;
+
+	snprintf(path, sizeof(path), "%s/fixtures/origin-phase2/%s.json",
+		 shared ? shared : "../shared", name);
+	j = json_load_file(path, 0, &err);
+	ck_assert_msg(j != NULL, "cannot load '%s': %s", path, err.text);
+	return j;
+}
+
+/* The interviewer's last turn of a fixture; borrowed from j. */
+static const char *last_interviewer_text(const json_t *j, int *turn)
+{
+	const json_t *conv = json_object_get(j, "conversation");
+	size_t i = json_array_size(conv);
+
+	while (i-- > 0) {
+		const json_t *t = json_array_get(conv, i);
+
+		if (!strcmp(json_string_value(json_object_get(t, "speaker")), "interviewer")) {
+			*turn = (int)i + 1;
+			return json_string_value(json_object_get(t, "message"));
+		}
+	}
+	ck_abort_msg("no interviewer turn");
+	return NULL;
+}
+
+static void extract_text(enum extract_method m, const char *text, struct optim_list *l)
+{
+	optim_list_init(l);
+	extract_optimizations(m, text, 3, l);
+}
+
+START_TEST(test_rubric_fixture)
+{
+	const struct expect *e = &table[_i];
+	json_t *j = load_fixture(e->name);
+	struct optim_list l;
+	size_t i, n = expected_count(e), tested = 0;
+	int turn = 0;
+	const char *text = last_interviewer_text(j, &turn);
+
+	optim_list_init(&l);
+	extract_optimizations(EXTRACT_RUBRIC, text, turn, &l);
+	for (i = 0; i < l.n && i < n; i++)
+		ck_assert_msg(!strcmp(l.v[i].title, e->titles[i]),
+			      "%s item %zu: want '%s' got '%s'", e->name, i + 1, e->titles[i],
+			      l.v[i].title);
+	ck_assert_msg(l.n == n, "%s: want %zu suggestions, got %zu", e->name, n, l.n);
+	for (i = 0; i < l.n; i++) {
+		const struct optim *o = &l.v[i];
+
+		ck_assert_int_eq(o->turn, turn);
+		ck_assert_ptr_nonnull(o->detail);
+		ck_assert_ptr_nonnull(o->suggestion);
+		/* the whole item, nested lines included, on one line */
+		ck_assert_ptr_null(strchr(o->suggestion, '\n'));
+		ck_assert_ptr_null(strstr(o->title, "**"));
+		if (o->test) {
+			ck_assert_msg(o->test[0] != '\0', "%s: empty test", e->name);
+			tested++;
+		}
+		/* no heading that names the format is ever a suggestion */
+		ck_assert_msg(!strstr(o->suggestion, "#test_this") &&
+				  !strstr(o->suggestion, "Test_This") &&
+				  !strstr(o->suggestion, "Test This"),
+			      "%s: heading extracted: %s", e->name, o->suggestion);
+		ck_assert_msg(strncmp(o->title, "Concrete Suggestions", 20) != 0, "%s: heading %s",
+			      e->name, o->title);
+	}
+	ck_assert_msg(tested == e->ntested, "%s: want %zu items with a test, got %zu", e->name,
+		      e->ntested, tested);
+	optim_list_release(&l);
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(test_rubric_fixture_details)
+{
+	json_t *j = load_fixture("response_speed_optimization_gemma3n_latest");
+	int turn;
+	struct optim_list l;
+
+	extract_text(EXTRACT_RUBRIC, last_interviewer_text(j, &turn), &l);
+	ck_assert_uint_eq(l.n, 6);
+	/* "*Test: ...*" at the end of the item's line */
+	ck_assert_str_eq(l.v[0].test,
+			 "Replace the retrieval process with a simplified knowledge graph lookup, "
+			 "measuring the time reduction.");
+	ck_assert_str_eq(l.v[4].detail, "While basic, streamline the formatting process. Consider "
+					"just generating a plain text response instead of complex "
+					"formatting.");
+	ck_assert_ptr_nonnull(
+	    strstr(l.v[0].suggestion, "**Implement a Knowledge Graph Interface:**"));
+	optim_list_release(&l);
+	json_decref(j);
+
+	/* "**Test:**" on nested lines: both tests, in order, and the nested text in suggestion */
+	j = load_fixture("job_extraction_improvement_dolphin3_8b");
+	extract_text(EXTRACT_RUBRIC, last_interviewer_text(j, &turn), &l);
+	ck_assert_uint_eq(l.n, 4);
+	ck_assert_ptr_nonnull(strstr(l.v[0].test, "Implement a rule-based approach"));
+	ck_assert_ptr_nonnull(strstr(l.v[0].test, "Contextual Relevance Score"));
+	ck_assert(strstr(l.v[0].test, "Implement a rule-based") <
+		  strstr(l.v[0].test, "Contextual Relevance"));
+	ck_assert_ptr_nonnull(strstr(l.v[3].suggestion, "Add a \"flag\" or \"uncertainty\" field"));
+	optim_list_release(&l);
+	json_decref(j);
+
+	/* "**Testing:**" counts as a test; "Action:" and "Rationale:" are detail */
+	j = load_fixture("prompt_engineering_breakthrough_dolphin3_8b");
+	extract_text(EXTRACT_RUBRIC, last_interviewer_text(j, &turn), &l);
+	ck_assert_uint_eq(l.n, 3);
+	ck_assert_str_eq(
+	    l.v[1].test,
+	    "Evaluate the prompts for consistency across models, noting discrepancies.");
+	ck_assert_ptr_nonnull(
+	    strstr(l.v[1].detail, "Rationale: Identifies model-specific nuances."));
+	ck_assert_ptr_null(l.v[2].test);
+	optim_list_release(&l);
+	json_decref(j);
+
+	/* "A/B Testing:" names a technique; it is not a test marker */
+	j = load_fixture("response_speed_optimization_dolphin3_8b");
+	extract_text(EXTRACT_RUBRIC, last_interviewer_text(j, &turn), &l);
+	ck_assert_ptr_null(l.v[4].test);
+	ck_assert_ptr_nonnull(strstr(l.v[4].detail, "A/B Testing: Run multiple versions"));
+	optim_list_release(&l);
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(test_origin_fixture)
+{
+	json_t *j = load_fixture(table[_i].name);
+	const json_t *conv = json_object_get(j, "conversation");
+	const json_t *want = json_object_get(j, "optimizations_discovered");
+	const json_t *t;
+	struct optim_list l;
+	size_t i;
+
+	optim_list_init(&l);
+	json_array_foreach(conv, i, t)
+	{
+		if (!strcmp(json_string_value(json_object_get(t, "speaker")), "interviewer"))
+			extract_optimizations(EXTRACT_ORIGIN,
+					      json_string_value(json_object_get(t, "message")),
+					      (int)i + 1, &l);
+	}
+	ck_assert_uint_eq(l.n, json_array_size(want));
+	ck_assert_int_eq((json_int_t)l.n,
+			 json_integer_value(json_object_get(json_object_get(j, "success_metrics"),
+							    "optimizations_found")));
+	for (i = 0; i < l.n; i++) {
+		const char *s =
+		    json_string_value(json_object_get(json_array_get(want, i), "suggestion"));
+
+		ck_assert_str_eq(l.v[i].suggestion, s);
+		ck_assert_str_eq(l.v[i].title, s);
+		ck_assert_ptr_null(l.v[i].test);
+	}
+	optim_list_release(&l);
+	json_decref(j);
+}
+END_TEST
+
+START_TEST(test_origin_is_case_sensitive)
+{
+	struct optim_list l;
+
+	extract_text(EXTRACT_ORIGIN,
+		     "  **3. Concrete Suggestions #test_this**  \r\n* Use a cache #TEST_THIS\n"
+		     "* Test_This: batch\n- use #test_this: measure\n",
+		     &l);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert_str_eq(l.v[0].suggestion, "**3. Concrete Suggestions #test_this**");
+	ck_assert_str_eq(l.v[1].suggestion, "- use #test_this: measure");
+	optim_list_release(&l);
+}
+END_TEST
+
+START_TEST(test_heading_forms)
+{
+	static const char *const texts[] = {
+	    "## 1. Analysis\nok\n\n### 3. Concrete Suggestions\n\n- **Cache prompts:** reuse the "
+	    "prefix.\n- **Batch requests:** group them.\n\n### 4. Reasoning\n- **Why:** faster\n",
+	    "1. **Analysis**\n\nok\n\n3. **Concrete Suggestions (#test_this)**\n\n"
+	    "* Cache prompts. Reuse the prefix.\n* Batch requests. Group them.\n\n"
+	    "4. **Reasoning**\n\n* Faster.\n",
+	    "**Concrete Suggestions:**\n\n1. **Cache prompts** - reuse the prefix\n"
+	    "2. **Batch requests** - group them\n\n**Reasoning:**\n\n1. **Faster** - less work\n",
+	};
+	size_t k;
+
+	for (k = 0; k < ARRAY_SIZE(texts); k++) {
+		struct optim_list l;
+
+		extract_text(EXTRACT_RUBRIC, texts[k], &l);
+		ck_assert_msg(l.n == 2, "text %zu: %zu items", k, l.n);
+		ck_assert_str_eq(l.v[0].title, "Cache prompts");
+		ck_assert_str_eq(l.v[1].title, "Batch requests");
+		optim_list_release(&l);
+	}
+}
+END_TEST
+
+START_TEST(test_format_headings_never_extracted)
+{
+	static const char *const text =
+	    "Here is my analysis using the #test_this format:\n\n"
+	    "**1. Analysis**\n\n* **Using #test_this format:**\n* We use the Test_This section "
+	    "below.\n\n"
+	    "**2. Opportunities**\n\n**Test This:**\n\n* **Caching:** a question, not marked.\n\n"
+	    "**3. Concrete Suggestions Using #test_this Format:**\n\n"
+	    "* **Concrete Suggestions Using #test_this Format:**\n"
+	    "    * **Test:** Enable the KV cache and compare TTFT.\n"
+	    "* **Reasoning for Why These Optimizations Will Help:** they are cheap.\n\n"
+	    "**4. Reasoning**\n\n* Cheap.\n";
+	struct optim_list l;
+
+	extract_text(EXTRACT_RUBRIC, text, &l);
+	ck_assert_uint_eq(l.n, 1);
+	ck_assert_str_eq(l.v[0].title, "Enable the KV cache and compare TTFT");
+	ck_assert_str_eq(l.v[0].test, "Enable the KV cache and compare TTFT.");
+	optim_list_release(&l);
+}
+END_TEST
+
+START_TEST(test_test_this_variants)
+{
+	static const char *const text =
+	    "**1. Analysis**\n\nFine.\n\n**2. Opportunities**\n\n"
+	    "- **Enable batching** #TEST_THIS: measure throughput at 4 parallel requests\n"
+	    "- A plain opportunity without a marker.\n"
+	    "- Test this: drop the context to 2k tokens and compare latency\n"
+	    "* **Stream tokens.** test-this: time to first token under 1 s\n\n"
+	    "#test_this: pin the model in memory; compare load_ms\n\n"
+	    "**3. Concrete Suggestions – Test_This Format**\n\n"
+	    "* **Cache the system prompt:** reuse the KV cache. Test_This: TTFT on turn 3.\n"
+	    "* **Shorter context** — Test This: compare 2k vs 8k context.\n\n"
+	    "**4. Reasoning**\n\n- Faster.\n";
+	struct optim_list l;
+
+	extract_text(EXTRACT_RUBRIC, text, &l);
+	ck_assert_uint_eq(l.n, 6);
+	/* text order: marked items of section 2, the marked paragraph, then section 3 */
+	ck_assert_str_eq(l.v[0].title, "Enable batching");
+	ck_assert_str_eq(l.v[0].test, "measure throughput at 4 parallel requests");
+	ck_assert_str_eq(l.v[1].title, "drop the context to 2k tokens and compare latency");
+	ck_assert_str_eq(l.v[2].title, "Stream tokens");
+	ck_assert_str_eq(l.v[2].test, "time to first token under 1 s");
+	ck_assert_str_eq(l.v[3].title, "pin the model in memory; compare load_ms");
+	ck_assert_str_eq(l.v[4].title, "Cache the system prompt");
+	ck_assert_str_eq(l.v[4].detail, "reuse the KV cache.");
+	ck_assert_str_eq(l.v[4].test, "TTFT on turn 3.");
+	ck_assert_str_eq(l.v[5].title, "Shorter context");
+	ck_assert_str_eq(l.v[5].test, "compare 2k vs 8k context.");
+	optim_list_release(&l);
+}
+END_TEST
+
+START_TEST(test_nested_bullets_belong_to_parent)
+{
+	static const char *const text = "**3. Concrete Suggestions**\n\n"
+					"1. **Speculative decoding:**\n"
+					"   - Use a 0.5B draft model.\n"
+					"     * Keep the same tokenizer.\n"
+					"   - *Test:* tokens/s before and after.\n"
+					"\n"
+					"   Continued paragraph of the first item.\n"
+					"2. **Prompt cache**\n"
+					"\t- Test: TTFT of turn 3 vs turn 1\n"
+					"\n**4. Reasoning**\n";
+	struct optim_list l;
+
+	extract_text(EXTRACT_RUBRIC, text, &l);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert_str_eq(l.v[0].title, "Speculative decoding");
+	ck_assert_str_eq(l.v[0].detail,
+			 "Use a 0.5B draft model. Keep the same tokenizer. Continued "
+			 "paragraph of the first item.");
+	ck_assert_str_eq(l.v[0].test, "tokens/s before and after.");
+	ck_assert_str_eq(l.v[0].suggestion,
+			 "**Speculative decoding:** Use a 0.5B draft model. Keep the same "
+			 "tokenizer. *Test:* tokens/s before and after. Continued paragraph of the "
+			 "first item.");
+	ck_assert_str_eq(l.v[1].title, "Prompt cache");
+	ck_assert_str_eq(l.v[1].test, "TTFT of turn 3 vs turn 1");
+	ck_assert_str_eq(l.v[1].detail, "");
+	optim_list_release(&l);
+}
+END_TEST
+
+START_TEST(test_section_without_reasoning_ends_at_prose)
+{
+	static const char *const text = "### 3. Concrete Suggestions\n\n"
+					"- **Quantize to Q4_K_M** — halves memory.\n"
+					"- **Limit output to 300 tokens**\n\n"
+					"Could you tell me more about your setup?\n\n"
+					"- What GPU do you run?\n- What is the context size?\n";
+	struct optim_list l;
+
+	extract_text(EXTRACT_RUBRIC, text, &l);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert_str_eq(l.v[0].title, "Quantize to Q4_K_M");
+	ck_assert_str_eq(l.v[0].detail, "halves memory.");
+	ck_assert_str_eq(l.v[1].title, "Limit output to 300 tokens");
+	optim_list_release(&l);
+}
+END_TEST
+
+START_TEST(test_nothing_to_find)
+{
+	struct optim_list l;
+
+	extract_text(EXTRACT_RUBRIC, "", &l);
+	ck_assert_uint_eq(l.n, 0);
+	extract_optimizations(EXTRACT_RUBRIC, NULL, 1, &l);
+	extract_optimizations(EXTRACT_ORIGIN, NULL, 1, &l);
+	extract_optimizations(EXTRACT_RUBRIC, "Just prose. No lists here.\n- one\n- two\n", 1, &l);
+	ck_assert_uint_eq(l.n, 0);
+	optim_list_release(&l);
+}
+END_TEST
+
+START_TEST(test_method_names)
+{
+	enum extract_method m;
+
+	ck_assert_int_eq(extract_method_parse("origin", &m), 0);
+	ck_assert_int_eq(m, EXTRACT_ORIGIN);
+	ck_assert_int_eq(extract_method_parse("rubric", &m), 0);
+	ck_assert_int_eq(m, EXTRACT_RUBRIC);
+	ck_assert_int_eq(extract_method_parse("grep", &m), -1);
+	ck_assert_int_eq(extract_method_parse(NULL, &m), -1);
+	ck_assert_str_eq(extract_method_name(EXTRACT_ORIGIN), "origin");
+	ck_assert_str_eq(extract_method_name(EXTRACT_RUBRIC), "rubric");
+}
+END_TEST
+
+static Suite *extract_suite(void)
+{
+	Suite *s = suite_create("extract");
+	TCase *tc = tcase_create("fixtures");
+
+	tcase_add_loop_test(tc, test_rubric_fixture, 0, (int)ARRAY_SIZE(table));
+	tcase_add_loop_test(tc, test_origin_fixture, 0, (int)ARRAY_SIZE(table));
+	tcase_add_test(tc, test_rubric_fixture_details);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("rules");
+	tcase_add_test(tc, test_origin_is_case_sensitive);
+	tcase_add_test(tc, test_heading_forms);
+	tcase_add_test(tc, test_format_headings_never_extracted);
+	tcase_add_test(tc, test_test_this_variants);
+	tcase_add_test(tc, test_nested_bullets_belong_to_parent);
+	tcase_add_test(tc, test_section_without_reasoning_ends_at_prose);
+	tcase_add_test(tc, test_nothing_to_find);
+	tcase_add_test(tc, test_method_names);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(extract_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
