@@ -1,0 +1,64 @@
+/*
+ * fake.h - what the fake backend's two files share: reply scripting and token
+ * accounting (fake_reply.c), used by the HTTP side (fake_backend.c).
+ *
+ * DESIGN: everything here is a pure function of its arguments (the script is
+ * a JSON document the caller holds a reference to), so the HTTP side can call
+ * it from any connection thread without a lock. A "token" is FAKE_TOKEN_BYTES
+ * bytes of text everywhere: prompt sizes, cached prefixes, context limits and
+ * the pieces a reply is streamed in (a piece is stretched to the end of a
+ * UTF-8 sequence so that no chunk carries half a character).
+ */
+#ifndef PARLEY_FAKE_H
+#define PARLEY_FAKE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "db/util.h"
+
+#define FAKE_TOKEN_BYTES 4
+
+/*
+ * Checks a script's shape: {"models": {NAME: {"replies": [strings],
+ * "token_delay_ms": int}}, "missing": [strings]}, every key optional.
+ * Returns 0, or -1 with a message in err.
+ */
+int fake_script_check(const json_t *script, char *err, size_t errlen);
+
+/* Model names are equal, an absent tag counting as ":latest" (as Ollama resolves them). */
+int fake_model_eq(const char *a, const char *b);
+
+/* Whether model must answer "not found": listed in "missing" or named "missing...". */
+int fake_model_missing(const json_t *script, const char *model);
+
+/* The script's entry for model (borrowed), or NULL when it has none. */
+json_t *fake_script_model(const json_t *script, const char *model);
+
+/*
+ * The reply model gives to messages (a JSON array of {role, content}), as a
+ * new string the caller frees: the scripted replies[k], k = the number of
+ * "assistant" messages (clamped to the last reply), or a generated one.
+ */
+char *fake_reply_text(const json_t *script, const char *model, const json_t *messages);
+
+/* Number of messages whose role is role. */
+long fake_count_role(const json_t *messages, const char *role);
+
+/*
+ * The prompt the model would see, in the ChatML layout of llama-server's
+ * default template: "<|im_start|>ROLE\nCONTENT<|im_end|>\n" per message, then
+ * "<|im_start|>assistant\n". Appended to out.
+ */
+void fake_render_prompt(const json_t *messages, struct strbuf *out);
+
+/* Tokens in len bytes of text: len / FAKE_TOKEN_BYTES rounded up. */
+long fake_count_tokens(size_t len);
+
+/*
+ * Splits s into stream pieces of FAKE_TOKEN_BYTES bytes (UTF-8 safe).
+ * *ends gets a new array of piece end offsets (free it); returns its length.
+ */
+size_t fake_split_pieces(const char *s, size_t len, size_t **ends);
+
+#endif
