@@ -1,0 +1,21 @@
+/*
+ * record.h - stored things as JSON, the one way: a job resource and a
+ * transcript turn. The API's views and the live events both use these, so a
+ * turn looks the same whether it is read later or watched as it happens.
+ */
+#ifndef PARLEY_RECORD_H
+#define PARLEY_RECORD_H
+
+#include <jansson.h>
+
+#include "db/job.h"
+#include "db/turn.h"
+
+/* The job resource (DESIGN §3). New reference. */
+json_t *record_job(const struct db_job *j);
+/* One transcript conversation item: origin fields plus metrics. New reference. */
+json_t *record_turn(const struct db_turn *t);
+/* ISO 8601 string, or null for a time not yet known (<= 0). New reference. */
+json_t *record_time(int64_t us);
+
+#endif
