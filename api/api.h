@@ -58,11 +58,17 @@ struct api_resp {
 	char *location;      /* Location header or NULL */
 	const char *allow;   /* Allow header on 405 */
 	int retry_after;     /* seconds; 0 = none */
+	/* dashboard: more headers, {name, value}, set with api_resp_header(); the
+	 * strings must outlive the request. A Cache-Control here replaces no-store. */
+	const char *headers[8][2];
+	struct MHD_Response *raw; /* a streamed response (SSE) sent instead of body; owned */
 };
 
 /* Sets a JSON body; j is stolen. */
 void api_json(struct api_resp *r, int status, json_t *j);
 void api_text(struct api_resp *r, int status, const char *content_type, const char *text);
+/* Adds a response header (dashboard); name and value are borrowed, must outlive the request. */
+void api_resp_header(struct api_resp *r, const char *name, const char *value);
 /* A problem document; errors (array of {field, message}) is stolen, may be NULL. */
 void api_problem(struct api_resp *r, int status, const char *title, const char *detail,
 		 json_t *errors);
@@ -91,5 +97,11 @@ void api_scenarios_delete(struct api_req *q, struct api_resp *r, const char *nam
 void api_system_backends(struct api_req *q, struct api_resp *r);
 void api_system_healthz(struct api_req *q, struct api_resp *r);
 void api_system_readyz(struct api_req *q, struct api_resp *r);
+/* dashboard: GET / and GET /assets/{name} (api/dashboard.c) */
+void api_dashboard_index(struct api_req *q, struct api_resp *r);
+void api_dashboard_asset(struct api_req *q, struct api_resp *r, const char *name);
+void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id);
+/* Adds rendered HTML to a turn_finished event's data (registered with the event hub). */
+void api_events_decorate(const char *type, json_t *data);
 
 #endif

@@ -163,6 +163,11 @@ static void route(struct api_req *q, struct api_resp *r)
 					return api_jobs_transcript(q, r, s[2], md);
 				return not_allowed(r, "GET");
 			}
+			if (n == 4 && strcmp(s[3], "events") == 0) {
+				if (method_is(q, "GET"))
+					return api_jobs_events(q, r, s[2]);
+				return not_allowed(r, "GET");
+			}
 			if (n == 4 && strcmp(s[3], "cancel") == 0) {
 				if (method_is(q, "POST"))
 					return api_jobs_cancel(q, r, s[2]);
@@ -199,9 +204,16 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct api_resp *r
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 	size_t len;
-	char *body = strbuf_detach(&r->body, &len);
+	char *body;
 	char ra[16];
 
+	if (r->raw) {
+		ret = MHD_queue_response(conn, (unsigned)r->status, r->raw);
+		MHD_destroy_response(r->raw);
+		r->raw = NULL;
+		return ret;
+	}
+	body = strbuf_detach(&r->body, &len);
 	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	if (!resp) {
 		free(body);
@@ -233,6 +245,8 @@ static void resp_init(struct api_resp *r)
 
 static void resp_release(struct api_resp *r)
 {
+	if (r->raw)
+		MHD_destroy_response(r->raw);
 	strbuf_release(&r->body);
 	free(r->location);
 }

@@ -9,15 +9,60 @@
 #include <strings.h>
 
 #include "db/turn.h"
+#include "server/events.h"
 #include "server/extract.h"
 #include "server/log.h"
 #include "server/prompt.h"
+#include "server/record.h"
 #include "server/score.h"
 
 struct turns {
 	struct db_turn *v;
 	size_t n, alloc;
 };
+
+/* Publishes the job as it now is in the store: a status event, and job_finished at the end. */
+static void publish_job(struct engine_ctx *ctx, const char *id)
+{
+	struct db_job j;
+	json_t *rec;
+	int done;
+
+	if (db_job_get(ctx->db, id, &j, NULL) < 0)
+		return;
+	rec = record_job(&j);
+	events_publish(j.id, "status", 0, j.turns_completed, rec);
+	done = strcmp(j.status, "succeeded") == 0 || strcmp(j.status, "failed") == 0 ||
+	       strcmp(j.status, "cancelled") == 0;
+	if (done)
+		events_publish(j.id, "job_finished", 0, j.turns_completed, rec);
+	json_decref(rec);
+	db_job_release(&j);
+}
+
+struct token_ctx {
+	const char *job_id;
+	int turn;
+	const char *speaker, *model;
+};
+
+/* turn_started: the turn's text starts (again, on a retry) from nothing. */
+static void publish_turn_started(const struct token_ctx *tc, int attempt)
+{
+	json_t *ev = json_pack("{s:i, s:s, s:s, s:i}", "turn", tc->turn, "speaker", tc->speaker,
+			       "model", tc->model, "attempt", attempt);
+
+	events_publish(tc->job_id, "turn_started", tc->turn, tc->turn - 1, ev);
+	json_decref(ev);
+}
+
+static int on_token(void *ud, const char *delta, size_t len)
+{
+	struct token_ctx *tc = ud;
+
+	events_publish_token(tc->job_id, tc->turn, tc->turn - 1, delta, len);
+	return 0;
+}
 
 static int has_stop_marker(const char *text)
 {
@@ -81,6 +126,7 @@ static enum call_outcome call_with_retries(struct engine_ctx *ctx, const struct 
 
 		if (fleet_acquire(ctx->fleet, req->be->name, ctx->cancel) < 0)
 			return CALL_CANCELLED;
+		publish_turn_started(req->ud, attempt);
 		t->started_at = util_now_us();
 		rc = backend_chat(ctx->curl, req, res, e);
 		t->finished_at = util_now_us();
@@ -158,6 +204,7 @@ static int finish(struct engine_ctx *ctx, struct db_job *job, const char *status
 	}
 	log_info("job finished", "job=%s status=%s%s%s", job->id, status, code ? " error=" : "",
 		 code ? code : "");
+	publish_job(ctx, job->id);
 	return 0;
 }
 
@@ -275,6 +322,7 @@ static enum engine_outcome requeue(struct engine_ctx *ctx, struct db_job *job)
 		return ENGINE_LOST;
 	}
 	log_info("job requeued", "job=%s turns_completed=%d", job->id, job->turns_completed);
+	publish_job(ctx, job->id);
 	return ENGINE_REQUEUED;
 }
 
@@ -307,6 +355,7 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 	ts.alloc = ts.n;
 	log_info("job started", "job=%s attempt=%d resume_at=%zu", job->id, job->attempts,
 		 ts.n + 1);
+	publish_job(ctx, job->id);
 
 	for (;;) {
 		int idx = (int)ts.n + 1;
@@ -316,7 +365,9 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 		struct chat_result res;
 		struct chat_req req;
 		struct db_turn t;
+		struct token_ctx tc;
 		enum call_outcome co;
+		json_t *ev;
 
 		if (idx > last)
 			break;
@@ -345,6 +396,12 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 					    msgs, &scratch);
 		req.options = options;
 		req.cancel = ctx->cancel;
+		tc.job_id = job->id;
+		tc.turn = idx;
+		tc.speaker = interviewer ? "interviewer" : "candidate";
+		tc.model = req.model;
+		req.on_token = on_token;
+		req.ud = &tc;
 
 		memset(&t, 0, sizeof(t));
 		memset(&res, 0, sizeof(res));
@@ -390,6 +447,9 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 			goto out;
 		}
 		job->turns_completed = idx;
+		ev = record_turn(&t);
+		events_publish(job->id, "turn_finished", idx, idx, ev);
+		json_decref(ev);
 		log_debug("turn stored", "job=%s turn=%d wall_ms=%.0f", job->id, idx, t.wall_ms);
 		turns_push(&ts, &t);
 	}

@@ -18,6 +18,7 @@
 #include "db/db.h"
 #include "db/job.h"
 #include "server/config.h"
+#include "server/events.h"
 #include "server/fleet.h"
 #include "server/log.h"
 #include "server/pool.h"
@@ -77,6 +78,8 @@ int main(int argc, char **argv)
 		die("cannot requeue interrupted jobs", &e);
 	db_idem_expire(db, util_now_us() - (int64_t)48 * 3600 * 1000000, NULL);
 
+	events_init(15000);
+	events_set_decorator(api_events_decorate);
 	fleet = fleet_start(cfg.backends, cfg.nbackends);
 	if (!(pool = pool_start(&cfg, fleet, &e)))
 		die("cannot start workers", &e);
@@ -105,6 +108,8 @@ int main(int argc, char **argv)
 		 sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_timeout_s);
 	api_quiesce(api);
 	pool_stop(pool, (long)cfg.drain_timeout_s * 1000);
+	events_shutdown(); /* resumes every parked stream so the daemon can stop */
+	events_wait_idle(2000);
 	api_stop(api);
 	fleet_stop(fleet);
 	db_close(db);

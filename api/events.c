@@ -1,0 +1,135 @@
+/*
+ * events.c - GET /v1/jobs/{id}/events: a job's live events as Server-Sent Events.
+ *
+ * DESIGN: the connection subscribes to the event hub (server/events.h)
+ * first, then replays from the store what the client has not seen (the
+ * finished turns after its Last-Event-ID, the current status, and
+ * job_finished when the job has ended), so nothing falls between the replay
+ * and the live stream. libmicrohttpd pulls the stream through a content
+ * reader; when there is nothing to send the connection suspends itself and
+ * the hub resumes it when an event arrives, so no thread ever waits on a
+ * quiet client and no polling thread is blocked.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "db/job.h"
+#include "db/turn.h"
+#include "server/events.h"
+#include "server/record.h"
+
+struct sse {
+	struct MHD_Connection *conn;
+	struct events_sub *sub;
+};
+
+static void park(void *ud)
+{
+	MHD_suspend_connection(((struct sse *)ud)->conn);
+}
+
+static void wake(void *ud)
+{
+	MHD_resume_connection(((struct sse *)ud)->conn);
+}
+
+static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct sse *s = cls;
+	long n = events_sub_read(s->sub, buf, max);
+
+	(void)pos;
+	return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void release(void *cls)
+{
+	struct sse *s = cls;
+
+	events_unsubscribe(s->sub);
+	free(s);
+}
+
+void api_events_decorate(const char *type, json_t *data)
+{
+	(void)type;
+	(void)data;
+}
+
+static int terminal(const char *status)
+{
+	return strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 ||
+	       strcmp(status, "cancelled") == 0;
+}
+
+void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id)
+{
+	const char *last = api_header(q, "Last-Event-ID");
+	struct db_turn *turns = NULL;
+	struct db_job j;
+	struct perr e = {0};
+	struct strbuf replay;
+	struct sse *s;
+	size_t n = 0, i;
+	int seen = 0, max_turn = 0;
+	char evid[32];
+	json_t *rec;
+
+	if (!last)
+		last = api_query(q, "last_event_id");
+	if (last)
+		seen = atoi(last); /* "<turns completed>-<n>" */
+	if (seen < 0)
+		seen = 0;
+	if (db_job_get(q->db, id, &j, &e) < 0)
+		return api_perr(r, &e);
+	db_job_release(&j);
+
+	s = xcalloc(1, sizeof(*s));
+	s->conn = q->conn;
+	s->sub = events_subscribe(id, park, wake, s);
+
+	strbuf_init(&replay, 4096);
+	strbuf_addstr(&replay, "retry: 2000\n\n");
+	if (db_turn_list(q->db, id, &turns, &n, &e) == 0) {
+		for (i = 0; i < n; i++) {
+			if (turns[i].idx <= seen)
+				continue;
+			rec = record_turn(&turns[i]);
+			api_events_decorate("turn_finished", rec);
+			snprintf(evid, sizeof(evid), "%d-0", turns[i].idx);
+			events_format(&replay, "turn_finished", evid, rec);
+			json_decref(rec);
+		}
+		if (n)
+			max_turn = turns[n - 1].idx;
+		db_turns_free(turns, n);
+	}
+	events_sub_skip_turns(s->sub, max_turn);
+	if (db_job_get(q->db, id, &j, &e) == 0) {
+		rec = record_job(&j);
+		snprintf(evid, sizeof(evid), "%d-0", j.turns_completed);
+		events_format(&replay, "status", evid, rec);
+		if (terminal(j.status)) {
+			events_format(&replay, "job_finished", evid, rec);
+			events_sub_end(s->sub);
+		}
+		json_decref(rec);
+		db_job_release(&j);
+	}
+	events_sub_prepend(s->sub, replay.buf, replay.len);
+	strbuf_release(&replay);
+
+	r->raw = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader, s, release);
+	if (!r->raw) {
+		release(s);
+		return api_problem(r, 500, "Internal Server Error", "cannot start the stream",
+				   NULL);
+	}
+	MHD_add_response_header(r->raw, "Content-Type", "text/event-stream; charset=utf-8");
+	MHD_add_response_header(r->raw, "Cache-Control", "no-store");
+	MHD_add_response_header(r->raw, "X-Accel-Buffering", "no");
+	MHD_add_response_header(r->raw, "X-Content-Type-Options", "nosniff");
+	r->status = 200;
+}

@@ -1,0 +1,75 @@
+/*
+ * events.h - in-process publish/subscribe of a job's live events.
+ *
+ * DESIGN: workers publish (status, turn_started, token, turn_finished,
+ * job_finished); each subscriber (an SSE connection) has its own bounded
+ * buffer of formatted Server-Sent Events. Publishing never blocks on a
+ * subscriber: it appends under the hub's lock and, if the subscriber's
+ * connection is parked, wakes it through the callback it registered. A
+ * subscriber that falls more than EVENTS_SUB_MAX bytes behind is closed; its
+ * client reconnects with Last-Event-ID and is replayed from the store, so a
+ * slow or vanished client never slows a worker nor grows memory without
+ * bound. A heartbeat thread writes a comment line to idle subscribers every
+ * few seconds, which keeps proxies open and finds clients that went away.
+ * With no subscriber for a job, publishing costs one lock and a lookup.
+ *
+ * Event ids are "<turns completed>-<n>": the part before the dash tells a
+ * reconnecting client's position in the conversation.
+ */
+#ifndef PARLEY_EVENTS_H
+#define PARLEY_EVENTS_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "db/util.h"
+
+#define EVENTS_SUB_MAX (1 << 20)
+
+struct events_sub;
+
+/* Starts the hub (and its heartbeat thread); events_shutdown() closes every subscriber. */
+void events_init(int heartbeat_ms);
+void events_shutdown(void);
+/* Waits up to ms for every subscriber to have gone; 1 when none is left. */
+int events_wait_idle(long ms);
+
+/*
+ * park(ud) is called, under the hub's lock, when the subscriber has nothing
+ * to read (the connection suspends itself); wake(ud) is called, under the
+ * same lock, when something arrives for a parked subscriber.
+ */
+struct events_sub *events_subscribe(const char *job_id, void (*park)(void *ud),
+				    void (*wake)(void *ud), void *ud);
+void events_unsubscribe(struct events_sub *s);
+
+/* Turn number up to which turn_finished (and its tokens) must not be sent again. */
+void events_sub_skip_turns(struct events_sub *s, int up_to);
+/* Puts preformatted SSE text (the replay) before anything buffered since subscribing. */
+void events_sub_prepend(struct events_sub *s, const char *text, size_t len);
+/* Marks the stream to end once its buffer is drained. */
+void events_sub_end(struct events_sub *s);
+
+/*
+ * Copies up to max bytes of pending text into buf. Returns the number
+ * copied; 0 after parking the subscriber when nothing is pending; -1 when the
+ * stream has ended (closed, overflowed, or the hub shut down).
+ */
+long events_sub_read(struct events_sub *s, char *buf, size_t max);
+
+/* Appends one SSE event ("id:", "event:", "data:" lines) to out. data is borrowed. */
+void events_format(struct strbuf *out, const char *type, const char *id, const json_t *data);
+
+/*
+ * Publishes an event of a job. turn is the turn it belongs to (0 for status
+ * and job events), done the number of turns completed. data is borrowed.
+ */
+void events_publish(const char *job_id, const char *type, int turn, int done, json_t *data);
+/* A text delta of a turn in progress; builds nothing when nobody listens. */
+void events_publish_token(const char *job_id, int turn, int done, const char *text, size_t len);
+
+/* A hook that may add to an event's data before it is formatted (the API adds
+ * rendered HTML to turn_finished). Set once at start-up. */
+void events_set_decorator(void (*fn)(const char *type, json_t *data));
+
+#endif
