@@ -62,7 +62,15 @@ struct api_resp {
 	 * strings must outlive the request. A Cache-Control here replaces no-store. */
 	const char *headers[8][2];
 	struct MHD_Response *raw; /* a streamed response (SSE) sent instead of body; owned */
+	struct {
+		const char *name; /* a static string */
+		char *value;      /* owned */
+	} hdr[8];                 /* more headers: api_add_header() */
+	int nhdr;
 };
+
+/* Adds a response header (value copied); the ninth and later are dropped. */
+void api_add_header(struct api_resp *r, const char *name, const char *value);
 
 /* Sets a JSON body; j is stolen. */
 void api_json(struct api_resp *r, int status, json_t *j);

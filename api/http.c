@@ -140,6 +140,15 @@ static void route(struct api_req *q, struct api_resp *r)
 			return api_system_readyz(q, r);
 		return not_allowed(r, "GET, HEAD");
 	}
+	/* dashboard */
+	if (n == 0 || (n == 2 && strcmp(s[0], "assets") == 0)) {
+		if (!method_is(q, "GET") && !method_is(q, "HEAD"))
+			return not_allowed(r, "GET, HEAD");
+		if (n == 0)
+			return api_dashboard_index(q, r);
+		return api_dashboard_asset(q, r, s[1]);
+	}
+	/* end dashboard */
 	if (n >= 2 && strcmp(s[0], "v1") == 0) {
 		if (strcmp(s[1], "jobs") == 0) {
 			if (n == 2) {
@@ -206,8 +215,10 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct api_resp *r
 	size_t len;
 	char *body;
 	char ra[16];
+	int i;
 
 	if (r->raw) {
+		add_headers(r->raw, r);
 		ret = MHD_queue_response(conn, (unsigned)r->status, r->raw);
 		MHD_destroy_response(r->raw);
 		r->raw = NULL;
@@ -231,9 +242,48 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct api_resp *r
 		snprintf(ra, sizeof(ra), "%d", r->retry_after);
 		MHD_add_response_header(resp, "Retry-After", ra);
 	}
+	add_headers(resp, r);
+	/* dashboard: a handler's own headers */
+	for (i = 0; i < 8 && r->headers[i][0]; i++) {
+		if (strcasecmp(r->headers[i][0], "Cache-Control") == 0)
+			MHD_del_response_header(resp, "Cache-Control", "no-store");
+		MHD_add_response_header(resp, r->headers[i][0], r->headers[i][1]);
+	}
 	ret = MHD_queue_response(conn, (unsigned)r->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+/* dashboard */
+void api_resp_header(struct api_resp *r, const char *name, const char *value)
+{
+	int i;
+
+	for (i = 0; i < 8; i++) {
+		if (!r->headers[i][0]) {
+			r->headers[i][0] = name;
+			r->headers[i][1] = value;
+			return;
+		}
+	}
+	log_warn("http", "detail=\"more than 8 extra headers; '%s' dropped\"", name);
+}
+
+void api_add_header(struct api_resp *r, const char *name, const char *value)
+{
+	if (r->nhdr >= (int)ARRAY_SIZE(r->hdr))
+		return;
+	r->hdr[r->nhdr].name = name;
+	r->hdr[r->nhdr].value = xstrdup(value);
+	r->nhdr++;
+}
+
+static void add_headers(struct MHD_Response *resp, const struct api_resp *r)
+{
+	int i;
+
+	for (i = 0; i < r->nhdr; i++)
+		MHD_add_response_header(resp, r->hdr[i].name, r->hdr[i].value);
 }
 
 static void resp_init(struct api_resp *r)
@@ -245,6 +295,10 @@ static void resp_init(struct api_resp *r)
 
 static void resp_release(struct api_resp *r)
 {
+	int i;
+
+	for (i = 0; i < r->nhdr; i++)
+		free(r->hdr[i].value);
 	if (r->raw)
 		MHD_destroy_response(r->raw);
 	strbuf_release(&r->body);
