@@ -208,6 +208,23 @@ static void route(struct api_req *q, struct api_resp *r)
 	api_problem(r, 404, "Not Found", "no such resource; the API lives under /v1/", NULL);
 }
 
+void api_add_header(struct api_resp *r, const char *name, const char *value)
+{
+	if (r->nhdr >= (int)ARRAY_SIZE(r->hdr))
+		return;
+	r->hdr[r->nhdr].name = name;
+	r->hdr[r->nhdr].value = xstrdup(value);
+	r->nhdr++;
+}
+
+static void add_headers(struct MHD_Response *resp, const struct api_resp *r)
+{
+	int i;
+
+	for (i = 0; i < r->nhdr; i++)
+		MHD_add_response_header(resp, r->hdr[i].name, r->hdr[i].value);
+}
+
 static enum MHD_Result send_resp(struct MHD_Connection *conn, struct api_resp *r)
 {
 	struct MHD_Response *resp;
@@ -267,23 +284,6 @@ void api_resp_header(struct api_resp *r, const char *name, const char *value)
 		}
 	}
 	log_warn("http", "detail=\"more than 8 extra headers; '%s' dropped\"", name);
-}
-
-void api_add_header(struct api_resp *r, const char *name, const char *value)
-{
-	if (r->nhdr >= (int)ARRAY_SIZE(r->hdr))
-		return;
-	r->hdr[r->nhdr].name = name;
-	r->hdr[r->nhdr].value = xstrdup(value);
-	r->nhdr++;
-}
-
-static void add_headers(struct MHD_Response *resp, const struct api_resp *r)
-{
-	int i;
-
-	for (i = 0; i < r->nhdr; i++)
-		MHD_add_response_header(resp, r->hdr[i].name, r->hdr[i].value);
 }
 
 static void resp_init(struct api_resp *r)

@@ -155,8 +155,8 @@ static int fault_midstream(int mode)
 struct logent {
 	long id;
 	char *path;
-	json_t
-	    *body; /* owned: the parsed request, or the raw text as a string when it is not JSON */
+	/* owned: the parsed request, or its raw text as a string when it is not JSON */
+	json_t *body;
 	char *model;
 	int64_t received_ms, finished_ms; /* wall clock, ms since the epoch */
 	int status;			  /* HTTP status sent; 0 = none (refused, dropped) */
@@ -415,8 +415,8 @@ static size_t common_prefix(const char *a, size_t na, const char *b, size_t nb)
  * least a tenth of the prompt (llama-server's slot_prompt_similarity) and at
  * least half of what the slot holds (so that two conversations sharing a short
  * system-prompt prefix do not evict each other); else the least recently used.
- * While none is idle the request waits, as llama-server defers it. Returns 0, or -1 when the client
- * hung up or the fake is stopping.
+ * While none is idle the request waits, as llama-server defers it. Returns 0,
+ * or -1 when the client hung up or the fake is stopping.
  */
 static int slot_acquire(struct req *r, long want)
 {
@@ -1103,7 +1103,7 @@ static enum MHD_Result llama_chat(struct req *r, const json_t *body, const json_
 {
 	json_t *msgs = json_object_get(body, "messages");
 	json_t *so = json_object_get(body, "stream_options");
-	long max_tokens = int_field(body, "max_tokens", -1);
+	long max_tokens = int_field(body, "max_tokens", -1), id_slot;
 	char msg[600];
 
 	if (!json_is_array(msgs))
@@ -1136,12 +1136,40 @@ static enum MHD_Result llama_chat(struct req *r, const json_t *body, const json_
 	util_random_hex(r->id + 9, 16);
 	memcpy(r->id, "chatcmpl-", 9);
 	r->created = (int64_t)time(NULL);
-	if (slot_acquire(r, int_field(body, "id_slot", -1)))
+	id_slot = int_field(body, "id_slot", -1);
+	if (id_slot >= cfg.slots) /* no such slot: take any rather than wait forever */
+		id_slot = -1;
+	if (slot_acquire(r, id_slot < 0 ? -1 : id_slot))
 		return MHD_NO;
 	return reply_start(r);
 }
 
 /* ---- chat, both protocols ---- */
+
+/* Must hold F.lock. */
+static void fault_remove_locked(size_t i)
+{
+	fault_release(&F.faults[i]);
+	memmove(&F.faults[i], &F.faults[i + 1], (F.nfaults - i - 1) * sizeof(F.faults[0]));
+	F.nfaults--;
+}
+
+/* Must hold F.lock. Drops "loading" faults whose time is up. */
+static void faults_prune_locked(void)
+{
+	size_t i = 0;
+	int64_t now = util_mono_us();
+
+	while (i < F.nfaults) {
+		struct fault *f = &F.faults[i];
+
+		if (f->mode == FM_LOADING && f->ms > 0 &&
+		    now - f->since_us >= (int64_t)f->ms * 1000)
+			fault_remove_locked(i);
+		else
+			i++;
+	}
+}
 
 /*
  * Whether a "loading" fault holds. A chat request (chat=1) uses up one of its
@@ -1149,33 +1177,21 @@ static enum MHD_Result llama_chat(struct req *r, const json_t *body, const json_
  */
 static int loading_active(const char *model, int chat)
 {
-	size_t i = 0;
+	size_t i;
 	int active = 0;
 
 	pthread_mutex_lock(&F.lock);
-	while (i < F.nfaults) {
+	faults_prune_locked();
+	for (i = 0; i < F.nfaults; i++) {
 		struct fault *f = &F.faults[i];
 
-		if (f->mode != FM_LOADING) {
-			i++;
+		if (f->mode != FM_LOADING)
 			continue;
-		}
-		if (f->ms > 0 && util_mono_us() - f->since_us >= (int64_t)f->ms * 1000) {
-			fault_release(f);
-			memmove(f, f + 1, (F.nfaults - i - 1) * sizeof(*f));
-			F.nfaults--;
+		if (chat && f->model && (!model || !fake_model_eq(f->model, model)))
 			continue;
-		}
-		if (chat && f->model && (!model || !fake_model_eq(f->model, model))) {
-			i++;
-			continue;
-		}
 		active = 1;
-		if (chat && f->count > 0 && --f->count == 0) {
-			fault_release(f);
-			memmove(f, f + 1, (F.nfaults - i - 1) * sizeof(*f));
-			F.nfaults--;
-		}
+		if (chat && f->count > 0 && --f->count == 0)
+			fault_remove_locked(i);
 		break;
 	}
 	pthread_mutex_unlock(&F.lock);
@@ -1200,11 +1216,8 @@ static int fault_take(const char *model, const char *path, struct fault *out)
 			continue;
 		fault_copy(out, f);
 		found = 1;
-		if (f->count > 0 && --f->count == 0) {
-			fault_release(f);
-			memmove(f, f + 1, (F.nfaults - i - 1) * sizeof(*f));
-			F.nfaults--;
-		}
+		if (f->count > 0 && --f->count == 0)
+			fault_remove_locked(i);
 		break;
 	}
 	pthread_mutex_unlock(&F.lock);
@@ -1307,6 +1320,7 @@ static enum MHD_Result chat_handle(struct req *r, json_t *body, const json_error
 	int ollama = r->proto == PROTO_OLLAMA, handled;
 	const char *model = json_string_value(json_object_get(body, "model"));
 	json_t *msgs = json_object_get(body, "messages"), *st = json_object_get(body, "stream");
+	struct logent *e;
 	enum MHD_Result ret;
 	char msg[600];
 
@@ -1333,31 +1347,24 @@ static enum MHD_Result chat_handle(struct req *r, json_t *body, const json_error
 			    -1);
 		return llama_error(r, 400, "invalid_request_error", "'messages' is required", -1);
 	}
-	r->model = xstrdup(model ? model : ollama ? "" : LLAMA_MODEL);
+	if (model)
+		r->model = xstrdup(model);
+	else /* Ollama insists on a model; llama-server serves its own */
+		r->model = xstrdup(ollama ? "" : LLAMA_MODEL);
 	r->stream = st ? json_is_true(st) : ollama; /* Ollama streams by default, llama not */
 	fake_render_prompt(json_is_array(msgs) ? msgs : NULL, &r->prompt);
 	r->prompt_tokens = fake_count_tokens(r->prompt.len);
+	fault_take(model, r->path, &r->fault);
 	pthread_mutex_lock(&F.lock);
-	{
-		struct logent *e = log_find(r->log_id);
-
-		if (e)
-			e->stream = r->stream;
+	e = log_find(r->log_id);
+	if (e) {
+		e->stream = r->stream;
+		e->fault = r->fault.mode == FM_NONE ? NULL : fault_names[r->fault.mode];
 	}
 	pthread_mutex_unlock(&F.lock);
-	if (fault_take(model, r->path, &r->fault)) {
-		pthread_mutex_lock(&F.lock);
-		{
-			struct logent *e = log_find(r->log_id);
-
-			if (e)
-				e->fault = fault_names[r->fault.mode];
-		}
-		pthread_mutex_unlock(&F.lock);
-		ret = early_fault(r, &handled);
-		if (handled)
-			return ret;
-	}
+	ret = early_fault(r, &handled);
+	if (handled)
+		return ret;
 	if (ollama)
 		return ollama_chat(r, body, script);
 	return llama_chat(r, body, script);
@@ -1698,6 +1705,7 @@ static json_t *fault_json(const struct fault *f)
 			    f->model ? json_string(f->model) : json_null()); /* stolen */
 	json_object_set_new(j, "path", f->path ? json_string(f->path) : json_null());
 	json_object_set_new(j, "message", f->message ? json_string(f->message) : json_null());
+	json_object_set_new(j, "option", f->option ? json_string(f->option) : json_null());
 	return j;
 }
 
@@ -1707,6 +1715,7 @@ static json_t *faults_json_locked(void)
 	json_t *a = json_array();
 	size_t i;
 
+	faults_prune_locked();
 	for (i = 0; i < F.nfaults; i++)
 		json_array_append_new(a, fault_json(&F.faults[i])); /* stolen */
 	return a;
@@ -1875,6 +1884,7 @@ static enum MHD_Result control_stats(struct req *r)
 	int i, busy = 0;
 
 	pthread_mutex_lock(&F.lock);
+	faults_prune_locked();
 	for (i = 0; i < cfg.slots; i++)
 		busy += F.slots[i].busy;
 	j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:i,s:o,s:I}", "chat_requests",
@@ -2056,12 +2066,12 @@ static void usage(FILE *f)
 	       "port=N on stdout once listening. See tests/fake/README.md.\n");
 }
 
-static long parse_num(const char *opt, const char *s, long min)
+static long parse_num(const char *opt, const char *s, long min, long max)
 {
 	char *end;
 	long v = strtol(s, &end, 10);
 
-	if (!*s || *end || v < min) {
+	if (!*s || *end || v < min || v > max) {
 		fprintf(stderr, "fake-backend: bad value '%s' for --%s\n", s, opt);
 		exit(2);
 	}
@@ -2087,9 +2097,7 @@ static void parse_args(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			cfg.port = parse_num("port", optarg, 0);
-			if (cfg.port > 65535)
-				parse_num("port", "-1", 0);
+			cfg.port = parse_num("port", optarg, 0, 65535);
 			break;
 		case 'H':
 			cfg.host = optarg;
@@ -2098,16 +2106,16 @@ static void parse_args(int argc, char **argv)
 			cfg.script_path = optarg;
 			break;
 		case 'd':
-			cfg.token_delay_ms = parse_num("token-delay-ms", optarg, 0);
+			cfg.token_delay_ms = parse_num("token-delay-ms", optarg, 0, 3600000);
 			break;
 		case 'n':
-			cfg.slots = (int)parse_num("slots", optarg, 1);
+			cfg.slots = (int)parse_num("slots", optarg, 1, 256);
 			break;
 		case 'c':
-			cfg.n_ctx = parse_num("n-ctx", optarg, 1);
+			cfg.n_ctx = parse_num("n-ctx", optarg, 1, 1L << 30);
 			break;
 		case 'l':
-			cfg.load_ms = parse_num("load-ms", optarg, 0);
+			cfg.load_ms = parse_num("load-ms", optarg, 0, 3600000);
 			break;
 		case 'P':
 			cfg.die_with_parent = 1;
@@ -2161,6 +2169,8 @@ int main(int argc, char **argv)
 	size_t k;
 
 	parse_args(argc, argv);
+	if (!strcmp(cfg.host, "localhost"))
+		cfg.host = "127.0.0.1";
 	memset(&ss, 0, sizeof(ss));
 	if (inet_pton(AF_INET, cfg.host, &sin->sin_addr) == 1) {
 		sin->sin_family = AF_INET;
