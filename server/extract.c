@@ -502,11 +502,12 @@ static int marker_boundary(const char *p, size_t i)
  * mstart is where the marker begins (its emphasis included); tstart where the
  * text after it begins.
  */
-static int find_test_marker(const char *p, size_t n, size_t *mstart, size_t *tstart)
+static int find_test_marker_at(const char *p, size_t n, size_t from, size_t *mstart,
+			       size_t *tstart, int *is_hash)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++) {
+	for (i = from; i < n; i++) {
 		size_t end = 0, k;
 		int hash = 0;
 
@@ -541,7 +542,53 @@ static int find_test_marker(const char *p, size_t n, size_t *mstart, size_t *tst
 			i--;
 		*mstart = i;
 		*tstart = k;
+		*is_hash = hash;
 		return 1;
+	}
+	return 0;
+}
+
+static int find_test_marker(const char *p, size_t n, size_t *mstart, size_t *tstart)
+{
+	int hash;
+
+	return find_test_marker_at(p, n, 0, mstart, tstart, &hash);
+}
+
+/*
+ * Like find_test_marker(), but when plain is set a "#test_this" tag is only
+ * a tag: it is skipped and the search goes on for a "Test:" marker.
+ * tag_start and tag_end (when a tag was skipped) say where the tag stands.
+ */
+static int find_item_test(const char *p, size_t n, int plain, size_t *mstart, size_t *tstart,
+			  size_t *tag_start, size_t *tag_end)
+{
+	size_t from = 0;
+	int hash;
+
+	*tag_start = *tag_end = 0;
+	while (find_test_marker_at(p, n, from, mstart, tstart, &hash)) {
+		if (!hash || !plain)
+			return 1;
+		if (*tag_end == 0) {
+			*tag_start = *mstart;
+			*tag_end = *tstart;
+		}
+		from = *tstart > from ? *tstart : from + 1;
+	}
+	return 0;
+}
+
+/* Whether any line of an item carries a "Test:" marker of its own (not the tag). */
+static int item_has_plain_test(const char *p, size_t n)
+{
+	size_t from = 0, ms, ts;
+	int hash;
+
+	while (find_test_marker_at(p, n, from, &ms, &ts, &hash)) {
+		if (!hash)
+			return 1;
+		from = ts > from ? ts : from + 1;
 	}
 	return 0;
 }
@@ -995,13 +1042,28 @@ static void build_item(const struct doc *d, size_t first, size_t last, int turn,
 	char *as_test = xcalloc(last - first + 1, 1);
 	size_t j;
 
+	struct strbuf untagged;
+	int plain = 0;
+
 	strbuf_init(&detail, 128);
 	strbuf_init(&test, 128);
 	strbuf_init(&sugg, 256);
+	strbuf_init(&untagged, 0);
+	/* with a "Test:" line of its own, an item's "#test_this:" is only a tag */
+	for (j = first; j <= last && !plain; j++) {
+		size_t n;
+		const char *c;
+
+		if (d->v[j].blank)
+			continue;
+		c = line_content(&d->v[j], &n);
+		plain = item_has_plain_test(c, n);
+	}
 	for (j = first; j <= last; j++) {
 		const struct line *l = &d->v[j];
-		size_t n, ms, ts, pre;
+		size_t n, ms, ts, pre, tag_s, tag_e;
 		const char *c;
+		int found;
 
 		if (l->blank)
 			continue;
@@ -1011,8 +1073,19 @@ static void build_item(const struct doc *d, size_t first, size_t last, int turn,
 		strbuf_add(&sugg, c, n);
 		if (as_test[j - first])
 			continue;
+		found = find_item_test(c, n, plain, &ms, &ts, &tag_s, &tag_e);
+		if (tag_e > tag_s) {
+			/* drop the tag from the text; what follows it is detail */
+			strbuf_reset(&untagged);
+			strbuf_add(&untagged, c, tag_s);
+			strbuf_addch(&untagged, ' ');
+			strbuf_add(&untagged, c + tag_e, n - tag_e);
+			c = untagged.buf;
+			n = untagged.len;
+			found = find_item_test(c, n, plain, &ms, &ts, &tag_s, &tag_e);
+		}
 		pre = n;
-		if (find_test_marker(c, n, &ms, &ts)) {
+		if (found) {
 			pre = ms;
 			if (ts < n) {
 				add_piece(&test, c + ts, n - ts);
@@ -1082,6 +1155,7 @@ static void build_item(const struct doc *d, size_t first, size_t last, int turn,
 	strbuf_release(&detail);
 	strbuf_release(&test);
 	strbuf_release(&sugg);
+	strbuf_release(&untagged);
 }
 
 static void extract_rubric(const char *text, int turn, struct optim_list *out)

@@ -459,6 +459,29 @@ START_TEST(test_nothing_to_find)
 }
 END_TEST
 
+START_TEST(test_tag_and_test_line)
+{
+	/* "#test_this:" tags the item; its own "Test:" line is the test */
+	const char *t = "**3. Concrete Suggestions**\n\n"
+			"- **Cache prompts** #test_this: keep the KV cache warm between turns.\n"
+			"  Test: measure ttft before and after.\n"
+			"- **Batch** #test_this: group requests.\n"
+			"  Test: compare throughput.\n\n"
+			"**4. Reasoning**\n\nbecause.\n";
+	struct optim_list l;
+
+	optim_list_init(&l);
+	extract_optimizations(EXTRACT_RUBRIC, t, 3, &l);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert_str_eq(l.v[0].title, "Cache prompts");
+	ck_assert_str_eq(l.v[0].detail, "keep the KV cache warm between turns.");
+	ck_assert_str_eq(l.v[0].test, "measure ttft before and after.");
+	ck_assert_str_eq(l.v[1].detail, "group requests.");
+	ck_assert_str_eq(l.v[1].test, "compare throughput.");
+	optim_list_release(&l);
+}
+END_TEST
+
 START_TEST(test_method_names)
 {
 	enum extract_method m;
@@ -492,6 +515,7 @@ static Suite *extract_suite(void)
 	tcase_add_test(tc, test_section_without_reasoning_ends_at_prose);
 	tcase_add_test(tc, test_nothing_to_find);
 	tcase_add_test(tc, test_method_names);
+	tcase_add_test(tc, test_tag_and_test_line);
 	suite_add_tcase(s, tc);
 	return s;
 }
