@@ -58,9 +58,6 @@ struct api_resp {
 	char *location;      /* Location header or NULL */
 	const char *allow;   /* Allow header on 405 */
 	int retry_after;     /* seconds; 0 = none */
-	/* dashboard: more headers, {name, value}, set with api_resp_header(); the
-	 * strings must outlive the request. A Cache-Control here replaces no-store. */
-	const char *headers[8][2];
 	struct MHD_Response *raw; /* a streamed response (SSE) sent instead of body; owned */
 	struct {
 		const char *name; /* a static string */
@@ -75,8 +72,6 @@ void api_add_header(struct api_resp *r, const char *name, const char *value);
 /* Sets a JSON body; j is stolen. */
 void api_json(struct api_resp *r, int status, json_t *j);
 void api_text(struct api_resp *r, int status, const char *content_type, const char *text);
-/* Adds a response header (dashboard); name and value are borrowed, must outlive the request. */
-void api_resp_header(struct api_resp *r, const char *name, const char *value);
 /* A problem document; errors (array of {field, message}) is stolen, may be NULL. */
 void api_problem(struct api_resp *r, int status, const char *title, const char *detail,
 		 json_t *errors);
@@ -91,6 +86,12 @@ const char *api_header(struct api_req *q, const char *name);
 
 /* Parses the body as a JSON object with the depth limit; on failure fills r (400). */
 json_t *api_parse_body(struct api_req *q, struct api_resp *r);
+
+/* Auth: 0 when the request may go on; -1 with r filled (401/403) otherwise. */
+void api_auth_init(void);
+int api_auth_check(struct api_req *q, struct api_resp *r);
+void api_session_post(struct api_req *q, struct api_resp *r);
+void api_session_delete(struct api_req *q, struct api_resp *r);
 
 /* handlers */
 void api_jobs_post(struct api_req *q, struct api_resp *r);

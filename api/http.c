@@ -135,11 +135,6 @@ static void route(struct api_req *q, struct api_resp *r)
 			return api_system_healthz(q, r);
 		return not_allowed(r, "GET, HEAD");
 	}
-	if (n == 1 && strcmp(s[0], "readyz") == 0) {
-		if (method_is(q, "GET") || method_is(q, "HEAD"))
-			return api_system_readyz(q, r);
-		return not_allowed(r, "GET, HEAD");
-	}
 	/* dashboard */
 	if (n == 0 || (n == 2 && strcmp(s[0], "assets") == 0)) {
 		if (!method_is(q, "GET") && !method_is(q, "HEAD"))
@@ -149,6 +144,21 @@ static void route(struct api_req *q, struct api_resp *r)
 		return api_dashboard_asset(q, r, s[1]);
 	}
 	/* end dashboard */
+	/* everything below needs a token when tokens are configured */
+	if (api_auth_check(q, r) < 0)
+		return;
+	if (n == 1 && strcmp(s[0], "readyz") == 0) {
+		if (method_is(q, "GET") || method_is(q, "HEAD"))
+			return api_system_readyz(q, r);
+		return not_allowed(r, "GET, HEAD");
+	}
+	if (n == 2 && strcmp(s[0], "v1") == 0 && strcmp(s[1], "session") == 0) {
+		if (method_is(q, "POST"))
+			return api_session_post(q, r);
+		if (method_is(q, "DELETE"))
+			return api_session_delete(q, r);
+		return not_allowed(r, "POST, DELETE");
+	}
 	if (n >= 2 && strcmp(s[0], "v1") == 0) {
 		if (strcmp(s[1], "jobs") == 0) {
 			if (n == 2) {
@@ -221,8 +231,12 @@ static void add_headers(struct MHD_Response *resp, const struct api_resp *r)
 {
 	int i;
 
-	for (i = 0; i < r->nhdr; i++)
+	for (i = 0; i < r->nhdr; i++) {
+		/* a handler's Cache-Control (the dashboard's) replaces the default no-store */
+		if (strcasecmp(r->hdr[i].name, "Cache-Control") == 0)
+			MHD_del_response_header(resp, "Cache-Control", "no-store");
 		MHD_add_response_header(resp, r->hdr[i].name, r->hdr[i].value);
+	}
 }
 
 static enum MHD_Result send_resp(struct MHD_Connection *conn, struct api_resp *r)
@@ -232,7 +246,6 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct api_resp *r
 	size_t len;
 	char *body;
 	char ra[16];
-	int i;
 
 	if (r->raw) {
 		add_headers(r->raw, r);
@@ -260,30 +273,9 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct api_resp *r
 		MHD_add_response_header(resp, "Retry-After", ra);
 	}
 	add_headers(resp, r);
-	/* dashboard: a handler's own headers */
-	for (i = 0; i < 8 && r->headers[i][0]; i++) {
-		if (strcasecmp(r->headers[i][0], "Cache-Control") == 0)
-			MHD_del_response_header(resp, "Cache-Control", "no-store");
-		MHD_add_response_header(resp, r->headers[i][0], r->headers[i][1]);
-	}
 	ret = MHD_queue_response(conn, (unsigned)r->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
-}
-
-/* dashboard */
-void api_resp_header(struct api_resp *r, const char *name, const char *value)
-{
-	int i;
-
-	for (i = 0; i < 8; i++) {
-		if (!r->headers[i][0]) {
-			r->headers[i][0] = name;
-			r->headers[i][1] = value;
-			return;
-		}
-	}
-	log_warn("http", "detail=\"more than 8 extra headers; '%s' dropped\"", name);
 }
 
 static void resp_init(struct api_resp *r)
@@ -434,6 +426,7 @@ struct api *api_start(const struct api_deps *deps, struct perr *e)
 	const union MHD_DaemonInfo *info;
 
 	a->deps = *deps;
+	api_auth_init();
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)deps->cfg->listen_port);

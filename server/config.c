@@ -3,6 +3,8 @@
  */
 #include "server/config.h"
 
+#include "db/sha256.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -40,10 +42,35 @@ static void set_str(char **dst, const char *s)
 	*dst = xstrdup(s);
 }
 
-static void add_token(struct config *cfg, const char *tok)
+/*
+ * Keeps a token only as its SHA-256: "sha256:<64 hex>" is taken as a hash
+ * already (how the config file should hold them); anything else is a token,
+ * hashed here and not kept.
+ */
+static int add_token(struct config *cfg, const char *tok, struct perr *e)
 {
+	char hex[65];
+	size_t i;
+
+	if (strncmp(tok, "sha256:", 7) == 0) {
+		const char *h = tok + 7;
+		if (strlen(h) != 64)
+			return perr_set(e, PERR_INVALID, "a token hash is 'sha256:' and 64 hex digits");
+		for (i = 0; i < 64; i++) {
+			if (!strchr("0123456789abcdef", h[i]))
+				return perr_set(e, PERR_INVALID,
+						"a token hash is 'sha256:' and 64 lowercase hex digits");
+			hex[i] = h[i];
+		}
+		hex[64] = '\0';
+	} else {
+		if (strlen(tok) < 16)
+			return perr_set(e, PERR_INVALID, "a token must be at least 16 characters");
+		sha256_hex(tok, strlen(tok), hex);
+	}
 	cfg->tokens = xrealloc(cfg->tokens, (cfg->ntokens + 1) * sizeof(char *));
-	cfg->tokens[cfg->ntokens++] = xstrdup(tok);
+	cfg->tokens[cfg->ntokens++] = xstrdup(hex);
+	return 0;
 }
 
 /* Normalises a URL: adds http://, drops trailing slashes. */
@@ -252,7 +279,8 @@ static int load_file(struct config *cfg, const char *path, struct perr *e)
 			{
 				if (!json_is_string(t) || !*json_string_value(t))
 					goto bad;
-				add_token(cfg, json_string_value(t));
+				if (add_token(cfg, json_string_value(t), e) < 0)
+					goto fail;
 			}
 		} else if (strcmp(key, "backends") == 0 && json_is_array(v)) {
 			json_t *b; /* borrowed */
@@ -309,7 +337,10 @@ static int read_token_file(struct config *cfg, const char *path, struct perr *e)
 		line[n] = '\0';
 		if (n == 0 || line[0] == '#')
 			continue;
-		add_token(cfg, line);
+		if (add_token(cfg, line, e) < 0) {
+			fclose(f);
+			return -1;
+		}
 	}
 	fclose(f);
 	if (cfg->ntokens == 0)
@@ -329,7 +360,9 @@ void config_usage(void)
 	      "  --workers N          worker threads (PARLEY_WORKERS, default 4)\n"
 	      "  --backend SPEC       name=N,kind=ollama|llama-server,url=U[,max_concurrency=C];\n"
 	      "                       repeatable (PARLEY_BACKENDS, entries separated by ';')\n"
-	      "  --token-file FILE    bearer tokens, one a line (PARLEY_TOKEN: one token)\n"
+	      "  --token-file FILE    bearer tokens, one a line, plain or as sha256:<hex>\n"
+	      "                       (PARLEY_TOKEN: one token)\n"
+	      "  --hash-token         print the sha256:<hex> form of the token on stdin\n"
 	      "  --log-level LEVEL    debug, info, warn, error (PARLEY_LOG_LEVEL)\n"
 	      "  --help               this text\n"
 	      "  --version            the version\n"
@@ -346,7 +379,8 @@ int config_load(struct config *cfg, int argc, char **argv, struct perr *e)
 	    {"db", required_argument, NULL, 'd'},      {"workers", required_argument, NULL, 'w'},
 	    {"backend", required_argument, NULL, 'b'}, {"token-file", required_argument, NULL, 't'},
 	    {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
+	    {"version", no_argument, NULL, 'V'},       {"hash-token", no_argument, NULL, 'H'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *config_path = getenv("PARLEY_CONFIG"), *s;
 	int opt, flag_backends = 0;
@@ -383,6 +417,17 @@ int config_load(struct config *cfg, int argc, char **argv, struct perr *e)
 			printf("parleyd %s\n", PARLEY_VERSION);
 			return 1;
 		}
+		if (opt == 'H') {
+			char line[1024], hex[65];
+			size_t n;
+			if (!fgets(line, sizeof(line), stdin))
+				return perr_set(e, PERR_INVALID, "--hash-token reads a token on stdin");
+			n = strcspn(line, "\r\n");
+			line[n] = '\0';
+			sha256_hex(line, n, hex);
+			printf("sha256:%s\n", hex);
+			return 1;
+		}
 		if (opt == 'c')
 			config_path = optarg;
 		if (opt == '?')
@@ -403,8 +448,8 @@ int config_load(struct config *cfg, int argc, char **argv, struct perr *e)
 	}
 	if ((s = getenv("PARLEY_BACKENDS")) && *s && load_backends_list(cfg, s, e) < 0)
 		return -1;
-	if ((s = getenv("PARLEY_TOKEN")) && *s)
-		add_token(cfg, s);
+	if ((s = getenv("PARLEY_TOKEN")) && *s && add_token(cfg, s, e) < 0)
+		return -1;
 	if ((s = getenv("PARLEY_LOG_LEVEL")))
 		set_str(&cfg->log_level, s);
 

@@ -32,7 +32,7 @@ struct config {
 	int retry_max_attempts;
 	long retry_base_delay_ms;
 	long retry_max_delay_ms;
-	char **tokens; /* accepted bearer tokens; none = no auth */
+	char **tokens; /* SHA-256 (hex) of the accepted bearer tokens; none = no auth */
 	size_t ntokens;
 	struct backend_cfg *backends;
 	size_t nbackends;

@@ -214,6 +214,19 @@ int harness_stop(struct proc *p, int sig)
 	return -1;
 }
 
+static struct strbuf last_headers;
+
+const char *harness_last_headers(void)
+{
+	return last_headers.buf ? last_headers.buf : "";
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+	strbuf_add(ud, data, size * nmemb);
+	return size * nmemb;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
 	strbuf_add(ud, data, size * nmemb);
@@ -231,6 +244,11 @@ int harness_http(int port, const char *method, const char *path, const char *bod
 	int i;
 
 	strbuf_init(&sb, 0);
+	if (!last_headers.buf)
+		strbuf_init(&last_headers, 0);
+	strbuf_reset(&last_headers);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &last_headers);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);

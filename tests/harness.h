@@ -43,6 +43,8 @@ int harness_stop(struct proc *p, int sig);
  */
 int harness_http(int port, const char *method, const char *path, const char *body,
 		 const char *const *headers, char **out);
+/* The response headers of the last harness_http() call of this process. */
+const char *harness_last_headers(void);
 /* Same, parsing a JSON answer (NULL when it is not JSON). */
 int harness_http_json(int port, const char *method, const char *path, const char *body,
 		      json_t **out);

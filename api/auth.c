@@ -1,0 +1,167 @@
+/*
+ * auth.c - bearer tokens and the dashboard's session cookie.
+ *
+ * DESIGN: with tokens configured, every request but /healthz and the
+ * dashboard's static files (GET /, /assets/…: they hold no data) must carry
+ * `Authorization: Bearer <token>`. Tokens are kept only as SHA-256 hashes
+ * and compared in constant time; they are never logged. A browser cannot
+ * put a header on an EventSource, so the dashboard trades its token once,
+ * POST /v1/session with the bearer header, for an HttpOnly, SameSite=Strict
+ * cookie: "<expiry>.<HMAC-SHA-256 of the expiry>" under a key made at start-up
+ * (restarting parleyd ends every session). Requests that change something
+ * and come with the cookie alone must also come from this origin.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "db/sha256.h"
+
+#define SESSION_SECONDS (12 * 3600)
+
+static unsigned char session_key[32];
+
+void api_auth_init(void)
+{
+	char hex[65];
+	size_t i;
+
+	util_random_hex(hex, 32);
+	for (i = 0; i < 32; i++) {
+		unsigned int b;
+		sscanf(hex + 2 * i, "%2x", &b);
+		session_key[i] = (unsigned char)b;
+	}
+}
+
+static int token_ok(const struct config *cfg, const char *token)
+{
+	char hex[65];
+	size_t i;
+	int ok = 0;
+
+	sha256_hex(token, strlen(token), hex);
+	for (i = 0; i < cfg->ntokens; i++)
+		ok |= ct_equal(hex, cfg->tokens[i], 64);
+	return ok;
+}
+
+static void session_sign(long long expiry, char out[96])
+{
+	static const char hexd[] = "0123456789abcdef";
+	unsigned char mac[32];
+	char msg[32];
+	int n, i;
+
+	n = snprintf(msg, sizeof(msg), "%lld", expiry);
+	hmac_sha256(session_key, sizeof(session_key), msg, (size_t)n, mac);
+	n = snprintf(out, 96, "%lld.", expiry);
+	for (i = 0; i < 32; i++) {
+		out[n + 2 * i] = hexd[mac[i] >> 4];
+		out[n + 2 * i + 1] = hexd[mac[i] & 15];
+	}
+	out[n + 64] = '\0';
+}
+
+static int session_ok(const char *value)
+{
+	char want[96];
+	long long expiry;
+	char *dot;
+
+	expiry = strtoll(value, &dot, 10);
+	if (*dot != '.' || expiry * 1000000 < util_now_us())
+		return 0;
+	session_sign(expiry, want);
+	return strlen(value) == strlen(want) && ct_equal(value, want, strlen(want));
+}
+
+static const char *bearer(struct api_req *q)
+{
+	const char *h = api_header(q, "Authorization");
+
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return NULL;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	return *h ? h : NULL;
+}
+
+/* Whether a state-changing request carrying only the cookie comes from our own pages. */
+static int same_origin(struct api_req *q)
+{
+	const char *origin = api_header(q, "Origin"), *host = api_header(q, "Host");
+	char want[300];
+
+	if (!origin)
+		return 1; /* not a cross-site browser request: browsers send Origin on those */
+	if (!host)
+		return 0;
+	snprintf(want, sizeof(want), "http://%s", host);
+	return strcmp(origin, want) == 0;
+}
+
+static void unauthorized(struct api_resp *r, const char *detail)
+{
+	api_problem(r, 401, "Unauthorized", detail, NULL);
+	api_add_header(r, "WWW-Authenticate", "Bearer realm=\"parley\"");
+}
+
+int api_auth_check(struct api_req *q, struct api_resp *r)
+{
+	const struct config *cfg = q->deps->cfg;
+	const char *tok, *cookie;
+
+	if (cfg->ntokens == 0)
+		return 0;
+	if ((tok = bearer(q))) {
+		if (token_ok(cfg, tok))
+			return 0;
+		unauthorized(r, "the bearer token is not valid");
+		return -1;
+	}
+	cookie = MHD_lookup_connection_value(q->conn, MHD_COOKIE_KIND, "parley_session");
+	if (cookie && session_ok(cookie)) {
+		if (strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0 ||
+		    same_origin(q))
+			return 0;
+		api_problem(r, 403, "Forbidden", "a cross-origin request cannot use the session",
+			    NULL);
+		return -1;
+	}
+	unauthorized(r, "this server needs 'Authorization: Bearer <token>'");
+	return -1;
+}
+
+void api_session_post(struct api_req *q, struct api_resp *r)
+{
+	const struct config *cfg = q->deps->cfg;
+	const char *tok = bearer(q);
+	char value[96], cookie[256];
+	long long expiry;
+
+	if (cfg->ntokens == 0) {
+		api_json(r, 200, json_pack("{s:b}", "auth", 0));
+		return;
+	}
+	if (!tok || !token_ok(cfg, tok))
+		return unauthorized(r, "POST /v1/session needs a valid 'Authorization: Bearer <token>'");
+	expiry = (long long)(util_now_us() / 1000000) + SESSION_SECONDS;
+	session_sign(expiry, value);
+	snprintf(cookie, sizeof(cookie),
+		 "parley_session=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict", value,
+		 SESSION_SECONDS);
+	api_json(r, 200, json_pack("{s:b, s:I}", "auth", 1, "expires_in", (json_int_t)SESSION_SECONDS));
+	api_add_header(r, "Set-Cookie", cookie);
+}
+
+void api_session_delete(struct api_req *q, struct api_resp *r)
+{
+	(void)q;
+	r->status = 204;
+	strbuf_reset(&r->body);
+	api_add_header(r, "Set-Cookie",
+		       "parley_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+}
