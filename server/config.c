@@ -401,7 +401,7 @@ int config_load(struct config *cfg, int argc, char **argv, struct perr *e)
 	cfg->max_connections = 1024;
 	cfg->max_connections_per_ip = 256;
 	cfg->drain_timeout_s = 30;
-	cfg->retry_max_attempts = 4;
+	cfg->retry_max_attempts = 5;
 	cfg->retry_base_delay_ms = 500;
 	cfg->retry_max_delay_ms = 30000;
 

@@ -101,7 +101,7 @@ static int cancelled(struct engine_ctx *ctx, const char *job_id)
 
 static long backoff_ms(const struct config *cfg, int attempt, long retry_after_ms)
 {
-	double d = (double)cfg->retry_base_delay_ms * pow(2.0, attempt - 1);
+	double d = (double)cfg->retry_base_delay_ms * pow(2.0, attempt > 10 ? 9 : attempt - 1);
 	double jitter = 0.5 + (double)(random() % 1000) / 1000.0;
 
 	if (d > (double)cfg->retry_max_delay_ms)
@@ -114,14 +114,47 @@ static long backoff_ms(const struct config *cfg, int attempt, long retry_after_m
 
 enum call_outcome { CALL_OK, CALL_FAILED, CALL_CANCELLED };
 
+/*
+ * The retry policy. A loading or busy server is waited for (up to the first-
+ * byte deadline: loading a model takes as long as it takes); a server that
+ * refuses connections, a cut stream and a stall are retried up to
+ * retry_max_attempts; Ollama's "runner unexpectedly stopped" / "timed out
+ * waiting" 500s once. A request the server rejects (400, 404 model, context
+ * overflow) is never retried. A turn cut after partial output restarts from
+ * scratch, and its note says so.
+ */
+static int retryable(const struct engine_ctx *ctx, const struct perr *e,
+		     const struct chat_result *res, int attempt, int64_t waited_us,
+		     const struct backend_cfg *be)
+{
+	long busy_budget_ms = be->first_byte_timeout_ms > 0 ? be->first_byte_timeout_ms : 300000;
+
+	switch (e->code) {
+	case PERR_BACKEND_BUSY:
+		return waited_us / 1000 < busy_budget_ms;
+	case PERR_BACKEND_DOWN:
+	case PERR_BACKEND_PROTOCOL:
+	case PERR_BACKEND_TIMEOUT:
+		return attempt < ctx->cfg->retry_max_attempts;
+	case PERR_BACKEND_ERROR:
+		return attempt == 1 && res->http_status == 500 &&
+		       (strstr(e->msg, "unexpectedly stopped") ||
+			strstr(e->msg, "timed out waiting"));
+	default:
+		return 0;
+	}
+}
+
 /* One turn's model call with its retries; fills res, t's metrics and note. */
 static enum call_outcome call_with_retries(struct engine_ctx *ctx, const struct chat_req *req,
 					   struct chat_result *res, struct db_turn *t,
 					   struct strbuf *note, struct perr *e)
 {
+	int64_t first = util_mono_us();
 	int attempt;
 
 	for (attempt = 1;; attempt++) {
+		long delay;
 		int rc;
 
 		if (fleet_acquire(ctx->fleet, req->be->name, ctx->cancel) < 0)
@@ -136,7 +169,7 @@ static enum call_outcome call_with_retries(struct engine_ctx *ctx, const struct 
 			return CALL_OK;
 		if (atomic_load(ctx->cancel) || e->code == PERR_CANCELLED)
 			return CALL_CANCELLED;
-		if (!backend_error_transient(e, res) || attempt >= ctx->cfg->retry_max_attempts)
+		if (!retryable(ctx, e, res, attempt, util_mono_us() - first, req->be))
 			return CALL_FAILED;
 		strbuf_addf(note, "%sattempt %d %s: %s", note->len ? "; " : "", attempt,
 			    res->partial ? "cut after partial output, restarted from scratch"
@@ -144,7 +177,10 @@ static enum call_outcome call_with_retries(struct engine_ctx *ctx, const struct 
 			    e->msg);
 		log_warn("retrying model call", "backend=%s model=%s attempt=%d error=\"%s\"",
 			 req->be->name, req->model, attempt, e->msg);
-		long delay = backoff_ms(ctx->cfg, attempt, res->retry_after_ms);
+		delay = backoff_ms(ctx->cfg, attempt, res->retry_after_ms);
+		/* a loading server is looked at again every few seconds at most */
+		if (e->code == PERR_BACKEND_BUSY && !res->retry_after_ms && delay > 5000)
+			delay = 5000;
 		chat_result_release(res);
 		if (ctx->wait_ms(ctx->wait_ud, delay))
 			return CALL_CANCELLED;
