@@ -106,6 +106,7 @@ void api_scenarios_delete(struct api_req *q, struct api_resp *r, const char *nam
 void api_system_backends(struct api_req *q, struct api_resp *r);
 void api_system_healthz(struct api_req *q, struct api_resp *r);
 void api_system_readyz(struct api_req *q, struct api_resp *r);
+void api_system_metrics(struct api_req *q, struct api_resp *r);
 /* dashboard: GET / and GET /assets/{name} (api/dashboard.c) */
 void api_dashboard_index(struct api_req *q, struct api_resp *r);
 void api_dashboard_asset(struct api_req *q, struct api_resp *r, const char *name);

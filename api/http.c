@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "server/log.h"
+#include "server/metrics.h"
 
 struct api {
 	struct MHD_Daemon *d;
@@ -147,6 +148,11 @@ static void route(struct api_req *q, struct api_resp *r)
 	/* everything below needs a token when tokens are configured */
 	if (api_auth_check(q, r) < 0)
 		return;
+	if (n == 1 && strcmp(s[0], "metrics") == 0) {
+		if (method_is(q, "GET"))
+			return api_system_metrics(q, r);
+		return not_allowed(r, "GET");
+	}
 	if (n == 1 && strcmp(s[0], "readyz") == 0) {
 		if (method_is(q, "GET") || method_is(q, "HEAD"))
 			return api_system_readyz(q, r);
@@ -384,6 +390,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	} else {
 		route(&q, &r);
 	}
+	metrics_http(r.status);
 	log_debug("request", "method=%s path=%s status=%d us=%lld", method, url, r.status,
 		  (long long)(util_mono_us() - t0));
 	ret = send_resp(conn, &r);

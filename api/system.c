@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "db/job.h"
+#include "server/metrics.h"
 
 void api_system_healthz(struct api_req *q, struct api_resp *r)
 {
@@ -30,4 +32,21 @@ void api_system_readyz(struct api_req *q, struct api_resp *r)
 void api_system_backends(struct api_req *q, struct api_resp *r)
 {
 	api_json(r, 200, json_pack("{s:o}", "items", fleet_status_json(q->deps->fleet)));
+}
+
+void api_system_metrics(struct api_req *q, struct api_resp *r)
+{
+	int64_t counts[5];
+	struct perr e = {0};
+	struct strbuf out;
+
+	if (db_job_counts(q->db, counts, &e) < 0)
+		return api_perr(r, &e);
+	strbuf_init(&out, 4096);
+	metrics_render(&out, counts, pool_busy(q->deps->pool),
+		       (util_now_us() - q->deps->started_at) / 1000000);
+	r->status = 200;
+	r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	strbuf_release(&r->body);
+	r->body = out;
 }

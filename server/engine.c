@@ -12,6 +12,7 @@
 #include "server/events.h"
 #include "server/extract.h"
 #include "server/log.h"
+#include "server/metrics.h"
 #include "server/prompt.h"
 #include "server/record.h"
 #include "server/score.h"
@@ -169,6 +170,7 @@ static enum call_outcome call_with_retries(struct engine_ctx *ctx, const struct 
 			return CALL_OK;
 		if (atomic_load(ctx->cancel) || e->code == PERR_CANCELLED)
 			return CALL_CANCELLED;
+		metrics_backend_error(req->be->name, perr_code_name(e->code));
 		if (!retryable(ctx, e, res, attempt, util_mono_us() - first, req->be))
 			return CALL_FAILED;
 		strbuf_addf(note, "%sattempt %d %s: %s", note->len ? "; " : "", attempt,
@@ -483,6 +485,7 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 			goto out;
 		}
 		job->turns_completed = idx;
+		metrics_turn(t.role, t.model, t.wall_ms / 1000.0, (long)t.completion_tokens);
 		ev = record_turn(&t);
 		events_publish(job->id, "turn_finished", idx, idx, ev);
 		json_decref(ev);

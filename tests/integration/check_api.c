@@ -148,6 +148,72 @@ START_TEST(curl_flow_ollama)
 }
 END_TEST
 
+START_TEST(metrics_in_prometheus_format)
+{
+	char *text = NULL;
+
+	check_flow("ollama");
+	ck_assert_int_eq(harness_http(parleyd.port, "GET", "/metrics", NULL, NULL, &text), 200);
+	ck_assert_ptr_nonnull(strstr(harness_last_headers(), "text/plain; version=0.0.4"));
+	ck_assert_ptr_nonnull(strstr(text, "parley_jobs{state=\"succeeded\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(text, "parley_queue_depth 0\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(text, "parley_turns_total{role=\"interviewer\",model=\"gemma3:1b\"} 2\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(text, "parley_turn_duration_seconds_count{role=\"candidate\",model=\"gemma3n:latest\"} 1"));
+	ck_assert_ptr_nonnull(strstr(text, "parley_http_requests_total{status=\"202\"} 1\n"));
+	free(text);
+}
+END_TEST
+
+static int running_turn_2(json_t *job, void *ud)
+{
+	(void)ud;
+	return json_integer_value(json_object_get(job, "turns_completed")) >= 1;
+}
+
+START_TEST(sigterm_drains_and_requeues)
+{
+	const char *slow[] = {"--token-delay-ms", "20", NULL};
+	char cfg[512], *id;
+	const char *extra[] = {"--config", cfg, NULL};
+	json_t *job;
+	FILE *f;
+	int64_t t0;
+	int rc;
+
+	harness_stop(&parleyd, SIGTERM);
+	harness_stop(&fake, SIGTERM);
+	snprintf(cfg, sizeof(cfg), "%s/drain-%d.json", harness_tmpdir(), (int)getpid());
+	f = fopen(cfg, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("{\"drain_timeout_s\": 1}", f);
+	fclose(f);
+	start_fake(slow);
+	start_parleyd(extra);
+	id = submit("{\"scenario\":\"job_extraction_improvement\","
+		    "\"interviewer\":{\"model\":\"gemma3:1b\"},\"candidate\":{\"model\":\"c\"}}",
+		    202);
+	job = harness_wait_until(parleyd.port, id, 30000, running_turn_2, NULL);
+	ck_assert_ptr_nonnull(job);
+	json_decref(job);
+	/* the turn in flight outlives the 1 s drain: it is aborted and the job requeued */
+	t0 = util_mono_us();
+	rc = harness_stop(&parleyd, SIGTERM);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_msg(util_mono_us() - t0 < 5000000, "shutdown took %lld us",
+		      (long long)(util_mono_us() - t0));
+	start_parleyd(extra);
+	job = harness_wait_job(parleyd.port, id, 60000);
+	ck_assert_ptr_nonnull(job);
+	ck_assert_str_eq(json_string_value(json_object_get(job, "status")), "succeeded");
+	ck_assert_int_eq(json_integer_value(json_object_get(job, "turns_completed")), 3);
+	json_decref(job);
+	ck_assert_int_eq(count_rows("turns"), 3);
+	free(id);
+}
+END_TEST
+
 START_TEST(curl_flow_llama_server)
 {
 	check_flow("llama");
@@ -406,6 +472,8 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, curl_flow_ollama);
 	tcase_add_test(tc, curl_flow_llama_server);
+	tcase_add_test(tc, metrics_in_prometheus_format);
+	tcase_add_test(tc, sigterm_drains_and_requeues);
 	tcase_add_test(tc, bad_requests_change_nothing);
 	tcase_add_test(tc, backend_down_fails_with_what_to_do);
 	tcase_add_test(tc, missing_model_fails_with_pull_hint);
