@@ -402,6 +402,33 @@ START_TEST(restart_mid_job_resumes_without_duplicates)
 }
 END_TEST
 
+START_TEST(idempotency_key)
+{
+	const char *body = "{\"scenario\":\"response_speed_optimization\","
+			   "\"interviewer\":{\"model\":\"gemma3:1b\"},\"candidate\":{\"model\":\"c\"}}";
+	const char *other = "{\"scenario\":\"response_speed_optimization\","
+			    "\"interviewer\":{\"model\":\"gemma3:1b\"},\"candidate\":{\"model\":\"d\"}}";
+	const char *key[] = {"Idempotency-Key: order-42", NULL};
+	char *a = NULL, *b = NULL;
+	json_t *ja, *jb;
+
+	ck_assert_int_eq(harness_http(parleyd.port, "POST", "/v1/jobs", body, key, &a), 202);
+	ck_assert_int_eq(harness_http(parleyd.port, "POST", "/v1/jobs", body, key, &b), 200);
+	ja = json_loads(a, 0, NULL);
+	jb = json_loads(b, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(ja, "id")),
+			 json_string_value(json_object_get(jb, "id")));
+	free(b);
+	ck_assert_int_eq(harness_http(parleyd.port, "POST", "/v1/jobs", other, key, &b), 409);
+	ck_assert_ptr_nonnull(strstr(b, "Idempotency-Key"));
+	ck_assert_int_eq(count_rows("jobs"), 1);
+	json_decref(ja);
+	json_decref(jb);
+	free(a);
+	free(b);
+}
+END_TEST
+
 START_TEST(scenarios_library)
 {
 	json_t *j = NULL;
@@ -479,6 +506,7 @@ int main(void)
 	tcase_add_test(tc, missing_model_fails_with_pull_hint);
 	tcase_add_test(tc, restart_mid_job_resumes_without_duplicates);
 	tcase_add_test(tc, scenarios_library);
+	tcase_add_test(tc, idempotency_key);
 	tcase_add_test(tc, cancel_a_running_job);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
