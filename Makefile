@@ -8,9 +8,9 @@
 VERSION := 0.1.0
 BUILD   ?= build
 CC      ?= cc
-PKGS    := libmicrohttpd jansson libcurl sqlite3
+PKGS    := libmicrohttpd jansson libcurl sqlite3 libcmark
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev \
-	    libsqlite3-dev check libsubunit-dev curl
+	    libsqlite3-dev check libsubunit-dev curl libcmark-dev
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
 	-Wcast-qual -Wsign-compare -Wformat=2 -Wno-format-nonliteral
@@ -40,7 +40,12 @@ FAKE_SRC  := $(sort $(wildcard tests/fake/*.c))
 FAKE_BIN  := $(BUILD)/fake-backend
 
 .PHONY: all deps run test unit integration live clean format
+
+# Extra targets of the test suites (browser, fuzz, crash, bench, live) live beside them.
+-include $(wildcard tests/*/*.mk)
 .DEFAULT_GOAL := all
+# Objects of the test programs are kept between runs.
+.SECONDARY:
 
 all: $(BUILD)/parleyd
 
@@ -104,8 +109,9 @@ integration: $(INTEG_BIN) $(BUILD)/parleyd $(FAKE_BIN)
 	@set -e; for t in $(INTEG_BIN); do echo "== $$t"; \
 		PARLEYD=$(BUILD)/parleyd FAKE_BACKEND=$(FAKE_BIN) $$t; done
 
+# Suites in tests/*/*.mk add their targets to EXTRA_TESTS.
 test: deps
-	@$(MAKE) --no-print-directory all unit integration
+	@$(MAKE) --no-print-directory all unit integration $(EXTRA_TESTS)
 
 format:
 	clang-format -i $(wildcard */*.c */*.h tests/*/*.c tests/*/*.h)

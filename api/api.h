@@ -80,6 +80,13 @@ void api_perr(struct api_resp *r, const struct perr *e);
 int api_status_for(int perr_code);
 /* A validation problem with one field error. */
 void api_invalid(struct api_resp *r, const char *field, const char *message);
+/*
+ * s as a new JSON string. Text cut to fit a buffer ("%.64s" of a key) may end
+ * inside a UTF-8 character, which json_string() refuses (NULL, and a problem
+ * or field error silently lost); here each byte that is not part of a valid
+ * UTF-8 character becomes U+FFFD instead. NULL gives "".
+ */
+json_t *api_json_text(const char *s);
 
 const char *api_query(struct api_req *q, const char *name);
 const char *api_header(struct api_req *q, const char *name);
@@ -113,5 +120,19 @@ void api_dashboard_asset(struct api_req *q, struct api_resp *r, const char *name
 void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id);
 /* Adds rendered HTML to a turn_finished event's data (registered with the event hub). */
 void api_events_decorate(const char *type, json_t *data);
+
+/* batches and optimizations (api/batches.c, api/optimizations.c) */
+void api_batches_post(struct api_req *q, struct api_resp *r);
+void api_batches_list(struct api_req *q, struct api_resp *r);
+/* The batch with its summary; its report with Accept: text/markdown. */
+void api_batches_get(struct api_req *q, struct api_resp *r, const char *id);
+void api_batches_report(struct api_req *q, struct api_resp *r, const char *id);
+void api_batches_cancel(struct api_req *q, struct api_resp *r, const char *id);
+/* b is "{id}" (JSON, or Markdown with Accept: text/markdown) or "{id}.md" (Markdown). */
+void api_batches_compare(struct api_req *q, struct api_resp *r, const char *a, const char *b);
+void api_optimizations_list(struct api_req *q, struct api_resp *r);
+/* The next_cursor of a list page that ended at seq: base 36 (api/batches.c). */
+void api_list_cursor(int64_t seq, char out[24]);
+/* end batches and optimizations */
 
 #endif

@@ -51,6 +51,34 @@ int api_status_for(int code)
 	return 500;
 }
 
+json_t *api_json_text(const char *s)
+{
+	json_t *j = s ? json_string(s) : json_string("");
+	struct strbuf sb;
+	size_t i, n, len;
+
+	if (j)
+		return j;
+	len = strlen(s);
+	strbuf_init(&sb, len + 16);
+	for (i = 0; i < len; i += n) {
+		json_t *c = NULL;
+		for (n = 1; n <= 4 && i + n <= len; n++)
+			if ((c = json_stringn(s + i, n)))
+				break;
+		if (c) {
+			strbuf_add(&sb, s + i, n);
+			json_decref(c);
+		} else {
+			strbuf_addstr(&sb, "\xEF\xBF\xBD"); /* U+FFFD */
+			n = 1;
+		}
+	}
+	j = json_stringn(sb.buf, sb.len);
+	strbuf_release(&sb);
+	return j;
+}
+
 void api_json(struct api_resp *r, int status, json_t *j)
 {
 	char *s = json_dumps(j, JSON_COMPACT);
@@ -82,7 +110,7 @@ void api_problem(struct api_resp *r, int status, const char *title, const char *
 	json_object_set_new(p, "type", json_string("about:blank"));
 	json_object_set_new(p, "title", json_string(title ? title : title_for(status)));
 	json_object_set_new(p, "status", json_integer(status));
-	json_object_set_new(p, "detail", json_string(detail));
+	json_object_set_new(p, "detail", api_json_text(detail));
 	if (errors)
 		json_object_set_new(p, "errors", errors);
 	api_json(r, status, p);
@@ -104,8 +132,8 @@ void api_invalid(struct api_resp *r, const char *field, const char *message)
 	json_t *one = json_object();
 	char detail[400];
 
-	json_object_set_new(one, "field", json_string(field));
-	json_object_set_new(one, "message", json_string(message));
+	json_object_set_new(one, "field", api_json_text(field));
+	json_object_set_new(one, "message", api_json_text(message));
 	json_array_append_new(errs, one);
 	snprintf(detail, sizeof(detail), "%s: %s", field, message);
 	api_problem(r, 400, "Bad Request", detail, errs);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/html.h"
 #include "db/job.h"
 #include "db/turn.h"
 #include "server/events.h"
@@ -53,8 +54,10 @@ static void release(void *cls)
 
 void api_events_decorate(const char *type, json_t *data)
 {
-	(void)type;
-	(void)data;
+	/* a finished turn carries its Markdown rendered safely, as the transcript does */
+	if (strcmp(type, "turn_finished") == 0)
+		json_object_set_new(data, "html",
+				    html_render_json(json_string_value(json_object_get(data, "message"))));
 }
 
 static int terminal(const char *status)
@@ -69,8 +72,9 @@ void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id)
 	struct db_turn *turns = NULL;
 	struct db_job j;
 	struct perr e = {0};
-	struct strbuf replay;
+	struct strbuf replay, inflight;
 	struct sse *s;
+	int inflight_turn = 0;
 	size_t n = 0, i;
 	int seen = 0, max_turn = 0;
 	char evid[32];
@@ -88,7 +92,8 @@ void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id)
 
 	s = xcalloc(1, sizeof(*s));
 	s->conn = q->conn;
-	s->sub = events_subscribe(id, park, wake, s);
+	strbuf_init(&inflight, 0);
+	s->sub = events_subscribe_inflight(id, park, wake, s, &inflight, &inflight_turn);
 
 	strbuf_init(&replay, 4096);
 	strbuf_addstr(&replay, "retry: 2000\n\n");
@@ -118,6 +123,10 @@ void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id)
 		json_decref(rec);
 		db_job_release(&j);
 	}
+	/* the turn being written, from its start, unless the store already has it whole */
+	if (inflight_turn > max_turn)
+		strbuf_add(&replay, inflight.buf, inflight.len);
+	strbuf_release(&inflight);
 	events_sub_prepend(s->sub, replay.buf, replay.len);
 	strbuf_release(&replay);
 

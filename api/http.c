@@ -215,6 +215,42 @@ static void route(struct api_req *q, struct api_resp *r)
 				return not_allowed(r, "GET, PUT, DELETE");
 			}
 		}
+		/* batches and optimizations */
+		if (strcmp(s[1], "batches") == 0) {
+			if (n == 2) {
+				if (method_is(q, "POST"))
+					return api_batches_post(q, r);
+				if (method_is(q, "GET"))
+					return api_batches_list(q, r);
+				return not_allowed(r, "GET, POST");
+			}
+			if (n == 3) {
+				if (method_is(q, "GET"))
+					return api_batches_get(q, r, s[2]);
+				return not_allowed(r, "GET");
+			}
+			if (n == 4 && strcmp(s[3], "report.md") == 0) {
+				if (method_is(q, "GET"))
+					return api_batches_report(q, r, s[2]);
+				return not_allowed(r, "GET");
+			}
+			if (n == 4 && strcmp(s[3], "cancel") == 0) {
+				if (method_is(q, "POST"))
+					return api_batches_cancel(q, r, s[2]);
+				return not_allowed(r, "POST");
+			}
+			if (n == 5 && strcmp(s[3], "compare") == 0) {
+				if (method_is(q, "GET"))
+					return api_batches_compare(q, r, s[2], s[4]);
+				return not_allowed(r, "GET");
+			}
+		}
+		if (n == 2 && strcmp(s[1], "optimizations") == 0) {
+			if (method_is(q, "GET"))
+				return api_optimizations_list(q, r);
+			return not_allowed(r, "GET");
+		}
+		/* end batches and optimizations */
 		if (n == 2 && strcmp(s[1], "backends") == 0) {
 			if (method_is(q, "GET"))
 				return api_system_backends(q, r);

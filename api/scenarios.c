@@ -55,10 +55,11 @@ int api_scenario_validate(json_t *o, const char *prefix, struct db_scenario *out
 	int i, bad = 0;
 
 	memset(out, 0, sizeof(*out));
-#define ERR(f, m)                                                                                 \
+#define ERR(f, m)                                                                                  \
 	do {                                                                                       \
-		snprintf(field, sizeof(field), "%s%s", prefix, f);                                \
-		json_array_append_new(errs, json_pack("{s:s, s:s}", "field", field, "message", m)); \
+		snprintf(field, sizeof(field), "%s%s", prefix, f);                                 \
+		json_array_append_new(errs, json_pack("{s:o, s:o}", "field", api_json_text(field), \
+						      "message", api_json_text(m)));               \
 		bad = 1;                                                                           \
 	} while (0)
 	json_object_foreach(o, key, v)

@@ -3,6 +3,7 @@
  */
 #include "api/views.h"
 
+#include "api/html.h"
 #include "server/record.h"
 
 #include <stdio.h>
@@ -48,6 +49,7 @@ json_t *view_transcript(const struct db_job *j, const struct db_turn *turns, siz
 	for (i = 0; i < nturns; i++) {
 		const struct db_turn *t = &turns[i];
 		json_t *c = record_turn(t);
+		json_object_set_new(c, "html", html_render_json(t->text)); /* dashboard */
 		json_array_append_new(conv, c);
 		total += t->wall_ms / 1000.0;
 	}

@@ -13,13 +13,13 @@
 	"seq, id, status, scenario_name, scenario, interviewer_model, interviewer_backend, "      \
 	"candidate_model, candidate_backend, max_turns, options, scoring, extraction, labels, "   \
 	"batch_id, created_at, started_at, finished_at, attempts, turns_completed, error_code, "  \
-	"error_message, metrics, cancel_requested"
+	"error_message, metrics, cancel_requested, judge"
 
 static const char sql_insert[] =
     "INSERT INTO jobs (id, status, scenario_name, scenario, interviewer_model, "
     "interviewer_backend, candidate_model, candidate_backend, max_turns, options, scoring, "
-    "extraction, labels, batch_id, created_at) "
-    "VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+    "extraction, labels, batch_id, created_at, judge) "
+    "VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 static const char sql_idem_get[] = "SELECT body_hash, job_id FROM idempotency_keys WHERE key = ?1";
 static const char sql_idem_put[] =
     "INSERT INTO idempotency_keys (key, body_hash, job_id, created_at) VALUES (?1, ?2, ?3, ?4)";
@@ -33,6 +33,8 @@ static const char sql_list[] =
     "AND (?4 IS NULL OR batch_id = ?4) "
     "AND (?5 IS NULL OR json_extract(labels, ?5) = ?6) "
     "AND (?7 = 0 OR seq < ?7) ORDER BY seq DESC LIMIT ?8";
+static const char sql_list_batch[] =
+    "SELECT " JOB_COLS " FROM jobs WHERE batch_id = ?1 ORDER BY seq";
 static const char sql_claim[] =
     "UPDATE jobs SET status = 'running', attempts = attempts + 1, "
     "started_at = coalesce(started_at, ?1) "
@@ -72,6 +74,7 @@ void db_job_release(struct db_job *j)
 	free(j->extraction);
 	free(j->labels);
 	free(j->batch_id);
+	free(j->judge);
 	free(j->error_code);
 	free(j->error_message);
 	free(j->metrics);
@@ -121,6 +124,7 @@ static void read_row(sqlite3_stmt *st, struct db_job *j)
 	j->error_message = db_col_text(st, 21);
 	j->metrics = db_col_text(st, 22);
 	j->cancel_requested = sqlite3_column_int(st, 23);
+	j->judge = db_col_text(st, 24);
 }
 
 /* Steps a statement that changes rows; returns the number changed or -1. */
@@ -134,11 +138,71 @@ static int step_done(struct db *db, sqlite3_stmt *st, struct perr *e, const char
 	return sqlite3_changes(db_handle(db));
 }
 
+int db_job_check_room(struct db *db, int max_queued, size_t n, struct perr *e)
+{
+	sqlite3_stmt *st;
+	int64_t queued;
+	int rc;
+
+	if (max_queued <= 0)
+		return 0;
+	if (!(st = db_stmt(db, sql_count_queued, e)))
+		return -1;
+	rc = sqlite3_step(st);
+	queued = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return db_fail(db, e, "count queued jobs");
+	if (queued + (int64_t)n > max_queued) {
+		if (n == 1)
+			return perr_set(e, PERR_UNAVAILABLE,
+					"the queue is full (%d jobs waiting); try again later",
+					max_queued);
+		return perr_set(e, PERR_UNAVAILABLE,
+				"the queue has room for %lld more jobs, not %zu (at most %d wait); "
+				"try again later or post a smaller batch",
+				(long long)(queued < max_queued ? max_queued - queued : 0), n,
+				max_queued);
+	}
+	return 0;
+}
+
+int db_job_insert_tx(struct db *db, struct db_job *j, struct perr *e)
+{
+	sqlite3_stmt *st;
+	char hex[17];
+
+	util_random_hex(hex, 8);
+	snprintf(j->id, sizeof(j->id), "j%s", hex);
+	j->created_at = util_now_us();
+	snprintf(j->status, sizeof(j->status), "queued");
+	if (!(st = db_stmt(db, sql_insert, e)))
+		return -1;
+	db_bind_text(st, 1, j->id);
+	db_bind_text(st, 2, j->scenario_name);
+	db_bind_text(st, 3, j->scenario);
+	db_bind_text(st, 4, j->interviewer_model);
+	db_bind_text(st, 5, j->interviewer_backend);
+	db_bind_text(st, 6, j->candidate_model);
+	db_bind_text(st, 7, j->candidate_backend);
+	sqlite3_bind_int(st, 8, j->max_turns);
+	db_bind_text(st, 9, j->options ? j->options : "{}");
+	db_bind_text(st, 10, j->scoring);
+	db_bind_text(st, 11, j->extraction);
+	db_bind_text(st, 12, j->labels ? j->labels : "{}");
+	db_bind_text(st, 13, j->batch_id);
+	sqlite3_bind_int64(st, 14, j->created_at);
+	db_bind_text(st, 15, j->judge);
+	if (step_done(db, st, e, "insert job") < 0)
+		return -1;
+	j->seq = sqlite3_last_insert_rowid(db_handle(db));
+	return 0;
+}
+
 int db_job_insert(struct db *db, struct db_job *j, const char *idem_key, const char *body_hash,
 		  int max_queued, struct perr *e)
 {
 	sqlite3_stmt *st;
-	char hex[17];
 	int rc;
 
 	if (db_begin(db, e) < 0)
@@ -165,42 +229,8 @@ int db_job_insert(struct db *db, struct db_job *j, const char *idem_key, const c
 			goto fail;
 		}
 	}
-	if (max_queued > 0) {
-		if (!(st = db_stmt(db, sql_count_queued, e)))
-			goto fail;
-		rc = sqlite3_step(st);
-		int64_t queued = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-		sqlite3_reset(st);
-		if (queued >= max_queued) {
-			db_rollback(db);
-			return perr_set(e, PERR_UNAVAILABLE,
-					"the queue is full (%d jobs waiting); try again later",
-					max_queued);
-		}
-	}
-	util_random_hex(hex, 8);
-	snprintf(j->id, sizeof(j->id), "j%s", hex);
-	j->created_at = util_now_us();
-	snprintf(j->status, sizeof(j->status), "queued");
-	if (!(st = db_stmt(db, sql_insert, e)))
+	if (db_job_check_room(db, max_queued, 1, e) < 0 || db_job_insert_tx(db, j, e) < 0)
 		goto fail;
-	db_bind_text(st, 1, j->id);
-	db_bind_text(st, 2, j->scenario_name);
-	db_bind_text(st, 3, j->scenario);
-	db_bind_text(st, 4, j->interviewer_model);
-	db_bind_text(st, 5, j->interviewer_backend);
-	db_bind_text(st, 6, j->candidate_model);
-	db_bind_text(st, 7, j->candidate_backend);
-	sqlite3_bind_int(st, 8, j->max_turns);
-	db_bind_text(st, 9, j->options ? j->options : "{}");
-	db_bind_text(st, 10, j->scoring);
-	db_bind_text(st, 11, j->extraction);
-	db_bind_text(st, 12, j->labels ? j->labels : "{}");
-	db_bind_text(st, 13, j->batch_id);
-	sqlite3_bind_int64(st, 14, j->created_at);
-	if (step_done(db, st, e, "insert job") < 0)
-		goto fail;
-	j->seq = sqlite3_last_insert_rowid(db_handle(db));
 	if (idem_key) {
 		if (!(st = db_stmt(db, sql_idem_put, e)))
 			goto fail;
@@ -274,6 +304,36 @@ int db_job_list(struct db *db, const struct db_job_filter *f, struct db_job **ou
 		*out = NULL;
 		*n = 0;
 		return db_fail(db, e, "list jobs");
+	}
+	return 0;
+}
+
+int db_job_list_batch(struct db *db, const char *batch_id, struct db_job **out, size_t *n,
+		      struct perr *e)
+{
+	sqlite3_stmt *st = db_stmt(db, sql_list_batch, e);
+	size_t alloc = 16;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (!st)
+		return -1;
+	db_bind_text(st, 1, batch_id);
+	*out = xcalloc(alloc, sizeof(**out));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == alloc) {
+			alloc *= 2;
+			*out = xrealloc(*out, alloc * sizeof(**out));
+		}
+		read_row(st, &(*out)[(*n)++]);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		db_jobs_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+		return db_fail(db, e, "list the jobs of a batch");
 	}
 	return 0;
 }

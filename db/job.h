@@ -32,6 +32,7 @@ struct db_job {
 	char *scoring, *extraction;
 	char *labels; /* JSON object text */
 	char *batch_id;
+	char *judge; /* JSON {model, backend} text when scoring is "judge", else NULL */
 	int64_t created_at, started_at, finished_at; /* -1 when not yet */
 	int attempts;
 	int turns_completed;
@@ -53,6 +54,16 @@ void db_jobs_free(struct db_job *v, size_t n);
 int db_job_insert(struct db *db, struct db_job *j, const char *idem_key, const char *body_hash,
 		  int max_queued, struct perr *e);
 
+/*
+ * For db/ modules that write several jobs in one transaction (db/batch.c):
+ * inside the caller's BEGIN IMMEDIATE, db_job_check_room() fails with
+ * PERR_UNAVAILABLE when adding n queued jobs would pass max_queued (> 0), and
+ * db_job_insert_tx() inserts j as queued (fills id, seq, created_at, status).
+ * Neither commits nor rolls back.
+ */
+int db_job_check_room(struct db *db, int max_queued, size_t n, struct perr *e);
+int db_job_insert_tx(struct db *db, struct db_job *j, struct perr *e);
+
 int db_job_get(struct db *db, const char *id, struct db_job *out, struct perr *e);
 
 struct db_job_filter {
@@ -65,6 +76,10 @@ struct db_job_filter {
 /* Newest first. *out is a new array of *n jobs (db_jobs_free()). */
 int db_job_list(struct db *db, const struct db_job_filter *f, struct db_job **out, size_t *n,
 		struct perr *e);
+
+/* The jobs of a batch in the order they were created. *out as for db_job_list(). */
+int db_job_list_batch(struct db *db, const char *batch_id, struct db_job **out, size_t *n,
+		      struct perr *e);
 
 /* Claims the oldest queued job: returns 1 and fills out, 0 when none, -1 on error. */
 int db_job_claim(struct db *db, struct db_job *out, struct perr *e);

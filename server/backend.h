@@ -82,6 +82,8 @@ struct chat_req {
 	chat_token_fn on_token;   /* may be NULL */
 	void *ud;
 	const atomic_int *cancel; /* may be NULL; non-zero aborts the call within ~100 ms */
+	json_t *format;           /* borrowed; may be NULL: a JSON schema the reply must follow
+				     (structured output: Ollama "format", llama-server "json_schema") */
 };
 
 struct chat_result {

@@ -28,6 +28,9 @@ json_t *backend_llama_body(const struct chat_req *req)
 	backend_copy_sampling(body, req->options);
 	if (!backend_option_int(req->options, "num_predict", &n))
 		json_object_set_new(body, "max_tokens", json_integer(n));
+	/* llama-server turns the schema into a grammar; the reply cannot leave it */
+	if (req->format)
+		json_object_set(body, "json_schema", req->format); /* borrowed: set, not set_new */
 	return body;
 }
 

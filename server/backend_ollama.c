@@ -53,6 +53,8 @@ json_t *backend_ollama_body(const struct chat_req *req)
 		n = be->num_ctx > 0 ? be->num_ctx : DEFAULT_NUM_CTX;
 	json_object_set_new(opts, "num_ctx", json_integer(n));
 	json_object_set_new(body, "options", opts);
+	if (req->format)
+		json_object_set(body, "format", req->format); /* borrowed: set, not set_new */
 	return body;
 }
 

@@ -11,6 +11,7 @@
 #include "db/turn.h"
 #include "server/events.h"
 #include "server/extract.h"
+#include "server/judge.h"
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/prompt.h"
@@ -53,6 +54,7 @@ static void publish_turn_started(const struct token_ctx *tc, int attempt)
 	json_t *ev = json_pack("{s:i, s:s, s:s, s:i}", "turn", tc->turn, "speaker", tc->speaker,
 			       "model", tc->model, "attempt", attempt);
 
+	events_turn_begin(tc->job_id, tc->turn, tc->speaker, tc->model);
 	events_publish(tc->job_id, "turn_started", tc->turn, tc->turn - 1, ev);
 	json_decref(ev);
 }
@@ -125,7 +127,7 @@ enum call_outcome { CALL_OK, CALL_FAILED, CALL_CANCELLED };
  * scratch, and its note says so.
  */
 static int retryable(const struct engine_ctx *ctx, const struct perr *e,
-		     const struct chat_result *res, int attempt, int64_t waited_us,
+		     const struct chat_result *res, int tries, int64_t waited_us,
 		     const struct backend_cfg *be)
 {
 	long busy_budget_ms = be->first_byte_timeout_ms > 0 ? be->first_byte_timeout_ms : 300000;
@@ -136,14 +138,44 @@ static int retryable(const struct engine_ctx *ctx, const struct perr *e,
 	case PERR_BACKEND_DOWN:
 	case PERR_BACKEND_PROTOCOL:
 	case PERR_BACKEND_TIMEOUT:
-		return attempt < ctx->cfg->retry_max_attempts;
+		return tries < ctx->cfg->retry_max_attempts;
 	case PERR_BACKEND_ERROR:
-		return attempt == 1 && res->http_status == 500 &&
+		return tries == 1 && res->http_status == 500 &&
 		       (strstr(e->msg, "unexpectedly stopped") ||
 			strstr(e->msg, "timed out waiting"));
 	default:
 		return 0;
 	}
+}
+
+/* Notes a failed attempt; a run of attempts that failed alike is one entry. */
+struct note_run {
+	int from;      /* first attempt of the current run, 0 before any */
+	size_t offset; /* where its entry starts in the note */
+	char entry[400];
+};
+
+static void note_attempt(struct strbuf *note, int attempt, int partial, const char *msg,
+			 struct note_run *run)
+{
+	const char *what = partial ? "cut after partial output, restarted from scratch"
+				   : "failed, retried";
+	char entry[400];
+
+	snprintf(entry, sizeof(entry), "%s: %s", what, msg);
+	if (run->from && strcmp(entry, run->entry) == 0) {
+		/* the run's entry becomes "attempts 1-3 failed, retried: ..." */
+		note->len = run->offset;
+		note->buf[note->len] = '\0';
+		strbuf_addf(note, "attempts %d-%d %s", run->from, attempt, entry);
+		return;
+	}
+	if (note->len)
+		strbuf_addstr(note, " | ");
+	run->offset = note->len;
+	run->from = attempt;
+	snprintf(run->entry, sizeof(run->entry), "%s", entry);
+	strbuf_addf(note, "attempt %d %s", attempt, entry);
 }
 
 /* One turn's model call with its retries; fills res, t's metrics and note. */
@@ -152,7 +184,8 @@ static enum call_outcome call_with_retries(struct engine_ctx *ctx, const struct 
 					   struct strbuf *note, struct perr *e)
 {
 	int64_t first = util_mono_us();
-	int attempt;
+	int attempt, tries = 0, last_code = 0;
+	struct note_run run = {0, 0, ""};
 
 	for (attempt = 1;; attempt++) {
 		long delay;
@@ -171,12 +204,13 @@ static enum call_outcome call_with_retries(struct engine_ctx *ctx, const struct 
 		if (atomic_load(ctx->cancel) || e->code == PERR_CANCELLED)
 			return CALL_CANCELLED;
 		metrics_backend_error(req->be->name, perr_code_name(e->code));
-		if (!retryable(ctx, e, res, attempt, util_mono_us() - first, req->be))
+		/* attempts count per kind of failure, so a server that was loading for a
+		 * while and then restarts still gets its full share of reconnects */
+		tries = e->code == last_code ? tries + 1 : 1;
+		last_code = e->code;
+		if (!retryable(ctx, e, res, tries, util_mono_us() - first, req->be))
 			return CALL_FAILED;
-		strbuf_addf(note, "%sattempt %d %s: %s", note->len ? "; " : "", attempt,
-			    res->partial ? "cut after partial output, restarted from scratch"
-					 : "failed, retried",
-			    e->msg);
+		note_attempt(note, attempt, res->partial, e->msg, &run);
 		log_warn("retrying model call", "backend=%s model=%s attempt=%d error=\"%s\"",
 			 req->be->name, req->model, attempt, e->msg);
 		delay = backoff_ms(ctx->cfg, attempt, res->retry_after_ms);
@@ -242,6 +276,7 @@ static int finish(struct engine_ctx *ctx, struct db_job *job, const char *status
 	}
 	log_info("job finished", "job=%s status=%s%s%s", job->id, status, code ? " error=" : "",
 		 code ? code : "");
+	events_turn_end(job->id);
 	publish_job(ctx, job->id);
 	return 0;
 }
@@ -320,6 +355,19 @@ static int finish_success(struct engine_ctx *ctx, struct db_job *job, const json
 	memset(&sr, 0, sizeof(sr));
 	score_conversation(sm, &in, &sr);
 	metrics = job_metrics(ts, &ol, &sr, sm);
+	/* scoring "judge": a third model grades the transcript, stored beside the rubric scores;
+	 * a judge that fails is recorded there and the job still succeeds (server/judge.h) */
+	if (sm == SCORE_JUDGE) {
+		struct judge_call jc = {.fleet = ctx->fleet,
+					.curl = ctx->curl,
+					.cancel = ctx->cancel,
+					.spec = job->judge,
+					.scenario = scenario,
+					.options = job->options,
+					.turns = ts->v,
+					.nturns = ts->n};
+		json_object_set_new(metrics, "judge", judge_run(&jc));
+	}
 	rc = finish(ctx, job, "succeeded", NULL, NULL, metrics, &ol);
 	json_decref(metrics);
 	score_result_release(&sr);
@@ -360,6 +408,7 @@ static enum engine_outcome requeue(struct engine_ctx *ctx, struct db_job *job)
 		return ENGINE_LOST;
 	}
 	log_info("job requeued", "job=%s turns_completed=%d", job->id, job->turns_completed);
+	events_turn_end(job->id);
 	publish_job(ctx, job->id);
 	return ENGINE_REQUEUED;
 }
@@ -486,6 +535,7 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 		}
 		job->turns_completed = idx;
 		metrics_turn(t.role, t.model, t.wall_ms / 1000.0, (long)t.completion_tokens);
+		events_turn_end(job->id);
 		ev = record_turn(&t);
 		events_publish(job->id, "turn_finished", idx, idx, ev);
 		json_decref(ev);

@@ -21,14 +21,70 @@ struct events_sub {
 	void *ud;
 };
 
+/* The turn a job is writing now, for subscribers who join in the middle of it. */
+struct inflight {
+	struct inflight *next;
+	char job_id[32];
+	int turn;
+	char speaker[16], model[128];
+	int64_t started_at;
+	struct strbuf text;
+};
+
 static struct {
-	pthread_mutex_t lock; /* guards the list, every subscriber's fields, stopping */
+	pthread_mutex_t lock; /* guards the lists, every subscriber's fields, stopping */
 	pthread_cond_t tick;
 	struct events_sub *head;
 	int started, stopping, heartbeat_ms;
 	pthread_t heartbeat;
 	void (*decorate)(const char *type, json_t *data);
-} hub = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0, NULL};
+	struct inflight *turns;
+} hub = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0, NULL, NULL};
+
+/* Caller holds the lock. */
+static struct inflight **inflight_find(const char *job_id)
+{
+	struct inflight **p;
+
+	for (p = &hub.turns; *p; p = &(*p)->next)
+		if (strcmp((*p)->job_id, job_id) == 0)
+			return p;
+	return p;
+}
+
+void events_turn_begin(const char *job_id, int turn, const char *speaker, const char *model)
+{
+	struct inflight **p, *t;
+
+	pthread_mutex_lock(&hub.lock);
+	p = inflight_find(job_id);
+	if (!*p) {
+		*p = xcalloc(1, sizeof(**p));
+		snprintf((*p)->job_id, sizeof((*p)->job_id), "%s", job_id);
+		strbuf_init(&(*p)->text, 0);
+	}
+	t = *p;
+	t->turn = turn;
+	snprintf(t->speaker, sizeof(t->speaker), "%s", speaker);
+	snprintf(t->model, sizeof(t->model), "%s", model);
+	t->started_at = util_now_us();
+	strbuf_reset(&t->text);
+	pthread_mutex_unlock(&hub.lock);
+}
+
+void events_turn_end(const char *job_id)
+{
+	struct inflight **p, *t;
+
+	pthread_mutex_lock(&hub.lock);
+	p = inflight_find(job_id);
+	if ((t = *p)) {
+		*p = t->next;
+		strbuf_release(&t->text);
+		free(t);
+	}
+	pthread_mutex_unlock(&hub.lock);
+}
 
 static atomic_ulong next_seq;
 
@@ -118,6 +174,12 @@ void events_shutdown(void)
 		s->ended = 1;
 		wake(s);
 	}
+	while (hub.turns) {
+		struct inflight *t = hub.turns;
+		hub.turns = t->next;
+		strbuf_release(&t->text);
+		free(t);
+	}
 	pthread_cond_broadcast(&hub.tick);
 	pthread_mutex_unlock(&hub.lock);
 	pthread_join(hub.heartbeat, NULL);
@@ -131,19 +193,49 @@ void events_set_decorator(void (*fn)(const char *type, json_t *data))
 struct events_sub *events_subscribe(const char *job_id, void (*park)(void *ud),
 				    void (*wakefn)(void *ud), void *ud)
 {
+	return events_subscribe_inflight(job_id, park, wakefn, ud, NULL, NULL);
+}
+
+struct events_sub *events_subscribe_inflight(const char *job_id, void (*park)(void *ud),
+					     void (*wakefn)(void *ud), void *ud,
+					     struct strbuf *inflight, int *turn)
+{
 	struct events_sub *s = xcalloc(1, sizeof(*s));
+	struct inflight *t;
 
 	snprintf(s->job_id, sizeof(s->job_id), "%s", job_id);
 	strbuf_init(&s->buf, 0);
 	s->park = park;
 	s->wake = wakefn;
 	s->ud = ud;
+	if (turn)
+		*turn = 0;
 	pthread_mutex_lock(&hub.lock);
 	s->ended = hub.stopping;
 	s->next = hub.head;
 	if (hub.head)
 		hub.head->prev = s;
 	hub.head = s;
+	t = *inflight_find(job_id);
+	if (t && inflight && turn) {
+		char id[32], ts[32];
+		json_t *ev;
+
+		*turn = t->turn;
+		snprintf(id, sizeof(id), "%d-0", t->turn - 1);
+		util_iso8601(t->started_at, ts);
+		ev = json_pack("{s:i, s:s, s:s, s:s}", "turn", t->turn, "speaker", t->speaker,
+			       "model", t->model, "started_at", ts);
+		events_format(inflight, "turn_started", id, ev);
+		json_decref(ev);
+		if (t->text.len) {
+			ev = json_pack("{s:i, s:s%}", "turn", t->turn, "text", t->text.buf,
+				       t->text.len);
+			if (ev)
+				events_format(inflight, "token", id, ev);
+			json_decref(ev);
+		}
+	}
 	pthread_mutex_unlock(&hub.lock);
 	return s;
 }
@@ -296,10 +388,14 @@ void events_publish(const char *job_id, const char *type, int turn, int done, js
 
 void events_publish_token(const char *job_id, int turn, int done, const char *text, size_t len)
 {
+	struct inflight *t;
 	json_t *data;
 	int any;
 
 	pthread_mutex_lock(&hub.lock);
+	t = *inflight_find(job_id);
+	if (t && t->turn == turn)
+		strbuf_add(&t->text, text, len);
 	any = listened(job_id, turn);
 	pthread_mutex_unlock(&hub.lock);
 	if (!any)

@@ -41,6 +41,15 @@ int events_wait_idle(long ms);
  */
 struct events_sub *events_subscribe(const char *job_id, void (*park)(void *ud),
 				    void (*wake)(void *ud), void *ud);
+/*
+ * The same, and at the same instant (so that no token is in both or in
+ * neither) appends to inflight the events that show the turn in progress, if
+ * any: its turn_started and one token holding its text so far. *turn is that
+ * turn's number, 0 when none is in progress.
+ */
+struct events_sub *events_subscribe_inflight(const char *job_id, void (*park)(void *ud),
+					     void (*wake)(void *ud), void *ud,
+					     struct strbuf *inflight, int *turn);
 void events_unsubscribe(struct events_sub *s);
 
 /* Turn number up to which turn_finished (and its tokens) must not be sent again. */
@@ -65,7 +74,10 @@ void events_format(struct strbuf *out, const char *type, const char *id, const j
  * and job events), done the number of turns completed. data is borrowed.
  */
 void events_publish(const char *job_id, const char *type, int turn, int done, json_t *data);
-/* A text delta of a turn in progress; builds nothing when nobody listens. */
+/* A turn (re)starts: its text so far is kept for late subscribers until events_turn_end(). */
+void events_turn_begin(const char *job_id, int turn, const char *speaker, const char *model);
+void events_turn_end(const char *job_id);
+/* A text delta of a turn in progress; builds no event when nobody listens. */
 void events_publish_token(const char *job_id, int turn, int done, const char *text, size_t len);
 
 /* A hook that may add to an event's data before it is formatted (the API adds

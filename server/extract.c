@@ -1170,7 +1170,8 @@ static void extract_rubric(const char *text, int turn, struct optim_list *out)
 	if (find_section(&d, &from, &to))
 		collect_section(&d, from, to, 0, &found, used);
 	collect_marked(&d, &found, used);
-	qsort(found.v, found.n, sizeof(*found.v), range_cmp);
+	if (found.n > 1) /* found.v is NULL when nothing was found: qsort must not see it */
+		qsort(found.v, found.n, sizeof(*found.v), range_cmp);
 	for (k = 0; k < found.n; k++)
 		build_item(&d, found.v[k].first, found.v[k].last, turn, out);
 	free(found.v);

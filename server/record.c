@@ -50,8 +50,10 @@ json_t *record_job(const struct db_job *j)
 						      "backend", j->candidate_backend));
 	json_object_set_new(o, "max_turns", json_integer(j->max_turns));
 	json_object_set_new(o, "turns_completed", json_integer(j->turns_completed));
-	if (strcmp(j->status, "running") == 0)
+	if (strcmp(j->status, "running") == 0 && j->turns_completed < j->max_turns)
 		snprintf(buf, sizeof(buf), "turn %d of %d", j->turns_completed + 1, j->max_turns);
+	else if (strcmp(j->status, "running") == 0)
+		snprintf(buf, sizeof(buf), "scoring");
 	else
 		snprintf(buf, sizeof(buf), "%d of %d turns", j->turns_completed, j->max_turns);
 	json_object_set_new(o, "progress", json_string(buf));
@@ -60,6 +62,7 @@ json_t *record_job(const struct db_job *j)
 	json_object_set_new(o, "extraction", json_string(j->extraction));
 	json_object_set_new(o, "labels", loads_or(j->labels, json_object()));
 	json_object_set_new(o, "batch", j->batch_id ? json_string(j->batch_id) : json_null());
+	json_object_set_new(o, "judge", loads_or(j->judge, json_null())); /* scoring "judge" */
 	json_object_set_new(o, "created_at", record_time(j->created_at));
 	json_object_set_new(o, "started_at", record_time(j->started_at));
 	json_object_set_new(o, "finished_at", record_time(j->finished_at));

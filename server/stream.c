@@ -88,8 +88,13 @@ static long json_long(const json_t *o, const char *key)
 
 	if (json_is_integer(v))
 		return (long)json_integer_value(v);
-	if (json_is_real(v))
-		return (long)(json_real_value(v) + 0.5);
+	if (json_is_real(v)) {
+		double d = json_real_value(v);
+		/* a count no long can hold is no count, and converting it would be undefined */
+		if (!(d > -1.0 && d < 9.0e18))
+			return -1;
+		return (long)(d + 0.5);
+	}
 	return -1;
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -84,12 +85,21 @@ int harness_free_port(void)
 
 static pid_t spawn(const char *const *argv, const char *log, int stdout_pipe[2])
 {
+	pid_t parent = getpid();
 	pid_t pid = fork();
 
 	if (pid == 0) {
 		char *v[64];
 		int i;
 		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		/*
+		 * Check leaves a failed test with _exit(), skipping its teardown:
+		 * the daemons it started must not outlive it.
+		 */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
 		if (fd >= 0) {
 			dup2(fd, STDERR_FILENO);
 			if (!stdout_pipe)

@@ -21,6 +21,7 @@
 
 /*
  * Checks a script's shape: {"models": {NAME: {"replies": [strings],
+ * "cases": [{"contains": string or [strings], "replies": [strings]}],
  * "token_delay_ms": int}}, "missing": [strings]}, every key optional.
  * Returns 0, or -1 with a message in err.
  */
@@ -37,10 +38,28 @@ json_t *fake_script_model(const json_t *script, const char *model);
 
 /*
  * The reply model gives to messages (a JSON array of {role, content}), as a
- * new string the caller frees: the scripted replies[k], k = the number of
- * "assistant" messages (clamped to the last reply), or a generated one.
+ * new string the caller frees: the replies of the first of the model's
+ * "cases" whose every "contains" string appears in some message, else its
+ * "replies"; of those, replies[k], k = the number of "assistant" messages
+ * (clamped to the last reply). A model with no scripted reply that is asked
+ * for structured output (schema, borrowed, may be NULL) and is named
+ * "judge..." answers with a JSON value of the schema ("judge-garbage..."
+ * answers with text that is not JSON); any other gets a generated reply.
  */
-char *fake_reply_text(const json_t *script, const char *model, const json_t *messages);
+char *fake_reply_text(const json_t *script, const char *model, const json_t *messages,
+		      const json_t *schema);
+
+/*
+ * The JSON schema a chat request asks the reply to follow (borrowed from
+ * body), or NULL: Ollama's "format" (a schema object; "json" gives an empty
+ * schema), llama-server's "json_schema", or OpenAI's "response_format"
+ * ({"type":"json_schema","json_schema":{"schema":...}} or
+ * {"type":"json_object","schema":...}).
+ */
+const json_t *fake_request_schema(const json_t *body);
+
+/* A JSON value that follows schema, deterministic (see README "Structured output"). New. */
+json_t *fake_from_schema(const json_t *schema, const char *name);
 
 /* Number of messages whose role is role. */
 long fake_count_role(const json_t *messages, const char *role);

@@ -62,7 +62,8 @@ static struct {
 	long n_ctx; /* per slot, and Ollama's num_ctx when a request gives none */
 	long load_ms;
 	int die_with_parent;
-} cfg = {"127.0.0.1", 0, NULL, 0, 2, 4096, 100, 0};
+	long reply_ms; /* > 0: every reply ends this long after it starts (--reply-ms) */
+} cfg = {"127.0.0.1", 0, NULL, 0, 2, 4096, 100, 0, 0};
 
 static atomic_int stopping;
 static volatile sig_atomic_t got_signal;
@@ -91,6 +92,7 @@ enum fault_mode {
 	FM_CONTEXT_OVERFLOW,
 	FM_LOADING,
 	FM_BAD_OPTION,
+	FM_OMIT_FIELDS,
 	FM__COUNT
 };
 
@@ -109,6 +111,7 @@ static const char *const fault_names[FM__COUNT] = {
     [FM_CONTEXT_OVERFLOW] = "context_overflow",
     [FM_LOADING] = "loading",
     [FM_BAD_OPTION] = "bad_option",
+    [FM_OMIT_FIELDS] = "omit_fields",
 };
 
 struct fault {
@@ -122,6 +125,7 @@ struct fault {
 	long retry_after;  /* seconds for Retry-After; -1 = no header */
 	char *message;	   /* error text; NULL = what the real server says */
 	char *option;	   /* bad_option: the option named; NULL = "num_ctx" */
+	char *fields;	   /* omit_fields: comma-separated keys of Ollama's final object */
 	int64_t since_us;  /* when it was queued, monotonic */
 };
 
@@ -131,6 +135,7 @@ static void fault_release(struct fault *f)
 	free(f->path);
 	free(f->message);
 	free(f->option);
+	free(f->fields);
 	memset(f, 0, sizeof(*f));
 	f->mode = FM_NONE;
 }
@@ -142,6 +147,7 @@ static void fault_copy(struct fault *dst, const struct fault *src)
 	dst->path = xstrdup_or_null(src->path);
 	dst->message = xstrdup_or_null(src->message);
 	dst->option = xstrdup_or_null(src->option);
+	dst->fields = xstrdup_or_null(src->fields);
 }
 
 static int fault_midstream(int mode)
@@ -379,11 +385,10 @@ static int client_gone(struct req *r, int timeout_ms)
 	return 0;
 }
 
-/* Sleeps ms. Returns 0, or -1 early when the client hangs up or the fake stops. */
-static int nap(struct req *r, long ms)
+/* Sleeps until end_us (monotonic). Returns 0, or -1 early when the client hangs up or the fake
+ * stops. */
+static int nap_until(struct req *r, int64_t end)
 {
-	int64_t end = util_mono_us() + (int64_t)ms * 1000;
-
 	for (;;) {
 		int64_t left = end - util_mono_us();
 
@@ -396,6 +401,29 @@ static int nap(struct req *r, long ms)
 			return -1;
 		}
 	}
+}
+
+/* Sleeps ms. Returns 0, or -1 early when the client hangs up or the fake stops. */
+static int nap(struct req *r, long ms)
+{
+	return nap_until(r, util_mono_us() + (int64_t)ms * 1000);
+}
+
+/* --reply-ms: whether it paces r (a trickle fault paces it instead). */
+static int reply_paced(const struct req *r)
+{
+	return cfg.reply_ms > 0 && r->fault.mode != FM_TRICKLE;
+}
+
+/* --reply-ms: when piece k (0-based) is due; the last piece is due reply_ms after the reply
+ * started, the others are spread evenly before it. */
+static int64_t reply_due_us(const struct req *r, size_t k)
+{
+	size_t n = r->npieces ? r->npieces : 1;
+
+	if (k >= n)
+		k = n - 1;
+	return r->gen_t0_us + cfg.reply_ms * 1000 * (int64_t)(k + 1) / (int64_t)n;
 }
 
 /* ---- llama slots ---- */
@@ -661,6 +689,31 @@ static void ollama_metrics(struct req *r, json_t *j)
 	json_object_set_new(j, "eval_duration", json_integer(eval_ns));
 }
 
+/* The keys an omit_fields fault may leave out of Ollama's final object; "metrics" names the
+ * six metrics at once. */
+static const char *const omittable[] = {
+    "total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration",
+    "eval_count",     "eval_duration", "done_reason",	    "message",
+};
+
+/* Whether the request's omit_fields fault leaves key out of the final object. */
+static int omitted(const struct req *r, const char *key)
+{
+	const char *p = r->fault.mode == FM_OMIT_FIELDS ? r->fault.fields : NULL;
+	size_t klen = strlen(key);
+	int metric = strcmp(key, "done_reason") && strcmp(key, "message");
+
+	while (p && *p) {
+		size_t n = strcspn(p, ",");
+
+		if ((n == klen && !strncmp(p, key, n)) ||
+		    (metric && n == 7 && !strncmp(p, "metrics", 7)))
+			return 1;
+		p += n + (p[n] == ',');
+	}
+	return 0;
+}
+
 static json_t *ollama_object(struct req *r, const char *content, size_t len, int done)
 {
 	char ts[32];
@@ -672,8 +725,14 @@ static json_t *ollama_object(struct req *r, const char *content, size_t len, int
 	if (done)
 		json_object_set_new(j, "done_reason", json_string(r->finish_reason)); /* stolen */
 	json_object_set_new(j, "done", json_boolean(done));
-	if (done)
+	if (done) {
+		size_t i;
+
 		ollama_metrics(r, j);
+		for (i = 0; i < ARRAY_SIZE(omittable); i++)
+			if (omitted(r, omittable[i]))
+				json_object_del(j, omittable[i]);
+	}
 	return j;
 }
 
@@ -777,6 +836,8 @@ static enum step stream_step(struct req *r)
 			return STEP_MORE;
 		}
 	}
+	if (reply_paced(r) && nap_until(r, reply_due_us(r, r->next)))
+		return STEP_ABORT;
 	if (r->proto == PROTO_LLAMA && r->next == r->npieces) {
 		if (!r->role_sent) {
 			r->role_sent = 1;
@@ -788,7 +849,7 @@ static enum step stream_step(struct req *r)
 		return STEP_MORE;
 	}
 	gap = r->fault.mode == FM_TRICKLE ? r->fault.ms : r->delay_ms;
-	if (gap > 0 && nap(r, gap))
+	if (!reply_paced(r) && gap > 0 && nap(r, gap))
 		return STEP_ABORT;
 	if (r->npieces)
 		piece(r, r->next, &p, &len);
@@ -799,6 +860,9 @@ static enum step stream_step(struct req *r)
 		r->next = r->npieces ? r->next + 1 : 0;
 		if (last)
 			r->gen_t1_us = util_mono_us();
+		/* a final object without "message" (docs/api.md): the last piece goes first */
+		if (last && omitted(r, "message"))
+			emit(r, ollama_object(r, p, len, 0));
 		emit(r, ollama_object(r, p, len, last));
 		if (last)
 			r->phase = PH_END;
@@ -879,7 +943,8 @@ static enum MHD_Result reply_whole(struct req *r)
 		nap(r, gap * (long)r->fault_at);
 		return MHD_NO;
 	}
-	if (nap(r, gap * (long)r->npieces + stall))
+	if (reply_paced(r) ? nap_until(r, reply_due_us(r, r->npieces) + stall * 1000)
+			   : nap(r, gap * (long)r->npieces + stall))
 		return MHD_NO;
 	r->next = r->npieces;
 	if (r->fault.mode == FM_ERROR_IN_STREAM) {
@@ -928,12 +993,13 @@ static enum MHD_Result reply_start(struct req *r)
 }
 
 /* Sets the reply text and its pieces, cut to max_tokens (< 0: no limit). */
-static void reply_set(struct req *r, const json_t *script, const json_t *msgs, long max_tokens)
+static void reply_set(struct req *r, const json_t *script, const json_t *body, const json_t *msgs,
+		      long max_tokens)
 {
 	json_t *m = fake_script_model(script, r->model); /* borrowed */
 	json_t *d = json_object_get(m, "token_delay_ms");
 
-	r->reply = fake_reply_text(script, r->model, msgs);
+	r->reply = fake_reply_text(script, r->model, msgs, fake_request_schema(body));
 	r->npieces = fake_split_pieces(r->reply, strlen(r->reply), &r->ends);
 	r->delay_ms = d ? (long)json_integer_value(d) : cfg.token_delay_ms;
 	if (max_tokens >= 0 && (size_t)max_tokens < r->npieces) {
@@ -1093,7 +1159,7 @@ static enum MHD_Result ollama_chat(struct req *r, const json_t *body, const json
 	if (ollama_load(r->model, num_ctx) && nap(r, cfg.load_ms))
 		return MHD_NO;
 	r->load_ns = (util_mono_us() - r->t0_us) * 1000;
-	reply_set(r, script, msgs, num_predict);
+	reply_set(r, script, body, msgs, num_predict);
 	return reply_start(r);
 }
 
@@ -1127,7 +1193,7 @@ static enum MHD_Result llama_chat(struct req *r, const json_t *body, const json_
 	r->include_usage = json_is_true(json_object_get(so, "include_usage"));
 	max_tokens = int_field(body, "max_completion_tokens", max_tokens);
 	max_tokens = int_field(body, "n_predict", max_tokens);
-	reply_set(r, script, msgs, max_tokens);
+	reply_set(r, script, body, msgs, max_tokens);
 	if ((long)r->npieces > cfg.n_ctx - r->prompt_tokens) {
 		/* generation that fills the slot's context stops there */
 		r->npieces = (size_t)(cfg.n_ctx - r->prompt_tokens);
@@ -1706,6 +1772,7 @@ static json_t *fault_json(const struct fault *f)
 	json_object_set_new(j, "path", f->path ? json_string(f->path) : json_null());
 	json_object_set_new(j, "message", f->message ? json_string(f->message) : json_null());
 	json_object_set_new(j, "option", f->option ? json_string(f->option) : json_null());
+	json_object_set_new(j, "fields", f->fields ? json_string(f->fields) : json_null());
 	return j;
 }
 
@@ -1757,11 +1824,34 @@ static void get_str(json_t *o, const char *key, char **out, char *err, size_t er
 	*out = xstrdup(json_string_value(v));
 }
 
+/* An omit_fields fault's list: names from omittable[] or "metrics", comma-separated. */
+static void check_fields(const char *fields, char *err, size_t errlen)
+{
+	const char *p = fields;
+
+	if (!p || !*p) {
+		snprintf(err, errlen, "omit_fields needs 'fields'");
+		return;
+	}
+	while (*p) {
+		size_t n = strcspn(p, ","), i;
+		int known = n == 7 && !strncmp(p, "metrics", 7);
+
+		for (i = 0; i < ARRAY_SIZE(omittable); i++)
+			known |= n == strlen(omittable[i]) && !strncmp(p, omittable[i], n);
+		if (!known) {
+			snprintf(err, errlen, "unknown field '%.*s' in 'fields'", (int)n, p);
+			return;
+		}
+		p += n + (p[n] == ',');
+	}
+}
+
 static enum MHD_Result control_fault(struct req *r)
 {
-	static const char *const keys[] = {"mode",	  "count",	  "model",
-					   "path",	  "after_tokens", "ms",
-					   "retry_after", "message",	  "option"};
+	static const char *const keys[] = {"mode",	   "count", "model",	   "path",
+					   "after_tokens", "ms",    "retry_after", "message",
+					   "option",	   "fields"};
 	json_t *body = json_loadb(r->body.buf, r->body.len, JSON_REJECT_DUPLICATES, NULL), *v;
 	struct fault f = {.mode = FM_NONE, .count = 1, .after_tokens = 3, .retry_after = -1};
 	const char *mode = json_string_value(json_object_get(body, "mode")), *key;
@@ -1820,6 +1910,9 @@ static enum MHD_Result control_fault(struct req *r)
 	get_str(body, "path", &f.path, err, sizeof(err));
 	get_str(body, "message", &f.message, err, sizeof(err));
 	get_str(body, "option", &f.option, err, sizeof(err));
+	get_str(body, "fields", &f.fields, err, sizeof(err));
+	if (!*err && f.mode == FM_OMIT_FIELDS)
+		check_fields(f.fields, err, sizeof(err));
 	if (!*err && (f.count == 0 || f.count < -1))
 		snprintf(err, sizeof(err), "'count' must be positive or -1");
 	if (!*err && (f.after_tokens < 0 || f.ms < 0))
@@ -2061,7 +2154,8 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f, "usage: fake-backend [--port N] [--host ADDR] [--script FILE] [--token-delay-ms N]\n"
-	       "                    [--slots N] [--n-ctx N] [--load-ms N] [--die-with-parent]\n"
+	       "                    [--slots N] [--n-ctx N] [--load-ms N] [--reply-ms N]\n"
+	       "                    [--die-with-parent]\n"
 	       "Serves Ollama's and llama-server's HTTP APIs with scripted replies; prints\n"
 	       "port=N on stdout once listening. See tests/fake/README.md.\n");
 }
@@ -2088,6 +2182,7 @@ static void parse_args(int argc, char **argv)
 	    {"slots", required_argument, NULL, 'n'},
 	    {"n-ctx", required_argument, NULL, 'c'},
 	    {"load-ms", required_argument, NULL, 'l'},
+	    {"reply-ms", required_argument, NULL, 'r'},
 	    {"die-with-parent", no_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -2116,6 +2211,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'l':
 			cfg.load_ms = parse_num("load-ms", optarg, 0, 3600000);
+			break;
+		case 'r':
+			cfg.reply_ms = parse_num("reply-ms", optarg, 0, 3600000);
 			break;
 		case 'P':
 			cfg.die_with_parent = 1;

@@ -9,6 +9,57 @@
 #include <string.h>
 #include <strings.h>
 
+static int check_strings(const json_t *a, const char *what, const char *name, char *err,
+			 size_t errlen)
+{
+	json_t *v;
+	size_t i;
+
+	if (!json_is_array(a)) {
+		snprintf(err, errlen, "%s of model '%s' is not an array", what, name);
+		return -1;
+	}
+	json_array_foreach(a, i, v)
+	{
+		if (!json_is_string(v)) {
+			snprintf(err, errlen, "%s %zu of model '%s' is not a string", what, i,
+				 name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* "cases": [{"contains": string or [strings], "replies": [strings]}] */
+static int check_cases(const json_t *cases, const char *name, char *err, size_t errlen)
+{
+	json_t *c, *v;
+	size_t i;
+
+	if (!cases)
+		return 0;
+	if (!json_is_array(cases)) {
+		snprintf(err, errlen, "'cases' of model '%s' is not an array", name);
+		return -1;
+	}
+	json_array_foreach(cases, i, c)
+	{
+		if (!json_is_object(c) || !json_object_get(c, "replies")) {
+			snprintf(err, errlen,
+				 "case %zu of model '%s' is not an object with 'replies'", i, name);
+			return -1;
+		}
+		if (check_strings(json_object_get(c, "replies"), "a case's 'replies'", name, err,
+				  errlen))
+			return -1;
+		v = json_object_get(c, "contains");
+		if (v && !json_is_string(v) &&
+		    check_strings(v, "a case's 'contains'", name, err, errlen))
+			return -1;
+	}
+	return 0;
+}
+
 int fake_script_check(const json_t *script, char *err, size_t errlen)
 {
 	const char *name;
@@ -44,6 +95,8 @@ int fake_script_check(const json_t *script, char *err, size_t errlen)
 				return -1;
 			}
 		}
+		if (check_cases(json_object_get(m, "cases"), name, err, errlen))
+			return -1;
 		d = json_object_get(m, "token_delay_ms");
 		if (d && (!json_is_integer(d) || json_integer_value(d) < 0)) {
 			snprintf(err, errlen, "'token_delay_ms' of model '%s' is not a count",
@@ -208,10 +261,150 @@ static char *chatter(const char *model, long turn)
 	return take(&sb);
 }
 
-char *fake_reply_text(const json_t *script, const char *model, const json_t *messages)
+/* Whether needle appears in the content of some message. */
+static int in_messages(const json_t *messages, const char *needle)
+{
+	json_t *msg;
+	size_t i;
+
+	json_array_foreach(messages, i, msg)
+	{
+		const char *c = json_string_value(json_object_get(msg, "content"));
+
+		if (c && strstr(c, needle))
+			return 1;
+	}
+	return 0;
+}
+
+/* The replies of the model's first case that matches the conversation, else its replies. */
+static const json_t *scripted_replies(const json_t *m, const json_t *messages)
+{
+	json_t *c, *want, *w;
+	size_t i, k;
+
+	json_array_foreach(json_object_get(m, "cases"), i, c)
+	{
+		int all = 1;
+
+		want = json_object_get(c, "contains");
+		if (json_is_string(want))
+			all = in_messages(messages, json_string_value(want));
+		json_array_foreach(want, k, w)
+		{
+			if (!in_messages(messages, json_string_value(w)))
+				all = 0;
+		}
+		if (all)
+			return json_object_get(c, "replies");
+	}
+	return json_object_get(m, "replies");
+}
+
+const json_t *fake_request_schema(const json_t *body)
+{
+	const json_t *f = json_object_get(body, "format"), *rf;
+	const char *type;
+
+	/* "json" asks for any JSON: the string stands for an empty schema (an object) */
+	if (json_is_object(f) || (json_is_string(f) && !strcmp(json_string_value(f), "json")))
+		return f;
+	if (json_is_object(f = json_object_get(body, "json_schema")))
+		return f;
+	rf = json_object_get(body, "response_format");
+	type = json_string_value(json_object_get(rf, "type"));
+	if (type && !strcmp(type, "json_schema"))
+		return json_object_get(json_object_get(rf, "json_schema"), "schema");
+	if (type && !strcmp(type, "json_object"))
+		return json_object_get(rf, "schema");
+	return NULL;
+}
+
+/* The first type a schema allows ("type" may be a list), or what its keys imply. */
+static const char *schema_type(const json_t *schema)
+{
+	const json_t *t = json_object_get(schema, "type"), *x;
+	size_t i;
+
+	if (json_is_string(t))
+		return json_string_value(t);
+	json_array_foreach(t, i, x)
+	{
+		if (json_is_string(x) && strcmp(json_string_value(x), "null"))
+			return json_string_value(x);
+	}
+	if (json_object_get(schema, "properties"))
+		return "object";
+	if (json_object_get(schema, "items"))
+		return "array";
+	return "object";
+}
+
+/* minimum + (length of the name mod the size of the range): deterministic, and different
+ * for differently named fields, so a test can tell them apart. */
+static double number_for(const json_t *schema, const char *name, int integer)
+{
+	const json_t *lo = json_object_get(schema, "minimum");
+	const json_t *hi = json_object_get(schema, "maximum");
+	double a = json_is_number(lo) ? json_number_value(lo) : 0;
+	double b = json_is_number(hi) ? json_number_value(hi) : a + 10;
+	long span = (long)(b - a) + (integer ? 1 : 0);
+
+	if (span <= 0)
+		return a;
+	return a + (double)((long)strlen(name) % span);
+}
+
+json_t *fake_from_schema(const json_t *schema, const char *name)
+{
+	const char *type = schema_type(schema);
+	const json_t *v = json_object_get(schema, "enum");
+	json_t *props, *p; /* borrowed */
+	const char *key;
+
+	if (json_object_get(schema, "const"))
+		return json_deep_copy(json_object_get(schema, "const"));
+	if (json_array_size(v))
+		return json_deep_copy(json_array_get(v, 0));
+	if (!strcmp(type, "object")) {
+		json_t *o = json_object();
+
+		props = json_object_get(schema, "properties");
+		json_object_foreach(props, key, p)
+		{
+			json_object_set_new(o, key, fake_from_schema(p, key)); /* stolen */
+		}
+		return o;
+	}
+	if (!strcmp(type, "array"))
+		return json_pack("[o]", fake_from_schema(json_object_get(schema, "items"), name));
+	if (!strcmp(type, "integer"))
+		return json_integer((json_int_t)number_for(schema, name, 1));
+	if (!strcmp(type, "number"))
+		return json_real(number_for(schema, name, 0));
+	if (!strcmp(type, "boolean"))
+		return json_true();
+	if (!strcmp(type, "null"))
+		return json_null();
+	{
+		const json_t *max = json_object_get(schema, "maxLength");
+		char text[300];
+		size_t n;
+
+		n = (size_t)snprintf(
+		    text, sizeof(text),
+		    "The fake judge read the transcript and wrote this line for %s.", name);
+		if (json_is_integer(max) && (size_t)json_integer_value(max) < n)
+			text[json_integer_value(max)] = '\0';
+		return json_string(text);
+	}
+}
+
+char *fake_reply_text(const json_t *script, const char *model, const json_t *messages,
+		      const json_t *schema)
 {
 	json_t *m = fake_script_model(script, model); /* borrowed */
-	json_t *replies = json_object_get(m, "replies");
+	const json_t *replies = scripted_replies(m, messages);
 	long k = fake_count_role(messages, "assistant");
 	size_t n = json_array_size(replies);
 
@@ -219,6 +412,16 @@ char *fake_reply_text(const json_t *script, const char *model, const json_t *mes
 		size_t idx = (size_t)k < n ? (size_t)k : n - 1;
 
 		return xstrdup(json_string_value(json_array_get(replies, idx)));
+	}
+	if (schema && !strncmp(model, "judge-garbage", 13))
+		return xstrdup(
+		    "I think the interview went well, maybe an 8 out of 10? {grade: good");
+	if (schema && !strncmp(model, "judge", 5)) {
+		json_t *v = fake_from_schema(schema, "reply");
+		char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+		json_decref(v);
+		return s;
 	}
 	if (strcasestr(last_user(messages), "concrete suggestions"))
 		return analysis(model, k + 1);

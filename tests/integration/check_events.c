@@ -170,6 +170,51 @@ START_TEST(reconnect_with_last_event_id)
 }
 END_TEST
 
+/* Concatenates the text of every token event of turn in an event stream. */
+static void tokens_of(const char *text, int turn, struct strbuf *out)
+{
+	const char *p = text;
+
+	while ((p = strstr(p, "event: token\ndata: "))) {
+		const char *data = p + strlen("event: token\ndata: ");
+		const char *end = strchr(data, '\n');
+		json_t *j = json_loadb(data, (size_t)(end - data), 0, NULL);
+		if (j && json_integer_value(json_object_get(j, "turn")) == turn)
+			strbuf_addstr(out, json_string_value(json_object_get(j, "text")));
+		json_decref(j);
+		p = end;
+	}
+}
+
+START_TEST(joining_mid_turn_shows_the_whole_turn)
+{
+	struct strbuf got;
+	char *id, *text, *fin;
+	json_t *t;
+	int ended;
+
+	start("15");
+	id = submit();
+	usleep(400000); /* turn 1 is part written */
+	text = read_events(id, NULL, "turn_finished", 20000, &ended);
+	strbuf_init(&got, 0);
+	tokens_of(text, 1, &got);
+	fin = strstr(text, "event: turn_finished\ndata: ");
+	ck_assert_ptr_nonnull(fin);
+	fin += strlen("event: turn_finished\ndata: ");
+	t = json_loadb(fin, (size_t)(strchr(fin, '\n') - fin), 0, NULL);
+	ck_assert_ptr_nonnull(t);
+	/* the tokens seen add up to the whole turn, from its first word */
+	ck_assert_str_eq(got.buf, json_string_value(json_object_get(t, "message")));
+	ck_assert_ptr_nonnull(json_object_get(t, "html"));
+	json_decref(t);
+	strbuf_release(&got);
+	free(text);
+	free(id);
+	stop();
+}
+END_TEST
+
 static long rss_kb(pid_t pid)
 {
 	char path[64], *s, *p;
@@ -250,6 +295,7 @@ int main(void)
 	tcase_add_test(tc, finished_job_replays_and_ends);
 	tcase_add_test(tc, reconnect_with_last_event_id);
 	tcase_add_test(tc, slow_clients_slow_nothing);
+	tcase_add_test(tc, joining_mid_turn_shows_the_whole_turn);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -161,6 +161,19 @@ START_TEST(ollama_faults)
 	recovers("ollama", "{\"mode\":\"http_500\"}", "unexpectedly stopped");
 	fails("ollama", "{\"mode\":\"http_500\",\"count\":-1}", "backend_error",
 	      "unexpectedly stopped");
+	/* three cut streams in a row are one entry of the turn's note */
+	fault("{\"mode\":\"cut\",\"count\":3}");
+	job = run("ollama", &t, &secs);
+	ck_assert_str_eq(status_of(job), "succeeded");
+	ck_assert_int_eq(json_integer_value(json_object_get(
+			     json_object_get(turn1(t), "metrics"), "attempts")),
+			 4);
+	ck_assert_msg(strncmp(json_string_value(json_object_get(turn1(t), "note")),
+			      "attempts 1-3 cut after partial output", 37) == 0,
+		      "note: %s", json_string_value(json_object_get(turn1(t), "note")));
+	ck_assert_ptr_null(strstr(json_string_value(json_object_get(turn1(t), "note")), " | "));
+	json_decref(job);
+	json_decref(t);
 	/* a slow but steady stream is not a stall */
 	fault("{\"mode\":\"trickle\",\"ms\":100}");
 	job = run("ollama", &t, &secs);

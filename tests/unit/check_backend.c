@@ -448,6 +448,59 @@ START_TEST(test_llama_body)
 }
 END_TEST
 
+/* structured output: the schema goes as Ollama's "format" and llama-server's "json_schema" */
+static json_t *grade_schema(void)
+{
+	return json_pack("{s:s, s:{s:{s:s}, s:{s:s, s:i, s:i}}, s:[s, s]}", "type", "object",
+			 "properties", "why", "type", "string", "score", "type", "number",
+			 "minimum", 0, "maximum", 10, "required", "why", "score");
+}
+
+START_TEST(test_ollama_body_format)
+{
+	struct world w;
+	json_t *b, *schema = grade_schema();
+
+	world_init(&w, BACKEND_OLLAMA, 1, "judge:1b");
+	b = backend_request_body(&w.req);
+	ck_assert_ptr_null(json_object_get(b, "format"));
+	json_decref(b);
+	w.req.format = schema;
+	b = backend_request_body(&w.req);
+	ck_assert(json_equal(json_object_get(b, "format"), schema));
+	ck_assert_ptr_null(json_object_get(b, "json_schema"));
+	/* still a streamed chat with the usual fields */
+	ck_assert(json_is_true(json_object_get(b, "stream")));
+	ck_assert_uint_eq(json_array_size(json_object_get(b, "messages")), 2);
+	json_decref(b);
+	/* the schema was borrowed, not stolen */
+	ck_assert_int_eq(schema->refcount, 1);
+	json_decref(schema);
+	world_release(&w);
+}
+END_TEST
+
+START_TEST(test_llama_body_format)
+{
+	struct world w;
+	json_t *b, *schema = grade_schema();
+
+	world_init(&w, BACKEND_LLAMA, 1, "judge");
+	b = backend_request_body(&w.req);
+	ck_assert_ptr_null(json_object_get(b, "json_schema"));
+	json_decref(b);
+	w.req.format = schema;
+	b = backend_request_body(&w.req);
+	ck_assert(json_equal(json_object_get(b, "json_schema"), schema));
+	ck_assert_ptr_null(json_object_get(b, "format"));
+	ck_assert(json_is_true(json_object_get(b, "stream")));
+	json_decref(b);
+	ck_assert_int_eq(schema->refcount, 1);
+	json_decref(schema);
+	world_release(&w);
+}
+END_TEST
+
 /* ---- nothing listening ---- */
 
 START_TEST(test_chat_connection_refused_ollama)
@@ -1090,6 +1143,8 @@ static Suite *backend_suite(void)
 	tcase_add_test(basics, test_ollama_body_defaults);
 	tcase_add_test(basics, test_ollama_body_job_options);
 	tcase_add_test(basics, test_llama_body);
+	tcase_add_test(basics, test_ollama_body_format);
+	tcase_add_test(basics, test_llama_body_format);
 	suite_add_tcase(s, basics);
 
 	tcase_set_timeout(wire, 30);

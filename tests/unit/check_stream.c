@@ -572,6 +572,30 @@ START_TEST(test_ndjson_nul_dropped)
 }
 END_TEST
 
+/* Found by fuzz_stream: a count written as a float too big for a long was converted anyway
+ * (undefined behaviour). It is not a count: unknown. */
+START_TEST(test_counts_beyond_long_are_unknown)
+{
+	struct run r;
+
+	parse_str_all_ways(&r, STREAM_NDJSON,
+			   "{\"message\":{\"content\":\"x\"},\"done\":true,"
+			   "\"prompt_eval_count\":1e300,\"eval_count\":-1e300}\n");
+	ck_assert_int_eq(r.rc, 0);
+	ck_assert_int_eq(r.m.prompt_tokens, -1);
+	ck_assert_int_eq(r.m.completion_tokens, -1);
+	run_release(&r);
+	parse_str_all_ways(
+	    &r, STREAM_SSE,
+	    "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":"
+	    "{\"prompt_tokens\":12.0,\"completion_tokens\":1e19}}\n\ndata: [DONE]\n\n");
+	ck_assert_int_eq(r.rc, 0);
+	ck_assert_int_eq(r.m.prompt_tokens, 12);
+	ck_assert_int_eq(r.m.completion_tokens, -1);
+	run_release(&r);
+}
+END_TEST
+
 START_TEST(test_reader_can_stop_the_stream)
 {
 	struct run r;
@@ -641,6 +665,7 @@ static Suite *stream_suite(void)
 	tcase_add_test(ndjson, test_ndjson_given_sse_says_which_kind);
 	tcase_add_test(ndjson, test_ndjson_nul_dropped);
 	tcase_add_test(ndjson, test_reader_can_stop_the_stream);
+	tcase_add_test(ndjson, test_counts_beyond_long_are_unknown);
 	tcase_add_test(ndjson, test_overlong_line_fails);
 	suite_add_tcase(s, ndjson);
 	return s;

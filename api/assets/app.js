@@ -1,0 +1,1364 @@
+/*
+ * parley dashboard: one page, plain JavaScript, the public API only.
+ *
+ * Routes (hash): #/jobs[?status=&scenario=&model=], #/jobs/{id}, #/submit.
+ * The job list polls GET /v1/jobs every 2 s. A job page reads the job and its
+ * transcript, then follows GET /v1/jobs/{id}/events (Server-Sent Events) while
+ * the job runs: tokens appear as they are written, a finished turn is replaced
+ * by the HTML the server rendered from its Markdown (libcmark, raw HTML made
+ * text), and the timing chart grows. When the event stream cannot be had, the
+ * page polls instead.
+ *
+ * Safety: the DOM is built with createElement and textContent. The one HTML
+ * string inserted is a finished turn's server-rendered "html", parsed in an
+ * inert <template> and filtered against an allow-list of tags and attributes
+ * before it is attached.
+ *
+ * Auth: a 401 from any call shows a small sign-in form (once, however many
+ * calls failed). The token is sent once, to POST /v1/session, which sets an
+ * HttpOnly cookie; the cookie then authorises every call, the EventSource
+ * included (an EventSource cannot send headers). The token is never stored.
+ * A server without /v1/session gets the token as a bearer header from memory
+ * for this page's life, and the job page polls instead of streaming.
+ */
+'use strict';
+
+(function () {
+	const SVGNS = 'http://www.w3.org/2000/svg';
+	const ACTIVE = new Set(['queued', 'running']);
+	const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+	const POLL_MS = 2000;
+
+	/* ---------- DOM helpers ---------- */
+
+	function build(ns, tag, attrs, children) {
+		const el = ns ? document.createElementNS(ns, tag) : document.createElement(tag);
+		for (const [k, v] of Object.entries(attrs || {})) {
+			if (v === null || v === undefined || v === false) continue;
+			if (k === 'text') el.textContent = String(v);
+			else if (k === 'class') el.setAttribute('class', v);
+			else if (k.startsWith('on') && typeof v === 'function')
+				el.addEventListener(k.slice(2), v);
+			else if (k === 'dataset') Object.assign(el.dataset, v);
+			/* through the CSSOM: the CSP (style-src 'self') refuses style attributes */
+			else if (k === 'style') Object.assign(el.style, v);
+			else el.setAttribute(k, v === true ? '' : String(v));
+		}
+		append(el, children);
+		return el;
+	}
+
+	function append(el, children) {
+		for (const c of [].concat(children === undefined ? [] : children)) {
+			if (c === null || c === undefined || c === false) continue;
+			if (Array.isArray(c)) append(el, c);
+			else el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+		}
+		return el;
+	}
+
+	const h = (tag, attrs, ...children) => build(null, tag, attrs, children);
+	const svg = (tag, attrs, ...children) => build(SVGNS, tag, attrs, children);
+
+	/* ---------- formatting ---------- */
+
+	function fmtMs(ms) {
+		if (ms === null || ms === undefined || !isFinite(ms)) return '—';
+		if (ms < 1) return '<1 ms';
+		if (ms < 1000) return Math.round(ms) + ' ms';
+		return fmtSec(ms / 1000);
+	}
+
+	function fmtSec(s) {
+		if (s === null || s === undefined || !isFinite(s)) return '—';
+		if (s < 10) return s.toFixed(2) + ' s';
+		if (s < 60) return s.toFixed(1) + ' s';
+		const m = Math.floor(s / 60);
+		if (m < 60) return m + ' min ' + String(Math.round(s % 60)).padStart(2, '0') + ' s';
+		return Math.floor(m / 60) + ' h ' + String(m % 60).padStart(2, '0') + ' min';
+	}
+
+	function fmtNum(n, digits) {
+		if (n === null || n === undefined || !isFinite(n)) return '—';
+		return Number(n).toLocaleString('en-US', {maximumFractionDigits: digits || 0});
+	}
+
+	function fmtScore(n) {
+		return n === null || n === undefined ? '—' : Number(n).toFixed(1);
+	}
+
+	function parseTime(iso) {
+		const t = iso ? Date.parse(iso) : NaN;
+		return isNaN(t) ? null : t;
+	}
+
+	function fmtAgo(iso) {
+		const t = parseTime(iso);
+		if (t === null) return '—';
+		const s = Math.max(0, (Date.now() - t) / 1000);
+		if (s < 45) return 'just now';
+		if (s < 3600) return Math.round(s / 60) + ' min ago';
+		if (s < 86400) return Math.round(s / 3600) + ' h ago';
+		return new Date(t).toLocaleDateString(undefined, {month: 'short', day: 'numeric'});
+	}
+
+	function fmtShortWhen(iso) {
+		const t = parseTime(iso);
+		if (t === null) return '—';
+		const d = new Date(t);
+		const sameDay = d.toDateString() === new Date().toDateString();
+		const time = d.toLocaleTimeString(undefined, {hour: '2-digit', minute: '2-digit'});
+		return sameDay ? 'today ' + time
+			: d.toLocaleDateString(undefined, {month: 'short', day: 'numeric'}) + ' ' + time;
+	}
+
+	/* An axis tick: 0, 250 ms, 1.5 s, 2 min. */
+	function fmtTick(ms) {
+		if (ms === 0) return '0';
+		if (ms < 1000) return Math.round(ms) + ' ms';
+		if (ms < 60000) return Number((ms / 1000).toFixed(2)) + ' s';
+		return Number((ms / 60000).toFixed(1)) + ' min';
+	}
+
+	function fmtWhen(iso) {
+		const t = parseTime(iso);
+		return t === null ? '' : new Date(t).toLocaleString();
+	}
+
+	/* Seconds a job has run (to now while it runs), or null. */
+	function jobSeconds(job) {
+		const a = parseTime(job.started_at);
+		if (a === null) return null;
+		const b = parseTime(job.finished_at);
+		return ((b === null ? Date.now() : b) - a) / 1000;
+	}
+
+	function titleCase(s) {
+		return s ? s.charAt(0).toUpperCase() + s.slice(1) : s;
+	}
+
+	function scenarioTitle(name) {
+		return String(name || '').replace(/[_-]+/g, ' ').replace(/\b[a-z]/g, (c) => c.toUpperCase());
+	}
+
+	function statusPill(status) {
+		return h('span', {class: 'pill s-' + status, dataset: {status}},
+			h('span', {class: 'dot', 'aria-hidden': 'true'}), status);
+	}
+
+	/* ---------- the API, with sign-in on 401 ---------- */
+
+	class ApiError extends Error {
+		constructor(status, title, detail, errors) {
+			super(detail || title || 'HTTP ' + status);
+			this.status = status;
+			this.title = title;
+			this.detail = detail;
+			this.errors = errors || [];
+		}
+	}
+
+	const auth = {
+		bearer: null,     /* only when the server has no /v1/session; memory only */
+		session: false,   /* a session cookie was set by this page */
+		pending: null,    /* the sign-in in progress */
+	};
+
+	async function api(method, path, body, extraHeaders) {
+		for (let attempt = 0; ; attempt++) {
+			const headers = Object.assign({Accept: 'application/json'}, extraHeaders || {});
+			if (body !== undefined) headers['Content-Type'] = 'application/json';
+			if (auth.bearer) headers.Authorization = 'Bearer ' + auth.bearer;
+			let res;
+			try {
+				res = await fetch(path, {
+					method, headers, credentials: 'same-origin', cache: 'no-store',
+					body: body === undefined ? undefined : JSON.stringify(body),
+				});
+			} catch (e) {
+				throw new ApiError(0, 'parleyd is not answering', 'the request failed: ' + e.message);
+			}
+			if (res.status === 401 && attempt < 3) {
+				await signIn();
+				continue;
+			}
+			const type = res.headers.get('Content-Type') || '';
+			let data = null;
+			if (type.includes('json')) data = await res.json().catch(() => null);
+			else data = await res.text().catch(() => '');
+			if (!res.ok) {
+				const p = data && typeof data === 'object' ? data : {};
+				throw new ApiError(res.status, p.title || res.statusText, p.detail || '', p.errors);
+			}
+			return data;
+		}
+	}
+
+	/* Shows the sign-in form once; every caller that got a 401 waits on the same promise. */
+	function signIn() {
+		if (!auth.pending) {
+			auth.pending = new Promise((resolve) => showSignIn(resolve)).finally(() => {
+				auth.pending = null;
+			});
+		}
+		return auth.pending;
+	}
+
+	function showSignIn(done) {
+		const input = h('input', {
+			type: 'password', name: 'token', id: 'token', autocomplete: 'current-password',
+			required: true, spellcheck: 'false', placeholder: 'paste the bearer token',
+		});
+		const err = h('p', {class: 'form-error', role: 'alert'});
+		const submit = h('button', {class: 'btn primary', type: 'submit', text: 'Sign in'});
+		const form = h('form', {class: 'signin', id: 'signin'},
+			h('h2', {text: 'Sign in to parleyd'}),
+			h('p', {class: 'muted', text: 'This server asks for a token. It is sent once to start a '
+				+ 'session (an HttpOnly cookie) and is not stored by the page.'}),
+			h('label', {for: 'token', text: 'Token'}), input, err,
+			h('div', {class: 'row end'}, submit));
+		const dialog = h('dialog', {class: 'modal', 'aria-labelledby': 'signin-title'}, form);
+		form.querySelector('h2').id = 'signin-title';
+		dialog.addEventListener('cancel', (e) => e.preventDefault());
+		form.addEventListener('submit', async (e) => {
+			e.preventDefault();
+			const token = input.value.trim();
+			if (!token) return;
+			submit.disabled = true;
+			err.textContent = '';
+			try {
+				const ok = await startSession(token);
+				if (ok) {
+					input.value = '';
+					dialog.close();
+					dialog.remove();
+					updateSignOut();
+					done();
+					return;
+				}
+				err.textContent = 'That token was not accepted.';
+			} catch (x) {
+				err.textContent = x.message;
+			}
+			submit.disabled = false;
+			input.select();
+		});
+		document.body.append(dialog);
+		dialog.showModal();
+		input.focus();
+	}
+
+	/* POST /v1/session; falls back to a bearer header kept in memory when there is none. */
+	async function startSession(token) {
+		const res = await fetch('/v1/session', {
+			method: 'POST', credentials: 'same-origin', cache: 'no-store',
+			headers: {Authorization: 'Bearer ' + token, Accept: 'application/json'},
+		});
+		if (res.ok) {
+			auth.session = true;
+			auth.bearer = null;
+			return true;
+		}
+		if (res.status === 401 || res.status === 403) return false;
+		if (res.status === 404 || res.status === 405) {
+			const probe = await fetch('/v1/jobs?limit=1', {
+				headers: {Authorization: 'Bearer ' + token, Accept: 'application/json'},
+				cache: 'no-store',
+			});
+			if (probe.status === 401 || probe.status === 403) return false;
+			auth.bearer = token;
+			return true;
+		}
+		throw new Error('the server answered ' + res.status + ' to POST /v1/session');
+	}
+
+	function updateSignOut() {
+		document.getElementById('signout').hidden = !(auth.session || auth.bearer);
+	}
+
+	async function signOut() {
+		if (auth.session) {
+			await fetch('/v1/session', {method: 'DELETE', credentials: 'same-origin'}).catch(() => {});
+		}
+		auth.session = false;
+		auth.bearer = null;
+		updateSignOut();
+		route();
+	}
+
+	/* ---------- backends in the top bar ---------- */
+
+	let backendsCache = null;
+
+	async function loadBackends() {
+		try {
+			const b = await api('GET', '/v1/backends');
+			backendsCache = b.items || [];
+		} catch (e) {
+			backendsCache = backendsCache || [];
+		}
+		const box = document.getElementById('backends');
+		box.replaceChildren(...backendsCache.map((b) => h('span', {
+			class: 'backend b-' + (b.status || 'unknown'),
+			title: b.name + ' (' + b.kind + ') ' + b.url + ': ' + (b.status || 'unknown')
+				+ (b.error ? ' — ' + (b.error.message || b.error) : '')
+				+ (b.in_flight ? ', ' + b.in_flight + ' call(s) in flight' : ''),
+		}, h('span', {class: 'dot', 'aria-hidden': 'true'}), b.name)));
+		return backendsCache;
+	}
+
+	/* ---------- routing ---------- */
+
+	const main = () => document.getElementById('main');
+	let view = null; /* {destroy()} of the page shown */
+
+	function parseHash() {
+		const raw = location.hash.replace(/^#/, '') || '/jobs';
+		const q = raw.indexOf('?');
+		const path = q < 0 ? raw : raw.slice(0, q);
+		return {
+			parts: path.split('/').filter(Boolean).map(decodeURIComponent),
+			params: new URLSearchParams(q < 0 ? '' : raw.slice(q + 1)),
+		};
+	}
+
+	function route() {
+		if (view && view.destroy) view.destroy();
+		view = null;
+		const {parts, params} = parseHash();
+		const m = main();
+		m.replaceChildren();
+		let nav = 'jobs';
+		if (parts[0] === 'jobs' && parts[1]) view = jobPage(m, parts[1]);
+		else if (parts[0] === 'submit') {
+			nav = 'submit';
+			view = submitPage(m);
+		} else view = jobsPage(m, params);
+		for (const a of document.querySelectorAll('[data-nav]'))
+			a.classList.toggle('active', a.dataset.nav === nav);
+	}
+
+	function errorBox(err) {
+		return h('div', {class: 'notice error', role: 'alert'},
+			h('strong', {text: err.title || 'Something went wrong'}), ' ',
+			err.detail || (err.title ? '' : err.message));
+	}
+
+	/* A timer that skips its beat while the tab is hidden. */
+	function every(ms, fn) {
+		let busy = false;
+		const tick = async () => {
+			if (busy || document.hidden) return;
+			busy = true;
+			try {
+				await fn();
+			} finally {
+				busy = false;
+			}
+		};
+		const id = setInterval(tick, ms);
+		const onVis = () => {
+			if (!document.hidden) tick();
+		};
+		document.addEventListener('visibilitychange', onVis);
+		return () => {
+			clearInterval(id);
+			document.removeEventListener('visibilitychange', onVis);
+		};
+	}
+
+	/* ---------- the job list ---------- */
+
+	function jobsPage(root, params) {
+		const filters = {
+			status: params.get('status') || '',
+			scenario: params.get('scenario') || '',
+			model: params.get('model') || '',
+		};
+		let limit = 50;
+		const rows = new Map(); /* id -> {tr, sig} */
+
+		const statusSel = h('select', {name: 'status', 'aria-label': 'Status'},
+			h('option', {value: '', text: 'All statuses'}),
+			STATUSES.map((s) => h('option', {value: s, text: titleCase(s)})));
+		const scenarioSel = h('select', {name: 'scenario', 'aria-label': 'Scenario'},
+			h('option', {value: '', text: 'All scenarios'}));
+		const modelList = h('datalist', {id: 'model-list'});
+		const modelIn = h('input', {
+			name: 'model', type: 'search', list: 'model-list', placeholder: 'Any model',
+			'aria-label': 'Model', autocomplete: 'off',
+		});
+		const clear = h('button', {class: 'btn ghost small', type: 'button', text: 'Clear'});
+		const count = h('span', {class: 'count muted'});
+		const tbody = h('tbody');
+		const table = h('table', {class: 'jobs'},
+			h('thead', {}, h('tr', {},
+				h('th', {text: 'Status'}), h('th', {text: 'Scenario'}),
+				h('th', {text: 'Interviewer → candidate'}), h('th', {class: 'num', text: 'Turns'}),
+				h('th', {class: 'num', text: 'Duration'}), h('th', {class: 'num', text: 'Optimizations'}),
+				h('th', {class: 'num', text: 'Scores'}), h('th', {class: 'num', text: 'Created'}))),
+			tbody);
+		const empty = h('div', {class: 'empty', hidden: true});
+		const more = h('button', {class: 'btn ghost', type: 'button', text: 'Show more', hidden: true});
+		const errSlot = h('div');
+
+		statusSel.value = filters.status;
+		modelIn.value = filters.model;
+		root.append(h('section', {class: 'page'},
+			h('div', {class: 'page-head'},
+				h('h1', {text: 'Jobs'}), count, h('div', {class: 'spacer'}),
+				h('a', {class: 'btn primary', href: '#/submit', text: 'New job'})),
+			h('form', {class: 'filters', role: 'search', onsubmit: (e) => e.preventDefault()},
+				statusSel, scenarioSel, modelIn, modelList, clear),
+			errSlot,
+			h('div', {class: 'card table-wrap'}, table, empty),
+			h('div', {class: 'row center'}, more)));
+
+		function syncHash() {
+			const p = new URLSearchParams();
+			for (const [k, v] of Object.entries(filters)) if (v) p.set(k, v);
+			const qs = p.toString();
+			history.replaceState(null, '', '#/jobs' + (qs ? '?' + qs : ''));
+		}
+
+		function onFilter() {
+			filters.status = statusSel.value;
+			filters.scenario = scenarioSel.value;
+			filters.model = modelIn.value.trim();
+			syncHash();
+			refresh();
+		}
+		statusSel.addEventListener('change', onFilter);
+		scenarioSel.addEventListener('change', onFilter);
+		let typing = null;
+		modelIn.addEventListener('input', () => {
+			clearTimeout(typing);
+			typing = setTimeout(onFilter, 300);
+		});
+		clear.addEventListener('click', () => {
+			statusSel.value = '';
+			scenarioSel.value = '';
+			modelIn.value = '';
+			onFilter();
+		});
+		more.addEventListener('click', () => {
+			limit = Math.min(500, limit + 50);
+			refresh();
+		});
+
+		const knownModels = new Set();
+		function noteModels(items) {
+			let added = false;
+			for (const j of items) {
+				for (const m of [j.interviewer && j.interviewer.model, j.candidate && j.candidate.model]) {
+					if (m && !knownModels.has(m)) {
+						knownModels.add(m);
+						added = true;
+					}
+				}
+			}
+			if (added)
+				modelList.replaceChildren(...[...knownModels].sort().map((m) => h('option', {value: m})));
+		}
+
+		api('GET', '/v1/scenarios').then((s) => {
+			const names = (s.items || []).map((x) => x.name);
+			if (filters.scenario && !names.includes(filters.scenario)) names.push(filters.scenario);
+			append(scenarioSel, names.map((n) => h('option', {value: n, text: scenarioTitle(n)})));
+			scenarioSel.value = filters.scenario;
+		}).catch(() => {});
+		(backendsCache ? Promise.resolve(backendsCache) : loadBackends()).then((bs) => {
+			noteModels(bs.flatMap((b) => (b.models || []).map((m) => ({interviewer: {model: m}}))));
+		});
+
+		function row(job) {
+			const secs = jobSeconds(job);
+			const m = job.metrics || {};
+			const pct = job.max_turns ? Math.min(100, 100 * job.turns_completed / job.max_turns) : 0;
+			const link = '#/jobs/' + encodeURIComponent(job.id);
+			const tr = h('tr', {dataset: {id: job.id, status: job.status}, class: 'job-row'},
+				h('td', {}, statusPill(job.status)),
+				h('td', {class: 'scn'},
+					h('a', {href: link, class: 'job-link'},
+						h('span', {class: 'scn-name', text: scenarioTitle(job.scenario)}),
+						h('span', {class: 'mono id', text: job.id})),
+					job.error ? h('div', {class: 'row-error', title: job.error.message,
+						text: job.error.message}) : null),
+				h('td', {class: 'models'},
+					h('span', {class: 'model iv', title: 'interviewer on ' + job.interviewer.backend,
+						text: job.interviewer.model}),
+					h('span', {class: 'arrow', 'aria-hidden': 'true', text: '→'}),
+					h('span', {class: 'model cd', title: 'candidate on ' + job.candidate.backend,
+						text: job.candidate.model})),
+				h('td', {class: 'num turns'},
+					h('span', {class: 'turns-text', text: job.turns_completed + ' / ' + job.max_turns}),
+					h('span', {class: 'meter', 'aria-hidden': 'true'},
+						h('span', {class: 'meter-fill', style: {width: pct.toFixed(0) + '%'}}))),
+				h('td', {class: 'num dur', text: secs === null ? '—' : fmtSec(secs)}),
+				h('td', {class: 'num opt-count', text: m.optimizations_found === undefined ? '—'
+					: fmtNum(m.optimizations_found)}),
+				h('td', {class: 'num scores'},
+					m.interview_quality === undefined ? '—' : [
+						h('span', {class: 'score', title: 'interview quality (of 10)',
+							text: fmtScore(m.interview_quality)}),
+						h('span', {class: 'score', title: 'candidate engagement (of 10)',
+							text: fmtScore(m.candidate_engagement)})]),
+				h('td', {class: 'num muted', title: fmtWhen(job.created_at), text: fmtAgo(job.created_at)}));
+			tr.addEventListener('click', (e) => {
+				if (!e.target.closest('a')) location.hash = link;
+			});
+			return tr;
+		}
+
+		async function refresh() {
+			const p = new URLSearchParams({limit: String(limit)});
+			for (const [k, v] of Object.entries(filters)) if (v) p.set(k, v);
+			let data;
+			try {
+				data = await api('GET', '/v1/jobs?' + p.toString());
+			} catch (e) {
+				errSlot.replaceChildren(errorBox(e));
+				return;
+			}
+			errSlot.replaceChildren();
+			const items = data.items || [];
+			noteModels(items);
+			const seen = new Set();
+			let prev = null;
+			for (const job of items) {
+				seen.add(job.id);
+				/* a row is rebuilt when the job changed (or the minute, for "3 min ago");
+				 * a running one that did not change only has its clock moved on */
+				const sig = JSON.stringify(job) + Math.floor(Date.now() / 60000);
+				let r = rows.get(job.id);
+				if (!r || r.sig !== sig) {
+					const tr = row(job);
+					if (r) r.tr.replaceWith(tr);
+					r = {tr, sig};
+					rows.set(job.id, r);
+				} else if (ACTIVE.has(job.status)) {
+					const secs = jobSeconds(job);
+					r.tr.querySelector('td.dur').textContent = secs === null ? '—' : fmtSec(secs);
+				}
+				const want = prev ? prev.nextSibling : tbody.firstChild;
+				if (want !== r.tr) tbody.insertBefore(r.tr, want);
+				prev = r.tr;
+			}
+			for (const [id, r] of rows) {
+				if (!seen.has(id)) {
+					r.tr.remove();
+					rows.delete(id);
+				}
+			}
+			const filtered = Object.values(filters).some(Boolean);
+			count.textContent = items.length ? items.length + (data.next_cursor ? '+' : '') + ' shown' : '';
+			more.hidden = !data.next_cursor || limit >= 500;
+			table.hidden = !items.length;
+			empty.hidden = !!items.length;
+			empty.replaceChildren(...(filtered
+				? [h('p', {text: 'No job matches these filters.'})]
+				: [h('p', {text: 'No jobs yet.'}),
+					h('a', {class: 'btn primary', href: '#/submit', text: 'Start a conversation'})]));
+		}
+
+		refresh();
+		const stop = every(POLL_MS, refresh);
+		return {destroy: () => {
+			stop();
+			clearTimeout(typing);
+		}};
+	}
+
+	/* ---------- a job ---------- */
+
+	/* Allowed tags and attributes of a rendered turn; everything else goes. */
+	const ALLOWED = {
+		p: [], h1: [], h2: [], h3: [], h4: [], h5: [], h6: [], ul: [], ol: ['start'], li: [],
+		blockquote: [], pre: [], code: ['class'], em: [], strong: [], del: [], hr: [], br: [],
+		a: ['href', 'title'], img: ['src', 'alt', 'title'], table: [], thead: [], tbody: [],
+		tr: [], th: [], td: [],
+	};
+	const SAFE_URL = /^(https?:|mailto:|#|\/(?!\/))/i;
+
+	/* The server's HTML for a turn as a fragment, filtered once more in an inert template. */
+	function safeFragment(html) {
+		const t = document.createElement('template');
+		t.innerHTML = html;
+		const all = [...t.content.querySelectorAll('*')];
+		for (const el of all) {
+			const tag = el.localName;
+			if (!Object.prototype.hasOwnProperty.call(ALLOWED, tag)) {
+				/* unknown markup keeps its text, never its behaviour */
+				if (['script', 'style', 'iframe', 'object', 'embed', 'template', 'noscript'].includes(tag))
+					el.remove();
+				else el.replaceWith(document.createTextNode(el.textContent));
+				continue;
+			}
+			for (const a of [...el.attributes]) {
+				const name = a.name.toLowerCase();
+				const ok = ALLOWED[tag].includes(name);
+				const url = name === 'href' || name === 'src';
+				if (!ok || (url && !SAFE_URL.test(a.value.trim()))) el.removeAttribute(a.name);
+			}
+			if (tag === 'a') {
+				el.setAttribute('rel', 'noopener noreferrer nofollow');
+				el.setAttribute('target', '_blank');
+			}
+		}
+		return t.content;
+	}
+
+	/*
+	 * A turn's timing in segments (ms): waiting before the prompt is processed
+	 * (queue, model load, network), prompt processing, generation. The first two
+	 * make the time to first token; the three make the wall time.
+	 */
+	function segments(m) {
+		const wall = Math.max(0, m.wall_ms || 0);
+		const ttft = m.ttft_ms === null || m.ttft_ms === undefined ? null : Math.min(m.ttft_ms, wall || m.ttft_ms);
+		let prompt = m.prompt_ms || 0;
+		if (ttft !== null) {
+			prompt = Math.min(prompt, ttft);
+			return {wait: ttft - prompt, prompt, gen: Math.max(0, wall - ttft), ttft, wall};
+		}
+		prompt = Math.min(prompt, wall);
+		return {wait: 0, prompt, gen: Math.max(0, wall - prompt), ttft: null, wall};
+	}
+
+	function niceStep(max, ticks) {
+		const raw = max / Math.max(1, ticks);
+		const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+		for (const f of [1, 2, 2.5, 5, 10]) if (raw <= f * mag) return f * mag;
+		return 10 * mag;
+	}
+
+	/* rows: [{turn, speaker, seg, tps, tokens, live, label}] */
+	function timingChart(rows, width) {
+		const W = Math.max(300, Math.round(width || 480)), left = 62, right = 126, rowH = 28, barH = 16, top = 8, axis = 22;
+		const H = top + rows.length * rowH + axis;
+		const max = Math.max(1, ...rows.map((r) => r.seg.wait + r.seg.prompt + r.seg.gen));
+		const step = niceStep(max, 4);
+		const span = Math.ceil(max / step) * step;
+		const x = (ms) => left + (W - left - right) * (ms / span);
+		const g = svg('svg', {
+			class: 'timing', viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img',
+			'aria-label': 'Time per turn: waiting, prompt processing and generation',
+		});
+		for (let v = 0; v <= span + 1e-9; v += step) {
+			const xx = x(v);
+			g.append(svg('line', {class: 'grid', x1: xx, x2: xx, y1: top - 4, y2: H - axis + 2}),
+				svg('text', {class: 'tick', x: xx, y: H - 6, 'text-anchor': 'middle', text: fmtTick(v)}));
+		}
+		rows.forEach((r, i) => {
+			const y = top + i * rowH + (rowH - barH) / 2;
+			const cy = y + barH / 2;
+			const row = svg('g', {class: 'trow ' + r.speaker + (r.live ? ' live' : ''), dataset: {turn: r.turn}});
+			row.append(
+				svg('circle', {class: 'who', cx: 10, cy, r: 4}),
+				svg('text', {class: 'lbl', x: 20, y: cy + 4, text: 'Turn ' + r.turn}));
+			let at = 0;
+			for (const [k, cls] of [['wait', 'seg-wait'], ['prompt', 'seg-prompt'], ['gen', 'seg-gen']]) {
+				const w = x(at + r.seg[k]) - x(at);
+				if (r.seg[k] > 0 && w > 0.2) {
+					row.append(svg('rect', {class: 'seg ' + cls, x: x(at), y, width: w, height: barH, rx: 2},
+						svg('title', {text: segTitle(r, k)})));
+				}
+				at += r.seg[k];
+			}
+			if (r.seg.ttft !== null && r.seg.ttft > 0)
+				row.append(svg('line', {class: 'ttft-mark', x1: x(r.seg.ttft), x2: x(r.seg.ttft), y1: y - 2, y2: y + barH + 2}));
+			row.append(svg('text', {class: 'val', x: W - right + 8, y: cy + 4, text: r.label}));
+			g.append(row);
+		});
+		return g;
+	}
+
+	function segTitle(r, k) {
+		const s = r.seg;
+		const head = 'Turn ' + r.turn + ' · ' + r.speaker + '\n';
+		if (k === 'wait') return head + 'waiting (queue, model load, network): ' + fmtMs(s.wait)
+			+ (s.ttft !== null ? '\ntime to first token: ' + fmtMs(s.ttft) : '');
+		if (k === 'prompt') return head + 'prompt processing: ' + fmtMs(s.prompt)
+			+ (s.ttft !== null ? '\ntime to first token: ' + fmtMs(s.ttft) : '');
+		return head + 'generation: ' + fmtMs(s.gen)
+			+ (r.tokens ? '\n' + fmtNum(r.tokens) + ' tokens' : '')
+			+ (r.tps ? ' at ' + fmtNum(r.tps, 1) + ' tok/s' : '');
+	}
+
+	function jobPage(root, id) {
+		const st = {
+			job: null, transcript: null,
+			turns: new Map(),   /* turn -> finished conversation item */
+			live: null,         /* {turn, speaker, model, el, text, startedAt, firstAt} */
+			es: null, esFailures: 0, stopPoll: null, clock: null, destroyed: false,
+		};
+		const enc = encodeURIComponent(id);
+		const head = h('header', {class: 'job-head card'});
+		const chat = h('div', {class: 'chat', 'aria-live': 'polite'});
+		const chartBox = h('div', {class: 'chart'});
+		const optBox = h('div', {class: 'optims'});
+		const optCount = h('span', {class: 'badge'});
+		const scoreBox = h('section', {class: 'card scores-card', hidden: true});
+		const scnBox = h('section', {class: 'card scenario-card', hidden: true});
+		const errSlot = h('div');
+		const legend = h('div', {class: 'legend'},
+			h('span', {}, h('i', {class: 'sw seg-wait'}), 'waiting · load'),
+			h('span', {}, h('i', {class: 'sw seg-prompt'}), 'prompt processing'),
+			h('span', {}, h('i', {class: 'sw seg-gen'}), 'generation'),
+			h('span', {}, h('i', {class: 'sw ttft'}), 'first token'));
+
+		root.append(h('section', {class: 'page job', dataset: {job: id}},
+			h('nav', {class: 'crumbs', 'aria-label': 'Breadcrumb'},
+				h('a', {href: '#/jobs', text: 'Jobs'}), h('span', {text: '/'}),
+				h('span', {class: 'mono', text: id})),
+			errSlot, head,
+			h('div', {class: 'job-grid'},
+				h('section', {class: 'card conversation'},
+					h('div', {class: 'card-head'}, h('h2', {text: 'Conversation'})), chat),
+				h('aside', {class: 'side'},
+					h('section', {class: 'card timing-card'},
+						h('div', {class: 'card-head'}, h('h2', {text: 'Timing per turn'})), chartBox, legend),
+					h('section', {class: 'card optims-card'},
+						h('div', {class: 'card-head'}, h('h2', {text: 'Optimizations'}), optCount), optBox),
+					scoreBox, scnBox))));
+
+		/* ----- header ----- */
+
+		/* The job's metrics, or while it runs, what its finished turns add up to. */
+		function headMetrics(j) {
+			if (j.metrics) return j.metrics;
+			const ms = [...st.turns.values()].map((t) => t.metrics || {});
+			if (!ms.length) return {};
+			const sum = (k) => ms.some((x) => typeof x[k] === 'number')
+				? ms.reduce((a, x) => a + (x[k] || 0), 0) : undefined;
+			const ttfts = ms.map((x) => x.ttft_ms).filter((v) => typeof v === 'number');
+			return {
+				mean_ttft_ms: ttfts.length ? ttfts.reduce((a, b) => a + b, 0) / ttfts.length : undefined,
+				prompt_tokens: sum('prompt_tokens'), completion_tokens: sum('completion_tokens'),
+			};
+		}
+
+		function renderHead() {
+			const j = st.job;
+			if (!j) return;
+			const m = headMetrics(j);
+			const secs = jobSeconds(j);
+			const active = ACTIVE.has(j.status);
+			const actions = h('div', {class: 'actions'},
+				h('a', {class: 'btn ghost small', href: j.links.transcript, target: '_blank', rel: 'noopener', text: 'JSON'}),
+				h('a', {class: 'btn ghost small', href: j.links.markdown, target: '_blank', rel: 'noopener', text: 'Markdown'}),
+				active ? (st.cancel = st.cancel || cancelButton()) : null);
+			const fact = (label, value, cls) => h('div', {class: 'fact ' + (cls || '')},
+				h('dt', {text: label}), h('dd', {text: value}));
+			head.replaceChildren();
+			append(head, [
+				h('div', {class: 'title-row'},
+					h('h1', {text: scenarioTitle(j.scenario)}), statusPill(j.status),
+					h('div', {class: 'spacer'}), actions),
+				h('div', {class: 'matchup'},
+					h('span', {class: 'who iv'}, h('span', {class: 'role', text: 'Interviewer'}),
+						h('span', {class: 'mono', text: j.interviewer.model}),
+						h('span', {class: 'muted', text: '@ ' + j.interviewer.backend})),
+					h('span', {class: 'vs', 'aria-hidden': 'true', text: '⇄'}),
+					h('span', {class: 'who cd'}, h('span', {class: 'role', text: 'Candidate'}),
+						h('span', {class: 'mono', text: j.candidate.model}),
+						h('span', {class: 'muted', text: '@ ' + j.candidate.backend}))),
+				h('dl', {class: 'facts'},
+					fact('Progress', j.progress || (j.turns_completed + ' of ' + j.max_turns + ' turns')),
+					fact('Duration', secs === null ? '—' : fmtSec(secs)),
+					fact('Mean TTFT', fmtMs(m.mean_ttft_ms)),
+					fact('Tokens', m.prompt_tokens === undefined ? '—'
+						: fmtNum(m.prompt_tokens) + ' in · ' + fmtNum(m.completion_tokens) + ' out', 'nowrap'),
+					fact('Optimizations', m.optimizations_found === undefined ? '—' : fmtNum(m.optimizations_found)),
+					fact('Interview quality', fmtScore(m.interview_quality)),
+					fact('Engagement', fmtScore(m.candidate_engagement)),
+					fact('Created', fmtShortWhen(j.created_at))),
+				j.error ? h('div', {class: 'notice error job-error', role: 'alert'},
+					h('strong', {text: j.error.code}), ' ', j.error.message) : null]);
+		}
+
+		function cancelButton() {
+			const b = h('button', {class: 'btn danger small', type: 'button', text: 'Cancel'});
+			let armed = null;
+			b.addEventListener('click', async () => {
+				if (!armed) {
+					b.textContent = 'Cancel this job?';
+					b.classList.add('armed');
+					armed = setTimeout(() => {
+						armed = null;
+						b.textContent = 'Cancel';
+						b.classList.remove('armed');
+					}, 3000);
+					return;
+				}
+				clearTimeout(armed);
+				b.disabled = true;
+				b.textContent = 'Cancelling…';
+				try {
+					st.job = await api('POST', '/v1/jobs/' + enc + '/cancel');
+					renderHead();
+				} catch (e) {
+					errSlot.replaceChildren(errorBox(e));
+					b.disabled = false;
+				}
+			});
+			return b;
+		}
+
+		/* ----- conversation ----- */
+
+		function speakerOf(turn) {
+			return turn % 2 === 1 ? 'interviewer' : 'candidate';
+		}
+
+		function metricChips(m) {
+			const chips = [];
+			const chip = (label, value, title) => chips.push(h('span', {class: 'chip', title},
+				h('b', {text: label}), ' ', value));
+			if (!m) return chips;
+			if (m.ttft_ms !== null && m.ttft_ms !== undefined) chip('TTFT', fmtMs(m.ttft_ms), 'time to first token');
+			if (m.prompt_tokens !== null && m.prompt_tokens !== undefined)
+				chip('in', fmtNum(m.prompt_tokens) + (m.cached_tokens ? ' (' + fmtNum(m.cached_tokens) + ' cached)' : ''),
+					'prompt tokens' + (m.prompt_ms ? ', processed in ' + fmtMs(m.prompt_ms) : ''));
+			if (m.completion_tokens !== null && m.completion_tokens !== undefined)
+				chip('out', fmtNum(m.completion_tokens), 'completion tokens'
+					+ (m.gen_ms ? ', generated in ' + fmtMs(m.gen_ms) : ''));
+			if (m.tokens_per_s) chip('', fmtNum(m.tokens_per_s, 1) + ' tok/s', 'generation speed');
+			if (m.wall_ms !== null && m.wall_ms !== undefined) chip('', fmtMs(m.wall_ms), 'wall time of the turn');
+			if (m.load_ms) chip('load', fmtMs(m.load_ms), 'model load time reported by the backend');
+			if (m.attempts > 1) chip('attempts', String(m.attempts), 'the call was retried');
+			if (m.finish_reason && m.finish_reason !== 'stop')
+				chip('finish', m.finish_reason, 'why generation stopped');
+			return chips;
+		}
+
+		function bubble(turn, speaker, model, body, footer, live) {
+			return h('article', {
+				class: 'turn ' + speaker + (live ? ' live' : ''), dataset: {turn: String(turn)},
+			},
+			h('div', {class: 'avatar', 'aria-hidden': 'true', text: speaker === 'interviewer' ? 'I' : 'C'}),
+			h('div', {class: 'bubble'},
+				h('header', {},
+					h('span', {class: 'who', text: titleCase(speaker)}),
+					h('span', {class: 'mono model-name', text: model || ''}),
+					h('span', {class: 'turn-no', text: 'Turn ' + turn})),
+				body,
+				h('footer', {class: 'turn-metrics'}, footer)));
+		}
+
+		function finishedBubble(t) {
+			const body = h('div', {class: 'md'});
+			if (typeof t.html === 'string') body.append(safeFragment(t.html));
+			else body.append(h('p', {class: 'plain', text: t.message || ''}));
+			const foot = metricChips(t.metrics);
+			if (t.note) foot.push(h('span', {class: 'chip note', text: t.note}));
+			return bubble(t.turn, t.speaker || speakerOf(t.turn), t.model, body, foot, false);
+		}
+
+		function renderTurn(t) {
+			const el = finishedBubble(t);
+			const old = chat.querySelector('article.turn[data-turn="' + t.turn + '"]');
+			if (old) old.replaceWith(el);
+			else {
+				/* keep turn order whatever order they arrive in */
+				const after = [...chat.querySelectorAll('article.turn')].find((a) => Number(a.dataset.turn) > t.turn);
+				chat.insertBefore(el, after || null);
+			}
+			if (st.live && st.live.turn === t.turn) st.live = null;
+		}
+
+		/*
+		 * The bubble of the turn being written. joined: the page came in after the
+		 * turn started, so what was written before is not here (the turn_finished
+		 * event brings the whole text) and the time to first token is unknown.
+		 */
+		function ensureLive(turn, speaker, model, joined) {
+			if (st.turns.has(turn)) return null;
+			if (st.live && st.live.turn === turn) return st.live;
+			if (st.live) st.live.el.remove();
+			speaker = speaker || speakerOf(turn);
+			if (!model && st.job) model = (speaker === 'interviewer' ? st.job.interviewer : st.job.candidate).model;
+			const text = document.createTextNode('');
+			const body = h('div', {class: 'stream'},
+				joined ? h('span', {class: 'joined', title: 'the beginning of this turn was written before the page opened', text: '… '}) : null,
+				text, h('span', {class: 'caret', 'aria-hidden': 'true'}));
+			const status = h('span', {class: 'chip writing', text: joined ? 'writing · joined mid-turn' : 'writing…'});
+			const el = bubble(turn, speaker, model, body, [status], true);
+			st.live = {turn, speaker, model, el, text, status, joined: !!joined,
+				startedAt: performance.now(), firstAt: joined ? performance.now() : null, chars: 0};
+			chat.append(el);
+			placeholder();
+			return st.live;
+		}
+
+		function placeholder() {
+			const has = chat.querySelector('article.turn');
+			let p = chat.querySelector('.chat-empty');
+			if (has && p) p.remove();
+			if (!has && !p) {
+				const j = st.job;
+				const msg = !j ? 'Loading…' : j.status === 'queued' ? 'Waiting for a worker to pick this job up…'
+					: ACTIVE.has(j.status) ? 'The interviewer is about to speak…' : 'No turns were recorded.';
+				chat.append(h('p', {class: 'chat-empty muted', text: msg}));
+			} else if (p && !has) {
+				p.remove();
+				placeholder();
+			}
+		}
+
+		function nearBottom() {
+			return window.innerHeight + window.scrollY >= document.body.scrollHeight - 120;
+		}
+
+		/* ----- timing chart ----- */
+
+		function renderChart() {
+			const rows = [...st.turns.values()].sort((a, b) => a.turn - b.turn).map((t) => ({
+				turn: t.turn, speaker: t.speaker || speakerOf(t.turn), seg: segments(t.metrics || {}),
+				tps: t.metrics && t.metrics.tokens_per_s, tokens: t.metrics && t.metrics.completion_tokens,
+				label: fmtMs(t.metrics ? t.metrics.wall_ms : null)
+					+ (t.metrics && t.metrics.tokens_per_s ? ' · ' + fmtNum(t.metrics.tokens_per_s, 0) + ' tok/s' : ''),
+			}));
+			const L = st.live;
+			if (L) {
+				const now = performance.now();
+				const first = L.firstAt === null ? null : L.firstAt - L.startedAt;
+				const tps = first !== null && now - L.firstAt > 250 ? (L.chars / 4) / ((now - L.firstAt) / 1000) : null;
+				rows.push({
+					turn: L.turn, speaker: L.speaker, live: true, tps,
+					seg: first === null ? {wait: now - L.startedAt, prompt: 0, gen: 0, ttft: null}
+						: {wait: first, prompt: 0, gen: now - L.firstAt, ttft: L.joined ? null : first},
+					label: (L.joined ? '≥ ' : '') + fmtMs(now - L.startedAt)
+						+ (tps ? ' · ~' + fmtNum(tps, 0) + ' tok/s' : ' · writing'),
+				});
+			}
+			if (!rows.length) {
+				chartBox.replaceChildren(h('p', {class: 'muted small', text: 'The chart fills in as turns are written.'}));
+				return;
+			}
+			const cs = getComputedStyle(chartBox);
+			const width = chartBox.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+			chartBox.replaceChildren(timingChart(rows, width));
+		}
+
+		/* ----- optimizations, scores, scenario ----- */
+
+		function renderOptims() {
+			const t = st.transcript;
+			const list = (t && t.optimizations_discovered) || [];
+			optCount.textContent = list.length ? String(list.length) : '';
+			if (!list.length) {
+				const j = st.job;
+				optBox.replaceChildren(h('p', {class: 'muted small', text: j && ACTIVE.has(j.status)
+					? 'Optimizations are extracted from the interviewer\'s analysis when the conversation ends.'
+					: 'No optimizations were found.'}));
+				return;
+			}
+			optBox.replaceChildren(...list.map((o, i) => h('article', {class: 'opt'},
+				h('div', {class: 'opt-num', text: String(i + 1)}),
+				h('div', {class: 'opt-body'},
+					h('h3', {text: o.title || o.suggestion || 'Suggestion'}),
+					o.detail ? h('p', {class: 'detail', text: o.detail}) : null,
+					o.test ? h('p', {class: 'test'}, h('span', {class: 'tag', text: 'Test'}), o.test) : null,
+					h('div', {class: 'opt-meta muted', text: 'from turn ' + o.turn})))));
+		}
+
+		function renderScores() {
+			const t = st.transcript;
+			const sc = t && t.scores;
+			if (!sc || typeof sc !== 'object') {
+				scoreBox.hidden = true;
+				return;
+			}
+			const parts = [];
+			for (const [key, label] of [['interview_quality', 'Interview quality'], ['candidate_engagement', 'Candidate engagement']]) {
+				const s = sc[key];
+				if (!s) continue;
+				parts.push(h('div', {class: 'score-group'},
+					h('div', {class: 'score-head'}, h('span', {text: label}),
+						h('span', {class: 'score-total', text: fmtScore(s.total) + ' / 10'})),
+					h('ul', {class: 'components'}, (s.components || []).map((c) => h('li', {title: c.why || ''},
+						h('span', {class: 'c-name', text: String(c.name || '').replace(/_/g, ' ')}),
+						h('span', {class: 'meter'}, h('span', {class: 'meter-fill',
+							style: {width: (c.max ? Math.round(100 * c.points / c.max) : 0) + '%'}})),
+						h('span', {class: 'c-pts mono', text: fmtScore(c.points) + '/' + fmtScore(c.max)}))))));
+			}
+			scoreBox.hidden = !parts.length;
+			scoreBox.replaceChildren(h('div', {class: 'card-head'}, h('h2', {text: 'Scores'}),
+				h('span', {class: 'badge', text: (t.scoring || '')})), ...parts);
+		}
+
+		function renderScenario() {
+			const s = st.transcript && st.transcript.scenario;
+			if (!s) return;
+			const row = (k, v) => v ? [h('dt', {text: k}), h('dd', {text: v})] : [];
+			scnBox.hidden = false;
+			scnBox.replaceChildren(h('div', {class: 'card-head'}, h('h2', {text: 'Scenario'}),
+				h('span', {class: 'badge mono', text: s.name || ''})),
+			h('dl', {class: 'scenario'}, row('Problem', s.problem), row('Context', s.context),
+				row('Goal', s.goal || s.description)));
+		}
+
+		/* ----- data ----- */
+
+		function setTurns(conv) {
+			for (const t of conv || []) {
+				const old = st.turns.get(t.turn);
+				if (old && old.html !== undefined && t.html === undefined) continue;
+				st.turns.set(t.turn, t);
+				renderTurn(t);
+			}
+			placeholder();
+			renderChart();
+		}
+
+		async function loadTranscript() {
+			const t = await api('GET', '/v1/jobs/' + enc + '/transcript');
+			st.transcript = t;
+			if (t.job) st.job = t.job;
+			setTurns(t.conversation);
+			renderHead();
+			renderOptims();
+			renderScores();
+			renderScenario();
+		}
+
+		function ended() {
+			return st.job && !ACTIVE.has(st.job.status);
+		}
+
+		function onEnded() {
+			closeEvents();
+			if (st.stopPoll) st.stopPoll();
+			st.stopPoll = null;
+			if (st.live) {
+				st.live.el.remove();
+				st.live = null;
+			}
+			loadTranscript().catch((e) => errSlot.replaceChildren(errorBox(e))).finally(() => {
+				renderChart();
+				placeholder();
+			});
+		}
+
+		function closeEvents() {
+			if (st.es) {
+				st.es.close();
+				st.es = null;
+			}
+		}
+
+		function openEvents() {
+			if (st.destroyed || st.es || ended() || typeof EventSource === 'undefined') return false;
+			const es = new EventSource('/v1/jobs/' + enc + '/events');
+			st.es = es;
+			const data = (e) => {
+				try {
+					return JSON.parse(e.data);
+				} catch (x) {
+					return null;
+				}
+			};
+			es.addEventListener('open', () => {
+				st.esFailures = 0;
+			});
+			es.addEventListener('status', (e) => {
+				const j = data(e);
+				if (!j) return;
+				st.job = j;
+				renderHead();
+				placeholder();
+			});
+			es.addEventListener('turn_started', (e) => {
+				const d = data(e);
+				if (!d) return;
+				const follow = nearBottom();
+				const L = ensureLive(d.turn, d.speaker, d.model, false);
+				/* a replayed turn_started may say when the turn began: the chart starts there */
+				const began = parseTime(d.started_at);
+				if (L && began !== null) L.startedAt = performance.now() - Math.max(0, Date.now() - began);
+				renderChart();
+				if (follow) window.scrollTo(0, document.body.scrollHeight);
+			});
+			es.addEventListener('token', (e) => {
+				const d = data(e);
+				if (!d || typeof d.text !== 'string') return;
+				const follow = nearBottom();
+				const L = ensureLive(d.turn, null, null, true);
+				if (!L) return;
+				if (L.firstAt === null) {
+					L.firstAt = performance.now();
+					L.status.textContent = 'TTFT ' + fmtMs(L.firstAt - L.startedAt);
+				}
+				L.text.appendData(d.text);
+				L.chars += d.text.length;
+				if (follow) window.scrollTo(0, document.body.scrollHeight);
+			});
+			es.addEventListener('turn_finished', (e) => {
+				const t = data(e);
+				if (!t || typeof t.turn !== 'number') return;
+				if (st.live && st.live.turn === t.turn) {
+					st.live.el.remove();
+					st.live = null;
+				}
+				st.turns.set(t.turn, t);
+				renderTurn(t);
+				renderChart();
+				renderHead();
+				placeholder();
+				/* an event without the rendered HTML: fetch the transcript, which has it */
+				if (t.html === undefined) loadTranscript().catch(() => {});
+			});
+			es.addEventListener('job_finished', (e) => {
+				const j = data(e);
+				if (j) st.job = j;
+				renderHead();
+				onEnded();
+			});
+			es.addEventListener('error', () => {
+				if (es.readyState !== EventSource.CLOSED) return; /* it reconnects by itself */
+				/* refused (404, 401, not an event stream): poll, and try the stream again later */
+				st.es = null;
+				st.esFailures++;
+				startPolling();
+			});
+			return true;
+		}
+
+		async function poll() {
+			try {
+				st.job = await api('GET', '/v1/jobs/' + enc);
+				renderHead();
+				if (ended()) return onEnded();
+				await loadTranscript();
+				if (st.esFailures < 3 && !auth.bearer && openEvents()) {
+					if (st.stopPoll) st.stopPoll();
+					st.stopPoll = null;
+				}
+			} catch (e) {
+				errSlot.replaceChildren(errorBox(e));
+			}
+		}
+
+		function startPolling() {
+			if (st.stopPoll || st.destroyed) return;
+			st.stopPoll = every(POLL_MS, poll);
+		}
+
+		async function start() {
+			placeholder();
+			renderChart();
+			try {
+				st.job = await api('GET', '/v1/jobs/' + enc);
+				renderHead();
+				await loadTranscript();
+			} catch (e) {
+				head.replaceChildren();
+				head.hidden = true;
+				errSlot.replaceChildren(errorBox(e));
+				return;
+			}
+			if (st.destroyed || ended()) return;
+			if (auth.bearer || !openEvents()) startPolling();
+			/* the clock in the header and the live bar of the chart */
+			st.clock = setInterval(() => {
+				if (document.hidden) return;
+				if (st.live) renderChart();
+				if (st.job && st.job.status === 'running') {
+					const dd = head.querySelector('.fact:nth-child(2) dd');
+					const secs = jobSeconds(st.job);
+					if (dd && secs !== null) dd.textContent = fmtSec(secs);
+				}
+			}, 250);
+		}
+
+		/* the chart is drawn at the size it is shown, so its text stays legible */
+		let resizing = null;
+		const onResize = () => {
+			clearTimeout(resizing);
+			resizing = setTimeout(renderChart, 100);
+		};
+		window.addEventListener('resize', onResize);
+
+		start();
+		return {destroy: () => {
+			st.destroyed = true;
+			window.removeEventListener('resize', onResize);
+			clearTimeout(resizing);
+			closeEvents();
+			if (st.stopPoll) st.stopPoll();
+			clearInterval(st.clock);
+		}};
+	}
+
+	/* ---------- submit ---------- */
+
+	function submitPage(root) {
+		const form = h('form', {class: 'card form', novalidate: true});
+		const errSlot = h('div', {class: 'form-error', role: 'alert'});
+		root.append(h('section', {class: 'page narrow'},
+			h('div', {class: 'page-head'}, h('h1', {text: 'New conversation'})),
+			h('p', {class: 'lead muted', text: 'An interviewer model questions a candidate model about a '
+				+ 'scenario, then closes with concrete, testable suggestions.'}),
+			form));
+		form.append(h('p', {class: 'muted', text: 'Loading scenarios and backends…'}));
+
+		Promise.all([api('GET', '/v1/scenarios'), loadBackends()]).then(([sc, backends]) => {
+			buildForm(sc.items || [], backends || []);
+		}).catch((e) => form.replaceChildren(errorBox(e)));
+
+		const field = (name, label, control, hint) => h('div', {class: 'field', dataset: {field: name}},
+			h('label', {for: 'f-' + name.replace(/\./g, '-'), text: label}), control,
+			hint ? h('div', {class: 'hint muted', text: hint}) : null,
+			h('div', {class: 'field-error'}));
+
+		function buildForm(scenarios, backends) {
+			const scnSel = h('select', {id: 'f-scenario', name: 'scenario', required: true},
+				scenarios.map((s) => h('option', {value: s.name, text: scenarioTitle(s.name)})));
+			const preview = h('dl', {class: 'scenario preview'});
+			const showScenario = () => {
+				const s = scenarios.find((x) => x.name === scnSel.value);
+				preview.replaceChildren(...(s ? [h('dt', {text: 'Problem'}), h('dd', {text: s.problem}),
+					h('dt', {text: 'Context'}), h('dd', {text: s.context}),
+					h('dt', {text: 'Goal'}), h('dd', {text: s.goal})] : []));
+			};
+			scnSel.addEventListener('change', showScenario);
+			showScenario();
+
+			const sides = {};
+			const side = (role, pick) => {
+				const bSel = h('select', {id: 'f-' + role + '-backend', name: role + '.backend'},
+					backends.map((b) => h('option', {value: b.name,
+						text: (b.name === b.kind ? b.name : b.name + ' · ' + b.kind) + ' · ' + (b.status || 'unknown')})));
+				const slot = h('div', {class: 'model-slot'});
+				const hint = h('div', {class: 'hint muted'});
+				const s = {bSel, slot, hint, control: null};
+				const fill = () => {
+					const b = backends.find((x) => x.name === bSel.value);
+					const models = (b && b.models) || [];
+					const keep = s.control ? s.control.value : '';
+					if (models.length) {
+						s.control = h('select', {id: 'f-' + role + '-model', name: role + '.model'},
+							models.map((m) => h('option', {value: m, text: m})));
+						s.control.value = models.includes(keep) ? keep : models[Math.min(pick, models.length - 1)];
+						hint.textContent = models.length + ' model' + (models.length > 1 ? 's' : '') + ' served by ' + b.name;
+					} else {
+						s.control = h('input', {id: 'f-' + role + '-model', name: role + '.model', type: 'text',
+							placeholder: 'model name, e.g. gemma3:1b', required: true, value: keep});
+						hint.textContent = b ? b.name + ' is ' + (b.status || 'unknown')
+							+ (b.error ? ': ' + (b.error.message || b.error) : '') + '; type a model name' : '';
+					}
+					slot.replaceChildren(s.control);
+				};
+				bSel.addEventListener('change', fill);
+				fill();
+				sides[role] = s;
+				return h('fieldset', {class: 'side-box ' + ({interviewer: 'iv', candidate: 'cd'}[role] || 'jd')},
+					h('legend', {text: titleCase(role)}),
+					field(role + '.backend', 'Backend', bSel),
+					h('div', {class: 'field', dataset: {field: role + '.model'}},
+						h('label', {for: 'f-' + role + '-model', text: 'Model'}), slot, hint,
+						h('div', {class: 'field-error'})));
+			};
+
+			const turns = h('input', {id: 'f-max_turns', name: 'max_turns', type: 'number', min: 3, max: 50, value: 3});
+			const scoring = h('select', {id: 'f-scoring', name: 'scoring'},
+				h('option', {value: 'rubric', text: 'rubric (reads the content)'}),
+				h('option', {value: 'origin', text: 'origin (reproduces old reports)'}),
+				h('option', {value: 'judge', text: 'judge (a third model grades it)'}));
+			const extraction = h('select', {id: 'f-extraction', name: 'extraction'},
+				h('option', {value: 'rubric', text: 'rubric (every suggestion)'}),
+				h('option', {value: 'origin', text: 'origin (lines with #test_this)'}));
+			const temp = h('input', {id: 'f-options-temperature', name: 'options.temperature', type: 'number', step: '0.1', min: 0, max: 2, placeholder: 'default'});
+			const seed = h('input', {id: 'f-options-seed', name: 'options.seed', type: 'number', step: 1, placeholder: 'random'});
+			const npred = h('input', {id: 'f-options-num_predict', name: 'options.num_predict', type: 'number', min: 1, placeholder: 'default'});
+			const nctx = h('input', {id: 'f-options-num_ctx', name: 'options.num_ctx', type: 'number', min: 256, placeholder: 'default'});
+			const submit = h('button', {class: 'btn primary', type: 'submit', text: 'Start conversation'});
+			const judgeBox = side('judge', 0);
+			const showJudge = () => {
+				judgeBox.hidden = scoring.value !== 'judge';
+			};
+			scoring.addEventListener('change', showJudge);
+			showJudge();
+
+			form.replaceChildren(
+				field('scenario', 'Scenario', scnSel), preview,
+				h('div', {class: 'two'}, side('interviewer', 0), side('candidate', 1)),
+				h('div', {class: 'two'},
+					field('max_turns', 'Turns', turns, '3 to 50; the interviewer speaks on odd turns'),
+					field('scoring', 'Scoring', scoring)),
+				judgeBox,
+				h('details', {class: 'advanced'}, h('summary', {text: 'Generation options'}),
+					h('div', {class: 'four'},
+						field('options.temperature', 'Temperature', temp),
+						field('options.seed', 'Seed', seed),
+						field('options.num_predict', 'Max tokens per turn', npred),
+						field('options.num_ctx', 'Context size', nctx)),
+					h('div', {class: 'two'}, field('extraction', 'Extraction', extraction))),
+				errSlot,
+				h('div', {class: 'row end'}, h('a', {class: 'btn ghost', href: '#/jobs', text: 'Back to jobs'}), submit));
+
+			/* one key per attempt, kept when the request did not arrive, so a retry cannot start two jobs */
+			const newKey = () => (window.crypto && crypto.randomUUID ? crypto.randomUUID()
+				: String(Math.random()).slice(2) + '-' + Date.now());
+			let key = newKey();
+			form.addEventListener('submit', async (e) => {
+				e.preventDefault();
+				for (const el of form.querySelectorAll('.field-error')) el.textContent = '';
+				for (const el of form.querySelectorAll('.field.invalid')) el.classList.remove('invalid');
+				errSlot.textContent = '';
+				const body = {
+					scenario: scnSel.value,
+					interviewer: {model: sides.interviewer.control.value.trim(), backend: sides.interviewer.bSel.value},
+					candidate: {model: sides.candidate.control.value.trim(), backend: sides.candidate.bSel.value},
+					max_turns: Number(turns.value),
+					scoring: scoring.value,
+					extraction: extraction.value,
+				};
+				if (scoring.value === 'judge')
+					body.judge = {model: sides.judge.control.value.trim(), backend: sides.judge.bSel.value};
+				const options = {};
+				for (const [k, el, num] of [['temperature', temp, parseFloat], ['seed', seed, parseInt],
+					['num_predict', npred, parseInt], ['num_ctx', nctx, parseInt]]) {
+					if (el.value !== '') options[k] = num(el.value, 10);
+				}
+				if (Object.keys(options).length) body.options = options;
+				submit.disabled = true;
+				submit.textContent = 'Starting…';
+				try {
+					const job = await api('POST', '/v1/jobs', body, {'Idempotency-Key': key});
+					location.hash = '#/jobs/' + encodeURIComponent(job.id);
+				} catch (x) {
+					submit.disabled = false;
+					submit.textContent = 'Start conversation';
+					if (x.status) key = newKey();
+					let placed = 0;
+					for (const fe of x.errors || []) {
+						const f = form.querySelector('.field[data-field="' + CSS.escape(fe.field) + '"]');
+						if (f) {
+							f.classList.add('invalid');
+							f.querySelector('.field-error').textContent = fe.message;
+							placed++;
+						}
+					}
+					if (!placed || placed < (x.errors || []).length)
+						errSlot.replaceChildren(errorBox(x));
+				}
+			});
+		}
+		return {destroy: () => {}};
+	}
+
+	/* ---------- start ---------- */
+
+	function init() {
+		document.getElementById('signout').addEventListener('click', signOut);
+		window.addEventListener('hashchange', route);
+		route();
+		loadBackends();
+		every(15000, loadBackends);
+	}
+
+	if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+	else init();
+})();

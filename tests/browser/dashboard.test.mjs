@@ -1,0 +1,516 @@
+/*
+ * The dashboard in a real browser: Debian's headless Chromium, driven by
+ * playwright-core, against the real parleyd and the fake model server.
+ *
+ * What a person sees: submitting a job from the form, its turns being written
+ * token by token with the timing chart growing, the job list going from
+ * running to its end state, a finished job's turns, chart and optimizations,
+ * a transcript full of markup and script links shown as inert text, and the
+ * sign-in when parleyd wants a token. Every wait is for content to appear;
+ * none is a bare sleep. A screenshot of the job page is saved to
+ * build/artifacts/job-page.png.
+ *
+ * Environment: PARLEYD, FAKE_BACKEND (default build/...), CHROMIUM
+ * (default /usr/bin/chromium), ARTIFACTS (default build/artifacts).
+ */
+import {test, before, after} from 'node:test';
+import assert from 'node:assert/strict';
+import {spawn} from 'node:child_process';
+import {mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, readFileSync, existsSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import net from 'node:net';
+import path from 'node:path';
+import {fileURLToPath} from 'node:url';
+import {chromium} from 'playwright-core';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const PARLEYD = path.resolve(ROOT, process.env.PARLEYD || 'build/parleyd');
+const FAKE = path.resolve(ROOT, process.env.FAKE_BACKEND || 'build/fake-backend');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARTIFACTS = path.resolve(ROOT, process.env.ARTIFACTS || 'build/artifacts');
+const TOKEN = 'browser-test-token-9f1c';
+const WAIT = 30000; /* the longest any one thing may take to appear */
+const LIMIT = {timeout: 120000}; /* a whole test */
+
+/* ---------- replies the fake model server gives ---------- */
+
+const OPENING = `Hello, I'm the interviewer for this session. We want to **cut response latency** without losing answer quality.
+
+Before suggesting anything, I'd like to understand your setup:
+
+1. How do you measure latency today — median, p95, or something else?
+2. Which part of a request takes the longest: prompt processing or generation?
+3. What have you already tried, and what happened?`;
+
+const ANSWER = `Thanks. Here is where things stand.
+
+- We log **p50 and p95** per request; p95 is about *2.4 s* on a 4-core box.
+- Prompt processing dominates long chats: the full history is re-sent each turn.
+- Generation runs at roughly 38 tokens/s with \`num_ctx = 8192\`.
+
+What we tried:
+
+\`\`\`sh
+OLLAMA_NUM_PARALLEL=2 ollama serve   # throughput up, p95 worse
+\`\`\`
+
+We have no cache, and every request is handled on its own.`;
+
+const ANALYSIS = `### 1. Analysis of the candidate's approach
+You measure the right things (p50 and p95), but every request is computed from scratch and the prompt grows with the conversation.
+
+### 2. Specific optimization opportunities
+- Identical requests are recomputed.
+- The whole history is re-sent, so prompt processing grows each turn.
+- Requests are handled one at a time.
+
+### 3. Concrete suggestions
+- **Cache repeated results** #test_this: keep the last 1,000 answers in an in-memory LRU keyed by a hash of the normalized input.
+  Test: replay 10,000 logged requests and compare p95 latency and the hit rate with and without the cache.
+- **Reuse the prompt prefix** #test_this: keep the system prompt and earlier turns byte-identical so the server's KV cache is reused.
+  Test: compare cached prompt tokens and time to first token over a 10-turn conversation.
+- **Trim the context** #test_this: send only the last 4 exchanges plus a 200-word summary.
+  Test: measure prompt tokens, time to first token and accuracy on 200 questions before and after.
+
+### 4. Reasoning
+Caching removes repeated work, prefix reuse cuts prompt processing, and trimming bounds it; each can be measured on its own.`;
+
+const XSS = {
+	script: '<script>window.__pwned=1</script>',
+	img: '<img src=x onerror="window.__pwned=1">',
+	link: '[x](javascript:window.__pwned=1)',
+};
+
+const XSS_OPENING = `Let's see how this renders.
+
+${XSS.script}
+
+${XSS.img}
+
+Inline too: ${XSS.script} and ${XSS.img} and a link ${XSS.link} here.
+
+<div onclick="window.__pwned=1"><iframe src="javascript:window.__pwned=1"></iframe></div>`;
+
+const XSS_ANSWER = `I answer with ${XSS.link} and <a href="javascript:window.__pwned=1">a raw link</a>.
+
+<style>body{display:none}</style>
+
+${XSS.img}`;
+
+const XSS_ANALYSIS = `### 1. Analysis of the candidate's approach
+It writes markup: ${XSS.script}
+
+### 2. Specific optimization opportunities
+- Escape everything.
+
+### 3. Concrete suggestions
+- **Escape <img src=x onerror="window.__pwned=1"> titles** #test_this: render ${XSS.link} as text.
+  Test: check that ${XSS.script} does nothing.
+
+### 4. Reasoning
+${XSS.img}`;
+
+const SCRIPT = {
+	models: {
+		/* realistic names, so the screenshot looks like a real run; slow enough to watch */
+		'gemma3:1b': {replies: [OPENING, ANALYSIS], token_delay_ms: 8},
+		'gemma3n:latest': {replies: [ANSWER], token_delay_ms: 8},
+		'xss-interviewer': {replies: [XSS_OPENING, XSS_ANALYSIS]},
+		'xss-candidate': {replies: [XSS_ANSWER]},
+		/* generated replies, slow: a job that stays running for a few seconds */
+		'slow-interviewer': {token_delay_ms: 12},
+		'slow-candidate': {token_delay_ms: 12},
+	},
+};
+
+/* ---------- processes ---------- */
+
+const tmp = mkdtempSync(path.join(tmpdir(), 'parley-browser-'));
+const children = [];
+
+function freePort() {
+	return new Promise((resolve, reject) => {
+		const s = net.createServer();
+		s.once('error', reject);
+		s.listen(0, '127.0.0.1', () => {
+			const {port} = s.address();
+			s.close(() => resolve(port));
+		});
+	});
+}
+
+function spawnLogged(bin, args, name, env) {
+	const log = path.join(tmp, name + '.log');
+	const child = spawn(bin, args, {
+		env: env || process.env,
+		stdio: ['ignore', 'pipe', openSync(log, 'a')],
+	});
+	child.logPath = log;
+	children.push(child);
+	return child;
+}
+
+function tail(child) {
+	try {
+		return readFileSync(child.logPath, 'utf8').split('\n').slice(-20).join('\n');
+	} catch {
+		return '';
+	}
+}
+
+async function startFake() {
+	const script = path.join(tmp, 'script.json');
+	writeFileSync(script, JSON.stringify(SCRIPT));
+	const child = spawnLogged(FAKE, ['--port', '0', '--script', script, '--die-with-parent'], 'fake');
+	const port = await new Promise((resolve, reject) => {
+		let out = '';
+		const timer = setTimeout(() => reject(new Error('the fake backend did not report its port\n' + tail(child))), 10000);
+		child.stdout.on('data', (d) => {
+			out += d;
+			const m = /port=(\d+)/.exec(out);
+			if (m) {
+				clearTimeout(timer);
+				resolve(Number(m[1]));
+			}
+		});
+		child.once('exit', (code) => reject(new Error('the fake backend exited with ' + code + '\n' + tail(child))));
+	});
+	child.stdout.resume();
+	return {child, port};
+}
+
+async function startParleyd(fakePort, name, extraEnv) {
+	const port = await freePort();
+	const env = {...process.env, ...extraEnv};
+	for (const k of Object.keys(env)) if (k.startsWith('PARLEY_') && !(k in (extraEnv || {}))) delete env[k];
+	const child = spawnLogged(PARLEYD, [
+		'--listen', '127.0.0.1:' + port,
+		'--db', path.join(tmp, name + '.db'),
+		'--workers', '2',
+		'--backend', `name=ollama,kind=ollama,url=http://127.0.0.1:${fakePort},max_concurrency=2`,
+	], name, env);
+	const base = 'http://127.0.0.1:' + port;
+	const deadline = Date.now() + 15000;
+	for (;;) {
+		if (child.exitCode !== null) throw new Error('parleyd exited with ' + child.exitCode + '\n' + tail(child));
+		try {
+			if ((await fetch(base + '/healthz')).ok) break;
+		} catch {
+			/* not listening yet */
+		}
+		if (Date.now() > deadline) throw new Error('parleyd did not answer /healthz\n' + tail(child));
+		await new Promise((r) => setTimeout(r, 50));
+	}
+	return {child, base};
+}
+
+async function stop(child) {
+	if (!child || child.exitCode !== null || child.signalCode) return;
+	const gone = new Promise((r) => child.once('exit', r));
+	child.kill('SIGTERM');
+	const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+	await gone;
+	clearTimeout(t);
+}
+
+process.on('exit', () => {
+	for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+});
+
+async function postJob(base, body, headers) {
+	const res = await fetch(base + '/v1/jobs', {
+		method: 'POST', headers: {'Content-Type': 'application/json', ...headers}, body: JSON.stringify(body),
+	});
+	const j = await res.json();
+	assert.equal(res.status, 202, 'POST /v1/jobs: ' + JSON.stringify(j));
+	return j;
+}
+
+async function waitJob(base, id, headers) {
+	const deadline = Date.now() + 60000;
+	for (;;) {
+		const j = await (await fetch(base + '/v1/jobs/' + id, {headers})).json();
+		if (!['queued', 'running'].includes(j.status)) return j;
+		if (Date.now() > deadline) throw new Error('job ' + id + ' did not end: ' + JSON.stringify(j));
+		await new Promise((r) => setTimeout(r, 100));
+	}
+}
+
+/* ---------- the browser ---------- */
+
+let fake, parleyd, browser;
+
+async function newPage() {
+	const context = await browser.newContext({viewport: {width: 1440, height: 900}, colorScheme: 'light'});
+	const page = await context.newPage();
+	page.setDefaultTimeout(WAIT);
+	page.problems = [];
+	page.on('pageerror', (e) => page.problems.push('page error: ' + e.message));
+	page.on('console', (m) => {
+		const text = m.text();
+		/* a CSP refusal means the page needs something the policy forbids */
+		if (/Content Security Policy|Refused to/i.test(text)) page.problems.push('console: ' + text);
+		else if (m.type() === 'error' && !/status of 401/.test(text)) page.problems.push('console: ' + text);
+	});
+	return page;
+}
+
+async function closePage(page) {
+	const problems = page.problems;
+	await page.context().close();
+	assert.deepEqual(problems, [], 'the page reported problems');
+}
+
+before(async () => {
+	for (const [what, p] of [['parleyd', PARLEYD], ['fake backend', FAKE], ['chromium', CHROMIUM]])
+		assert.ok(existsSync(p), `${what} not found at ${p}`);
+	mkdirSync(ARTIFACTS, {recursive: true});
+	fake = await startFake();
+	parleyd = await startParleyd(fake.port, 'parleyd');
+	browser = await chromium.launch({
+		executablePath: CHROMIUM,
+		headless: true,
+		args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+			'--disable-component-update', '--disable-sync', '--no-first-run'],
+	});
+}, {timeout: 60000});
+
+after(async () => {
+	if (browser) await browser.close();
+	await stop(parleyd && parleyd.child);
+	await stop(fake && fake.child);
+	if (!process.env.KEEP_TMP) rmSync(tmp, {recursive: true, force: true});
+});
+
+/* ---------- the tests ---------- */
+
+let demoJob; /* the job started from the form; later tests look at it finished */
+
+test('every dashboard response carries the security headers', LIMIT, async () => {
+	for (const p of ['/', '/assets/index.html', '/assets/app.js', '/assets/style.css']) {
+		const res = await fetch(parleyd.base + p);
+		assert.equal(res.status, 200, p);
+		const csp = res.headers.get('content-security-policy') || '';
+		assert.match(csp, /default-src 'none'/, p);
+		assert.match(csp, /script-src 'self'(;|$)/, p);
+		assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/, p);
+		assert.equal(res.headers.get('x-content-type-options'), 'nosniff', p);
+		assert.equal(res.headers.get('referrer-policy'), 'no-referrer', p);
+		assert.ok(res.headers.get('etag'), p + ' has an ETag');
+		const again = await fetch(parleyd.base + p, {headers: {'If-None-Match': res.headers.get('etag')}});
+		assert.equal(again.status, 304, p + ' revalidates');
+	}
+	const html = await (await fetch(parleyd.base + '/')).text();
+	assert.doesNotMatch(html, /<script>|<script [^>]*>[^<]|\son[a-z]+=/i, 'no inline script or handler');
+	assert.equal((await fetch(parleyd.base + '/assets/nope.js')).status, 404);
+});
+
+test('the form starts a job, and its page shows the turn being written', LIMIT, async () => {
+	const page = await newPage();
+	await page.goto(parleyd.base + '/#/submit');
+	await page.waitForSelector('#f-scenario option[value="response_speed_optimization"]', {state: 'attached'});
+	/* the models come from /v1/backends: what the backend actually serves */
+	await page.waitForSelector('#f-interviewer-model option[value="gemma3:1b"]', {state: 'attached'});
+	await page.selectOption('#f-scenario', 'response_speed_optimization');
+	await page.selectOption('#f-interviewer-model', 'gemma3:1b');
+	await page.selectOption('#f-candidate-model', 'gemma3n:latest');
+	await page.fill('#f-max_turns', '3');
+	await page.click('button[type=submit]');
+	await page.waitForURL(/#\/jobs\/j[0-9a-f]+$/);
+	demoJob = decodeURIComponent(page.url().split('#/jobs/')[1]);
+
+	/* while it runs: tokens appear in a live bubble as they are written, and the chart has a live row */
+	await page.waitForFunction(() => {
+		const s = document.querySelector('article.turn.live .stream');
+		return s && s.textContent.length > 20 && document.querySelector('.job-head .pill.s-running')
+			&& document.querySelector('svg.timing g.trow.live rect.seg');
+	});
+	const first = await page.textContent('article.turn.live .stream');
+	await page.waitForFunction((n) => {
+		const s = document.querySelector('article.turn.live .stream');
+		return !s || s.textContent.length > n; /* more text, or the turn finished */
+	}, first.length);
+
+	/* and it ends on its own page: three rendered turns, succeeded */
+	await page.waitForSelector('.job-head .pill.s-succeeded', {timeout: 60000});
+	await page.waitForFunction(() => document.querySelectorAll('article.turn:not(.live)').length === 3);
+	assert.equal(await page.locator('article.turn.live').count(), 0);
+	await closePage(page);
+});
+
+test('the job list shows a running job, then its end state', LIMIT, async () => {
+	const page = await newPage();
+	await page.goto(parleyd.base + '/#/jobs');
+	await page.waitForSelector('table.jobs tbody tr, .empty:not([hidden])');
+	const job = await postJob(parleyd.base, {
+		scenario: 'job_extraction_improvement',
+		interviewer: {model: 'slow-interviewer'}, candidate: {model: 'slow-candidate'}, max_turns: 3,
+	});
+	const row = `tr[data-id="${job.id}"]`;
+	await page.waitForSelector(row + '[data-status="running"] .pill.s-running');
+	assert.match(await page.textContent(row + ' .models'), /slow-interviewer\s*→\s*slow-candidate/);
+	assert.match(await page.textContent(row + ' .scn-name'), /job extraction improvement/i);
+	await page.waitForSelector(row + '[data-status="succeeded"]', {timeout: 60000});
+	assert.equal((await page.textContent(row + ' .turns-text')).trim(), '3 / 3');
+	assert.equal((await page.textContent(row + ' td.opt-count')).trim(), '3');
+	assert.match(await page.textContent(row + ' td.scores'), /\d\.\d/);
+
+	/* the filters narrow the list through the API */
+	await page.selectOption('select[name=status]', 'failed');
+	await page.waitForSelector(row, {state: 'detached'});
+	await page.waitForSelector('.empty:not([hidden])');
+	await page.selectOption('select[name=status]', 'succeeded');
+	await page.waitForSelector(row);
+	await page.fill('input[name=model]', 'gemma3n:latest');
+	await page.waitForSelector(row, {state: 'detached'});
+	await page.waitForSelector(`tr[data-id="${demoJob}"]`);
+	assert.match(page.url(), /#\/jobs\?status=succeeded&model=gemma3n%3Alatest$/);
+	await closePage(page);
+});
+
+test('a finished job shows its turns, the timing chart and the optimizations', LIMIT, async () => {
+	assert.ok(demoJob, 'the form test started a job');
+	await waitJob(parleyd.base, demoJob);
+	const page = await newPage();
+	await page.goto(parleyd.base + '/#/jobs/' + demoJob);
+	await page.waitForSelector('.job-head .pill.s-succeeded');
+	await page.waitForFunction(() => document.querySelectorAll('article.turn').length === 3);
+
+	/* turns: interviewer left, candidate right, Markdown rendered by the server */
+	const speakers = await page.$$eval('article.turn', (els) => els.map((e) => [e.dataset.turn, e.className]));
+	assert.deepEqual(speakers.map(([t]) => t), ['1', '2', '3']);
+	assert.match(speakers[0][1], /interviewer/);
+	assert.match(speakers[1][1], /candidate/);
+	assert.equal(await page.textContent('article.turn[data-turn="1"] .md strong'), 'cut response latency');
+	assert.equal(await page.locator('article.turn[data-turn="1"] .md ol > li').count(), 3);
+	assert.match(await page.textContent('article.turn[data-turn="2"] .md pre code'), /OLLAMA_NUM_PARALLEL=2/);
+	assert.match(await page.textContent('article.turn[data-turn="1"] .bubble header'), /gemma3:1b/);
+	assert.match(await page.textContent('article.turn[data-turn="2"] .turn-metrics'), /TTFT.*tok\/s/s);
+
+	/* the chart: one row per turn, stacked segments, tok/s labels */
+	assert.equal(await page.locator('svg.timing g.trow').count(), 3);
+	assert.ok(await page.locator('svg.timing rect.seg-gen').count() >= 3, 'a generation bar per turn');
+	assert.ok(await page.locator('svg.timing rect.seg').count() >= 6, 'stacked segments');
+	assert.match(await page.textContent('svg.timing g.trow[data-turn="3"] text.val'), /tok\/s/);
+
+	/* the optimizations, each with its test */
+	await page.waitForFunction(() => document.querySelectorAll('.optims .opt').length === 3);
+	const titles = await page.$$eval('.optims .opt h3', (els) => els.map((e) => e.textContent));
+	assert.deepEqual(titles, ['Cache repeated results', 'Reuse the prompt prefix', 'Trim the context']);
+	assert.match(await page.textContent('.optims .opt:first-child .test'), /^Test.*10,000 logged requests/);
+
+	/* links to the JSON and Markdown views; no Cancel on a finished job */
+	assert.equal(await page.getAttribute('a:text-is("JSON")', 'href'), `/v1/jobs/${demoJob}/transcript`);
+	assert.equal(await page.getAttribute('a:text-is("Markdown")', 'href'), `/v1/jobs/${demoJob}/transcript.md`);
+	assert.equal(await page.locator('button:text-is("Cancel")').count(), 0);
+	await page.waitForSelector('.scores-card .score-group');
+
+	await page.screenshot({path: path.join(ARTIFACTS, 'job-page.png'), fullPage: true});
+	await closePage(page);
+});
+
+test('a transcript full of markup and script links renders as inert text', LIMIT, async () => {
+	const job = await postJob(parleyd.base, {
+		scenario: 'prompt_engineering_breakthrough',
+		interviewer: {model: 'xss-interviewer'}, candidate: {model: 'xss-candidate'}, max_turns: 3,
+	});
+	const page = await newPage();
+	/* watch it live too: tokens are text as they stream */
+	await page.goto(parleyd.base + '/#/jobs/' + job.id);
+	await page.waitForSelector('.job-head .pill.s-succeeded', {timeout: 60000});
+	await page.waitForFunction(() => document.querySelectorAll('article.turn:not(.live)').length === 3);
+	await page.waitForFunction(() => document.querySelectorAll('.optims .opt').length >= 1);
+
+	const report = await page.evaluate(() => {
+		const root = document.querySelector('.page.job');
+		const handlers = [];
+		for (const el of document.querySelectorAll('*'))
+			for (const a of el.attributes)
+				if (/^on/i.test(a.name)) handlers.push(el.localName + '[' + a.name + ']');
+		return {
+			pwned: window.__pwned,
+			scripts: [...document.scripts].map((s) => s.src),
+			imgs: [...root.querySelectorAll('img')].map((i) => i.outerHTML),
+			iframes: root.querySelectorAll('iframe, object, embed, style, div[onclick]').length,
+			jsLinks: [...document.querySelectorAll('[href],[src]')]
+				.map((e) => e.getAttribute('href') || e.getAttribute('src'))
+				.filter((u) => /^\s*(javascript|vbscript|data:text)/i.test(u)),
+			handlers,
+			text: root.innerText,
+			bodyShown: getComputedStyle(document.body).display !== 'none',
+		};
+	});
+	assert.equal(report.pwned, undefined, 'no payload ran');
+	assert.deepEqual(report.scripts.map((s) => new URL(s).pathname), ['/assets/app.js']);
+	assert.deepEqual(report.imgs, []);
+	assert.equal(report.iframes, 0);
+	assert.deepEqual(report.jsLinks, []);
+	assert.deepEqual(report.handlers, []);
+	assert.ok(report.bodyShown, 'an injected <style> did not apply');
+	/* what the model wrote is there, as the characters it wrote */
+	assert.ok(report.text.includes(XSS.script), 'the <script> shows as text');
+	assert.ok(report.text.includes(XSS.img), 'the <img onerror> shows as text');
+	assert.ok(report.text.includes('<img src=x onerror="window.__pwned=1"> titles'), 'the optimization title is text');
+	/* and nothing runs later either (an image error fires after load) */
+	await page.waitForLoadState('load');
+	assert.equal(await page.evaluate(() => window.__pwned), undefined);
+	await closePage(page);
+});
+
+test('with a token configured, the page asks for it once, then works', LIMIT, async (t) => {
+	const authd = await startParleyd(fake.port, 'parleyd-auth', {PARLEY_TOKEN: TOKEN});
+	try {
+		const probe = await fetch(authd.base + '/v1/session', {method: 'POST', headers: {Authorization: 'Bearer ' + TOKEN}});
+		if (probe.status === 404 || probe.status === 405) {
+			t.skip('POST /v1/session answers ' + probe.status + ': parleyd has no session endpoint yet (auth)');
+			return;
+		}
+		assert.equal((await fetch(authd.base + '/v1/jobs')).status, 401, 'the API wants the token');
+		const auth = {Authorization: 'Bearer ' + TOKEN};
+		const job = await postJob(authd.base, {
+			scenario: 'response_speed_optimization',
+			interviewer: {model: 'slow-interviewer'}, candidate: {model: 'slow-candidate'}, max_turns: 3,
+		}, auth);
+
+		const page = await newPage();
+		await page.goto(authd.base + '/#/jobs/' + job.id);
+		await page.waitForSelector('dialog.modal[open] #signin input[name=token]');
+		assert.equal(await page.locator('dialog.modal[open]').count(), 1, 'one sign-in form, however many calls failed');
+		await page.fill('#signin input[name=token]', 'wrong-token');
+		await page.click('#signin button[type=submit]');
+		await page.waitForSelector('#signin .form-error:text("not accepted")');
+		await page.fill('#signin input[name=token]', TOKEN);
+		await page.click('#signin button[type=submit]');
+		await page.waitForSelector('dialog.modal', {state: 'detached'});
+		/* the session cookie authorises the reads and the event stream: tokens appear live */
+		await page.waitForFunction(() => {
+			const s = document.querySelector('article.turn.live .stream');
+			return (s && s.textContent.length > 10) || document.querySelector('.pill.s-succeeded');
+		});
+		await page.waitForSelector('.job-head .pill.s-succeeded', {timeout: 60000});
+		await page.waitForFunction(() => document.querySelectorAll('article.turn').length === 3);
+		await page.waitForFunction(() => document.querySelectorAll('.optims .opt').length === 3);
+		const stored = await page.evaluate(() => JSON.stringify({...localStorage}) + JSON.stringify({...sessionStorage}) + document.cookie);
+		assert.ok(!stored.includes(TOKEN), 'the token is not stored where scripts can read it');
+		/* the list works too, without asking again */
+		await page.goto(authd.base + '/#/jobs');
+		await page.waitForSelector(`tr[data-id="${job.id}"][data-status="succeeded"]`);
+		assert.equal(await page.locator('dialog.modal').count(), 0);
+		/* Cancel, with the cookie alone: two clicks, and the job ends cancelled */
+		const long = await postJob(authd.base, {
+			scenario: 'response_speed_optimization',
+			interviewer: {model: 'slow-interviewer'}, candidate: {model: 'slow-candidate'}, max_turns: 9,
+		}, auth);
+		await page.goto(authd.base + '/#/jobs/' + long.id);
+		await page.click('.job-head button:text-is("Cancel")');
+		await page.click('.job-head button:text-is("Cancel this job?")');
+		await page.waitForSelector('.job-head .pill.s-cancelled');
+		assert.equal(await page.locator('.job-head button.danger').count(), 0, 'no Cancel on a cancelled job');
+		/* signing out ends the session: the next call asks again */
+		await page.click('#signout');
+		await page.waitForSelector('dialog.modal[open] #signin');
+		await closePage(page);
+	} finally {
+		await stop(authd.child);
+	}
+});

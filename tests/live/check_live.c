@@ -1,0 +1,1071 @@
+/*
+ * check_live.c - parleyd against a real model server: a llama.cpp llama-server serving the
+ * tiny stories260K model (the default, what `make test` runs), or a real Ollama
+ * (PARLEY_LIVE_KIND=ollama, `make test-ollama`).
+ *
+ * DESIGN: the suite starts its servers itself, each on a free port of 127.0.0.1, and every
+ * child it starts gets SIGTERM when the test process that started it dies (Linux
+ * PR_SET_PDEATHSIG), so a failed check or a timeout leaves nothing running. The
+ * "conversation" cases share one llama-server (-np 2 -c 4096: two slots of 2048 tokens) and
+ * one parleyd, started once in the parent; the "limits" cases each start what they need
+ * (a small context, a server that comes up late, a server killed mid-stream). They print
+ * what they measured: per-turn timings, the share of each prompt served from the
+ * backend's cache, and the two-job ratio of parleyd beside that of a plain libcurl client
+ * that makes the same calls straight to the server.
+ *
+ * Environment: PARLEY_LIVE_KIND (llama-server | ollama), LLAMA_SERVER (the binary, from
+ * tests/live/llama-server.sh path), PARLEY_SHARED (the folder with models/stories260K.gguf),
+ * OLLAMA_HOST and OLLAMA_MODEL (for ollama), PARLEYD. Exits 77 when it cannot run here.
+ */
+#include <check.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/backend.h"
+#include "server/engine.h"
+#include "server/prompt.h"
+#include "tests/harness.h"
+
+#define SCENARIO "response_speed_optimization"
+#define LLAMA_ALIAS "stories260K"
+#define MAX_TURNS_CAP 50
+#define RATIO_RUNS 10 /* at most, of each kind, in two rounds */
+/*
+ * How long after the job the loading case starts the server. parleyd retries a refused
+ * connection retry_max_attempts (5) times with backoff from 500 ms, jitter down to half:
+ * at least 3.75 s in all; a server that binds its port later fails the job (see the report
+ * on issue 3). Once bound, a loading server is waited for up to first_byte_timeout_ms.
+ */
+#define LOADING_DELAY_MS 2000
+
+static struct {
+	int ollama;	       /* PARLEY_LIVE_KIND=ollama */
+	const char *llama_bin; /* LLAMA_SERVER */
+	char model_file[1024]; /* the GGUF llama-server serves */
+	char ollama_url[512];  /* OLLAMA_HOST, with a scheme */
+	const char *model;     /* what jobs ask for */
+	int num_predict;       /* per turn, small enough to keep the suite quick */
+	const char *kind_name; /* for parleyd's --backend */
+} live;
+
+/* The shared server and parleyd of the "conversation" cases (started in the parent). */
+static struct proc llama, parleyd;
+static char shared_url[600];
+
+/* ---- processes ---- */
+
+/* Starts argv with stdout and stderr appended to log; the child gets SIGTERM when this
+ * process dies. */
+static pid_t spawn(const char *const *argv, const char *log)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	if (pid == 0) {
+		char *v[64];
+		int i, fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+		for (i = 0; argv[i] && i < 63; i++)
+			v[i] = xstrdup(argv[i]);
+		v[i] = NULL;
+		execv(v[0], v);
+		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Waits until GET path answers 200; -1 when the process exits or timeout_ms passes. */
+static int wait_ready(struct proc *p, const char *path, long timeout_ms)
+{
+	int64_t deadline = util_mono_us() + timeout_ms * 1000;
+	int st;
+
+	while (util_mono_us() < deadline) {
+		if (harness_http(p->port, "GET", path, NULL, NULL, NULL) == 200)
+			return 0;
+		if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+			p->pid = 0;
+			return -1;
+		}
+		usleep(20000);
+	}
+	return -1;
+}
+
+static void print_log_tail(const char *log)
+{
+	char *text = harness_slurp(log, NULL);
+	size_t n = text ? strlen(text) : 0;
+
+	fprintf(stderr, "---- last lines of %s\n%s\n----\n", log,
+		text ? text + (n > 2000 ? n - 2000 : 0) : "(none)");
+	free(text);
+}
+
+/*
+ * Starts llama-server on port with the suite's model and extra args (slots, context); waits
+ * for /health when wait is set. Returns 0, or -1 after printing its log.
+ *
+ * One thread: the model keeps one core and parleyd, the plain client and the suite the other,
+ * so that the two-job ratio measures waiting, not CPU taken from the model; and llama.cpp's
+ * threads spin at barriers, so on a machine busy with other work two of them slow down
+ * tenfold, where one does not.
+ */
+static int llama_start(struct proc *p, int port, const char *const *extra, int wait)
+{
+	char sport[16], slots_dir[600];
+	const char *argv[40] = {live.llama_bin, "-m",	     live.model_file,	 "-a",
+				LLAMA_ALIAS,	"--host",    "127.0.0.1",	 "--port",
+				sport,		"--metrics", "--slot-save-path", slots_dir,
+				"-t",		"1"};
+	int n = 14, i;
+	static int seq;
+
+	memset(p, 0, sizeof(*p));
+	p->port = port;
+	snprintf(sport, sizeof(sport), "%d", port);
+	/* with a save path, POST /slots/N?action=erase empties a slot's cache */
+	snprintf(slots_dir, sizeof(slots_dir), "%s/slots", harness_tmpdir());
+	mkdir(slots_dir, 0755);
+	for (i = 0; extra && extra[i] && n < 39; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	snprintf(p->log, sizeof(p->log), "%s/llama-server-%d-%d.log", harness_tmpdir(),
+		 (int)getpid(), seq++);
+	p->pid = spawn(argv, p->log);
+	if (!wait || wait_ready(p, "/health", 30000) == 0)
+		return 0;
+	fprintf(stderr, "live: llama-server on port %d did not become healthy\n", port);
+	print_log_tail(p->log);
+	harness_stop(p, SIGKILL);
+	return -1;
+}
+
+/* Starts parleyd on a free port with a fresh database and args; waits for /healthz. */
+static int parleyd_start(struct proc *p, const char *const *args)
+{
+	const char *bin = getenv("PARLEYD");
+	char listen[64], db[600];
+	const char *argv[32];
+	int n = 0, i;
+	static int seq;
+
+	memset(p, 0, sizeof(*p));
+	p->port = harness_free_port();
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", p->port);
+	snprintf(db, sizeof(db), "%s/live-%d-%d.db", harness_tmpdir(), (int)getpid(), seq);
+	snprintf(p->log, sizeof(p->log), "%s/parleyd-%d-%d.log", harness_tmpdir(), (int)getpid(),
+		 seq++);
+	argv[n++] = bin && *bin ? bin : "build/parleyd";
+	argv[n++] = "--listen";
+	argv[n++] = listen;
+	argv[n++] = "--db";
+	argv[n++] = db;
+	for (i = 0; args && args[i] && n < 31; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	p->pid = spawn(argv, p->log);
+	if (wait_ready(p, "/healthz", 10000) == 0)
+		return 0;
+	fprintf(stderr, "live: parleyd did not answer /healthz\n");
+	print_log_tail(p->log);
+	harness_stop(p, SIGKILL);
+	return -1;
+}
+
+/* parleyd with one backend, "live", at url. */
+static int parleyd_start_at(struct proc *p, const char *url)
+{
+	char spec[800];
+	const char *args[] = {"--backend", spec, NULL};
+
+	snprintf(spec, sizeof(spec), "name=live,kind=%s,url=%s%s", live.kind_name, url,
+		 live.ollama ? ",max_concurrency=2" : "");
+	return parleyd_start(p, args);
+}
+
+/* ---- jobs ---- */
+
+static char *submit_opts(int port, int max_turns, const char *options)
+{
+	char body[1024], *id;
+	json_t *j = NULL;
+	int st;
+
+	snprintf(body, sizeof(body),
+		 "{\"scenario\":\"%s\",\"interviewer\":{\"model\":\"%s\",\"backend\":\"live\"},"
+		 "\"candidate\":{\"model\":\"%s\",\"backend\":\"live\"},\"max_turns\":%d,"
+		 "\"options\":%s}",
+		 SCENARIO, live.model, live.model, max_turns, options);
+	st = harness_http_json(port, "POST", "/v1/jobs", body, &j);
+	ck_assert_msg(st == 202, "POST /v1/jobs: %d", st);
+	id = xstrdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	return id;
+}
+
+/* The options every job of the suite uses: deterministic, short turns. */
+static void job_options(char *out, size_t outsz, int num_predict)
+{
+	snprintf(out, outsz, "{\"temperature\":0.7,\"seed\":42,\"num_predict\":%d%s}", num_predict,
+		 live.ollama ? ",\"num_ctx\":4096" : "");
+}
+
+static char *submit(int port, int max_turns, int num_predict)
+{
+	char opts[160];
+
+	job_options(opts, sizeof(opts), num_predict);
+	return submit_opts(port, max_turns, opts);
+}
+
+static const char *str(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "";
+}
+
+static json_t *wait_job(int port, const char *id, long timeout_ms)
+{
+	json_t *job = harness_wait_job(port, id, timeout_ms);
+
+	ck_assert_msg(job != NULL, "job %s did not end within %ld ms", id, timeout_ms);
+	return job;
+}
+
+static void assert_succeeded(const json_t *job)
+{
+	char *err = json_dumps(json_object_get(job, "error"), JSON_ENCODE_ANY);
+
+	ck_assert_msg(!strcmp(str(job, "status"), "succeeded"), "job %s ended %s: %s",
+		      str(job, "id"), str(job, "status"), err);
+	free(err);
+}
+
+static json_t *transcript(int port, const char *id)
+{
+	char path[128];
+	json_t *t = NULL;
+
+	snprintf(path, sizeof(path), "/v1/jobs/%s/transcript", id);
+	ck_assert_int_eq(harness_http_json(port, "GET", path, NULL, &t), 200);
+	return t;
+}
+
+static json_t *metric(const json_t *turn, const char *key)
+{
+	return json_object_get(json_object_get(turn, "metrics"), key);
+}
+
+/* A metric as text for the table: "-" when the backend did not say. */
+static const char *cell(const json_t *turn, const char *key, char buf[32])
+{
+	const json_t *v = metric(turn, key);
+
+	if (json_is_integer(v))
+		snprintf(buf, 32, "%lld", (long long)json_integer_value(v));
+	else if (json_is_number(v))
+		snprintf(buf, 32, "%.1f", json_number_value(v));
+	else
+		snprintf(buf, 32, "-");
+	return buf;
+}
+
+static void print_turns(const char *title, const json_t *t)
+{
+	char b[9][32];
+	const json_t *turn;
+	size_t i;
+
+	printf("\n%s\n", title);
+	printf("  %4s %-11s %9s %9s %7s %7s %6s %6s %9s %9s\n", "turn", "role", "wall ms",
+	       "ttft ms", "prompt", "cached", "share", "compl", "prompt ms", "gen ms");
+	json_array_foreach(json_object_get(t, "conversation"), i, turn)
+	{
+		const json_t *p = metric(turn, "prompt_tokens"), *c = metric(turn, "cached_tokens");
+
+		if (json_is_integer(p) && json_is_integer(c) && json_integer_value(p) > 0)
+			snprintf(b[8], 32, "%.0f%%",
+				 100.0 * (double)json_integer_value(c) /
+				     (double)json_integer_value(p));
+		else
+			snprintf(b[8], 32, "-");
+		printf("  %4lld %-11s %9s %9s %7s %7s %6s %6s %9s %9s\n",
+		       (long long)json_integer_value(json_object_get(turn, "turn")),
+		       str(turn, "speaker"), cell(turn, "wall_ms", b[0]),
+		       cell(turn, "ttft_ms", b[1]), cell(turn, "prompt_tokens", b[2]),
+		       cell(turn, "cached_tokens", b[3]), b[8],
+		       cell(turn, "completion_tokens", b[4]), cell(turn, "prompt_ms", b[5]),
+		       cell(turn, "gen_ms", b[6]));
+	}
+	fflush(stdout);
+}
+
+static void assert_contains(const char *hay, const char *needle)
+{
+	ck_assert_msg(hay && strstr(hay, needle), "'%s' not in: %s", needle, hay ? hay : "(null)");
+}
+
+/* ---- the llama-server itself ---- */
+
+/* Empties the KV cache of every slot, so that each timed run starts from the same state. */
+static void erase_slots(int port)
+{
+	char path[64];
+	int i;
+
+	if (live.ollama)
+		return;
+	for (i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "/slots/%d?action=erase", i);
+		ck_assert_int_eq(harness_http(port, "POST", path, NULL, NULL, NULL), 200);
+	}
+}
+
+/* ---- a plain client: the same calls straight to the server ---- */
+
+struct plain_conv {
+	const struct backend_cfg *be;
+	const json_t *scenario; /* borrowed */
+	const json_t *options;	/* borrowed */
+	int max_turns;
+	double wall_ms;
+	int turns;
+	char err[256];
+};
+
+static size_t plain_write(char *data, size_t size, size_t nmemb, void *ud)
+{
+	strbuf_add(ud, data, size * nmemb);
+	return size * nmemb;
+}
+
+/* The reply text in a streamed body: SSE data lines or NDJSON lines. -1 on an error line. */
+static int plain_text(const struct strbuf *body, int sse, struct strbuf *text, char *err,
+		      size_t errsz)
+{
+	const char *p = body->buf, *end = body->buf + body->len;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		json_t *o = NULL, *c;
+
+		if (sse && n > 6 && !memcmp(p, "data: ", 6) && memcmp(p + 6, "[DONE]", 6))
+			o = json_loadb(p + 6, n - 6, 0, NULL);
+		else if (!sse && n > 0)
+			o = json_loadb(p, n, 0, NULL);
+		if (json_object_get(o, "error")) {
+			snprintf(err, errsz, "error in the stream: %.*s", (int)(n < 200 ? n : 200),
+				 p);
+			json_decref(o);
+			return -1;
+		}
+		if (sse)
+			c = json_object_get(
+			    json_object_get(json_array_get(json_object_get(o, "choices"), 0),
+					    "delta"),
+			    "content");
+		else
+			c = json_object_get(json_object_get(o, "message"), "content");
+		if (json_is_string(c))
+			strbuf_add(text, json_string_value(c), json_string_length(c));
+		json_decref(o);
+		p += n + 1;
+	}
+	return 0;
+}
+
+/* One streamed call with the body parleyd would send; the reply text is appended to text. */
+static int plain_call(CURL *curl, const struct chat_req *req, struct strbuf *text, char *err,
+		      size_t errsz)
+{
+	int sse = req->be->kind == BACKEND_LLAMA;
+	json_t *body = backend_request_body(req);
+	char *payload = json_dumps(body, JSON_COMPACT), url[700];
+	struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
+	struct strbuf resp;
+	long status = 0;
+	CURLcode cc;
+	int rc = -1;
+
+	json_decref(body);
+	strbuf_init(&resp, 0);
+	snprintf(url, sizeof(url), "%s%s", req->be->url,
+		 sse ? "/v1/chat/completions" : "/api/chat");
+	hl = curl_slist_append(hl, "Expect:");
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, payload);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, plain_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 120L);
+	cc = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	if (cc != CURLE_OK)
+		snprintf(err, errsz, "%s", curl_easy_strerror(cc));
+	else if (status != 200)
+		snprintf(err, errsz, "HTTP %ld: %.200s", status, resp.buf);
+	else
+		rc = plain_text(&resp, sse, text, err, errsz);
+	curl_slist_free_all(hl);
+	strbuf_release(&resp);
+	free(payload);
+	return rc;
+}
+
+/* One conversation the way parleyd's engine runs it: the same messages turn by turn (prompt.h),
+ * the same stop rules (engine.h), the same request bodies (backend.h). */
+static void *plain_conv_run(void *arg)
+{
+	struct plain_conv *pc = arg;
+	struct db_turn turns[MAX_TURNS_CAP];
+	struct chat_msg msgs[MAX_TURNS_CAP + 3];
+	struct prompts pr;
+	struct strbuf scratch;
+	CURL *curl = curl_easy_init();
+	int64_t t0 = util_mono_us();
+	size_t n = 0, i;
+
+	memset(turns, 0, sizeof(turns));
+	strbuf_init(&scratch, 0);
+	prompt_render(pc->scenario, live.model, live.model, pc->max_turns, &pr);
+	for (;;) {
+		int idx = (int)n + 1, interviewer = idx % 2 == 1;
+		int analysis = engine_analysis_turn(pc->max_turns, turns, n);
+		struct chat_req req;
+		struct strbuf text;
+
+		if (idx > engine_last_turn(pc->max_turns, turns, n) || idx > MAX_TURNS_CAP)
+			break;
+		memset(&req, 0, sizeof(req));
+		req.be = pc->be;
+		req.model = live.model;
+		req.msgs = msgs;
+		req.nmsgs = prompt_messages(&pr, turns, n, idx, interviewer && idx == analysis,
+					    msgs, &scratch);
+		req.options = (json_t *)(uintptr_t)pc->options; /* only read */
+		strbuf_init(&text, 0);
+		if (plain_call(curl, &req, &text, pc->err, sizeof(pc->err))) {
+			strbuf_release(&text);
+			break;
+		}
+		turns[n].idx = idx;
+		snprintf(turns[n].role, sizeof(turns[n].role), "%s",
+			 interviewer ? "interviewer" : "candidate");
+		turns[n++].text = strbuf_detach(&text, NULL);
+	}
+	pc->wall_ms = (double)(util_mono_us() - t0) / 1000.0;
+	pc->turns = (int)n;
+	for (i = 0; i < n; i++)
+		free(turns[i].text);
+	prompt_release(&pr);
+	strbuf_release(&scratch);
+	curl_easy_cleanup(curl);
+	return NULL;
+}
+
+/* nconv conversations at once, one thread each; returns the wall time of them all in ms. */
+static double plain_run(const char *url, int nconv, int max_turns, int num_predict)
+{
+	struct backend_cfg be;
+	struct plain_conv pc[2];
+	pthread_t th[2];
+	json_t *scenario = NULL, *options;
+	char path[128], opts[160];
+	int64_t t0;
+	int i;
+
+	memset(&be, 0, sizeof(be));
+	be.name = "plain";
+	be.kind = live.ollama ? BACKEND_OLLAMA : BACKEND_LLAMA;
+	be.url = (char *)(uintptr_t)url; /* only read */
+	snprintf(path, sizeof(path), "/v1/scenarios/%s", SCENARIO);
+	ck_assert_int_eq(harness_http_json(parleyd.port, "GET", path, NULL, &scenario), 200);
+	job_options(opts, sizeof(opts), num_predict);
+	options = json_loads(opts, 0, NULL);
+	erase_slots(llama.port);
+	t0 = util_mono_us();
+	for (i = 0; i < nconv; i++) {
+		memset(&pc[i], 0, sizeof(pc[i]));
+		pc[i].be = &be;
+		pc[i].scenario = scenario;
+		pc[i].options = options;
+		pc[i].max_turns = max_turns;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, plain_conv_run, &pc[i]), 0);
+	}
+	for (i = 0; i < nconv; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < nconv; i++)
+		ck_assert_msg(pc[i].turns == max_turns, "plain conversation %d: %d turns: %s", i,
+			      pc[i].turns, pc[i].err);
+	json_decref(options);
+	json_decref(scenario);
+	return (double)(util_mono_us() - t0) / 1000.0;
+}
+
+/* "2026-11-26T14:19:48.893497Z" in microseconds since the epoch. */
+static int64_t iso_us(const char *s)
+{
+	struct tm tm;
+	const char *rest;
+	long frac = 0;
+
+	memset(&tm, 0, sizeof(tm));
+	rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	ck_assert_msg(rest != NULL, "not a timestamp: %s", s);
+	if (*rest == '.')
+		frac = strtol(rest + 1, NULL, 10);
+	return (int64_t)timegm(&tm) * 1000000 + frac;
+}
+
+/* njobs identical jobs at once through parleyd: from the first submit to the last finish, as
+ * parleyd's own timestamps say, in ms. */
+static double parley_run(int njobs, int max_turns, int num_predict)
+{
+	char *ids[2];
+	int64_t first = 0, last = 0;
+	int i;
+
+	erase_slots(llama.port);
+	for (i = 0; i < njobs; i++)
+		ids[i] = submit(parleyd.port, max_turns, num_predict);
+	for (i = 0; i < njobs; i++) {
+		json_t *job = wait_job(parleyd.port, ids[i], 60000);
+		int64_t c, f;
+
+		assert_succeeded(job);
+		c = iso_us(str(job, "created_at"));
+		f = iso_us(str(job, "finished_at"));
+		if (!first || c < first)
+			first = c;
+		if (f > last)
+			last = f;
+		json_decref(job);
+		free(ids[i]);
+	}
+	return (double)(last - first) / 1000.0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static void print_runs(const char *what, const double *v, int n)
+{
+	double s[RATIO_RUNS];
+	int i;
+
+	memcpy(s, v, (size_t)n * sizeof(*s));
+	qsort(s, (size_t)n, sizeof(*s), cmp_double);
+	printf("  %-18s", what);
+	for (i = 0; i < n; i++)
+		printf(" %7.0f", s[i]);
+	printf("\n");
+}
+
+/* The best of n runs: the machine may be busy with other work, which only ever adds time. */
+static double best(const double *v, int n)
+{
+	double s[RATIO_RUNS];
+
+	memcpy(s, v, (size_t)n * sizeof(*s));
+	qsort(s, (size_t)n, sizeof(*s), cmp_double);
+	return s[0];
+}
+
+/* ---- the conversation cases: one server, one parleyd ---- */
+
+static void conversation_setup(void)
+{
+	/* no prompt cache in RAM beside the slots': erasing the slots then gives every timed run
+	 * the same cold start */
+	static const char *const args[] = {"-np", "2", "-c", "4096", "--cache-ram", "0", NULL};
+	json_t *b = NULL;
+	int64_t deadline;
+
+	if (live.ollama) {
+		snprintf(shared_url, sizeof(shared_url), "%s", live.ollama_url);
+	} else {
+		if (llama_start(&llama, harness_free_port(), args, 1) < 0)
+			exit(1);
+		snprintf(shared_url, sizeof(shared_url), "http://127.0.0.1:%d", llama.port);
+	}
+	if (parleyd_start_at(&parleyd, shared_url) < 0)
+		exit(1);
+	/* parleyd learns the slot count from /props: wait until it has, so it runs two calls */
+	deadline = util_mono_us() + 15000000;
+	while (util_mono_us() < deadline) {
+		json_t *be;
+
+		harness_http_json(parleyd.port, "GET", "/v1/backends", NULL, &b);
+		be = json_array_get(json_object_get(b, "items"), 0);
+		if (!strcmp(str(be, "status"), "up") &&
+		    json_integer_value(json_object_get(be, "max_concurrency")) == 2)
+			break;
+		json_decref(b);
+		b = NULL;
+		usleep(50000);
+	}
+	if (!b) {
+		fprintf(stderr, "live: parleyd does not see the backend at %s as up with 2 slots\n",
+			shared_url);
+		print_log_tail(parleyd.log);
+		exit(1);
+	}
+	json_decref(b);
+}
+
+static void conversation_teardown(void)
+{
+	harness_stop(&parleyd, SIGTERM);
+	if (!live.ollama)
+		harness_stop(&llama, SIGTERM);
+}
+
+/* README: the curl flow, 3 turns on the origin scenario. Every turn has its text and every
+ * timing; the Markdown and JSON views render it. */
+START_TEST(curl_flow_three_turns)
+{
+	char *id = submit(parleyd.port, 3, live.num_predict), path[128], *md = NULL;
+	json_t *job = wait_job(parleyd.port, id, 60000), *t, *turn;
+	size_t i;
+
+	assert_succeeded(job);
+	ck_assert_int_eq(json_integer_value(json_object_get(job, "turns_completed")), 3);
+	ck_assert_str_eq(str(job, "progress"), "3 of 3 turns");
+	t = transcript(parleyd.port, id);
+	print_turns("3-turn job (README curl flow):", t);
+	ck_assert_uint_eq(json_array_size(json_object_get(t, "conversation")), 3);
+	json_array_foreach(json_object_get(t, "conversation"), i, turn)
+	{
+		ck_assert_str_eq(str(turn, "speaker"), i % 2 ? "candidate" : "interviewer");
+		ck_assert_msg(strlen(str(turn, "message")) > 0, "turn %zu has no text", i + 1);
+		ck_assert(json_real_value(json_object_get(turn, "duration")) > 0);
+		ck_assert(json_number_value(metric(turn, "wall_ms")) > 0);
+		ck_assert(json_number_value(metric(turn, "ttft_ms")) > 0);
+		ck_assert(json_number_value(metric(turn, "ttft_ms")) <=
+			  json_number_value(metric(turn, "wall_ms")));
+		ck_assert_int_gt(json_integer_value(metric(turn, "prompt_tokens")), 0);
+		ck_assert_int_gt(json_integer_value(metric(turn, "completion_tokens")), 0);
+		ck_assert_int_le(json_integer_value(metric(turn, "completion_tokens")),
+				 live.num_predict);
+		ck_assert_msg(json_number_value(metric(turn, "prompt_ms")) > 0,
+			      "turn %zu prompt_ms", i + 1);
+		ck_assert_msg(json_number_value(metric(turn, "gen_ms")) > 0, "turn %zu gen_ms",
+			      i + 1);
+		ck_assert(json_number_value(metric(turn, "tokens_per_s")) > 0);
+		ck_assert(json_is_string(metric(turn, "finish_reason")));
+		if (!live.ollama)
+			ck_assert(json_is_integer(metric(turn, "cached_tokens")));
+	}
+	ck_assert(json_is_object(json_object_get(t, "success_metrics")));
+	ck_assert_str_eq(str(json_object_get(t, "scenario"), "description"),
+			 "Reduce response time while maintaining quality");
+	json_decref(t);
+
+	snprintf(path, sizeof(path), "/v1/jobs/%s/transcript.md", id);
+	ck_assert_int_eq(harness_http(parleyd.port, "GET", path, NULL, NULL, &md), 200);
+	assert_contains(md, "# AI-to-AI Optimization Conversation");
+	assert_contains(md, "### Turn 1: ");
+	assert_contains(md, "### Turn 2: ");
+	assert_contains(md, "### Turn 3: ");
+	free(md);
+	json_decref(job);
+	free(id);
+}
+END_TEST
+
+/* 7 turns: from the second turn of each role on, most of the prompt comes from the backend's
+ * cache, which it can only be if every earlier message is resent byte for byte. */
+START_TEST(seven_turns_reuse_the_prompt_cache)
+{
+	char *id = submit(parleyd.port, 7, live.num_predict);
+	json_t *job = wait_job(parleyd.port, id, 60000), *t, *turn;
+	size_t i;
+
+	assert_succeeded(job);
+	t = transcript(parleyd.port, id);
+	print_turns("7-turn job (share = cached / prompt tokens):", t);
+	ck_assert_uint_eq(json_array_size(json_object_get(t, "conversation")), 7);
+	json_array_foreach(json_object_get(t, "conversation"), i, turn)
+	{
+		json_int_t p = json_integer_value(metric(turn, "prompt_tokens"));
+		const json_t *c = metric(turn, "cached_tokens");
+
+		if (live.ollama) {
+			/* Ollama counts the cached prefix in prompt_eval_count but never says
+			 * how much of it there was */
+			ck_assert(json_is_null(c));
+			continue;
+		}
+		if (i < 2)
+			continue;
+		ck_assert_msg(json_is_integer(c) && 2 * json_integer_value(c) > p,
+			      "turn %zu: %lld of %lld prompt tokens from the cache", i + 1,
+			      (long long)json_integer_value(c), (long long)p);
+	}
+	if (live.ollama)
+		printf(
+		    "  (Ollama does not report cached tokens: the cache share is not checked)\n");
+	fflush(stdout);
+	json_decref(t);
+	json_decref(job);
+	free(id);
+}
+END_TEST
+
+/* Two jobs at once on a 2-slot server: parleyd's slowdown (two at once / one alone) is that of
+ * a plain client making the same calls, within 15 %. */
+START_TEST(two_jobs_add_no_serialisation)
+{
+	/* 4 turns: the opening, an answer, the analysis and the answer to it */
+	const int turns = live.ollama ? 3 : 4, np = live.ollama ? live.num_predict : 64;
+	double p1[RATIO_RUNS], p2[RATIO_RUNS], c1[RATIO_RUNS], c2[RATIO_RUNS], rp = 0, rc = 0;
+	double diff = 1;
+	int n = 0, round;
+
+	/* warm up: the model's first use, the connections */
+	parley_run(1, 3, 8);
+	plain_run(shared_url, 1, 3, 8);
+	/*
+	 * Interleaved, so that whatever else the machine does hits both alike, and compared on
+	 * the best runs, since other work only ever adds time. A second round only when the first
+	 * is off: on a busy machine five runs may not be enough to find the best.
+	 */
+	for (round = 0; round < 2 && fabs(diff) > 0.15; round++) {
+		int r;
+
+		for (r = 0; r < RATIO_RUNS / 2; r++, n++) {
+			c1[n] = plain_run(shared_url, 1, turns, np);
+			p1[n] = parley_run(1, turns, np);
+			c2[n] = plain_run(shared_url, 2, turns, np);
+			p2[n] = parley_run(2, turns, np);
+		}
+		rp = best(p2, n) / best(p1, n);
+		rc = best(c2, n) / best(c1, n);
+		diff = rp / rc - 1.0;
+	}
+	printf("\nTwo jobs at once vs one alone (%d turns of up to %d tokens; wall ms of %d runs, "
+	       "best first):\n",
+	       turns, np, n);
+	print_runs("parleyd, one job", p1, n);
+	print_runs("parleyd, two jobs", p2, n);
+	print_runs("plain, one conv.", c1, n);
+	print_runs("plain, two conv.", c2, n);
+	printf("  ratio two/one (best runs): parleyd %.3f, plain client %.3f; parleyd's is %+.1f%% "
+	       "of the plain client's (limit +-15%%)\n",
+	       rp, rc, 100.0 * diff);
+	fflush(stdout);
+	ck_assert_msg(fabs(diff) <= 0.15,
+		      "two jobs at once: parleyd's ratio %.3f, the plain client's %.3f (%+.1f%%)",
+		      rp, rc, 100.0 * diff);
+}
+END_TEST
+
+/* ---- the limits: each case starts what it needs ---- */
+
+/* A conversation that outgrows the slot: parleyd fails the job with llama-server's
+ * exceed_context_size_error explained, keeps the turns it had, and goes on serving. */
+START_TEST(context_overflow_fails_the_job_clearly)
+{
+	static const char *const args[] = {"-np", "1", "-c", "1024", NULL};
+	struct proc srv, pd;
+	char url[64], *id, opts[160];
+	json_t *job, *t;
+	const char *msg;
+	int64_t t0;
+
+	ck_assert_int_eq(llama_start(&srv, harness_free_port(), args, 1), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+	ck_assert_int_eq(parleyd_start_at(&pd, url), 0);
+	job_options(opts, sizeof(opts), 128);
+	t0 = util_mono_us();
+	id = submit_opts(pd.port, 20, opts);
+	job = wait_job(pd.port, id, 90000);
+	msg = json_string_value(json_object_get(json_object_get(job, "error"), "message"));
+	t = transcript(pd.port, id);
+	print_turns("Context overflow (-np 1 -c 1024, 20 turns of up to 128 tokens):", t);
+	printf("  job %s after %.1f s: %s: %s\n", str(job, "status"),
+	       (double)(util_mono_us() - t0) / 1e6, str(json_object_get(job, "error"), "code"),
+	       msg ? msg : "");
+	fflush(stdout);
+	ck_assert_str_eq(str(job, "status"), "failed");
+	ck_assert_str_eq(str(json_object_get(job, "error"), "code"), "context_overflow");
+	assert_contains(msg, "'live'");
+	assert_contains(msg, url);
+	assert_contains(msg, LLAMA_ALIAS);
+	assert_contains(msg, "1024"); /* the slot's context, from the server's error */
+	assert_contains(msg, "-c");   /* what to do about it */
+	/* the turns before the overflow are kept */
+	ck_assert_int_ge(json_integer_value(json_object_get(job, "turns_completed")), 2);
+	ck_assert_uint_eq(json_array_size(json_object_get(t, "conversation")),
+			  (size_t)json_integer_value(json_object_get(job, "turns_completed")));
+	ck_assert_int_eq(harness_http(pd.port, "GET", "/healthz", NULL, NULL, NULL), 200);
+	json_decref(t);
+	json_decref(job);
+	free(id);
+	ck_assert_int_eq(harness_stop(&pd, SIGTERM), 0);
+	harness_stop(&srv, SIGTERM);
+}
+END_TEST
+
+/* A job submitted while the server is not up yet (connection refused, then 503 "Loading
+ * model" while it loads) waits for it instead of failing. */
+START_TEST(server_still_loading_is_waited_for)
+{
+	/* a huge context makes the tiny model load for a second or so, answering 503 meanwhile */
+	static const char *const srv_args[] = {"-np", "1", "-c", "262144", NULL};
+	struct proc srv, pd;
+	char cfg_path[600], url[64], path[128], *id;
+	const char *args[] = {"--config", cfg_path, NULL};
+	json_t *job, *b = NULL, *t, *turn;
+	int port = harness_free_port(), loading;
+	FILE *f;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	snprintf(cfg_path, sizeof(cfg_path), "%s/loading.json", harness_tmpdir());
+	f = fopen(cfg_path, "w");
+	ck_assert_ptr_nonnull(f);
+	/* the first-byte deadline bounds how long a turn waits for a loading server */
+	fprintf(f,
+		"{\"backends\":[{\"name\":\"live\",\"kind\":\"llama-server\",\"url\":\"%s\","
+		"\"first_byte_timeout_ms\":60000}]}\n",
+		url);
+	fclose(f);
+	ck_assert_int_eq(parleyd_start(&pd, args), 0);
+	id = submit(pd.port, 3, 32);
+	usleep(LOADING_DELAY_MS * 1000);
+	ck_assert_int_eq(harness_http_json(pd.port, "GET", "/v1/backends", NULL, &b), 200);
+	ck_assert_str_ne(str(json_array_get(json_object_get(b, "items"), 0), "status"), "up");
+	json_decref(b);
+	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+	ck_assert_int_eq(harness_http_json(pd.port, "GET", path, NULL, &job), 200);
+	ck_assert_msg(!strcmp(str(job, "status"), "running"),
+		      "before the server started, the job is %s: %s", str(job, "status"),
+		      str(json_object_get(job, "error"), "message"));
+	json_decref(job);
+	/* not waited for: the server binds its port, answers 503 while it loads, then 200 */
+	ck_assert_int_eq(llama_start(&srv, port, srv_args, 0), 0);
+	for (loading = 0; loading < 2000 && !harness_http(port, "GET", "/health", NULL, NULL, NULL);
+	     loading++)
+		usleep(5000);
+	loading = harness_http(port, "GET", "/health", NULL, NULL, NULL) == 503;
+	job = wait_job(pd.port, id, 60000);
+	assert_succeeded(job);
+	ck_assert_int_eq(json_integer_value(json_object_get(job, "turns_completed")), 3);
+	t = transcript(pd.port, id);
+	turn = json_array_get(json_object_get(t, "conversation"), 0);
+	printf("\nserver started %d ms after the job%s: turn 1 took %lld attempts (%s)\n",
+	       LOADING_DELAY_MS, loading ? " and answered 503 while it loaded" : "",
+	       (long long)json_integer_value(metric(turn, "attempts")), str(turn, "note"));
+	fflush(stdout);
+	ck_assert_int_gt(json_integer_value(metric(turn, "attempts")), 1);
+	json_decref(t);
+	json_decref(job);
+	free(id);
+	ck_assert_int_eq(harness_stop(&pd, SIGTERM), 0);
+	harness_stop(&srv, SIGTERM);
+}
+END_TEST
+
+/* The busiest slot's generated token count; -1 when none is generating. */
+static long decoding(int port)
+{
+	json_t *slots = NULL, *s;
+	long best = -1;
+	size_t i;
+
+	if (harness_http_json(port, "GET", "/slots", NULL, &slots) != 200) {
+		json_decref(slots);
+		return -1;
+	}
+	json_array_foreach(slots, i, s)
+	{
+		json_t *nt = json_array_get(json_object_get(s, "next_token"), 0);
+
+		if (json_is_true(json_object_get(s, "is_processing")) &&
+		    json_integer_value(json_object_get(nt, "n_decoded")) > best)
+			best = (long)json_integer_value(json_object_get(nt, "n_decoded"));
+	}
+	json_decref(slots);
+	return best;
+}
+
+/* A server killed in the middle of a reply: the attempt fails with an error that says the reply
+ * was cut short, and the retry policy applies: the turn restarts from scratch (never
+ * appending to the text that streamed), waits for the server to come back, and says so in
+ * its note. parleyd neither hangs nor crashes, and serves the next job. */
+START_TEST(server_killed_mid_stream_fails_the_turn)
+{
+	static const char *const srv_args[] = {"-np", "1", "-c", "4096", NULL};
+	struct proc srv, pd;
+	char url[64], *id, opts[160];
+	json_t *job, *t, *turn;
+	int64_t deadline;
+	const char *note;
+	long n = -1;
+	size_t i;
+	int restarted = 0;
+
+	ck_assert_int_eq(llama_start(&srv, harness_free_port(), srv_args, 1), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", srv.port);
+	ck_assert_int_eq(parleyd_start_at(&pd, url), 0);
+	/* long enough to be caught streaming, short enough that every turn fits the slot */
+	job_options(opts, sizeof(opts), 400);
+	id = submit_opts(pd.port, 3, opts);
+	deadline = util_mono_us() + 30000000;
+	while (util_mono_us() < deadline && (n = decoding(srv.port)) < 16)
+		usleep(5000);
+	ck_assert_msg(n >= 16, "no reply was streaming within 30 s");
+	ck_assert_int_eq(harness_stop(&srv, SIGKILL), 128 + SIGKILL);
+	printf("\nkilled llama-server after %ld tokens of a reply\n", n);
+	/* back a second later, on the same port */
+	usleep(1000000);
+	ck_assert_int_eq(llama_start(&srv, srv.port, srv_args, 1), 0);
+	job = wait_job(pd.port, id, 90000);
+	assert_succeeded(job);
+	t = transcript(pd.port, id);
+	json_array_foreach(json_object_get(t, "conversation"), i, turn)
+	{
+		if (json_integer_value(metric(turn, "attempts")) < 2)
+			continue;
+		note = str(turn, "note");
+		printf("  turn %zu, attempt %lld: %s\n", i + 1,
+		       (long long)json_integer_value(metric(turn, "attempts")), note);
+		assert_contains(note, "cut after partial output, restarted from scratch");
+		assert_contains(note, "'live'");
+		assert_contains(note, LLAMA_ALIAS);
+		assert_contains(note, "cut short");
+		/* the text is the restarted reply alone, not the cut one plus it */
+		ck_assert_int_le(json_integer_value(metric(turn, "completion_tokens")), 400);
+		restarted = 1;
+	}
+	ck_assert_msg(restarted, "no turn says it was cut and restarted");
+	json_decref(t);
+	fflush(stdout);
+	json_decref(job);
+	free(id);
+	/* parleyd goes on: the next job runs on the restarted server */
+	id = submit(pd.port, 3, 32);
+	job = wait_job(pd.port, id, 60000);
+	assert_succeeded(job);
+	json_decref(job);
+	free(id);
+	ck_assert_int_eq(harness_stop(&pd, SIGTERM), 0);
+	harness_stop(&srv, SIGTERM);
+}
+END_TEST
+
+/* ---- main ---- */
+
+static int configure(void)
+{
+	const char *kind = getenv("PARLEY_LIVE_KIND");
+
+	live.ollama = kind && !strcmp(kind, "ollama");
+	live.kind_name = live.ollama ? "ollama" : "llama-server";
+	if (kind && *kind && !live.ollama && strcmp(kind, "llama-server")) {
+		fprintf(stderr,
+			"check_live: PARLEY_LIVE_KIND is '%s', not ollama or llama-server\n", kind);
+		return 2;
+	}
+	if (live.ollama) {
+		const char *host = getenv("OLLAMA_HOST"), *model = getenv("OLLAMA_MODEL");
+
+		if (!host || !*host)
+			host = "http://127.0.0.1:11434";
+		snprintf(live.ollama_url, sizeof(live.ollama_url), "%s%s",
+			 strstr(host, "://") ? "" : "http://", host);
+		while (strlen(live.ollama_url) > 8 &&
+		       live.ollama_url[strlen(live.ollama_url) - 1] == '/')
+			live.ollama_url[strlen(live.ollama_url) - 1] = '\0';
+		live.model = model && *model ? model : "gemma3:1b";
+		live.num_predict = 64;
+		printf("live suite against Ollama at %s, model %s\n", live.ollama_url, live.model);
+		return 0;
+	}
+	live.llama_bin = getenv("LLAMA_SERVER");
+	if (!live.llama_bin || access(live.llama_bin, X_OK)) {
+		fprintf(stderr, "check_live: set LLAMA_SERVER to a llama-server binary "
+				"(tests/live/llama-server.sh path)\n");
+		return 77;
+	}
+	snprintf(live.model_file, sizeof(live.model_file), "%s/models/stories260K.gguf",
+		 harness_shared());
+	if (access(live.model_file, R_OK)) {
+		fprintf(stderr, "check_live: no model at %s (set PARLEY_SHARED)\n",
+			live.model_file);
+		return 77;
+	}
+	live.model = LLAMA_ALIAS;
+	live.num_predict = 96;
+	printf("live suite against llama-server %s serving %s\n", live.llama_bin, live.model_file);
+	return 0;
+}
+
+int main(void)
+{
+	Suite *s = suite_create("live");
+	TCase *conv = tcase_create("conversation"), *limits;
+	SRunner *sr;
+	int failed, rc;
+
+	rc = configure();
+	if (rc)
+		return rc;
+	fflush(stdout);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	harness_tmpdir();
+	tcase_add_unchecked_fixture(conv, conversation_setup, conversation_teardown);
+	tcase_set_timeout(conv, 300);
+	tcase_add_test(conv, curl_flow_three_turns);
+	tcase_add_test(conv, seven_turns_reuse_the_prompt_cache);
+	tcase_add_test(conv, two_jobs_add_no_serialisation);
+	suite_add_tcase(s, conv);
+	if (live.ollama) {
+		printf("SKIP context overflow, loading and kill cases: they start and stop their "
+		       "own llama-server\n");
+	} else {
+		limits = tcase_create("limits");
+		tcase_set_timeout(limits, 120);
+		tcase_add_test(limits, context_overflow_fails_the_job_clearly);
+		tcase_add_test(limits, server_still_loading_is_waited_for);
+		tcase_add_test(limits, server_killed_mid_stream_fails_the_turn);
+		suite_add_tcase(s, limits);
+	}
+	fflush(stdout);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	harness_cleanup();
+	curl_global_cleanup();
+	return failed ? 1 : 0;
+}
