@@ -65,7 +65,7 @@ struct db *db_open(const char *path, struct perr *e)
 		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;",
 		 synchronous_mode);
 	if (exec(db, pragmas, e) < 0) {
-		char msg[256];
+		char msg[sizeof(e->msg)];
 		snprintf(msg, sizeof(msg), "%s", e ? e->msg : "");
 		perr_set(e, PERR_DB, "cannot open database '%s': %s", path, msg);
 		db_close(db);

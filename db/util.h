@@ -51,7 +51,7 @@ enum perr_code {
 
 struct perr {
 	int code;
-	char msg[256];
+	char msg[512];
 };
 
 /* Fills e (when e is not NULL); always returns -1 so callers can `return perr_set(...)`. */

@@ -152,7 +152,7 @@ static int retryable(const struct engine_ctx *ctx, const struct perr *e,
 struct note_run {
 	int from;      /* first attempt of the current run, 0 before any */
 	size_t offset; /* where its entry starts in the note */
-	char entry[400];
+	char entry[sizeof(((struct perr *)0)->msg) + 64];
 };
 
 static void note_attempt(struct strbuf *note, int attempt, int partial, const char *msg,
@@ -160,7 +160,7 @@ static void note_attempt(struct strbuf *note, int attempt, int partial, const ch
 {
 	const char *what = partial ? "cut after partial output, restarted from scratch"
 				   : "failed, retried";
-	char entry[400];
+	char entry[sizeof(((struct perr *)0)->msg) + 64];
 
 	snprintf(entry, sizeof(entry), "%s: %s", what, msg);
 	if (run->from && strcmp(entry, run->entry) == 0) {
@@ -502,7 +502,7 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 			} else if (co == CALL_CANCELLED) {
 				out = end_cancelled(ctx, job, &ts);
 			} else {
-				char msg[512];
+				char msg[sizeof(e.msg) + 64];
 				json_t *m = partial_metrics(&ts);
 				if (t.attempts > 1)
 					snprintf(msg, sizeof(msg), "turn %d (%s), after %d attempts: %s",

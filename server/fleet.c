@@ -19,7 +19,7 @@ struct member {
 	int waiting;   /* callers waiting for a slot */
 	/* health, written by the monitor */
 	char status[16];
-	char error[256];
+	char error[sizeof(((struct perr *)0)->msg)];
 	json_t *models; /* owned; array of strings or NULL */
 	int64_t checked_at;
 	int slots; /* llama-server total_slots as last seen */
