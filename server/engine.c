@@ -193,6 +193,11 @@ static enum call_outcome call_with_retries(struct engine_ctx *ctx, const struct 
 
 		if (fleet_acquire(ctx->fleet, req->be->name, ctx->cancel) < 0)
 			return CALL_CANCELLED;
+		if (atomic_load(ctx->stopping)) {
+			/* shutting down: no new call, the job goes back to the queue */
+			fleet_release(ctx->fleet, req->be->name);
+			return CALL_CANCELLED;
+		}
 		publish_turn_started(req->ud, attempt);
 		t->started_at = util_now_us();
 		rc = backend_chat(ctx->curl, req, res, e);

@@ -52,12 +52,13 @@ static int worker_wait_ms(void *ud, long ms)
 	struct timespec ts;
 	int rc = 0;
 
+	/* a backoff is no turn in flight: shutting down ends it at once (the job is requeued) */
 	deadline_after(&ts, ms);
 	pthread_mutex_lock(&w->lock);
-	while (!atomic_load(&w->cancel) && rc != ETIMEDOUT)
+	while (!atomic_load(&w->cancel) && !atomic_load(&w->pool->stopping) && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&w->nap, &w->lock, &ts);
 	pthread_mutex_unlock(&w->lock);
-	return atomic_load(&w->cancel) != 0;
+	return atomic_load(&w->cancel) || atomic_load(&w->pool->stopping);
 }
 
 static void worker_raise(struct worker *w)
@@ -209,6 +210,11 @@ void pool_stop(struct pool *p, long drain_ms)
 	pthread_mutex_lock(&p->lock);
 	pthread_cond_broadcast(&p->work);
 	pthread_mutex_unlock(&p->lock);
+	for (i = 0; i < p->n; i++) {
+		pthread_mutex_lock(&p->w[i].lock);
+		pthread_cond_broadcast(&p->w[i].nap);
+		pthread_mutex_unlock(&p->w[i].lock);
+	}
 	/* turns in flight may finish until the deadline; then they are aborted */
 	while (atomic_load(&p->busy) > 0 && util_mono_us() < deadline)
 		util_sleep_ms(20);

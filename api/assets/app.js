@@ -1,8 +1,10 @@
 /*
  * parley dashboard: one page, plain JavaScript, the public API only.
  *
- * Routes (hash): #/jobs[?status=&scenario=&model=], #/jobs/{id}, #/submit.
- * The job list polls GET /v1/jobs every 2 s. A job page reads the job and its
+ * Routes (hash): #/jobs[?status=&scenario=&model=&batch=], #/jobs/{id}, #/submit,
+ * #/batches, #/batches/{id}.
+ * The job list polls GET /v1/jobs every 2 s; the batch list and a batch page poll
+ * GET /v1/batches[/{id}] every 2 s while a batch has not finished. A job page reads the job and its
  * transcript, then follows GET /v1/jobs/{id}/events (Server-Sent Events) while
  * the job runs: tokens appear as they are written, a finished turn is replaced
  * by the HTML the server rendered from its Markdown (libcmark, raw HTML made
@@ -330,7 +332,10 @@
 		m.replaceChildren();
 		let nav = 'jobs';
 		if (parts[0] === 'jobs' && parts[1]) view = jobPage(m, parts[1]);
-		else if (parts[0] === 'submit') {
+		else if (parts[0] === 'batches') {
+			nav = 'batches';
+			view = parts[1] ? batchPage(m, parts[1]) : batchesPage(m);
+		} else if (parts[0] === 'submit') {
 			nav = 'submit';
 			view = submitPage(m);
 		} else view = jobsPage(m, params);
@@ -374,6 +379,7 @@
 			status: params.get('status') || '',
 			scenario: params.get('scenario') || '',
 			model: params.get('model') || '',
+			batch: params.get('batch') || '',
 		};
 		let limit = 50;
 		const rows = new Map(); /* id -> {tr, sig} */
@@ -388,6 +394,8 @@
 			name: 'model', type: 'search', list: 'model-list', placeholder: 'Any model',
 			'aria-label': 'Model', autocomplete: 'off',
 		});
+		const batchSel = h('select', {name: 'batch', 'aria-label': 'Batch'},
+			h('option', {value: '', text: 'All batches'}));
 		const clear = h('button', {class: 'btn ghost small', type: 'button', text: 'Clear'});
 		const count = h('span', {class: 'count muted'});
 		const tbody = h('tbody');
@@ -409,7 +417,7 @@
 				h('h1', {text: 'Jobs'}), count, h('div', {class: 'spacer'}),
 				h('a', {class: 'btn primary', href: '#/submit', text: 'New job'})),
 			h('form', {class: 'filters', role: 'search', onsubmit: (e) => e.preventDefault()},
-				statusSel, scenarioSel, modelIn, modelList, clear),
+				statusSel, scenarioSel, modelIn, modelList, batchSel, clear),
 			errSlot,
 			h('div', {class: 'card table-wrap'}, table, empty),
 			h('div', {class: 'row center'}, more)));
@@ -425,11 +433,13 @@
 			filters.status = statusSel.value;
 			filters.scenario = scenarioSel.value;
 			filters.model = modelIn.value.trim();
+			filters.batch = batchSel.value;
 			syncHash();
 			refresh();
 		}
 		statusSel.addEventListener('change', onFilter);
 		scenarioSel.addEventListener('change', onFilter);
+		batchSel.addEventListener('change', onFilter);
 		let typing = null;
 		modelIn.addEventListener('input', () => {
 			clearTimeout(typing);
@@ -439,6 +449,7 @@
 			statusSel.value = '';
 			scenarioSel.value = '';
 			modelIn.value = '';
+			batchSel.value = '';
 			onFilter();
 		});
 		more.addEventListener('click', () => {
@@ -467,6 +478,18 @@
 			append(scenarioSel, names.map((n) => h('option', {value: n, text: scenarioTitle(n)})));
 			scenarioSel.value = filters.scenario;
 		}).catch(() => {});
+		api('GET', '/v1/batches?limit=100').then((b) => {
+			const items = b.items || [];
+			if (filters.batch && !items.some((x) => x.id === filters.batch)) items.push({id: filters.batch});
+			append(batchSel, items.map((x) => h('option', {value: x.id,
+				text: x.created_at ? 'Batch ' + x.id + ' · ' + fmtShortWhen(x.created_at) : 'Batch ' + x.id})));
+			batchSel.value = filters.batch;
+		}).catch(() => {
+			if (filters.batch) {
+				append(batchSel, h('option', {value: filters.batch, text: 'Batch ' + filters.batch}));
+				batchSel.value = filters.batch;
+			}
+		});
 		(backendsCache ? Promise.resolve(backendsCache) : loadBackends()).then((bs) => {
 			noteModels(bs.flatMap((b) => (b.models || []).map((m) => ({interviewer: {model: m}}))));
 		});
@@ -566,6 +589,330 @@
 		return {destroy: () => {
 			stop();
 			clearTimeout(typing);
+		}};
+	}
+
+	/* ---------- batches ---------- */
+
+	const BATCH_DONE = new Set(['finished', 'cancelled']);
+	const COUNT_STATES = ['succeeded', 'failed', 'cancelled', 'running', 'queued'];
+
+	function batchDone(b) {
+		const c = b.counts || {};
+		return (c.succeeded || 0) + (c.failed || 0) + (c.cancelled || 0);
+	}
+
+	function batchSize(b) {
+		const n = (b.candidates || []).length, m = (b.scenario_names || []).length, r = b.repeat || 1;
+		return n + ' candidate' + (n === 1 ? '' : 's') + ' × ' + m + ' scenario' + (m === 1 ? '' : 's')
+			+ (r > 1 ? ' × ' + r + ' runs' : '');
+	}
+
+	function batchProgressText(b) {
+		return batchDone(b) + ' of ' + (b.jobs || 0) + ' done';
+	}
+
+	/* One bar, a segment per state (finished states first), widths through the CSSOM. */
+	function batchBar(b, cls) {
+		const c = b.counts || {}, total = b.jobs || 0;
+		return h('span', {class: 'batch-bar ' + (cls || ''), role: 'img',
+			'aria-label': batchProgressText(b)},
+		COUNT_STATES.filter((k) => k !== 'queued' && c[k]).map((k) => h('span', {
+			class: 'seg c-' + k, title: c[k] + ' ' + k,
+			style: {width: (total ? 100 * c[k] / total : 0).toFixed(2) + '%'}})));
+	}
+
+	function batchesPage(root) {
+		const rows = new Map(); /* id -> {tr, sig} */
+		const tbody = h('tbody');
+		const count = h('span', {class: 'count muted'});
+		const table = h('table', {class: 'jobs batches'},
+			h('thead', {}, h('tr', {},
+				h('th', {text: 'Status'}), h('th', {text: 'Batch'}), h('th', {text: 'Interviewer'}),
+				h('th', {text: 'Size'}), h('th', {text: 'Progress'}), h('th', {class: 'num', text: 'Created'}))),
+			tbody);
+		const empty = h('div', {class: 'empty', hidden: true},
+			h('p', {text: 'No batches yet.'}),
+			h('p', {class: 'muted small'}, 'Start one with ', h('code', {class: 'mono', text: 'POST /v1/batches'}),
+				' (see the README).'));
+		const errSlot = h('div');
+		root.append(h('section', {class: 'page'},
+			h('div', {class: 'page-head'}, h('h1', {text: 'Batches'}), count),
+			errSlot, h('div', {class: 'card table-wrap'}, table, empty)));
+
+		function row(b) {
+			const link = '#/batches/' + encodeURIComponent(b.id);
+			const scn = (b.scenario_names || []).map(scenarioTitle).join(', ');
+			const tr = h('tr', {dataset: {id: b.id, status: b.status}, class: 'batch-row'},
+				h('td', {}, statusPill(b.status)),
+				h('td', {}, h('a', {href: link, class: 'job-link'},
+					h('span', {class: 'scn-name', text: scn || 'Batch'}),
+					h('span', {class: 'mono id', text: b.id}))),
+				h('td', {class: 'models'}, h('span', {class: 'model iv',
+					title: 'interviewer on ' + ((b.interviewer || {}).backend || ''),
+					text: (b.interviewer || {}).model || '—'})),
+				h('td', {class: 'size'}, h('span', {text: batchSize(b)}),
+					h('span', {class: 'muted small cands', text: (b.candidates || []).map((c) => c.model).join(', ')})),
+				h('td', {class: 'progress'},
+					h('span', {class: 'progress-text', text: batchProgressText(b)}), batchBar(b)),
+				h('td', {class: 'num muted', title: fmtWhen(b.created_at), text: fmtAgo(b.created_at)}));
+			tr.addEventListener('click', (e) => {
+				if (!e.target.closest('a')) location.hash = link;
+			});
+			return tr;
+		}
+
+		let active = true, last = 0;
+		async function refresh() {
+			/* every 2 s while a batch runs; otherwise now and then, to see new ones */
+			if (!active && Date.now() - last < 10000) return;
+			last = Date.now();
+			let data;
+			try {
+				data = await api('GET', '/v1/batches?limit=100');
+			} catch (e) {
+				errSlot.replaceChildren(errorBox(e));
+				return;
+			}
+			errSlot.replaceChildren();
+			const items = data.items || [];
+			active = items.some((b) => !BATCH_DONE.has(b.status));
+			const seen = new Set();
+			let prev = null;
+			for (const b of items) {
+				seen.add(b.id);
+				const sig = JSON.stringify(b) + Math.floor(Date.now() / 60000);
+				let r = rows.get(b.id);
+				if (!r || r.sig !== sig) {
+					const tr = row(b);
+					if (r) r.tr.replaceWith(tr);
+					r = {tr, sig};
+					rows.set(b.id, r);
+				}
+				const want = prev ? prev.nextSibling : tbody.firstChild;
+				if (want !== r.tr) tbody.insertBefore(r.tr, want);
+				prev = r.tr;
+			}
+			for (const [id, r] of rows) {
+				if (!seen.has(id)) {
+					r.tr.remove();
+					rows.delete(id);
+				}
+			}
+			count.textContent = items.length ? items.length + (data.next_cursor ? '+' : '') + ' shown' : '';
+			table.hidden = !items.length;
+			empty.hidden = !!items.length;
+		}
+
+		refresh();
+		const stop = every(POLL_MS, refresh);
+		return {destroy: stop};
+	}
+
+	function batchPage(root, id) {
+		const enc = encodeURIComponent(id);
+		const st = {batch: null, cancel: null, stop: null, destroyed: false, gone: false};
+		const head = h('header', {class: 'job-head card batch-head'});
+		const rankBox = h('section', {class: 'card rankings-card', hidden: true});
+		const convBox = h('section', {class: 'card conversations-card', hidden: true});
+		const errSlot = h('div');
+		root.append(h('section', {class: 'page batch', dataset: {batch: id}},
+			h('nav', {class: 'crumbs', 'aria-label': 'Breadcrumb'},
+				h('a', {href: '#/batches', text: 'Batches'}), h('span', {text: '/'}),
+				h('span', {class: 'mono', text: id})),
+			errSlot, head, rankBox, convBox));
+
+		const fact = (label, value, cls) => h('div', {class: 'fact ' + (cls || '')},
+			h('dt', {text: label}), h('dd', {text: value}));
+		const pct = (v) => v === null || v === undefined ? '—' : Math.round(100 * v) + '%';
+
+		function renderHead() {
+			const b = st.batch;
+			const sm = b.summary_metrics || {};
+			const c = b.counts || {};
+			const running = !BATCH_DONE.has(b.status);
+			const links = b.links || {};
+			const actions = h('div', {class: 'actions'},
+				h('a', {class: 'btn ghost small', href: '#/jobs?batch=' + enc, text: 'Jobs'}),
+				h('a', {class: 'btn ghost small', href: links.report || '/v1/batches/' + enc + '/report.md',
+					target: '_blank', rel: 'noopener', text: 'report.md'}),
+				h('a', {class: 'btn ghost small', href: links.self || '/v1/batches/' + enc,
+					target: '_blank', rel: 'noopener', text: 'JSON'}),
+				running ? (st.cancel = st.cancel || cancelButton()) : null);
+			const iv = b.interviewer || {};
+			head.replaceChildren(
+				h('div', {class: 'title-row'},
+					h('h1', {text: 'Batch'}), h('span', {class: 'mono muted', text: b.id}), statusPill(b.status),
+					h('div', {class: 'spacer'}), actions),
+				h('div', {class: 'matchup'},
+					h('span', {class: 'who iv'}, h('span', {class: 'role', text: 'Interviewer'}),
+						h('span', {class: 'mono', text: iv.model || '—'}),
+						h('span', {class: 'muted', text: '@ ' + (iv.backend || '')})),
+					h('span', {class: 'vs', 'aria-hidden': 'true', text: '⇄'}),
+					(b.candidates || []).map((x) => h('span', {class: 'who cd'},
+						h('span', {class: 'role', text: 'Candidate'}),
+						h('span', {class: 'mono', text: x.model}),
+						h('span', {class: 'muted', text: '@ ' + x.backend})))),
+				h('div', {class: 'batch-progress'},
+					h('div', {class: 'progress-line'},
+						h('strong', {class: 'progress-text', text: batchProgressText(b)}),
+						h('span', {class: 'muted', text: batchSize(b) + ' · '
+							+ (b.scenario_names || []).map(scenarioTitle).join(', ')})),
+					batchBar(b, 'wide'),
+					h('ul', {class: 'state-counts'}, ['queued', 'running', 'succeeded', 'failed', 'cancelled']
+						.map((k) => h('li', {class: 'c-' + k, dataset: {state: k}},
+							h('i', {class: 'sw', 'aria-hidden': 'true'}),
+							h('span', {class: 'n', text: String(c[k] || 0)}), ' ' + k)))),
+				h('dl', {class: 'facts'},
+					fact('Optimizations', fmtNum(sm.total_optimizations_discovered)),
+					fact('Interview quality', fmtScore(sm.average_interview_quality)),
+					fact('Engagement', fmtScore(sm.average_candidate_engagement)),
+					fact('Success rate', pct(sm.success_rate)),
+					fact('Turns', String(b.max_turns || '—')),
+					fact('Scoring', b.scoring || '—'),
+					fact('Created', fmtShortWhen(b.created_at)),
+					fact(b.finished_at || b.cancelled_at ? 'Finished' : 'Duration',
+						b.finished_at || b.cancelled_at ? fmtShortWhen(b.finished_at || b.cancelled_at)
+							: fmtSec((Date.now() - (parseTime(b.created_at) || Date.now())) / 1000))));
+		}
+
+		function renderRankings() {
+			const b = st.batch;
+			const ranks = b.rankings || [];
+			const perf = Object.values((b.summary_metrics || {}).model_performance || {});
+			rankBox.hidden = false;
+			const num = (v, cls) => h('td', {class: 'num ' + (cls || ''), text: v});
+			const body = ranks.length ? h('div', {class: 'table-wrap'}, h('table', {class: 'jobs rankings'},
+				h('thead', {}, h('tr', {},
+					h('th', {class: 'num', text: 'Rank'}), h('th', {text: 'Model'}),
+					h('th', {class: 'num', text: 'Conversations'}), h('th', {class: 'num', text: 'Optimizations'}),
+					h('th', {class: 'num', text: 'Interview quality'}), h('th', {class: 'num', text: 'Engagement'}),
+					h('th', {class: 'num', text: 'Success'}), h('th', {class: 'num', text: 'Median turn'}),
+					h('th', {class: 'num', text: 'p90 turn'}), h('th', {class: 'num', text: 'Median TTFT'}),
+					h('th', {class: 'num', text: 'Tokens/s'}))),
+				h('tbody', {}, ranks.map((r) => {
+					const p = perf.find((x) => x.model === r.model && x.backend === r.backend) || {};
+					const lat = p.latency || {};
+					const ended = (r.succeeded || 0) + (r.failed || 0) + (r.cancelled || 0);
+					return h('tr', {dataset: {model: r.model, rank: r.rank}},
+						num(String(r.rank), 'rank'),
+						h('td', {class: 'models'}, h('span', {class: 'model cd', text: r.model}),
+							h('span', {class: 'muted small', text: ' @ ' + (r.backend || '')})),
+						h('td', {class: 'num', title: ended + ' ended: ' + (r.succeeded || 0) + ' succeeded, '
+							+ (r.failed || 0) + ' failed, ' + (r.cancelled || 0) + ' cancelled',
+						text: fmtNum(r.conversations) + (r.failed ? ' (' + r.failed + ' failed)' : '')}),
+						num(fmtNum(r.total_optimizations), 'opt-count'),
+						num(fmtScore(r.avg_quality)), num(fmtScore(r.avg_engagement)),
+						num(pct(r.success_rate)),
+						num(fmtSec(lat.median_turn_s)), num(fmtSec(lat.p90_turn_s)),
+						num(fmtMs(lat.median_ttft_ms)), num(fmtNum(lat.tokens_per_s, 1)));
+				})))) : h('p', {class: 'muted pad', text: 'Rankings appear as conversations end.'});
+			rankBox.replaceChildren(
+				h('div', {class: 'card-head'}, h('h2', {text: 'Rankings'}),
+					h('span', {class: 'badge', text: ranks.length ? String(ranks.length) : ''})),
+				body,
+				b.ranking_rule ? h('p', {class: 'rule muted small'}, h('strong', {text: 'Ranking rule: '}),
+					b.ranking_rule) : null);
+		}
+
+		function renderConversations() {
+			const convs = st.batch.conversations || [];
+			convBox.hidden = !convs.length;
+			convBox.replaceChildren(
+				h('div', {class: 'card-head'}, h('h2', {text: 'Conversations'}),
+					h('span', {class: 'badge', text: String(convs.length)})),
+				h('div', {class: 'table-wrap'}, h('table', {class: 'jobs convs'},
+					h('thead', {}, h('tr', {},
+						h('th', {text: 'Status'}), h('th', {text: 'Candidate'}), h('th', {text: 'Scenario'}),
+						h('th', {class: 'num', text: 'Run'}), h('th', {class: 'num', text: 'Turns'}),
+						h('th', {class: 'num', text: 'Optimizations'}), h('th', {class: 'num', text: 'Scores'}))),
+					h('tbody', {}, convs.map((cv) => {
+						const m = cv.success_metrics || {};
+						const link = '#/jobs/' + encodeURIComponent(cv.job_id);
+						const tr = h('tr', {dataset: {id: cv.job_id, status: cv.status}},
+							h('td', {}, statusPill(cv.status)),
+							h('td', {class: 'models'}, h('span', {class: 'model cd', text: cv.candidate_model})),
+							h('td', {}, h('a', {href: link, text: scenarioTitle(cv.scenario_name)})),
+							h('td', {class: 'num', text: String(cv.run || 1)}),
+							h('td', {class: 'num', text: m.turns_completed + ' / ' + (st.batch.max_turns || '—')}),
+							h('td', {class: 'num opt-count', text: cv.optimizations_found === null
+								|| cv.optimizations_found === undefined ? '—' : fmtNum(cv.optimizations_found)}),
+							h('td', {class: 'num scores'}, m.interview_quality === null || m.interview_quality === undefined
+								? '—' : [h('span', {class: 'score', title: 'interview quality (of 10)',
+									text: fmtScore(m.interview_quality)}),
+								h('span', {class: 'score', title: 'candidate engagement (of 10)',
+									text: fmtScore(m.candidate_engagement)})]));
+						tr.addEventListener('click', (e) => {
+							if (!e.target.closest('a')) location.hash = link;
+						});
+						return tr;
+					})))));
+		}
+
+		function cancelButton() {
+			const btn = h('button', {class: 'btn danger small', type: 'button', text: 'Cancel'});
+			let armed = null;
+			btn.addEventListener('click', async () => {
+				if (!armed) {
+					btn.textContent = 'Cancel this batch?';
+					btn.classList.add('armed');
+					armed = setTimeout(() => {
+						armed = null;
+						btn.textContent = 'Cancel';
+						btn.classList.remove('armed');
+					}, 3000);
+					return;
+				}
+				clearTimeout(armed);
+				armed = null;
+				btn.disabled = true;
+				btn.textContent = 'Cancelling…';
+				try {
+					await api('POST', '/v1/batches/' + enc + '/cancel');
+				} catch (e) {
+					if (e.status !== 409) errSlot.replaceChildren(errorBox(e));
+				}
+				await load();
+				btn.disabled = false;
+				btn.textContent = 'Cancel';
+				btn.classList.remove('armed');
+			});
+			return btn;
+		}
+
+		async function load() {
+			try {
+				st.batch = await api('GET', '/v1/batches/' + enc);
+			} catch (e) {
+				errSlot.replaceChildren(errorBox(e));
+				if (!st.batch) head.hidden = true;
+				if (e.status === 404) {
+					st.gone = true;
+					if (st.stop) st.stop();
+					st.stop = null;
+				}
+				return;
+			}
+			if (st.destroyed) return;
+			errSlot.replaceChildren();
+			head.hidden = false;
+			renderHead();
+			renderRankings();
+			renderConversations();
+			if (BATCH_DONE.has(st.batch.status) && st.stop) {
+				st.stop();
+				st.stop = null;
+			}
+		}
+
+		head.hidden = true;
+		load().then(() => {
+			if (!st.destroyed && !st.gone && !(st.batch && BATCH_DONE.has(st.batch.status)))
+				st.stop = every(POLL_MS, load);
+		});
+		return {destroy: () => {
+			st.destroyed = true;
+			if (st.stop) st.stop();
 		}};
 	}
 

@@ -6,9 +6,12 @@
  * token by token with the timing chart growing, the job list going from
  * running to its end state, a finished job's turns, chart and optimizations,
  * a transcript full of markup and script links shown as inert text, and the
- * sign-in when parleyd wants a token. Every wait is for content to appear;
- * none is a bare sleep. A screenshot of the job page is saved to
- * build/artifacts/job-page.png.
+ * sign-in when parleyd wants a token, and a batch posted to the API seen
+ * running and finished in the batch list, its rankings and report on its page,
+ * its jobs in the filtered job list, and a batch cancelled from its page.
+ * Every wait is for content to appear; none is a bare sleep. Screenshots of
+ * the job page and the batch page are saved to build/artifacts/job-page.png
+ * and batch-page.png.
  *
  * Environment: PARLEYD, FAKE_BACKEND (default build/...), CHROMIUM
  * (default /usr/bin/chromium), ARTIFACTS (default build/artifacts).
@@ -120,6 +123,10 @@ const SCRIPT = {
 		/* generated replies, slow: a job that stays running for a few seconds */
 		'slow-interviewer': {token_delay_ms: 12},
 		'slow-candidate': {token_delay_ms: 12},
+		/* a batch's models: generated replies, slow enough that the batch is seen running */
+		'batch-interviewer': {token_delay_ms: 6},
+		'batch-cand-a': {token_delay_ms: 6},
+		'batch-cand-b': {token_delay_ms: 6},
 	},
 };
 
@@ -223,6 +230,15 @@ async function postJob(base, body, headers) {
 	});
 	const j = await res.json();
 	assert.equal(res.status, 202, 'POST /v1/jobs: ' + JSON.stringify(j));
+	return j;
+}
+
+async function postBatch(base, body) {
+	const res = await fetch(base + '/v1/batches', {
+		method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body),
+	});
+	const j = await res.json();
+	assert.equal(res.status, 202, 'POST /v1/batches: ' + JSON.stringify(j));
 	return j;
 }
 
@@ -454,6 +470,86 @@ test('a transcript full of markup and script links renders as inert text', LIMIT
 	/* and nothing runs later either (an image error fires after load) */
 	await page.waitForLoadState('load');
 	assert.equal(await page.evaluate(() => window.__pwned), undefined);
+	await closePage(page);
+});
+
+test('a batch posted to the API is watched from the batch list and its page', LIMIT, async () => {
+	const batch = await postBatch(parleyd.base, {
+		interviewer: {model: 'batch-interviewer'},
+		candidates: [{model: 'batch-cand-a'}, {model: 'batch-cand-b'}],
+		scenarios: ['job_extraction_improvement', 'response_speed_optimization'],
+	});
+	assert.equal(batch.job_ids.length, 4);
+	const page = await newPage();
+	await page.goto(parleyd.base + '/#/batches');
+	await page.waitForSelector('.mainnav a.active[data-nav="batches"]');
+
+	/* the list: running, with its size and progress, then finished */
+	const row = `table.batches tr[data-id="${batch.id}"]`;
+	await page.waitForSelector(row + '[data-status="running"] .pill.s-running');
+	assert.match(await page.textContent(row + ' .models'), /batch-interviewer/);
+	assert.match(await page.textContent(row + ' td.size'), /2 candidates × 2 scenarios/);
+	assert.match(await page.textContent(row + ' .progress-text'), /^[0-3] of 4 done$/);
+	await page.waitForSelector(row + '[data-status="finished"] .pill.s-finished', {timeout: 60000});
+	assert.equal(await page.textContent(row + ' .progress-text'), '4 of 4 done');
+
+	/* its page: counts, the rankings of both candidates, the rule, the report */
+	await page.click(row + ' a.job-link');
+	await page.waitForURL(new RegExp('#/batches/' + batch.id + '$'));
+	await page.waitForSelector('.batch-head .pill.s-finished');
+	await page.waitForFunction(() => document.querySelectorAll('table.rankings tbody tr').length === 2);
+	const ranked = await page.$$eval('table.rankings tbody tr', (trs) => trs.map((tr) =>
+		[...tr.cells].map((td) => td.textContent.trim())));
+	assert.deepEqual(ranked.map((r) => r[0]), ['1', '2']);
+	assert.deepEqual(ranked.map((r) => r[1].split(' @')[0]).sort(), ['batch-cand-a', 'batch-cand-b']);
+	for (const r of ranked) {
+		assert.equal(r[2], '2', 'two conversations per candidate');
+		assert.match(r[3], /^\d+$/, 'optimizations found');
+		assert.match(r[4], /^\d+\.\d$/, 'interview quality');
+		assert.match(r[10], /^[\d,.]+$/, 'tokens per second');
+	}
+	assert.equal(await page.textContent('.state-counts li[data-state="succeeded"] .n'), '4');
+	assert.equal(await page.textContent('.batch-head .progress-text'), '4 of 4 done');
+	assert.match(await page.textContent('.rankings-card .rule'), /ranked by optimizations found/);
+	assert.equal(await page.locator('.batch-head button:text-is("Cancel")').count(), 0, 'no Cancel once finished');
+	assert.equal(await page.locator('table.convs tbody tr').count(), 4);
+	const report = await page.getAttribute('.batch-head a:text-is("report.md")', 'href');
+	assert.equal(report, `/v1/batches/${batch.id}/report.md`);
+	const md = await page.request.get(parleyd.base + report);
+	assert.equal(md.status(), 200);
+	const text = await md.text();
+	assert.ok(text.includes('batch-cand-a') && text.includes('batch-cand-b'), 'the report names both candidates');
+	assert.equal(await page.getAttribute('.batch-head a:text-is("JSON")', 'href'), `/v1/batches/${batch.id}`);
+	await page.screenshot({path: path.join(ARTIFACTS, 'batch-page.png'), fullPage: true});
+
+	/* the job list filtered by the batch: its four jobs, the filter in the address */
+	await page.click('.batch-head a:text-is("Jobs")');
+	await page.waitForURL(new RegExp('#/jobs\\?batch=' + batch.id + '$'));
+	await page.waitForFunction((ids) => {
+		const rows = [...document.querySelectorAll('table.jobs tbody tr')];
+		return rows.length === 4 && rows.every((r) => ids.includes(r.dataset.id));
+	}, batch.job_ids);
+	await page.waitForFunction((id) => document.querySelector('select[name=batch]').value === id, batch.id);
+	/* clearing the filter brings back the other jobs */
+	await page.click('form.filters button:text-is("Clear")');
+	await page.waitForFunction(() => document.querySelectorAll('table.jobs tbody tr').length > 4);
+	assert.match(page.url(), /#\/jobs$/);
+	await closePage(page);
+});
+
+test('a running batch is cancelled from its page', LIMIT, async () => {
+	const batch = await postBatch(parleyd.base, {
+		interviewer: {model: 'slow-interviewer'}, candidates: [{model: 'slow-candidate'}],
+		scenarios: ['response_speed_optimization'], max_turns: 9, repeat: 2,
+	});
+	const page = await newPage();
+	await page.goto(parleyd.base + '/#/batches/' + batch.id);
+	await page.waitForSelector('.batch-head .pill.s-running, .batch-head .pill.s-queued');
+	await page.click('.batch-head button:text-is("Cancel")');
+	await page.click('.batch-head button:text-is("Cancel this batch?")');
+	await page.waitForSelector('.batch-head .pill.s-cancelled');
+	assert.equal(await page.locator('.batch-head button.danger').count(), 0, 'no Cancel on a cancelled batch');
+	assert.equal(await page.textContent('.state-counts li[data-state="cancelled"] .n'), '2');
 	await closePage(page);
 });
 

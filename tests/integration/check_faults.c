@@ -29,9 +29,9 @@ static void start(void)
 		 "{\"retry_base_delay_ms\": 50, \"retry_max_delay_ms\": 400,"
 		 " \"backends\": ["
 		 "{\"name\":\"ollama\",\"kind\":\"ollama\",\"url\":\"http://127.0.0.1:%d\","
-		 "\"first_byte_timeout_ms\":1000,\"idle_timeout_ms\":700},"
+		 "\"first_byte_timeout_ms\":1500,\"idle_timeout_ms\":1000},"
 		 "{\"name\":\"llama\",\"kind\":\"llama-server\",\"url\":\"http://127.0.0.1:%d\","
-		 "\"first_byte_timeout_ms\":1000,\"idle_timeout_ms\":700}]}",
+		 "\"first_byte_timeout_ms\":1500,\"idle_timeout_ms\":1000}]}",
 		 fake.port, fake.port);
 	f = fopen(cfg, "w");
 	ck_assert_ptr_nonnull(f);
@@ -101,7 +101,8 @@ static void recovers(const char *backend, const char *fault_json, const char *no
 	ck_assert_msg(strcmp(status_of(job), "succeeded") == 0, "%s on %s: job %s: %s", fault_json,
 		      backend, status_of(job), json_dumps(json_object_get(job, "error"), 0));
 	turn = turn1(t);
-	ck_assert_int_eq(
+	/* the fault costs one attempt (a loaded machine may add a slow retry, never fewer) */
+	ck_assert_int_ge(
 	    json_integer_value(json_object_get(json_object_get(turn, "metrics"), "attempts")), 2);
 	note = json_string_value(json_object_get(turn, "note"));
 	ck_assert_msg(note && strstr(note, note_part), "%s: note '%s' lacks '%s'", fault_json,
@@ -140,8 +141,8 @@ static void matrix(const char *b)
 {
 	recovers(b, "{\"mode\":\"refuse\"}", "failed, retried");
 	recovers(b, "{\"mode\":\"reset\",\"after_tokens\":3}", "cut after partial output");
-	recovers(b, "{\"mode\":\"stall_first_byte\",\"ms\":3000}", "failed, retried");
-	recovers(b, "{\"mode\":\"stall_mid_stream\",\"ms\":3000}", "cut after partial output");
+	recovers(b, "{\"mode\":\"stall_first_byte\",\"ms\":4000}", "failed, retried");
+	recovers(b, "{\"mode\":\"stall_mid_stream\",\"ms\":4000}", "cut after partial output");
 	recovers(b, "{\"mode\":\"malformed\",\"after_tokens\":2}", "cut after partial output");
 	recovers(b, "{\"mode\":\"cut\",\"after_tokens\":3}", "cut after partial output");
 	recovers(b, "{\"mode\":\"http_503\",\"retry_after\":1}", "failed, retried");
