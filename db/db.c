@@ -3,6 +3,7 @@
  */
 #include "db/db.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +19,29 @@ struct db_cached {
 
 struct db {
 	sqlite3 *h;
+	int holds_writer; /* this connection holds the process's writer lock */
 	struct db_cached cache[DB_STMT_CACHE];
 	int ncache;
 };
 
 static const char *synchronous_mode = "FULL";
+
+/*
+ * One writer at a time in this process. SQLite lets only one write
+ * transaction run anyway; a connection that finds the lock taken would sleep
+ * in its busy handler (1, 2, 5 … 100 ms steps) and could lose the race again
+ * and again. Queuing on a mutex instead wakes the next writer the moment the
+ * lock is free. busy_timeout still covers other processes.
+ */
+static pthread_mutex_t writer = PTHREAD_MUTEX_INITIALIZER;
+
+static void writer_release(struct db *db)
+{
+	if (db->holds_writer) {
+		db->holds_writer = 0;
+		pthread_mutex_unlock(&writer);
+	}
+}
 
 void db_set_synchronous(const char *mode)
 {
@@ -122,7 +141,13 @@ sqlite3_stmt *db_stmt(struct db *db, const char *sql, struct perr *e)
 
 int db_begin(struct db *db, struct perr *e)
 {
-	return exec(db, "BEGIN IMMEDIATE", e);
+	pthread_mutex_lock(&writer);
+	db->holds_writer = 1;
+	if (exec(db, "BEGIN IMMEDIATE", e) < 0) {
+		writer_release(db);
+		return -1;
+	}
+	return 0;
 }
 
 int db_commit(struct db *db, struct perr *e)
@@ -131,6 +156,7 @@ int db_commit(struct db *db, struct perr *e)
 		db_rollback(db);
 		return -1;
 	}
+	writer_release(db);
 	return 0;
 }
 
@@ -138,6 +164,7 @@ void db_rollback(struct db *db)
 {
 	if (!sqlite3_get_autocommit(db->h))
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+	writer_release(db);
 }
 
 int db_schema_latest(void)

@@ -24,15 +24,24 @@ static const char sql_idem_get[] = "SELECT body_hash, job_id FROM idempotency_ke
 static const char sql_idem_put[] =
     "INSERT INTO idempotency_keys (key, body_hash, job_id, created_at) VALUES (?1, ?2, ?3, ?4)";
 static const char sql_idem_expire[] = "DELETE FROM idempotency_keys WHERE created_at < ?1";
-static const char sql_count_queued[] = "SELECT count(*) FROM jobs WHERE status = 'queued'";
+static const char sql_count_queued[] = "SELECT value FROM counters WHERE name = 'queued'";
 static const char sql_get[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
-static const char sql_list[] =
-    "SELECT " JOB_COLS " FROM jobs WHERE (?1 IS NULL OR status = ?1) "
-    "AND (?2 IS NULL OR scenario_name = ?2) "
-    "AND (?3 IS NULL OR interviewer_model = ?3 OR candidate_model = ?3) "
-    "AND (?4 IS NULL OR batch_id = ?4) "
-    "AND (?5 IS NULL OR json_extract(labels, ?5) = ?6) "
-    "AND (?7 = 0 OR seq < ?7) ORDER BY seq DESC LIMIT ?8";
+/*
+ * The job list's WHERE clause holds only the filters given, so SQLite can walk
+ * the index that matches (jobs_status, jobs_scenario, jobs_batch, the model
+ * indexes) backwards from the cursor instead of scanning the table; a clause
+ * of the form "(?1 IS NULL OR status = ?1)" defeats every index.
+ */
+static const char sql_list_head[] = "SELECT " JOB_COLS " FROM jobs WHERE 1";
+static const char sql_list_status[] = " AND status = ?1";
+static const char sql_list_scenario[] = " AND scenario_name = ?2";
+static const char sql_list_model[] =
+    " AND seq IN (SELECT seq FROM jobs WHERE interviewer_model = ?3 "
+    "UNION ALL SELECT seq FROM jobs WHERE candidate_model = ?3)";
+static const char sql_list_batch_f[] = " AND batch_id = ?4";
+static const char sql_list_label[] = " AND json_extract(labels, ?5) = ?6";
+static const char sql_list_cursor[] = " AND seq < ?7";
+static const char sql_list_tail[] = " ORDER BY seq DESC LIMIT ?8";
 static const char sql_list_batch[] =
     "SELECT " JOB_COLS " FROM jobs WHERE batch_id = ?1 ORDER BY seq";
 static const char sql_claim[] =
@@ -270,25 +279,49 @@ int db_job_get(struct db *db, const char *id, struct db_job *out, struct perr *e
 int db_job_list(struct db *db, const struct db_job_filter *f, struct db_job **out, size_t *n,
 		struct perr *e)
 {
-	sqlite3_stmt *st = db_stmt(db, sql_list, e);
+	sqlite3_stmt *st = NULL;
+	struct strbuf sql;
 	size_t alloc = 16;
 	char path[160];
 	int rc;
 
 	*out = NULL;
 	*n = 0;
-	if (!st)
-		return -1;
-	db_bind_text(st, 1, f->status);
-	db_bind_text(st, 2, f->scenario);
-	db_bind_text(st, 3, f->model);
-	db_bind_text(st, 4, f->batch);
+	strbuf_init(&sql, 512);
+	strbuf_addstr(&sql, sql_list_head);
+	if (f->status)
+		strbuf_addstr(&sql, sql_list_status);
+	if (f->scenario)
+		strbuf_addstr(&sql, sql_list_scenario);
+	if (f->model)
+		strbuf_addstr(&sql, sql_list_model);
+	if (f->batch)
+		strbuf_addstr(&sql, sql_list_batch_f);
+	if (f->label_key)
+		strbuf_addstr(&sql, sql_list_label);
+	if (f->before_seq > 0)
+		strbuf_addstr(&sql, sql_list_cursor);
+	strbuf_addstr(&sql, sql_list_tail);
+	/* a few variants of static text, each value bound: prepared here, not cached */
+	rc = sqlite3_prepare_v2(db_handle(db), sql.buf, (int)sql.len, &st, NULL);
+	strbuf_release(&sql);
+	if (rc != SQLITE_OK)
+		return db_fail(db, e, "prepare job list");
+	if (f->status)
+		db_bind_text(st, 1, f->status);
+	if (f->scenario)
+		db_bind_text(st, 2, f->scenario);
+	if (f->model)
+		db_bind_text(st, 3, f->model);
+	if (f->batch)
+		db_bind_text(st, 4, f->batch);
 	if (f->label_key) {
 		snprintf(path, sizeof(path), "$.\"%s\"", f->label_key);
 		db_bind_text(st, 5, path);
 		db_bind_text(st, 6, f->label_value ? f->label_value : "");
 	}
-	sqlite3_bind_int64(st, 7, f->before_seq);
+	if (f->before_seq > 0)
+		sqlite3_bind_int64(st, 7, f->before_seq);
 	sqlite3_bind_int(st, 8, f->limit > 0 ? f->limit : 50);
 	*out = xcalloc(alloc, sizeof(**out));
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -298,7 +331,7 @@ int db_job_list(struct db *db, const struct db_job_filter *f, struct db_job **ou
 		}
 		read_row(st, &(*out)[(*n)++]);
 	}
-	sqlite3_reset(st);
+	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		db_jobs_free(*out, *n);
 		*out = NULL;

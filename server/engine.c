@@ -30,6 +30,8 @@ static void publish_job(struct engine_ctx *ctx, const char *id)
 	json_t *rec;
 	int done;
 
+	if (!events_listening(id))
+		return; /* no one to tell: skip reading and building the job */
 	if (db_job_get(ctx->db, id, &j, NULL) < 0)
 		return;
 	rec = record_job(&j);

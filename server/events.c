@@ -348,6 +348,16 @@ static int listened(const char *job_id, int turn)
 }
 
 /* Caller holds the lock. The last event of a job ends its streams. */
+int events_listening(const char *job_id)
+{
+	int any;
+
+	pthread_mutex_lock(&hub.lock);
+	any = listened(job_id, 0);
+	pthread_mutex_unlock(&hub.lock);
+	return any;
+}
+
 static void deliver(const char *job_id, int turn, const struct strbuf *text, int last)
 {
 	struct events_sub *s;

@@ -74,6 +74,9 @@ void events_format(struct strbuf *out, const char *type, const char *id, const j
  * and job events), done the number of turns completed. data is borrowed.
  */
 void events_publish(const char *job_id, const char *type, int turn, int done, json_t *data);
+/* Whether anyone listens to the job now (publishers may skip building an event). */
+int events_listening(const char *job_id);
+
 /* A turn (re)starts: its text so far is kept for late subscribers until events_turn_end(). */
 void events_turn_begin(const char *job_id, int turn, const char *speaker, const char *model);
 void events_turn_end(const char *job_id);

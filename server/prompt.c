@@ -22,7 +22,16 @@ static const char default_interviewer_system[] =
     "Ask one focused question at a time about the candidate's current approach: its workflow, "
     "what works, what does not, and its limits. Ask for numbers where they matter. If you "
     "have learned enough before the last turn, write #stop_progress on a line of its own and "
-    "you will be asked for your analysis next.";
+    "you will be asked for your analysis next.\n"
+    "\n"
+    "When you are asked for your analysis, write it in four numbered sections:\n"
+    "\n"
+    "1. Analysis of the candidate's approach\n"
+    "2. Specific optimization opportunities identified\n"
+    "3. Concrete suggestions using #test_this format: one list item per suggestion, each "
+    "starting with a short bold title, marked #test_this, with a line \"Test:\" that says how "
+    "to measure whether it worked\n"
+    "4. Reasoning for why these optimizations will help";
 
 static const char default_candidate_system[] =
     "You are {candidate_model}, an AI model taking part in an optimization interview led by "
@@ -41,15 +50,14 @@ static const char default_opening[] =
     "Open the interview: introduce yourself in a sentence, restate the challenge in your own "
     "words, and ask the candidate about its current approach to it.";
 
+/*
+ * Short on purpose: the instructions for the analysis are in the system
+ * prompt, which every turn sends first, so the backend has them in its
+ * prompt cache from the first turn on; only this cue is new on the last.
+ */
 static const char default_analysis[] =
-    "This is your final turn. Write your optimization analysis in four numbered sections:\n"
-    "\n"
-    "1. Analysis of the candidate's approach\n"
-    "2. Specific optimization opportunities identified\n"
-    "3. Concrete suggestions using #test_this format: one list item per suggestion, each "
-    "starting with a short bold title, marked #test_this, with a line \"Test:\" that says how "
-    "to measure whether it worked\n"
-    "4. Reasoning for why these optimizations will help";
+    "This is your final turn. Write your optimization analysis now, in the four numbered "
+    "sections your instructions give, with your concrete suggestions in #test_this format.";
 
 static const char *field(const json_t *o, const char *key)
 {
