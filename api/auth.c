@@ -147,13 +147,15 @@ void api_session_post(struct api_req *q, struct api_resp *r)
 		return;
 	}
 	if (!tok || !token_ok(cfg, tok))
-		return unauthorized(r, "POST /v1/session needs a valid 'Authorization: Bearer <token>'");
+		return unauthorized(
+		    r, "POST /v1/session needs a valid 'Authorization: Bearer <token>'");
 	expiry = (long long)(util_now_us() / 1000000) + SESSION_SECONDS;
 	session_sign(expiry, value);
 	snprintf(cookie, sizeof(cookie),
 		 "parley_session=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict", value,
 		 SESSION_SECONDS);
-	api_json(r, 200, json_pack("{s:b, s:I}", "auth", 1, "expires_in", (json_int_t)SESSION_SECONDS));
+	api_json(r, 200,
+		 json_pack("{s:b, s:I}", "auth", 1, "expires_in", (json_int_t)SESSION_SECONDS));
 	api_add_header(r, "Set-Cookie", cookie);
 }
 

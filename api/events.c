@@ -56,8 +56,9 @@ void api_events_decorate(const char *type, json_t *data)
 {
 	/* a finished turn carries its Markdown rendered safely, as the transcript does */
 	if (strcmp(type, "turn_finished") == 0)
-		json_object_set_new(data, "html",
-				    html_render_json(json_string_value(json_object_get(data, "message"))));
+		json_object_set_new(
+		    data, "html",
+		    html_render_json(json_string_value(json_object_get(data, "message"))));
 }
 
 static int terminal(const char *status)

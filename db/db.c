@@ -123,8 +123,7 @@ sqlite3_stmt *db_stmt(struct db *db, const char *sql, struct perr *e)
 			return st;
 		}
 	}
-	if (sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
-	    SQLITE_OK) {
+	if (sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
 		db_fail(db, e, "prepare");
 		return NULL;
 	}

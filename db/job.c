@@ -9,10 +9,10 @@
 
 #include "db/turn.h"
 
-#define JOB_COLS                                                                                  \
-	"seq, id, status, scenario_name, scenario, interviewer_model, interviewer_backend, "      \
-	"candidate_model, candidate_backend, max_turns, options, scoring, extraction, labels, "   \
-	"batch_id, created_at, started_at, finished_at, attempts, turns_completed, error_code, "  \
+#define JOB_COLS                                                                                   \
+	"seq, id, status, scenario_name, scenario, interviewer_model, interviewer_backend, "       \
+	"candidate_model, candidate_backend, max_turns, options, scoring, extraction, labels, "    \
+	"batch_id, created_at, started_at, finished_at, attempts, turns_completed, error_code, "   \
 	"error_message, metrics, cancel_requested, judge"
 
 static const char sql_insert[] =

@@ -160,8 +160,8 @@ struct note_run {
 static void note_attempt(struct strbuf *note, int attempt, int partial, const char *msg,
 			 struct note_run *run)
 {
-	const char *what = partial ? "cut after partial output, restarted from scratch"
-				   : "failed, retried";
+	const char *what =
+	    partial ? "cut after partial output, restarted from scratch" : "failed, retried";
 	char entry[sizeof(((struct perr *)0)->msg) + 64];
 
 	snprintf(entry, sizeof(entry), "%s: %s", what, msg);
@@ -253,8 +253,8 @@ static void turns_push(struct turns *ts, struct db_turn *t)
 	ts->v[ts->n++] = *t;
 }
 
-static int finish(struct engine_ctx *ctx, struct db_job *job, const char *status,
-		  const char *code, const char *msg, json_t *metrics, const struct optim_list *ol)
+static int finish(struct engine_ctx *ctx, struct db_job *job, const char *status, const char *code,
+		  const char *msg, json_t *metrics, const struct optim_list *ol)
 {
 	struct db_optim *dv = NULL;
 	char *mtext = metrics ? json_dumps(metrics, JSON_COMPACT) : NULL;
@@ -278,7 +278,8 @@ static int finish(struct engine_ctx *ctx, struct db_job *job, const char *status
 	free(dv); /* the strings belong to ol */
 	free(mtext);
 	if (rc < 0) {
-		log_error("cannot finish job", "job=%s status=%s error=\"%s\"", job->id, status, e.msg);
+		log_error("cannot finish job", "job=%s status=%s error=\"%s\"", job->id, status,
+			  e.msg);
 		return -1;
 	}
 	log_info("job finished", "job=%s status=%s%s%s", job->id, status, code ? " error=" : "",
@@ -512,8 +513,9 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 				char msg[sizeof(e.msg) + 64];
 				json_t *m = partial_metrics(&ts);
 				if (t.attempts > 1)
-					snprintf(msg, sizeof(msg), "turn %d (%s), after %d attempts: %s",
-						 idx, interviewer ? "interviewer" : "candidate",
+					snprintf(msg, sizeof(msg),
+						 "turn %d (%s), after %d attempts: %s", idx,
+						 interviewer ? "interviewer" : "candidate",
 						 t.attempts, e.msg);
 				else
 					snprintf(msg, sizeof(msg), "turn %d (%s): %s", idx,

@@ -18,8 +18,8 @@ struct worker {
 	int index;
 	pthread_t thread;
 	atomic_int cancel;
-	pthread_mutex_t lock;  /* guards job_id and pairs with nap */
-	pthread_cond_t nap;    /* backoff sleeps; signalled on cancel */
+	pthread_mutex_t lock;	    /* guards job_id and pairs with nap */
+	pthread_cond_t nap;	    /* backoff sleeps; signalled on cancel */
 	char job_id[DB_JOB_ID_LEN]; /* "" when idle */
 };
 

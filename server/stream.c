@@ -111,13 +111,10 @@ static void set_finish_reason(struct chat_metrics *m, const char *reason)
 	snprintf(m->finish_reason, sizeof(m->finish_reason), "%s", reason);
 }
 
-/* Hands a JSON string of reply text to on_delta, skipping NUL bytes so readers can treat the
- * text as a C string. */
-static int deliver(struct chat_stream *s, const json_t *str)
+/* Hands reply text to on_delta, skipping NUL bytes so readers can treat the text as a C
+ * string. */
+static int deliver_bytes(struct chat_stream *s, const char *p, size_t n)
 {
-	const char *p = json_string_value(str);
-	size_t n = json_string_length(str);
-
 	while (n) {
 		const char *z = memchr(p, '\0', n);
 		size_t k = z ? (size_t)(z - p) : n;
@@ -134,6 +131,220 @@ static int deliver(struct chat_stream *s, const json_t *str)
 		n -= k + 1;
 	}
 	return 0;
+}
+
+static int deliver(struct chat_stream *s, const json_t *str)
+{
+	return deliver_bytes(s, json_string_value(str), json_string_length(str));
+}
+
+/*
+ * The fast path. Nearly every line of a stream is one token in a fixed
+ * shape; building a jansson tree for each was a quarter of parleyd's CPU per
+ * turn. For exactly these shapes the text is decoded here:
+ *   Ollama:       {"model":…,"message":{"role":"assistant","content":"…"},"done":false}
+ *   llama-server: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":"…"}}],…}
+ * with no "error", "usage" or "timings" in what follows. Anything else, or
+ * anything odd inside the string (bad escapes, control bytes, invalid UTF-8),
+ * goes to jansson as before: returns 1 when the line was handled, 0 when not.
+ */
+static int utf8_valid(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = p[i];
+		size_t k, need;
+		unsigned int cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			need = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			need = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			need = 3, cp = c & 0x07;
+		else
+			return 0;
+		for (k = 1; k <= need; k++) {
+			if (i + k >= n || (p[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (p[i + k] & 0x3f);
+		}
+		if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (need == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return 0;
+		i += need + 1;
+	}
+	return 1;
+}
+
+static void put_utf8(struct strbuf *out, unsigned int cp)
+{
+	if (cp < 0x80) {
+		strbuf_addch(out, (int)cp);
+	} else if (cp < 0x800) {
+		strbuf_addch(out, (int)(0xc0 | cp >> 6));
+		strbuf_addch(out, (int)(0x80 | (cp & 0x3f)));
+	} else if (cp < 0x10000) {
+		strbuf_addch(out, (int)(0xe0 | cp >> 12));
+		strbuf_addch(out, (int)(0x80 | ((cp >> 6) & 0x3f)));
+		strbuf_addch(out, (int)(0x80 | (cp & 0x3f)));
+	} else {
+		strbuf_addch(out, (int)(0xf0 | cp >> 18));
+		strbuf_addch(out, (int)(0x80 | ((cp >> 12) & 0x3f)));
+		strbuf_addch(out, (int)(0x80 | ((cp >> 6) & 0x3f)));
+		strbuf_addch(out, (int)(0x80 | (cp & 0x3f)));
+	}
+}
+
+static int hex4(const char *p, unsigned int *v)
+{
+	int i;
+
+	*v = 0;
+	for (i = 0; i < 4; i++) {
+		char c = p[i];
+		*v <<= 4;
+		if (c >= '0' && c <= '9')
+			*v |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			*v |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			*v |= (unsigned)(c - 'A' + 10);
+		else
+			return -1;
+	}
+	return 0;
+}
+
+/* Decodes the JSON string body at p (after its opening quote) into out; returns the length
+ * consumed up to and including the closing quote, or 0 when it is not a plain valid string. */
+static size_t decode_string(const char *p, size_t n, struct strbuf *out)
+{
+	size_t i = 0, run = 0;
+
+	strbuf_reset(out);
+	while (i < n) {
+		unsigned char c = (unsigned char)p[i];
+		unsigned int cp, lo;
+
+		if (c == '"') {
+			if (!utf8_valid((const unsigned char *)p + run, i - run))
+				return 0;
+			strbuf_add(out, p + run, i - run);
+			return i + 1;
+		}
+		if (c < 0x20)
+			return 0;
+		if (c != '\\') {
+			i++;
+			continue;
+		}
+		if (!utf8_valid((const unsigned char *)p + run, i - run))
+			return 0;
+		strbuf_add(out, p + run, i - run);
+		if (i + 1 >= n)
+			return 0;
+		switch (p[i + 1]) {
+		case '"':
+			strbuf_addch(out, '"');
+			break;
+		case '\\':
+			strbuf_addch(out, '\\');
+			break;
+		case '/':
+			strbuf_addch(out, '/');
+			break;
+		case 'b':
+			strbuf_addch(out, '\b');
+			break;
+		case 'f':
+			strbuf_addch(out, '\f');
+			break;
+		case 'n':
+			strbuf_addch(out, '\n');
+			break;
+		case 'r':
+			strbuf_addch(out, '\r');
+			break;
+		case 't':
+			strbuf_addch(out, '\t');
+			break;
+		case 'u':
+			if (i + 6 > n || hex4(p + i + 2, &cp) < 0)
+				return 0;
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				if (i + 12 > n || p[i + 6] != '\\' || p[i + 7] != 'u' ||
+				    hex4(p + i + 8, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+					return 0;
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+				i += 6;
+			} else if (cp >= 0xdc00 && cp <= 0xdfff) {
+				return 0;
+			}
+			put_utf8(out, cp);
+			i += 4;
+			break;
+		default:
+			return 0;
+		}
+		i += 2;
+		run = i;
+	}
+	return 0;
+}
+
+static int has(const char *p, size_t n, const char *needle)
+{
+	return memmem(p, n, needle, strlen(needle)) != NULL;
+}
+
+static int fast_path(struct chat_stream *s, const char *p, size_t n)
+{
+	static const char ollama_mid[] = "\"message\":{\"role\":\"assistant\",\"content\":\"";
+	static const char ollama_end[] = "},\"done\":false}";
+	static const char llama_head[] =
+	    "{\"choices\":[{\"finish_reason\":null,\"index\":0,\"delta\":{\"content\":\"";
+	static const char llama_next[] = "}}],";
+	const char *text, *rest;
+	size_t used, tail;
+
+	if (s->fmt == STREAM_NDJSON) {
+		if (n < sizeof(ollama_end) + 8 || memcmp(p, "{\"model\":", 9) != 0 ||
+		    memcmp(p + n - (sizeof(ollama_end) - 1), ollama_end, sizeof(ollama_end) - 1) !=
+			0)
+			return 0;
+		text = memmem(p, n, ollama_mid, sizeof(ollama_mid) - 1);
+		if (!text)
+			return 0;
+		text += sizeof(ollama_mid) - 1;
+		used = decode_string(text, (size_t)(p + n - text), &s->scratch);
+		/* the string must close right before the end of the line */
+		if (!used || text + used != p + n - (sizeof(ollama_end) - 1) ||
+		    has(p, (size_t)(text - p), "\"error\""))
+			return 0;
+	} else {
+		if (n <= sizeof(llama_head) || memcmp(p, llama_head, sizeof(llama_head) - 1) != 0)
+			return 0;
+		text = p + sizeof(llama_head) - 1;
+		used = decode_string(text, n - (sizeof(llama_head) - 1), &s->scratch);
+		if (!used)
+			return 0;
+		rest = text + used;
+		tail = (size_t)(p + n - rest);
+		if (tail < sizeof(llama_next) - 1 ||
+		    memcmp(rest, llama_next, sizeof(llama_next) - 1) ||
+		    has(rest, tail, "\"usage\"") || has(rest, tail, "\"timings\"") ||
+		    has(rest, tail, "\"error\"") || rest[tail - 1] != '}')
+			return 0;
+	}
+	if (s->scratch.len && deliver_bytes(s, s->scratch.buf, s->scratch.len))
+		return -1;
+	return 1;
 }
 
 /* {"error":"text"} (Ollama) or {"error":{"message":..., "type":...}} (llama-server). */
@@ -234,6 +445,8 @@ static int ndjson_line(struct chat_stream *s, const char *line, size_t len)
 		return stream_fail(s, PERR_BACKEND_PROTOCOL,
 				   "the reply is server-sent events, not ndjson: a llama-server "
 				   "needs kind=llama-server");
+	if ((rc = fast_path(s, line, len)) != 0)
+		return rc < 0 ? -1 : 0;
 	o = parse_object(s, line, len);
 	if (!o)
 		return -1;
@@ -343,6 +556,8 @@ static int sse_dispatch(struct chat_stream *s)
 		rc = 0;
 	} else if (!n) {
 		rc = 0;
+	} else if ((rc = fast_path(s, p, n)) != 0) {
+		rc = rc < 0 ? -1 : 0;
 	} else if (!(o = parse_object(s, p, n))) {
 		rc = -1;
 	} else {
@@ -401,6 +616,7 @@ void chat_stream_init(struct chat_stream *s, enum stream_format fmt, struct chat
 	s->fmt = fmt;
 	line_splitter_init(&s->ls);
 	strbuf_init(&s->event, 0);
+	strbuf_init(&s->scratch, 0);
 	s->m = m;
 	s->on_delta = on_delta;
 	s->ud = ud;
@@ -410,6 +626,7 @@ void chat_stream_release(struct chat_stream *s)
 {
 	line_splitter_release(&s->ls);
 	strbuf_release(&s->event);
+	strbuf_release(&s->scratch);
 }
 
 static int stream_result(const struct chat_stream *s, struct perr *e)

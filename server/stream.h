@@ -64,7 +64,8 @@ struct chat_stream {
 	int done;	      /* the end marker arrived; later lines are ignored */
 	int have_usage;	      /* SSE: usage{} seen, so it wins over timings{} for counts */
 	int failed;
-	struct perr err; /* why, once failed */
+	struct perr err;       /* why, once failed */
+	struct strbuf scratch; /* the fast path's decoded text */
 };
 
 /*

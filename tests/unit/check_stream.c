@@ -399,6 +399,95 @@ static const char ollama_stream[] =
     "\"total_duration\":5191566416,\"load_duration\":2154458,\"prompt_eval_count\":26,"
     "\"prompt_eval_duration\":383809000,\"eval_count\":298,\"eval_duration\":4799921000}\n";
 
+/*
+ * The fast path for token chunks decodes the text itself; it must give
+ * exactly what jansson gives, and leave to jansson (and its errors) anything
+ * it is not sure of.
+ */
+START_TEST(test_fast_path_agrees_with_jansson)
+{
+	static const char *const bodies[] = {
+	    "plain",
+	    "",
+	    "tab\\tnew\\nline\\r \\\"quoted\\\" back\\\\slash \\/ \\b\\f",
+	    "caf\\u00e9 \\u20ac \\ud83d\\ude00 emoji",
+	    "caf\xc3\xa9 raw utf-8 \xe2\x82\xac \xf0\x9f\x98\x80",
+	    "nul \\u0000 inside",
+	    "lone \\ud800 surrogate",
+	    "bad \\x escape",
+	    "raw\x01control",
+	    "invalid \xc3\x28 utf-8",
+	    "\\u00",
+	};
+	size_t i;
+	int fmt;
+
+	for (fmt = 0; fmt < 2; fmt++) {
+		for (i = 0; i < ARRAY_SIZE(bodies); i++) {
+			struct strbuf line, want;
+			json_t *o, *c;
+			struct run r;
+
+			strbuf_init(&line, 0);
+			strbuf_init(&want, 0);
+			if (fmt == 0)
+				strbuf_addf(
+				    &line,
+				    "{\"model\":\"m\",\"created_at\":\"x\",\"message\":"
+				    "{\"role\":\"assistant\",\"content\":\"%s\"},\"done\":false}",
+				    bodies[i]);
+			else
+				strbuf_addf(&line,
+					    "{\"choices\":[{\"finish_reason\":null,\"index\":0,"
+					    "\"delta\":{\"content\":\"%s\"}}],\"created\":1,"
+					    "\"object\":\"chat.completion.chunk\"}",
+					    bodies[i]);
+			o = json_loadb(line.buf, line.len, JSON_ALLOW_NUL, NULL);
+			c = fmt == 0 ? json_object_get(json_object_get(o, "message"), "content")
+				     : json_object_get(
+					   json_object_get(
+					       json_array_get(json_object_get(o, "choices"), 0),
+					       "delta"),
+					   "content");
+			if (c) {
+				/* NUL bytes are dropped on delivery, as always */
+				const char *t = json_string_value(c);
+				size_t k, n = json_string_length(c);
+				for (k = 0; k < n; k++)
+					if (t[k])
+						strbuf_addch(&want, t[k]);
+			}
+			if (fmt == 0)
+				strbuf_addstr(&line, "\n{\"model\":\"m\",\"done\":true}\n");
+			else {
+				struct strbuf sse;
+				strbuf_init(&sse, 0);
+				strbuf_addf(&sse, "data: %s\n\ndata: [DONE]\n\n", line.buf);
+				strbuf_release(&line);
+				line = sse;
+			}
+			run_parse(&r, fmt == 0 ? STREAM_NDJSON : STREAM_SSE, line.buf, line.len,
+				  CUT_BLOCK, 0, 0);
+			if (o) {
+				ck_assert_msg(r.rc == 0, "body %zu (%s): %s", i,
+					      fmt ? "sse" : "ndjson", r.e.msg);
+				ck_assert_uint_eq(r.text.len, want.len);
+				ck_assert_msg(memcmp(r.text.buf, want.buf, want.len) == 0,
+					      "body %zu differs", i);
+			} else {
+				ck_assert_msg(r.rc == -1 && r.e.code == PERR_BACKEND_PROTOCOL,
+					      "body %zu: jansson refuses it, the stream must fail",
+					      i);
+			}
+			json_decref(o);
+			run_release(&r);
+			strbuf_release(&line);
+			strbuf_release(&want);
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_ndjson_stream)
 {
 	struct run r;
@@ -667,6 +756,7 @@ static Suite *stream_suite(void)
 	tcase_add_test(ndjson, test_reader_can_stop_the_stream);
 	tcase_add_test(ndjson, test_counts_beyond_long_are_unknown);
 	tcase_add_test(ndjson, test_overlong_line_fails);
+	tcase_add_test(ndjson, test_fast_path_agrees_with_jansson);
 	suite_add_tcase(s, ndjson);
 	return s;
 }
