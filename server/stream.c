@@ -363,7 +363,7 @@ static int fail_server_error(struct chat_stream *s, const json_t *err)
 	if (type)
 		return stream_fail(s, PERR_BACKEND_ERROR, "error mid-stream: %.150s (%.40s)", msg,
 				   type);
-	return stream_fail(s, PERR_BACKEND_ERROR, "error mid-stream: %.150s", msg);
+	return stream_fail(s, PERR_BACKEND_ERROR, "error mid-stream: %.300s", msg);
 }
 
 static json_t *parse_object(struct chat_stream *s, const char *p, size_t n)
