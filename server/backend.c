@@ -653,7 +653,7 @@ static int chat_stream_error(const struct chat_req *req, const struct call *c, C
 				    ": the call for model '%s' was cancelled", req->model);
 	case PERR_BACKEND_ERROR:
 		return backend_fail(e, se->code, req->be,
-				    ", model '%s': %.150s; check the server log", req->model,
+				    ", model '%s': %.300s; check the server log", req->model,
 				    se->msg);
 	default:
 		if (cc != CURLE_OK && cc != CURLE_WRITE_ERROR) {
@@ -666,7 +666,7 @@ static int chat_stream_error(const struct chat_req *req, const struct call *c, C
 			    req->model, reason);
 		}
 		return backend_fail(e, se->code, req->be,
-				    ", model '%s': %.150s; check the server log", req->model,
+				    ", model '%s': %.300s; check the server log", req->model,
 				    se->msg);
 	}
 }

@@ -361,7 +361,7 @@ static int fail_server_error(struct chat_stream *s, const json_t *err)
 	if (!msg || !*msg)
 		msg = "no message";
 	if (type)
-		return stream_fail(s, PERR_BACKEND_ERROR, "error mid-stream: %.150s (%.40s)", msg,
+		return stream_fail(s, PERR_BACKEND_ERROR, "error mid-stream: %.300s (%.40s)", msg,
 				   type);
 	return stream_fail(s, PERR_BACKEND_ERROR, "error mid-stream: %.300s", msg);
 }
