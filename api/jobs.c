@@ -2,6 +2,7 @@
  * jobs.c - submit, list, read and cancel conversation jobs.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -462,14 +463,60 @@ void api_jobs_list(struct api_req *q, struct api_resp *r)
 	db_jobs_free(v, n);
 }
 
+/*
+ * A job that has ended never changes again, so its JSON is kept once made:
+ * a direct-mapped cache of FINISHED_SLOTS answers, keyed by job id, so that
+ * polling a finished job costs a hash and a copy instead of a read of the
+ * store and a JSON round trip. Bounded: a slot holds one answer (~1-2 KB).
+ */
+#define FINISHED_SLOTS 1024
+
+static struct {
+	pthread_mutex_t lock; /* guards slot */
+	struct {
+		char id[DB_JOB_ID_LEN];
+		char *json;
+	} slot[FINISHED_SLOTS];
+} finished = {PTHREAD_MUTEX_INITIALIZER, {{"", NULL}}};
+
+static size_t finished_slot(const char *id)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 1099511628211ULL;
+	return (size_t)(h % FINISHED_SLOTS);
+}
+
+static int job_ended(const char *status)
+{
+	return strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 ||
+	       strcmp(status, "cancelled") == 0;
+}
+
 void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id)
 {
+	size_t k = finished_slot(id);
 	struct db_job j;
 	struct perr e = {0};
 
+	pthread_mutex_lock(&finished.lock);
+	if (finished.slot[k].json && strcmp(finished.slot[k].id, id) == 0) {
+		api_text(r, 200, "application/json; charset=utf-8", finished.slot[k].json);
+		pthread_mutex_unlock(&finished.lock);
+		return;
+	}
+	pthread_mutex_unlock(&finished.lock);
 	if (db_job_get(q->db, id, &j, &e) < 0)
 		return api_perr(r, &e);
 	api_json(r, 200, view_job(&j));
+	if (job_ended(j.status)) {
+		pthread_mutex_lock(&finished.lock);
+		free(finished.slot[k].json);
+		snprintf(finished.slot[k].id, sizeof(finished.slot[k].id), "%s", j.id);
+		finished.slot[k].json = xstrdup(r->body.buf);
+		pthread_mutex_unlock(&finished.lock);
+	}
 	db_job_release(&j);
 }
 
