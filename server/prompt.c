@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const prompt_keys[] = {"interviewer_system", "candidate_system", "opening",
-				   "analysis", NULL};
+const char *const prompt_keys[] = {"interviewer_system", "candidate_system", "opening", "analysis",
+				   NULL};
 
 static const char default_interviewer_system[] =
     "You are Alex, an AI optimization specialist. You are interviewing another AI model, "
@@ -56,8 +56,7 @@ static const char default_opening[] =
  * prompt cache from the first turn on; only this cue is new on the last.
  */
 static const char default_analysis[] =
-    "This is your final turn. Write your optimization analysis now, in the four numbered "
-    "sections your instructions give, with your concrete suggestions in #test_this format.";
+    "Final turn: write your analysis now, with your concrete suggestions (#test_this).";
 
 static const char *field(const json_t *o, const char *key)
 {
@@ -109,7 +108,7 @@ static char *render(const char *tmpl, const json_t *scenario, const char *interv
 static const char *pick(const json_t *scenario, const char *key, const char *fallback)
 {
 	const json_t *prompts = json_object_get(scenario, "prompts"); /* borrowed */
-	const json_t *v = json_object_get(prompts, key);              /* borrowed */
+	const json_t *v = json_object_get(prompts, key);	      /* borrowed */
 
 	return json_is_string(v) ? json_string_value(v) : fallback;
 }
@@ -120,9 +119,8 @@ void prompt_render(const json_t *scenario, const char *interviewer_model,
 	out->interviewer_system =
 	    render(pick(scenario, "interviewer_system", default_interviewer_system), scenario,
 		   interviewer_model, candidate_model, max_turns);
-	out->candidate_system =
-	    render(pick(scenario, "candidate_system", default_candidate_system), scenario,
-		   interviewer_model, candidate_model, max_turns);
+	out->candidate_system = render(pick(scenario, "candidate_system", default_candidate_system),
+				       scenario, interviewer_model, candidate_model, max_turns);
 	out->opening = render(pick(scenario, "opening", default_opening), scenario,
 			      interviewer_model, candidate_model, max_turns);
 	out->analysis = render(pick(scenario, "analysis", default_analysis), scenario,
