@@ -1,0 +1,1795 @@
+/*
+ * bench.c - `make bench`: what parleyd adds to the model's own time, in numbers.
+ *
+ * DESIGN: one program drives every figure of the suite against the real build/parleyd, the
+ * fake model server (build/fake-backend), wrk, and a real llama-server provisioned by
+ * tests/live/llama-server.sh. Each figure is taken BENCH_RUNS times (default 3) and reported
+ * as the median with its spread; where the issue asks for it, a figure is a ratio against a
+ * reference measured in the same run (the ideal wall time of a fixed-latency backend, the
+ * /healthz rate, a plain client talking straight to llama-server), so it holds on a noisy
+ * shared machine. Databases live under build/bench-work (the real disk: synchronous=FULL
+ * means an fsync per commit, which a tmpfs would hide).
+ *
+ * One run, in order:
+ *   1. orchestration: fake at a fixed 200 ms per call, 32 jobs x 3 turns, max_concurrency 8,
+ *      --workers 8; ideal = 96 x 200 ms / 8.
+ *   2. API submit, to a parleyd whose only worker is stuck on a call that never ends (so the
+ *      engine stays out of the way): the bench's own client times every answer of 2 s of
+ *      posts on 8 kept-alive connections (p99, slowest), then wrk posts until the database
+ *      holds 10,000 jobs (jobs/s); parleyd stops and leaves them queued.
+ *   3. engine throughput: a parleyd (--workers 8) starts on that database against the fake
+ *      answering at once; turns of the jobs finished in the first 10 s; peak RSS (VmHWM).
+ *      It then works the queue to the end: idle RSS after a settle period.
+ *   4. API read: wrk on GET /healthz and GET /v1/jobs/{id} of that idle parleyd.
+ *   5. real backend: llama-server -np 2 -t 1 (stories260K), restarted before each of:
+ *      parleyd (--workers 2), a plain client 2 at a time, the plain client one call after
+ *      another (the origin's way); 6 conversations of 4 turns, 64 tokens a reply. One
+ *      llama-server thread (BENCH_LLAMA_THREADS): with two, ggml's spinning thread pool
+ *      turns any other runnable thread on 2 shared cores into stalls of seconds (64 tokens
+ *      measured at 48 ms and at 8.8 s), so the comparison would measure the scheduler.
+ *   References taken in the same run, to read the figures by: the latency of one durable
+ *   SQLite commit on this disk, and the calls per second the fake serves to a plain client.
+ *
+ * The plain client builds each turn's messages and request body with the same libparley
+ * functions the engine uses (prompt_messages, backend_llama_body), so it makes the same
+ * calls; its transport is its own: a libcurl easy handle and a few lines of SSE parsing, and
+ * it stores nothing.
+ *
+ * Output: a table on stdout, the same figures with per-run details in build/bench.json
+ * (BENCH_JSON), progress on stderr. Exit status 0 even when a goal is missed (the table says
+ * so); 1 when the suite itself could not run.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/backend.h"
+#include "server/engine.h"
+#include "server/prompt.h"
+#include "tests/harness.h"
+
+#define MAX_RUNS 15
+
+/* ---- figures ---- */
+
+enum fig_id {
+	F_ORCH,
+	F_THROUGHPUT,
+	F_CPU_TURN,
+	F_READ_RATIO,
+	F_READ_P99,
+	F_SUBMIT_RPS,
+	F_SUBMIT_P99,
+	F_SUBMIT_MAX,
+	F_REAL_RATIO,
+	F_REAL_SPEEDUP,
+	F_DIRECT_SPEEDUP,
+	F_CACHE,
+	F_CACHE_REUSE,
+	F_RSS_IDLE,
+	F_RSS_LOAD,
+	F_REF_COMMIT,
+	F_REF_FAKE,
+	F__COUNT
+};
+
+struct figure {
+	const char *key;
+	const char *title;
+	const char *unit; /* printed after the number */
+	int prec;
+	int dir;     /* +1: goal is a minimum, -1: a maximum, 0: reported only */
+	double goal; /* met when the median reaches it (a maximum: when it stays at or under) */
+	const char *goal_text;
+	int strict; /* a maximum the median must stay under, not reach */
+	double v[MAX_RUNS];
+	int n;
+	json_t *runs; /* per-run details (owned) */
+	char note[200];
+};
+
+static struct figure figs[F__COUNT] = {
+    [F_ORCH] = {"orchestration_efficiency", "orchestration efficiency: ideal / measured wall", "",
+		3, +1, 0.95, ">= 0.95"},
+    [F_THROUGHPUT] = {"engine_throughput", "engine throughput: turns committed per s", "", 0, +1,
+		      1000, ">= 1000"},
+    [F_CPU_TURN] = {"engine_cpu_ms_per_turn", "engine: parleyd CPU time per turn", " ms", 2, 0, 0,
+		    "report"},
+    [F_READ_RATIO] = {"api_read_ratio", "API read: GET /v1/jobs/{id} rate / /healthz rate", "", 2,
+		      +1, 0.70, ">= 0.70"},
+    [F_READ_P99] = {"api_read_p99_ms", "API read: GET /v1/jobs/{id} p99", " ms", 2, -1, 5, "< 5 ms",
+		    .strict = 1},
+    [F_SUBMIT_RPS] = {"api_submit_rps", "API submit: POST /v1/jobs, FULL, jobs per s", "", 0, +1,
+		      500, ">= 500"},
+    [F_SUBMIT_P99] = {"api_submit_p99_ms", "API submit: p99 (8 connections)", " ms", 2, 0, 0,
+		      "report"},
+    [F_SUBMIT_MAX] = {"api_submit_max_ms", "API submit: slowest answer (8 connections)", " ms", 0,
+		      0, 0, "report"},
+    [F_REAL_RATIO] = {"real_backend_ratio", "real backend: parleyd wall / direct client wall", "",
+		      3, -1, 1.10, "<= 1.10"},
+    [F_REAL_SPEEDUP] = {"real_parleyd_vs_origin",
+			"real backend: parleyd vs origin (one call at a time)", "x", 2, 0, 0,
+			"report"},
+    [F_DIRECT_SPEEDUP] = {"real_direct_vs_origin",
+			  "real backend: direct vs origin (one call at a time)", "x", 2, 0, 0,
+			  "report"},
+    [F_CACHE] = {"prompt_cache_share", "prompt cache: cached / prompt tokens, turns >= 3", "", 4,
+		 +1, 0.80, ">= 0.80"},
+    [F_CACHE_REUSE] = {"prompt_cache_reuse", "prompt cache: cached / reusable prefix, turns >= 3",
+		       "", 4, 0, 0, "report"},
+    [F_RSS_IDLE] = {"rss_idle_mb", "memory: idle RSS holding 10,000 finished jobs", " MB", 1, -1,
+		    24, "<= 24 MB"},
+    [F_RSS_LOAD] = {"rss_load_mb", "memory: peak RSS during the throughput run", " MB", 1, -1, 64,
+		    "<= 64 MB"},
+    [F_REF_COMMIT] = {"ref_commit_ms", "reference: one SQLite commit with fsync (FULL)", " ms", 2,
+		      0, 0, "report"},
+    [F_REF_FAKE] = {"ref_fake_calls_per_s", "reference: the fake alone, calls per s (8 clients)",
+		    "", 0, 0, 0, "report"},
+};
+
+static int nruns = 3;
+static int failures; /* steps that could not run */
+static char workdir[256];
+static const char *repo_llama_sh = "tests/live/llama-server.sh";
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("bench: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Records one run's value of a figure with its details (stolen). */
+static void fig_add(enum fig_id id, double v, json_t *details)
+{
+	struct figure *f = &figs[id];
+
+	if (!f->runs)
+		f->runs = json_array();
+	if (f->n < MAX_RUNS)
+		f->v[f->n++] = v;
+	if (!details)
+		details = json_object();
+	json_object_set_new(details, "value", json_real(v));
+	json_array_append_new(f->runs, details);
+}
+
+static void fig_note(enum fig_id id, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fig_note(enum fig_id id, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(figs[id].note, sizeof(figs[id].note), fmt, ap);
+	va_end(ap);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void fig_stats(const struct figure *f, double *med, double *lo, double *hi)
+{
+	double s[MAX_RUNS];
+
+	memcpy(s, f->v, (size_t)f->n * sizeof(double));
+	qsort(s, (size_t)f->n, sizeof(double), cmp_double);
+	*lo = s[0];
+	*hi = s[f->n - 1];
+	*med = f->n % 2 ? s[f->n / 2] : (s[f->n / 2 - 1] + s[f->n / 2]) / 2;
+}
+
+static const char *fig_verdict(const struct figure *f, double med)
+{
+	if (!f->n)
+		return "not run";
+	if (f->dir == 0)
+		return "-";
+	if (f->dir > 0)
+		return med >= f->goal ? "pass" : "FAIL";
+	if (f->strict)
+		return med < f->goal ? "pass" : "FAIL";
+	return med <= f->goal ? "pass" : "FAIL";
+}
+
+/* ---- small helpers ---- */
+
+static const char *str_or_empty(const char *s)
+{
+	return s ? s : "";
+}
+
+static double now_s(void)
+{
+	return (double)util_now_us() / 1e6;
+}
+
+/* "2026-11-26T14:24:09.696266Z" -> microseconds since the epoch; -1 when unreadable. */
+static int64_t iso_us(const char *s)
+{
+	struct tm tm;
+	const char *p;
+	int64_t frac = 0, scale = 1000000;
+
+	if (!s)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p)
+		return -1;
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++) {
+			frac = frac * 10 + (*p - '0');
+			scale /= 10;
+		}
+	return (int64_t)timegm(&tm) * 1000000 + frac * (scale ? scale : 1);
+}
+
+/* A field of /proc/PID/status in kB (VmRSS, VmHWM); -1 when unreadable. */
+static long proc_kb(pid_t pid, const char *key)
+{
+	char path[64], line[256];
+	size_t klen = strlen(key);
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, klen) && line[klen] == ':') {
+			v = strtol(line + klen + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* User + system CPU seconds of a process, all its threads. */
+static double proc_cpu_s(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* fields after the command name in parentheses: state is field 3, utime 14, stime 15 */
+	if (!(p = strrchr(buf, ')')))
+		return -1;
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* /proc/pressure/cpu "some avg10": the share of the last 10 s in which something waited for a
+ * CPU (how noisy the machine is); -1 when the kernel does not say. */
+static double cpu_pressure(void)
+{
+	double v = -1;
+	FILE *f = fopen("/proc/pressure/cpu", "r");
+
+	if (f) {
+		if (fscanf(f, "some avg10=%lf", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static double loadavg1(void)
+{
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = -1;
+		fclose(f);
+	}
+	return l;
+}
+
+/* Starts argv with its stdout on a pipe (*fd) and its stderr appended to errlog; its pid. */
+static pid_t run_start(const char *const *argv, const char *errlog, int *fd)
+{
+	int fds[2];
+	pid_t pid;
+
+	if (pipe(fds) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		int efd = open(errlog ? errlog : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+		char *v[32];
+		int i;
+
+		if (efd >= 0)
+			dup2(efd, STDERR_FILENO);
+		dup2(fds[1], STDOUT_FILENO);
+		close(fds[0]);
+		close(fds[1]);
+		for (i = 0; argv[i] && i < 31; i++)
+			v[i] = xstrdup(argv[i]);
+		v[i] = NULL;
+		execvp(v[0], v);
+		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(fds[1]);
+	*fd = fds[0];
+	return pid;
+}
+
+/* Reads the child's stdout to its end, waits for it; its exit status, *out its output. */
+static int run_finish(pid_t pid, int fd, char **out)
+{
+	struct strbuf sb;
+	char buf[4096];
+	ssize_t r;
+	int st = 0;
+
+	strbuf_init(&sb, 0);
+	while ((r = read(fd, buf, sizeof(buf))) > 0)
+		strbuf_add(&sb, buf, (size_t)r);
+	close(fd);
+	waitpid(pid, &st, 0);
+	if (out)
+		*out = strbuf_detach(&sb, NULL);
+	strbuf_release(&sb);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Runs argv, waits, returns its exit status; its stdout into *out (caller frees) if out. */
+static int run_capture(const char *const *argv, char **out, const char *errlog)
+{
+	int fd;
+	pid_t pid = run_start(argv, errlog, &fd);
+
+	if (pid < 0)
+		return -1;
+	return run_finish(pid, fd, out);
+}
+
+/* A read-only look at a database parleyd wrote. */
+static sqlite3 *db_ro(const char *path)
+{
+	sqlite3 *h = NULL;
+
+	if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		say("cannot open %s: %s", path, h ? sqlite3_errmsg(h) : "?");
+		sqlite3_close(h);
+		return NULL;
+	}
+	sqlite3_busy_timeout(h, 10000);
+	return h;
+}
+
+/* The first column of the first row as a double (one optional int64 parameter); NAN if none. */
+static double sql_num(sqlite3 *h, const char *sql, int64_t p1, int64_t p2)
+{
+	sqlite3_stmt *st;
+	double v = NAN;
+
+	if (!h || sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK) {
+		say("sql: %s: %s", sql, h ? sqlite3_errmsg(h) : "no database");
+		return NAN;
+	}
+	if (sqlite3_bind_parameter_count(st) >= 1)
+		sqlite3_bind_int64(st, 1, p1);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, p2);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = sqlite3_column_double(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static char *sql_text(sqlite3 *h, const char *sql)
+{
+	sqlite3_stmt *st;
+	char *v = NULL;
+
+	if (!h || sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		v = xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -1;
+	fputs(text, f);
+	return fclose(f);
+}
+
+/* parleyd's config for the bench: durable commits, stated explicitly; a short drain. */
+static const char *bench_config(void)
+{
+	static char path[600];
+
+	if (!path[0]) {
+		const char *sync = getenv("BENCH_SYNCHRONOUS");
+		char text[256];
+
+		snprintf(path, sizeof(path), "%s/parley.json", workdir);
+		snprintf(text, sizeof(text),
+			 "{\"synchronous\": \"%s\", \"drain_timeout_s\": 1, "
+			 "\"max_queued_jobs\": 100000}\n",
+			 sync && !strcmp(sync, "NORMAL") ? "NORMAL" : "FULL");
+		write_file(path, text);
+	}
+	return path;
+}
+
+/* The count of jobs in a state, from GET /metrics; -1 when it cannot be read. */
+static long metrics_jobs(int port, const char *state)
+{
+	char *text = NULL, needle[64], *p;
+	long v = -1;
+
+	if (harness_http(port, "GET", "/metrics", NULL, NULL, &text) == 200) {
+		snprintf(needle, sizeof(needle), "parley_jobs{state=\"%s\"} ", state);
+		if ((p = strstr(text, needle)))
+			v = strtol(p + strlen(needle), NULL, 10);
+	}
+	free(text);
+	return v;
+}
+
+/* Waits until no job is queued or running; 0, or -1 at the timeout. */
+static int wait_idle(int port, double timeout_s, double poll_s)
+{
+	double end = now_s() + timeout_s;
+
+	while (now_s() < end) {
+		long q = metrics_jobs(port, "queued"), r = metrics_jobs(port, "running");
+		if (q == 0 && r == 0)
+			return 0;
+		usleep((useconds_t)(poll_s * 1e6));
+	}
+	return -1;
+}
+
+static void stop_proc(struct proc *p)
+{
+	if (p->pid > 0)
+		harness_stop(p, SIGTERM);
+}
+
+static char *db_path(const char *name, int run)
+{
+	char *p = xmalloc(700);
+
+	snprintf(p, 700, "%s/%s-%d.db", workdir, name, run + 1);
+	return p;
+}
+
+/* ---- wrk ---- */
+
+struct wrk_result {
+	double rps, p50_ms, p90_ms, p99_ms, max_ms;
+	long requests, socket_errors, status_errors;
+};
+
+static int64_t count_jobs(const char *db);
+
+/*
+ * Runs wrk with a script that prints "BENCH {json}" from its done() hook. With stop_db, wrk
+ * is interrupted (SIGINT: it then reports as usual, over the time it actually ran) as soon as
+ * that database holds stop_count jobs, so a run submits a known number of jobs; -d only caps
+ * it.
+ */
+static int wrk_run(const char *script, const char *url, int threads, int conns, int secs,
+		   const char *stop_db, int64_t stop_count, struct wrk_result *r)
+{
+	char t[16], c[16], d[16];
+	const char *argv[16];
+	char *out = NULL, *line;
+	json_t *j;
+	int n = 0, rc, fd;
+	char errlog[600];
+	pid_t pid;
+
+	snprintf(t, sizeof(t), "-t%d", threads);
+	snprintf(c, sizeof(c), "-c%d", conns);
+	snprintf(d, sizeof(d), "-d%ds", secs);
+	argv[n++] = "wrk";
+	argv[n++] = t;
+	argv[n++] = c;
+	argv[n++] = d;
+	argv[n++] = "--timeout";
+	argv[n++] = "10s";
+	argv[n++] = "-s";
+	argv[n++] = script;
+	argv[n++] = url;
+	argv[n] = NULL;
+	snprintf(errlog, sizeof(errlog), "%s/wrk.log", workdir);
+	if ((pid = run_start(argv, errlog, &fd)) < 0)
+		return -1;
+	if (stop_db) {
+		int st;
+		while (waitpid(pid, &st, WNOHANG) == 0) {
+			if (count_jobs(stop_db) >= stop_count) {
+				kill(pid, SIGINT);
+				break;
+			}
+			usleep(20000);
+		}
+	}
+	rc = run_finish(pid, fd, &out);
+	line = out ? strstr(out, "BENCH {") : NULL;
+	if (rc != 0 || !line) {
+		say("wrk failed (status %d); output: %.300s", rc, out ? out : "");
+		free(out);
+		return -1;
+	}
+	j = json_loads(line + 6, JSON_DISABLE_EOF_CHECK, NULL);
+	free(out);
+	if (!j)
+		return -1;
+	memset(r, 0, sizeof(*r));
+	r->requests = (long)json_integer_value(json_object_get(j, "requests"));
+	r->rps = (double)r->requests /
+		 ((double)json_integer_value(json_object_get(j, "duration_us")) / 1e6);
+	r->p50_ms = (double)json_integer_value(json_object_get(j, "p50_us")) / 1000;
+	r->p90_ms = (double)json_integer_value(json_object_get(j, "p90_us")) / 1000;
+	r->p99_ms = (double)json_integer_value(json_object_get(j, "p99_us")) / 1000;
+	r->max_ms = (double)json_integer_value(json_object_get(j, "max_us")) / 1000;
+	r->socket_errors = (long)json_integer_value(json_object_get(j, "socket_errors"));
+	r->status_errors = (long)json_integer_value(json_object_get(j, "status_errors"));
+	json_decref(j);
+	return 0;
+}
+
+static json_t *wrk_json(const struct wrk_result *r)
+{
+	return json_pack("{s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I}", "rps", r->rps, "p50_ms",
+			 r->p50_ms, "p90_ms", r->p90_ms, "p99_ms", r->p99_ms, "max_ms", r->max_ms,
+			 "requests", (json_int_t)r->requests, "socket_errors",
+			 (json_int_t)r->socket_errors, "status_errors",
+			 (json_int_t)r->status_errors);
+}
+
+/* ---- 1. orchestration efficiency ---- */
+
+#define ORCH_JOBS 32
+#define ORCH_TURNS 3
+#define ORCH_REPLY_MS 200
+#define ORCH_CONC 8
+#define ORCH_WORKERS 8
+
+struct poster {
+	int port, from, to;
+	const char *body;
+	char (*ids)[32];
+	atomic_int *bad;
+};
+
+static void *poster_main(void *arg)
+{
+	struct poster *p = arg;
+	int i;
+
+	for (i = p->from; i < p->to; i++) {
+		json_t *j = NULL;
+		int st = harness_http_json(p->port, "POST", "/v1/jobs", p->body, &j);
+		const char *id = json_string_value(json_object_get(j, "id"));
+
+		if (st != 202 || !id)
+			atomic_fetch_add(p->bad, 1);
+		else
+			snprintf(p->ids[i], sizeof(p->ids[i]), "%s", id);
+		json_decref(j);
+	}
+	return NULL;
+}
+
+/* Posts n copies of body from nthreads client threads; ids[n][32]. Returns how many failed. */
+static int post_jobs(int port, const char *body, int n, int nthreads, char (*ids)[32])
+{
+	pthread_t th[16];
+	struct poster ps[16];
+	atomic_int bad = 0;
+	int i;
+
+	for (i = 0; i < nthreads; i++) {
+		ps[i].port = port;
+		ps[i].from = n * i / nthreads;
+		ps[i].to = n * (i + 1) / nthreads;
+		ps[i].body = body;
+		ps[i].ids = ids;
+		ps[i].bad = &bad;
+		pthread_create(&th[i], NULL, poster_main, &ps[i]);
+	}
+	for (i = 0; i < nthreads; i++)
+		pthread_join(th[i], NULL);
+	return atomic_load(&bad);
+}
+
+static void bench_orchestration(int run)
+{
+	static const char body[] =
+	    "{\"scenario\":\"response_speed_optimization\","
+	    "\"interviewer\":{\"model\":\"gemma3:1b\",\"backend\":\"fake\"},"
+	    "\"candidate\":{\"model\":\"gemma3n:latest\",\"backend\":\"fake\"},\"max_turns\":3}";
+	const char *fargs[] = {"--reply-ms", "200", "--load-ms", "0", "--die-with-parent", NULL};
+	char be[256], workers[8], (*ids)[32] = xcalloc(ORCH_JOBS, 32);
+	struct proc fake, pd;
+	char *db = db_path("orchestration", run);
+	double t0, ideal, measured;
+	int64_t last_us = 0;
+	int i, bad, ok = 0;
+	sqlite3 *h;
+	json_t *d;
+
+	memset(&pd, 0, sizeof(pd));
+	if (harness_fake_start(&fake, fargs) < 0)
+		goto fail;
+	snprintf(be, sizeof(be), "name=fake,kind=ollama,url=http://127.0.0.1:%d,max_concurrency=%d",
+		 fake.port, ORCH_CONC);
+	snprintf(workers, sizeof(workers), "%d", ORCH_WORKERS);
+	{
+		const char *args[] = {"--workers", workers,	   "--backend", be,
+				      "--config",  bench_config(), NULL};
+		if (harness_parleyd_start(&pd, db, args) < 0)
+			goto fail;
+	}
+	t0 = now_s();
+	bad = post_jobs(pd.port, body, ORCH_JOBS, 8, ids);
+	if (bad || wait_idle(pd.port, 60, 0.05) < 0) {
+		say("orchestration: %d posts failed or the jobs did not end", bad);
+		goto fail;
+	}
+	for (i = 0; i < ORCH_JOBS; i++) {
+		char path[64];
+		json_t *j = NULL;
+		int64_t fin;
+
+		snprintf(path, sizeof(path), "/v1/jobs/%s", ids[i]);
+		harness_http_json(pd.port, "GET", path, NULL, &j);
+		fin = iso_us(json_string_value(json_object_get(j, "finished_at")));
+		if (!strcmp(str_or_empty(json_string_value(json_object_get(j, "status"))),
+			    "succeeded"))
+			ok++;
+		if (fin > last_us)
+			last_us = fin;
+		json_decref(j);
+	}
+	stop_proc(&pd);
+	stop_proc(&fake);
+	if (ok != ORCH_JOBS) {
+		say("orchestration: only %d of %d jobs succeeded", ok, ORCH_JOBS);
+		goto fail;
+	}
+	ideal = (double)ORCH_JOBS * ORCH_TURNS * ORCH_REPLY_MS / 1000.0 / ORCH_CONC;
+	measured = (double)last_us / 1e6 - t0;
+	d = json_pack("{s:f, s:f, s:i, s:i, s:i}", "measured_s", measured, "ideal_s", ideal,
+		      "workers", ORCH_WORKERS, "max_concurrency", ORCH_CONC, "reply_ms",
+		      ORCH_REPLY_MS);
+	/* where the time goes, from the stored turns (microsecond timestamps) */
+	if ((h = db_ro(db))) {
+		json_object_set_new(d, "mean_call_ms",
+				    json_real(sql_num(h, "SELECT avg(wall_ms) FROM turns", 0, 0)));
+		json_object_set_new(
+		    d, "mean_gap_between_turns_ms",
+		    json_real(sql_num(h,
+				      "SELECT avg(b.started_at - a.finished_at) / 1000.0 FROM "
+				      "turns a JOIN turns b ON b.job_id = a.job_id AND b.idx = "
+				      "a.idx + 1",
+				      0, 0)));
+		json_object_set_new(
+		    d, "mean_claim_to_first_call_ms",
+		    json_real(sql_num(h,
+				      "SELECT avg(t.started_at - j.started_at) / 1000.0 FROM jobs "
+				      "j JOIN turns t ON t.job_id = j.id AND t.idx = 1",
+				      0, 0)));
+		json_object_set_new(
+		    d, "mean_last_call_to_finished_ms",
+		    json_real(sql_num(h,
+				      "SELECT avg(j.finished_at - t.finished_at) / 1000.0 FROM "
+				      "jobs j JOIN turns t ON t.job_id = j.id AND t.idx = 3",
+				      0, 0)));
+		json_object_set_new(
+		    d, "max_last_call_to_finished_ms",
+		    json_real(sql_num(h,
+				      "SELECT max(j.finished_at - t.finished_at) / 1000.0 FROM "
+				      "jobs j JOIN turns t ON t.job_id = j.id AND t.idx = 3",
+				      0, 0)));
+		sqlite3_close(h);
+	}
+	json_object_set_new(d, "cpu_pressure", json_real(cpu_pressure()));
+	fig_add(F_ORCH, ideal / measured, d);
+	say("run %d: orchestration efficiency %.3f (%.3f s measured, %.3f s ideal)", run + 1,
+	    ideal / measured, measured, ideal);
+	free(ids);
+	free(db);
+	return;
+fail:
+	stop_proc(&pd);
+	stop_proc(&fake);
+	free(ids);
+	free(db);
+	failures++;
+}
+
+/* ---- 2-4. submit, engine throughput, memory, reads ---- */
+
+#define FILL_JOBS 10000
+#define SUBMIT_THREADS 2
+#define SUBMIT_CONNS 8
+#define ENGINE_WORKERS 8
+#define WINDOW_S 10
+#define READ_THREADS 2
+#define READ_CONNS 8
+#define READ_SECS 5
+
+/* Jobs in a database (a read-only look; parleyd may be writing it). */
+static int64_t count_jobs(const char *db)
+{
+	sqlite3 *h = NULL;
+	int64_t n = -1;
+	sqlite3_stmt *st;
+
+	if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(h, "SELECT max(seq) FROM jobs", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(h);
+	return n;
+}
+
+/* Calls straight to the fake, to learn how many it serves per second on this machine now. */
+struct direct_fake {
+	int port;
+	double until;
+	const char *body;
+	atomic_long *calls;
+};
+
+static size_t discard(char *p, size_t size, size_t n, void *ud)
+{
+	(void)p, (void)ud;
+	return size * n;
+}
+
+static void *direct_fake_main(void *arg)
+{
+	struct direct_fake *df = arg;
+	CURL *c = curl_easy_init();
+	struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
+	char url[128];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/chat", df->port);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, df->body);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	while (now_s() < df->until)
+		if (curl_easy_perform(c) == CURLE_OK)
+			atomic_fetch_add(df->calls, 1);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+/* The request body of an engine-throughput turn 2, as parleyd sends it to an Ollama backend. */
+static char *fake_turn_body(void)
+{
+	static const char scen[] = "{\"name\":\"response_speed_optimization\",\"problem\":\"p\","
+				   "\"context\":\"c\",\"goal\":\"g\"}";
+	struct backend_cfg be;
+	struct prompts pr;
+	struct db_turn t;
+	struct chat_msg msgs[4];
+	struct chat_req req;
+	struct strbuf scratch;
+	json_t *scenario = json_loads(scen, 0, NULL), *body;
+	char *s;
+
+	memset(&be, 0, sizeof(be));
+	be.name = (char *)"bench";
+	be.kind = BACKEND_OLLAMA;
+	memset(&t, 0, sizeof(t));
+	t.idx = 1;
+	snprintf(t.role, sizeof(t.role), "interviewer");
+	t.text = (char *)"This is gemma3:1b speaking on turn 1. Tell me about your current "
+			 "approach to the problem, what works and what does not, and where it "
+			 "stops. I would like numbers where you have them.";
+	strbuf_init(&scratch, 0);
+	prompt_render(scenario, "gemma3:1b", "gemma3n:latest", 3, &pr);
+	memset(&req, 0, sizeof(req));
+	req.be = &be;
+	req.model = "gemma3n:latest";
+	req.msgs = msgs;
+	req.nmsgs = prompt_messages(&pr, &t, 1, 2, 0, msgs, &scratch);
+	body = backend_request_body(&req);
+	s = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	json_decref(scenario);
+	prompt_release(&pr);
+	strbuf_release(&scratch);
+	return s;
+}
+
+static double direct_fake_rate(int port, int nthreads, double secs)
+{
+	pthread_t th[16];
+	struct direct_fake df;
+	atomic_long calls = 0;
+	char *body = fake_turn_body();
+	double t0 = now_s();
+	int i;
+
+	df.port = port;
+	df.until = t0 + secs;
+	df.body = body;
+	df.calls = &calls;
+	for (i = 0; i < nthreads; i++)
+		pthread_create(&th[i], NULL, direct_fake_main, &df);
+	for (i = 0; i < nthreads; i++)
+		pthread_join(th[i], NULL);
+	free(body);
+	return (double)atomic_load(&calls) / (now_s() - t0);
+}
+
+/*
+ * Submit latency as a client sees it: SUBMIT_CONNS threads, each on its own kept-alive
+ * connection, post jobs back to back for secs seconds and time every answer. wrk's own
+ * latency figures are not used for POST: under parleyd's stalls their mean came out many
+ * times what wrk's request rate and connection count allow (Little's law), while this
+ * client's agree with it.
+ */
+struct lat_client {
+	int port;
+	double until;
+	double *v; /* latencies in ms */
+	size_t n, alloc;
+	long bad;
+};
+
+static void *lat_client_main(void *arg)
+{
+	static const char body[] =
+	    "{\"scenario\":\"response_speed_optimization\","
+	    "\"interviewer\":{\"model\":\"gemma3:1b\",\"backend\":\"bench\"},"
+	    "\"candidate\":{\"model\":\"gemma3n:latest\",\"backend\":\"bench\"},\"max_turns\":3}";
+	struct lat_client *lc = arg;
+	CURL *c = curl_easy_init();
+	struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
+	char url[128];
+
+	hl = curl_slist_append(hl, "Expect:");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/jobs", lc->port);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	while (now_s() < lc->until) {
+		double t0 = now_s();
+		long status = 0;
+
+		if (curl_easy_perform(c) != CURLE_OK ||
+		    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK ||
+		    status != 202)
+			lc->bad++;
+		if (lc->n == lc->alloc) {
+			lc->alloc = lc->alloc ? lc->alloc * 2 : 1024;
+			lc->v = xrealloc(lc->v, lc->alloc * sizeof(*lc->v));
+		}
+		lc->v[lc->n++] = (now_s() - t0) * 1000;
+	}
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+struct latency {
+	double rps, p50, p90, p99, max, mean;
+	long n, bad;
+};
+
+static void submit_latency(int port, double secs, struct latency *out)
+{
+	struct lat_client lc[SUBMIT_CONNS];
+	pthread_t th[SUBMIT_CONNS];
+	double t0 = now_s(), *all, sum = 0;
+	size_t n = 0, i, k;
+
+	memset(lc, 0, sizeof(lc));
+	for (i = 0; i < SUBMIT_CONNS; i++) {
+		lc[i].port = port;
+		lc[i].until = t0 + secs;
+		pthread_create(&th[i], NULL, lat_client_main, &lc[i]);
+	}
+	for (i = 0; i < SUBMIT_CONNS; i++) {
+		pthread_join(th[i], NULL);
+		n += lc[i].n;
+	}
+	memset(out, 0, sizeof(*out));
+	out->rps = (double)n / (now_s() - t0);
+	all = xcalloc(n ? n : 1, sizeof(*all));
+	for (n = 0, i = 0; i < SUBMIT_CONNS; i++) {
+		for (k = 0; k < lc[i].n; k++, n++) {
+			all[n] = lc[i].v[k];
+			sum += all[n];
+		}
+		out->bad += lc[i].bad;
+		free(lc[i].v);
+	}
+	qsort(all, n, sizeof(*all), cmp_double);
+	if (n) {
+		out->n = (long)n;
+		out->p50 = all[n / 2];
+		out->p90 = all[n * 9 / 10];
+		out->p99 = all[n * 99 / 100];
+		out->max = all[n - 1];
+		out->mean = sum / (double)n;
+	}
+	free(all);
+}
+
+/*
+ * How long one durable commit takes on this disk right now: 200 one-row transactions in WAL
+ * mode with synchronous=FULL, as parleyd commits them, in milliseconds.
+ */
+static double commit_ms(void)
+{
+	char path[600], *err = NULL;
+	sqlite3 *h = NULL;
+	double t0, ms = -1;
+	int i, ok = 1;
+
+	snprintf(path, sizeof(path), "%s/commit-probe.db", workdir);
+	unlink(path);
+	if (sqlite3_open(path, &h) != SQLITE_OK ||
+	    sqlite3_exec(h, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t (x)",
+			 NULL, NULL, &err) != SQLITE_OK) {
+		say("commit probe: %s", err ? err : sqlite3_errmsg(h));
+		sqlite3_free(err);
+		sqlite3_close(h);
+		return -1;
+	}
+	t0 = now_s();
+	for (i = 0; i < 200 && ok; i++)
+		ok = sqlite3_exec(h, "BEGIN IMMEDIATE; INSERT INTO t VALUES (1); COMMIT", NULL,
+				  NULL, NULL) == SQLITE_OK;
+	if (ok)
+		ms = (now_s() - t0) * 1000 / 200;
+	sqlite3_close(h);
+	unlink(path);
+	return ms;
+}
+
+static void bench_engine(int run)
+{
+	const char *hang_args[] = {"--reply-ms", "3600000",	      "--load-ms",
+				   "0",		 "--die-with-parent", NULL};
+	const char *fast_args[] = {"--load-ms", "0", "--die-with-parent", NULL};
+	struct proc hang, fast, pd;
+	struct wrk_result wr, wh, wj;
+	struct latency sl;
+	char be[256], url[256], workers[8], script[600];
+	char *db = db_path("engine", run), *job_id = NULL;
+	double t_spawn, cpu1, fcpu0, fcpu1, turns_rate, t_cpu;
+	int64_t t0_us;
+	long queued, hwm, idle_kb, finished;
+	double jobs_in_window, turns_in_window, bad_turns, turns_by_cpu;
+	int i;
+	sqlite3 *h;
+	json_t *d;
+
+	memset(&hang, 0, sizeof(hang));
+	memset(&fast, 0, sizeof(fast));
+	memset(&pd, 0, sizeof(pd));
+
+	/* 2. API submit: fills the queue with FILL_JOBS jobs that nothing runs */
+	if (harness_fake_start(&hang, hang_args) < 0)
+		goto fail;
+	snprintf(be, sizeof(be), "name=bench,kind=ollama,url=http://127.0.0.1:%d,max_concurrency=1",
+		 hang.port);
+	{
+		const char *args[] = {"--workers",    "1", "--backend", be, "--config",
+				      bench_config(), NULL};
+		if (harness_parleyd_start(&pd, db, args) < 0)
+			goto fail;
+	}
+	submit_latency(pd.port, 2.0, &sl);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/jobs", pd.port);
+	snprintf(script, sizeof(script), "tests/bench/wrk-post.lua");
+	if (wrk_run(script, url, SUBMIT_THREADS, SUBMIT_CONNS, 120, db, FILL_JOBS, &wr) < 0)
+		goto fail;
+	stop_proc(&pd); /* the stuck job goes back to the queue */
+	stop_proc(&hang);
+	h = db_ro(db);
+	queued = (long)sql_num(h, "SELECT count(*) FROM jobs WHERE status = 'queued'", 0, 0);
+	sqlite3_close(h);
+	d = wrk_json(&wr);
+	json_object_set_new(d, "threads", json_integer(SUBMIT_THREADS));
+	json_object_set_new(d, "connections", json_integer(SUBMIT_CONNS));
+	json_object_set_new(d, "jobs_stored", json_integer(queued));
+	json_object_set_new(d, "cpu_pressure", json_real(cpu_pressure()));
+	fig_add(F_SUBMIT_RPS, wr.rps, d);
+	fig_add(F_SUBMIT_P99, sl.p99,
+		json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:i, s:f}", "jobs_per_s",
+			  sl.rps, "p50_ms", sl.p50, "p90_ms", sl.p90, "mean_ms", sl.mean, "max_ms",
+			  sl.max, "little_mean_ms", sl.rps > 0 ? SUBMIT_CONNS * 1000 / sl.rps : 0,
+			  "answers", (json_int_t)sl.n, "failed", (json_int_t)sl.bad, "connections",
+			  SUBMIT_CONNS, "wrk_p99_ms", wr.p99_ms));
+	fig_add(F_SUBMIT_MAX, sl.max, NULL);
+	say("run %d: API submit %.0f jobs/s (wrk: %ld answers, %ld non-2xx; %ld queued); latency "
+	    "(own client, %d connections, %.0f jobs/s): p50 %.2f ms, p99 %.2f ms, max %.1f ms",
+	    run + 1, wr.rps, wr.requests, wr.status_errors, queued, SUBMIT_CONNS, sl.rps, sl.p50,
+	    sl.p99, sl.max);
+	if (queued < FILL_JOBS - 50) {
+		say("engine: only %ld jobs queued", queued);
+		goto fail;
+	}
+
+	/* 3. engine throughput on the filled queue */
+	{
+		double cm = commit_ms();
+		if (cm > 0)
+			fig_add(F_REF_COMMIT, cm, NULL);
+	}
+	if (harness_fake_start(&fast, fast_args) < 0)
+		goto fail;
+	snprintf(be, sizeof(be),
+		 "name=bench,kind=ollama,url=http://127.0.0.1:%d,max_concurrency=64", fast.port);
+	snprintf(workers, sizeof(workers), "%d", ENGINE_WORKERS);
+	t_spawn = now_s();
+	fcpu0 = proc_cpu_s(fast.pid);
+	{
+		const char *args[] = {"--workers", workers,	   "--backend", be,
+				      "--config",  bench_config(), NULL};
+		if (harness_parleyd_start(&pd, db, args) < 0)
+			goto fail;
+	}
+	while (now_s() < t_spawn + WINDOW_S + 1.0)
+		usleep(50000);
+	cpu1 = proc_cpu_s(pd.pid); /* parleyd's CPU counts from its start */
+	fcpu1 = proc_cpu_s(fast.pid);
+	t_cpu = now_s();
+	hwm = proc_kb(pd.pid, "VmHWM");
+	h = db_ro(db);
+	t0_us = (int64_t)sql_num(h, "SELECT min(started_at) FROM jobs WHERE started_at >= ?1",
+				 (int64_t)(t_spawn * 1e6), 0);
+	jobs_in_window = sql_num(h,
+				 "SELECT count(*) FROM jobs WHERE status = 'succeeded' AND "
+				 "started_at >= ?1 AND finished_at <= ?2",
+				 t0_us, t0_us + (int64_t)WINDOW_S * 1000000);
+	turns_in_window = sql_num(h,
+				  "SELECT count(*) FROM turns t JOIN jobs j ON j.id = t.job_id "
+				  "WHERE j.status = 'succeeded' AND j.started_at >= ?1 AND "
+				  "j.finished_at <= ?2",
+				  t0_us, t0_us + (int64_t)WINDOW_S * 1000000);
+	bad_turns = sql_num(h,
+			    "SELECT count(*) FROM jobs j WHERE j.status = 'succeeded' AND "
+			    "j.started_at >= ?1 AND j.finished_at <= ?2 AND (SELECT count(*) FROM "
+			    "turns t WHERE t.job_id = j.id) <> 3",
+			    t0_us, t0_us + (int64_t)WINDOW_S * 1000000);
+	turns_by_cpu = sql_num(h, "SELECT count(*) FROM turns WHERE finished_at <= ?1",
+			       (int64_t)(t_cpu * 1e6), 0);
+	sqlite3_close(h);
+	turns_rate = jobs_in_window * 3 / WINDOW_S;
+	d = json_pack("{s:i, s:f, s:f, s:f, s:f, s:f}", "workers", ENGINE_WORKERS, "jobs_finished",
+		      jobs_in_window, "turns_committed", turns_in_window, "jobs_with_missing_turns",
+		      bad_turns, "parleyd_cpu_ms_per_turn",
+		      cpu1 * 1000 / (turns_by_cpu > 0 ? turns_by_cpu : 1), "fake_cpu_ms_per_turn",
+		      (fcpu1 - fcpu0) * 1000 / (turns_by_cpu > 0 ? turns_by_cpu : 1));
+	json_object_set_new(d, "loadavg_1m", json_real(loadavg1()));
+	json_object_set_new(d, "cpu_pressure", json_real(cpu_pressure()));
+	fig_add(F_THROUGHPUT, turns_rate, d);
+	fig_add(F_CPU_TURN, cpu1 * 1000 / (turns_by_cpu > 0 ? turns_by_cpu : 1), NULL);
+	fig_add(F_RSS_LOAD, (double)hwm / 1024, json_pack("{s:s}", "source", "VmHWM"));
+	say("run %d: engine throughput %.0f turns/s (%.0f jobs in %d s, %.0f turns stored, "
+	    "%.0f jobs missing turns), parleyd %.2f ms CPU/turn, peak RSS %.1f MB",
+	    run + 1, turns_rate, jobs_in_window, WINDOW_S, turns_in_window, bad_turns,
+	    cpu1 * 1000 / (turns_by_cpu > 0 ? turns_by_cpu : 1), (double)hwm / 1024);
+
+	/* the rest of the queue, then idle memory */
+	if (wait_idle(pd.port, 240, 0.5) < 0)
+		say("engine: the queue did not drain in 240 s; idle memory is taken anyway");
+	sleep(3);
+	idle_kb = proc_kb(pd.pid, "VmRSS");
+	h = db_ro(db);
+	finished = (long)sql_num(h, "SELECT count(*) FROM jobs WHERE status = 'succeeded'", 0, 0);
+	job_id = sql_text(h, "SELECT id FROM jobs WHERE status = 'succeeded' ORDER BY seq DESC "
+			     "LIMIT 1");
+	sqlite3_close(h);
+	fig_add(F_RSS_IDLE, (double)idle_kb / 1024,
+		json_pack("{s:i, s:f, s:i}", "jobs_finished", (int)finished, "peak_mb",
+			  (double)proc_kb(pd.pid, "VmHWM") / 1024, "settle_s", 3));
+	say("run %d: idle RSS %.1f MB holding %ld finished jobs", run + 1, (double)idle_kb / 1024,
+	    finished);
+
+	/* 4. API read, on the idle parleyd; the order alternates between runs */
+	if (!job_id)
+		goto fail;
+	snprintf(script, sizeof(script), "tests/bench/wrk-report.lua");
+	for (i = 0; i < 2; i++) {
+		int job_first = run % 2 == 1;
+		int want_job = i == 0 ? job_first : !job_first;
+		if (want_job)
+			snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/jobs/%s", pd.port,
+				 job_id);
+		else
+			snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", pd.port);
+		if (wrk_run(script, url, READ_THREADS, READ_CONNS, READ_SECS, NULL, 0,
+			    want_job ? &wj : &wh) < 0)
+			goto fail;
+	}
+	d = json_pack("{s:o, s:o, s:i, s:i, s:i}", "job", wrk_json(&wj), "healthz", wrk_json(&wh),
+		      "threads", READ_THREADS, "connections", READ_CONNS, "seconds", READ_SECS);
+	json_object_set_new(d, "cpu_pressure", json_real(cpu_pressure()));
+	fig_add(F_READ_RATIO, wj.rps / wh.rps, d);
+	fig_add(F_READ_P99, wj.p99_ms, json_pack("{s:f}", "healthz_p99_ms", wh.p99_ms));
+	say("run %d: API read %.0f/s vs /healthz %.0f/s = %.2f; p99 %.2f ms (healthz %.2f ms)",
+	    run + 1, wj.rps, wh.rps, wj.rps / wh.rps, wj.p99_ms, wh.p99_ms);
+
+	/* reference: the fake alone, called straight, as many at a time as parleyd's workers */
+	stop_proc(&pd);
+	{
+		double rate = direct_fake_rate(fast.port, ENGINE_WORKERS, 3.0);
+		json_t *last = json_array_get(figs[F_THROUGHPUT].runs,
+					      json_array_size(figs[F_THROUGHPUT].runs) - 1);
+		json_object_set_new(last, "reference_direct_calls_per_s", json_real(rate));
+		fig_add(F_REF_FAKE, rate, NULL);
+		say("run %d: reference: the fake alone answers %.0f calls/s to a plain client",
+		    run + 1, rate);
+	}
+	stop_proc(&fast);
+	free(job_id);
+	free(db);
+	return;
+fail:
+	stop_proc(&pd);
+	stop_proc(&hang);
+	stop_proc(&fast);
+	free(job_id);
+	free(db);
+	failures++;
+}
+
+/* ---- 5. real backend ---- */
+
+#define REAL_CONVS 6
+#define REAL_TURNS 4
+#define REAL_PREDICT 64
+#define REAL_MODEL "stories260K"
+
+static const char real_scenario[] =
+    "{\"name\":\"bench_story_latency\",\"problem\":\"Bedtime stories take too long to "
+    "write.\",\"context\":\"A small team writes one short story a night for a children's "
+    "app.\",\"goal\":\"Write a good story in less time.\"}";
+
+static int llama_skip; /* 1: llama-server cannot be provisioned here */
+static const char *llama_threads = "1";
+
+struct llama {
+	int port;
+	char pidfile[1024];
+};
+
+static int llama_start(struct llama *l)
+{
+	char port[16], runenv[700], errlog[700], *out = NULL;
+	const char *argv[] = {repo_llama_sh, "start", port, "-np", "2", "-t", llama_threads, NULL};
+	int rc;
+
+	l->port = harness_free_port();
+	snprintf(port, sizeof(port), "%d", l->port);
+	snprintf(runenv, sizeof(runenv), "%s/llama", workdir);
+	setenv("PARLEY_RUN_DIR", runenv, 1);
+	snprintf(errlog, sizeof(errlog), "%s/llama-server-sh.log", workdir);
+	rc = run_capture(argv, &out, errlog);
+	free(out);
+	snprintf(l->pidfile, sizeof(l->pidfile), "%s/llama-server-%d.pid", runenv, l->port);
+	if (rc == 77) {
+		llama_skip = 1;
+		say("llama-server cannot be provisioned here (see %s); real-backend figures "
+		    "skipped",
+		    errlog);
+		return -1;
+	}
+	if (rc != 0) {
+		say("llama-server did not start (status %d, see %s)", rc, errlog);
+		return -1;
+	}
+	return 0;
+}
+
+static void llama_stop(struct llama *l)
+{
+	const char *argv[] = {repo_llama_sh, "stop", l->pidfile, NULL};
+
+	run_capture(argv, NULL, NULL);
+}
+
+/* What a run of 6 conversations gave. */
+struct real_result {
+	double wall_s;
+	long prompt3, cached3; /* tokens, turns >= 3 */
+	long prompt1;	       /* turn 1 prompt tokens of the first conversation */
+	long completion;
+	int turns;
+	long reusable3;	   /* tokens the previous turn of the same side left in the cache */
+	double backend_ms; /* prompt + generation time as llama-server reports it, summed */
+	int reconnects;	   /* plain client: calls made again on a fresh connection */
+	int retried;	   /* parleyd: turns that took more than one attempt */
+	int ok;
+};
+
+/* ---- the plain client ---- */
+
+struct sse {
+	struct strbuf line;
+	struct strbuf text;
+	long prompt, cached, completion;
+	double prompt_ms, predicted_ms;
+	int done;
+};
+
+static void sse_line(struct sse *s, const char *l, size_t n)
+{
+	json_t *j, *u, *c;
+	const char *content;
+
+	if (n < 6 || strncmp(l, "data: ", 6) != 0)
+		return;
+	l += 6;
+	n -= 6;
+	if (n == 6 && !strncmp(l, "[DONE]", 6)) {
+		s->done = 1;
+		return;
+	}
+	if (!(j = json_loadb(l, n, 0, NULL)))
+		return;
+	c = json_object_get(
+	    json_object_get(json_array_get(json_object_get(j, "choices"), 0), "delta"), "content");
+	if ((content = json_string_value(c)))
+		strbuf_add(&s->text, content, json_string_length(c));
+	u = json_object_get(j, "timings");
+	if (json_is_object(u)) {
+		s->prompt_ms = json_number_value(json_object_get(u, "prompt_ms"));
+		s->predicted_ms = json_number_value(json_object_get(u, "predicted_ms"));
+	}
+	u = json_object_get(j, "usage");
+	if (json_is_object(u)) {
+		s->prompt = (long)json_integer_value(json_object_get(u, "prompt_tokens"));
+		s->completion = (long)json_integer_value(json_object_get(u, "completion_tokens"));
+		s->cached = (long)json_integer_value(
+		    json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens"));
+	}
+	json_decref(j);
+}
+
+static size_t sse_write(char *p, size_t size, size_t nmemb, void *ud)
+{
+	struct sse *s = ud;
+	size_t n = size * nmemb, i, start = 0;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] != '\n')
+			continue;
+		strbuf_add(&s->line, p + start, i - start);
+		if (s->line.len && s->line.buf[s->line.len - 1] == '\r')
+			s->line.buf[--s->line.len] = '\0';
+		sse_line(s, s->line.buf, s->line.len);
+		strbuf_reset(&s->line);
+		start = i + 1;
+	}
+	strbuf_add(&s->line, p + start, n - start);
+	return n;
+}
+
+struct direct {
+	int port;
+	atomic_int next;      /* next conversation */
+	pthread_mutex_t lock; /* guards the sums below */
+	struct real_result *res;
+	int failed;
+};
+
+/* One conversation of REAL_TURNS turns straight to llama-server; 0 or -1. */
+static int direct_conversation(struct direct *dc, CURL *c, int conv)
+{
+	struct backend_cfg be;
+	struct prompts pr;
+	struct db_turn turns[REAL_TURNS];
+	struct chat_msg msgs[REAL_TURNS + 2];
+	struct strbuf scratch;
+	json_t *scenario = json_loads(real_scenario, 0, NULL);
+	json_t *options = json_pack("{s:f, s:i, s:i}", "temperature", 0.7, "seed", 1000 + conv,
+				    "num_predict", REAL_PREDICT);
+	struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
+	char url[128];
+	long ptok[REAL_TURNS], ctok[REAL_TURNS];
+	size_t n = 0, i;
+	int rc = 0;
+
+	memset(&be, 0, sizeof(be));
+	be.name = (char *)"llama";
+	be.kind = BACKEND_LLAMA;
+	strbuf_init(&scratch, 0);
+	prompt_render(scenario, REAL_MODEL, REAL_MODEL, REAL_TURNS, &pr);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions", dc->port);
+	hl = curl_slist_append(hl, "Expect:");
+	for (n = 0; n < REAL_TURNS; n++) {
+		int idx = (int)n + 1, interviewer = idx % 2 == 1;
+		int analysis = engine_analysis_turn(REAL_TURNS, turns, n);
+		struct chat_req req;
+		struct sse s;
+		json_t *body;
+		char *post;
+		long status = 0;
+		CURLcode cc;
+		int attempt;
+
+		memset(&req, 0, sizeof(req));
+		req.be = &be;
+		req.model = REAL_MODEL;
+		req.msgs = msgs;
+		req.options = options;
+		req.nmsgs = prompt_messages(&pr, turns, n, idx, interviewer && idx == analysis,
+					    msgs, &scratch);
+		body = backend_llama_body(&req);
+		post = json_dumps(body, JSON_COMPACT);
+		json_decref(body);
+		memset(&s, 0, sizeof(s));
+		strbuf_init(&s.line, 0);
+		strbuf_init(&s.text, 0);
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sse_write);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+		for (attempt = 1;; attempt++) {
+			strbuf_reset(&s.line);
+			strbuf_reset(&s.text);
+			s.prompt = s.cached = s.completion = 0;
+			s.prompt_ms = s.predicted_ms = 0;
+			s.done = 0;
+			cc = curl_easy_perform(c);
+			status = 0;
+			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+			/* a kept-alive connection the server closed as we reused it: nothing was
+			 * answered, so the call is simply made again, as any client would */
+			if (attempt == 1 && status == 0 &&
+			    (cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR ||
+			     cc == CURLE_GOT_NOTHING)) {
+				pthread_mutex_lock(&dc->lock);
+				dc->res->reconnects++;
+				pthread_mutex_unlock(&dc->lock);
+				continue;
+			}
+			break;
+		}
+		if (cc != CURLE_OK || status != 200 || !s.done) {
+			say("direct client: conversation %d turn %d: %s, HTTP %ld, %s", conv, idx,
+			    curl_easy_strerror(cc), status, s.done ? "ended" : "no [DONE]");
+			rc = -1;
+		}
+		free(post);
+		memset(&turns[n], 0, sizeof(turns[n]));
+		turns[n].idx = idx;
+		snprintf(turns[n].role, sizeof(turns[n].role), "%s",
+			 interviewer ? "interviewer" : "candidate");
+		turns[n].text = strbuf_detach(&s.text, NULL);
+		strbuf_release(&s.line);
+		ptok[n] = s.prompt;
+		ctok[n] = s.completion;
+		pthread_mutex_lock(&dc->lock);
+		dc->res->turns++;
+		dc->res->completion += s.completion;
+		dc->res->backend_ms += s.prompt_ms + s.predicted_ms;
+		if (idx >= 3) {
+			long reusable = ptok[n - 2] + ctok[n - 2] - 1;
+			dc->res->prompt3 += s.prompt;
+			dc->res->cached3 += s.cached > 0 ? s.cached : 0;
+			dc->res->reusable3 += reusable < s.prompt - 1 ? reusable : s.prompt - 1;
+		}
+		if (idx == 1 && conv == 0)
+			dc->res->prompt1 = s.prompt;
+		pthread_mutex_unlock(&dc->lock);
+		if (rc < 0) {
+			n++;
+			break;
+		}
+	}
+	for (i = 0; i < n; i++)
+		free(turns[i].text);
+	curl_slist_free_all(hl);
+	prompt_release(&pr);
+	strbuf_release(&scratch);
+	json_decref(scenario);
+	json_decref(options);
+	return rc;
+}
+
+static void *direct_main(void *arg)
+{
+	struct direct *dc = arg;
+	CURL *c = curl_easy_init(); /* kept across calls: the connection is reused */
+	int conv;
+
+	while ((conv = atomic_fetch_add(&dc->next, 1)) < REAL_CONVS)
+		if (direct_conversation(dc, c, conv) < 0) {
+			pthread_mutex_lock(&dc->lock);
+			dc->failed++;
+			pthread_mutex_unlock(&dc->lock);
+		}
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+static int real_direct(int port, int nthreads, struct real_result *r)
+{
+	pthread_t th[4];
+	struct direct dc;
+	double t0;
+	int i;
+
+	memset(r, 0, sizeof(*r));
+	memset(&dc, 0, sizeof(dc));
+	dc.port = port;
+	dc.res = r;
+	pthread_mutex_init(&dc.lock, NULL);
+	t0 = now_s();
+	for (i = 0; i < nthreads; i++)
+		pthread_create(&th[i], NULL, direct_main, &dc);
+	for (i = 0; i < nthreads; i++)
+		pthread_join(th[i], NULL);
+	r->wall_s = now_s() - t0;
+	pthread_mutex_destroy(&dc.lock);
+	r->ok = dc.failed == 0;
+	return r->ok ? 0 : -1;
+}
+
+static int real_parleyd(int port, int run, struct real_result *r)
+{
+	char be[256], body[1024], (*ids)[32] = xcalloc(REAL_CONVS, 32);
+	char *db = db_path("real", run);
+	struct proc pd;
+	int64_t last_us = 0;
+	double t0;
+	int i, ok = 0;
+	sqlite3 *h;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(be, sizeof(be),
+		 "name=llama,kind=llama-server,url=http://127.0.0.1:%d,max_concurrency=2", port);
+	{
+		const char *args[] = {"--workers",    "2", "--backend", be, "--config",
+				      bench_config(), NULL};
+		if (harness_parleyd_start(&pd, db, args) < 0) {
+			free(ids);
+			free(db);
+			return -1;
+		}
+	}
+	t0 = now_s();
+	for (i = 0; i < REAL_CONVS; i++) {
+		json_t *j = NULL;
+		snprintf(body, sizeof(body),
+			 "{\"scenario\":%s,\"interviewer\":{\"model\":\"" REAL_MODEL
+			 "\",\"backend\":\"llama\"},\"candidate\":{\"model\":\"" REAL_MODEL
+			 "\",\"backend\":\"llama\"},\"max_turns\":%d,\"options\":{\"temperature\":"
+			 "0.7,\"seed\":%d,\"num_predict\":%d}}",
+			 real_scenario, REAL_TURNS, 1000 + i, REAL_PREDICT);
+		if (harness_http_json(pd.port, "POST", "/v1/jobs", body, &j) == 202)
+			snprintf(ids[i], 32, "%s", json_string_value(json_object_get(j, "id")));
+		json_decref(j);
+	}
+	if (wait_idle(pd.port, 600, 0.1) < 0)
+		say("real backend: parleyd's jobs did not end in 600 s");
+	for (i = 0; i < REAL_CONVS; i++) {
+		char path[64];
+		json_t *j = NULL;
+		int64_t fin;
+
+		snprintf(path, sizeof(path), "/v1/jobs/%s", ids[i]);
+		harness_http_json(pd.port, "GET", path, NULL, &j);
+		fin = iso_us(json_string_value(json_object_get(j, "finished_at")));
+		if (!strcmp(str_or_empty(json_string_value(json_object_get(j, "status"))),
+			    "succeeded"))
+			ok++;
+		if (fin > last_us)
+			last_us = fin;
+		json_decref(j);
+	}
+	stop_proc(&pd);
+	r->wall_s = (double)last_us / 1e6 - t0;
+	r->ok = ok == REAL_CONVS;
+	if ((h = db_ro(db))) {
+		r->turns = (int)sql_num(h, "SELECT count(*) FROM turns", 0, 0);
+		r->prompt3 =
+		    (long)sql_num(h, "SELECT sum(prompt_tokens) FROM turns WHERE idx >= 3", 0, 0);
+		r->cached3 = (long)sql_num(
+		    h, "SELECT sum(coalesce(cached_tokens, 0)) FROM turns WHERE idx >= 3", 0, 0);
+		r->completion = (long)sql_num(h, "SELECT sum(completion_tokens) FROM turns", 0, 0);
+		r->retried = (int)sql_num(h, "SELECT count(*) FROM turns WHERE attempts > 1", 0, 0);
+		r->backend_ms = sql_num(h, "SELECT sum(prompt_ms + gen_ms) FROM turns", 0, 0);
+		r->reusable3 = (long)sql_num(
+		    h,
+		    "SELECT sum(min(t.prompt_tokens - 1, p.prompt_tokens + p.completion_tokens - "
+		    "1)) "
+		    "FROM turns t JOIN turns p ON p.job_id = t.job_id AND p.idx = t.idx - 2",
+		    0, 0);
+		r->prompt1 = (long)sql_num(
+		    h,
+		    "SELECT prompt_tokens FROM turns t JOIN jobs j ON j.id = t.job_id WHERE "
+		    "t.idx = 1 ORDER BY j.seq LIMIT 1",
+		    0, 0);
+		sqlite3_close(h);
+	}
+	if (!r->ok)
+		say("real backend: %d of %d parleyd jobs succeeded", ok, REAL_CONVS);
+	free(ids);
+	free(db);
+	return r->ok ? 0 : -1;
+}
+
+static json_t *real_json(const struct real_result *r)
+{
+	return json_pack("{s:f, s:f, s:i, s:I, s:I, s:I, s:I, s:I, s:i, s:i}", "wall_s", r->wall_s,
+			 "backend_s", r->backend_ms / 1000, "turns", r->turns, "completion_tokens",
+			 (json_int_t)r->completion, "prompt_tokens_turn1", (json_int_t)r->prompt1,
+			 "prompt_tokens_turns3plus", (json_int_t)r->prompt3,
+			 "cached_tokens_turns3plus", (json_int_t)r->cached3,
+			 "reusable_tokens_turns3plus", (json_int_t)r->reusable3, "reconnects",
+			 r->reconnects, "turns_retried", r->retried);
+}
+
+static void bench_real(int run)
+{
+	struct real_result rp, r2, r1;
+	struct llama l;
+	int v, ok = 1;
+
+	if (llama_skip)
+		return;
+	/* three variants, each on a fresh llama-server (its prompt cache starts empty); the
+	 * order rotates between runs */
+	for (v = 0; v < 3 && ok; v++) {
+		int which = (v + run) % 3;
+		if (llama_start(&l) < 0) {
+			ok = 0;
+			break;
+		}
+		if (which == 0)
+			ok = real_parleyd(l.port, run, &rp) == 0;
+		else if (which == 1)
+			ok = real_direct(l.port, 2, &r2) == 0;
+		else
+			ok = real_direct(l.port, 1, &r1) == 0;
+		llama_stop(&l);
+	}
+	if (!ok) {
+		if (!llama_skip)
+			failures++;
+		return;
+	}
+	fig_add(F_REAL_RATIO, rp.wall_s / r2.wall_s,
+		json_pack("{s:o, s:o, s:o, s:i, s:i, s:i, s:s, s:f}", "parleyd", real_json(&rp),
+			  "direct_2", real_json(&r2), "direct_1", real_json(&r1), "conversations",
+			  REAL_CONVS, "turns", REAL_TURNS, "num_predict", REAL_PREDICT,
+			  "llama_threads", llama_threads, "cpu_pressure", cpu_pressure()));
+	fig_add(F_REAL_SPEEDUP, r1.wall_s / rp.wall_s, NULL);
+	fig_add(F_DIRECT_SPEEDUP, r1.wall_s / r2.wall_s, NULL);
+	fig_add(F_CACHE, rp.prompt3 ? (double)rp.cached3 / (double)rp.prompt3 : 0,
+		json_pack("{s:f}", "direct_client_share",
+			  r2.prompt3 ? (double)r2.cached3 / (double)r2.prompt3 : 0));
+	fig_add(F_CACHE_REUSE, rp.reusable3 ? (double)rp.cached3 / (double)rp.reusable3 : 0,
+		json_pack("{s:f}", "direct_client",
+			  r2.reusable3 ? (double)r2.cached3 / (double)r2.reusable3 : 0));
+	say("run %d: real backend: parleyd %.2f s, direct 2 at a time %.2f s (ratio %.3f), one "
+	    "call at a time %.2f s; cache share turns>=3: parleyd %.3f, direct %.3f; completion "
+	    "tokens %ld / %ld / %ld; turn-1 prompt %ld / %ld",
+	    run + 1, rp.wall_s, r2.wall_s, rp.wall_s / r2.wall_s, r1.wall_s,
+	    rp.prompt3 ? (double)rp.cached3 / (double)rp.prompt3 : 0,
+	    r2.prompt3 ? (double)r2.cached3 / (double)r2.prompt3 : 0, rp.completion, r2.completion,
+	    r1.completion, rp.prompt1, r2.prompt1);
+}
+
+/* ---- report ---- */
+
+static int cores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (int)n : 1;
+}
+
+static char *cpu_model(void)
+{
+	char line[512], *p;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	if (!f)
+		return xstrdup("unknown");
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "model name", 10) && (p = strchr(line, ':'))) {
+			fclose(f);
+			p += 2;
+			p[strcspn(p, "\n")] = '\0';
+			return xstrdup(p);
+		}
+	fclose(f);
+	return xstrdup("unknown");
+}
+
+static void fmt_val(char *buf, size_t n, const struct figure *f, double v)
+{
+	snprintf(buf, n, "%.*f%s", f->prec, v, f->unit);
+}
+
+static void report(const char *json_path, double started, double load_start, double psi_start)
+{
+	json_t *root = json_object(), *arr = json_array(), *o;
+	struct utsname un;
+	char *model = cpu_model(), med_s[32], lo_s[32], hi_s[32], spread[80];
+	int i;
+
+	uname(&un);
+	printf("\nparley benchmarks: %d run%s per figure, median and spread (min-max)\n", nruns,
+	       nruns == 1 ? "" : "s");
+	printf("machine: %d cores, %s, %s %s; at start: load average %.2f, CPU pressure %.0f%%\n\n",
+	       cores(), model, un.sysname, un.release, load_start, psi_start);
+	printf("| %-58s | %10s | %-25s | %-8s | %-7s |\n", "figure", "median", "spread (min - max)",
+	       "goal", "result");
+	printf("|%.60s|%.12s|%.27s|%.10s|%.9s|\n",
+	       "------------------------------------------------------------", "------------",
+	       "---------------------------", "----------", "---------");
+	for (i = 0; i < F__COUNT; i++) {
+		struct figure *f = &figs[i];
+		double med = 0, lo = 0, hi = 0;
+		const char *verdict;
+
+		if (f->n) {
+			fig_stats(f, &med, &lo, &hi);
+			fmt_val(med_s, sizeof(med_s), f, med);
+			fmt_val(lo_s, sizeof(lo_s), f, lo);
+			fmt_val(hi_s, sizeof(hi_s), f, hi);
+			snprintf(spread, sizeof(spread), "%s - %s", lo_s, hi_s);
+		} else {
+			snprintf(med_s, sizeof(med_s), "-");
+			snprintf(spread, sizeof(spread), "-");
+		}
+		verdict = fig_verdict(f, med);
+		printf("| %-58s | %10s | %-25s | %-8s | %-7s |\n", f->title, med_s, spread,
+		       f->goal_text, verdict);
+		o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:O}", "key", f->key, "title", f->title,
+			      "goal", f->goal_text, "result", verdict, "n", f->n, "runs",
+			      f->runs ? f->runs : json_array());
+		if (f->n) {
+			json_object_set_new(o, "median", json_real(med));
+			json_object_set_new(o, "min", json_real(lo));
+			json_object_set_new(o, "max", json_real(hi));
+		}
+		if (f->note[0]) {
+			json_object_set_new(o, "note", json_string(f->note));
+			printf("|   %-56s | %10s | %-25s | %-8s | %-7s |\n", f->note, "", "", "",
+			       "");
+		}
+		json_array_append_new(arr, o);
+	}
+	printf("\nreproduce: make bench (BENCH_RUNS=%d); details per run in %s\n", nruns,
+	       json_path);
+	json_object_set_new(root, "machine",
+			    json_pack("{s:i, s:s, s:s, s:s, s:f, s:f, s:f, s:f}", "cores", cores(),
+				      "cpu", model, "kernel", un.release, "os", un.sysname,
+				      "loadavg_1m_start", load_start, "loadavg_1m_end", loadavg1(),
+				      "cpu_pressure_start", psi_start, "cpu_pressure_end",
+				      cpu_pressure()));
+	json_object_set_new(root, "runs", json_integer(nruns));
+	json_object_set_new(root, "seconds", json_real(now_s() - started));
+	json_object_set_new(root, "command", json_string("make bench"));
+	json_object_set_new(root, "figures", arr);
+	if (json_dump_file(root, json_path, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) != 0)
+		say("cannot write %s", json_path);
+	json_decref(root);
+	free(model);
+}
+
+int main(void)
+{
+	const char *s = getenv("BENCH_RUNS"), *json_path = getenv("BENCH_JSON");
+	const char *only = getenv("BENCH_ONLY");
+	double started = now_s(), load_start = loadavg1(), psi_start = cpu_pressure();
+	char cmd[1200];
+	int run;
+
+	if (s && *s)
+		nruns = atoi(s);
+	if (nruns < 1 || nruns > MAX_RUNS) {
+		fprintf(stderr, "bench: BENCH_RUNS must be 1 to %d\n", MAX_RUNS);
+		return 2;
+	}
+	if (!json_path || !*json_path)
+		json_path = "build/bench.json";
+	if (getenv("BENCH_LLAMA_SH"))
+		repo_llama_sh = getenv("BENCH_LLAMA_SH");
+	if (getenv("BENCH_LLAMA_THREADS") && *getenv("BENCH_LLAMA_THREADS"))
+		llama_threads = getenv("BENCH_LLAMA_THREADS");
+	snprintf(workdir, sizeof(workdir), "%s",
+		 getenv("BENCH_DIR") && *getenv("BENCH_DIR") ? getenv("BENCH_DIR")
+							     : "build/bench-work");
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir -p '%s/llama'", workdir, workdir);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "bench: cannot make %s\n", workdir);
+		return 1;
+	}
+	setenv("TMPDIR", workdir, 1); /* the harness keeps process logs there */
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (getenv("BENCH_LIVE") && !strcmp(getenv("BENCH_LIVE"), "0"))
+		llama_skip = 1;
+	if (llama_skip)
+		fig_note(F_REAL_RATIO, "skipped (BENCH_LIVE=0 or no llama-server)");
+	say("%d runs; work files in %s; load average %.2f", nruns, workdir, load_start);
+	for (run = 0; run < nruns; run++) {
+		if (!only || strstr(only, "orch"))
+			bench_orchestration(run);
+		if (!only || strstr(only, "engine"))
+			bench_engine(run);
+		if (!only || strstr(only, "real"))
+			bench_real(run);
+	}
+	if (llama_skip)
+		fig_note(F_REAL_RATIO, "skipped: llama-server cannot be provisioned here");
+	report(json_path, started, load_start, psi_start);
+	curl_global_cleanup();
+	if (failures) {
+		say("%d step%s could not run; logs kept in %s", failures, failures == 1 ? "" : "s",
+		    workdir);
+		return 1;
+	}
+	if (!getenv("BENCH_KEEP")) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", workdir);
+		if (system(cmd) != 0)
+			say("cannot remove %s", workdir);
+	}
+	return 0;
+}
