@@ -40,6 +40,8 @@ PROG=llama-server.sh
 SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd -P)
 REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd -P)
 
+# HOME may be unset under some CI runners: fall back to the user's home from passwd
+: "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/parley"
 
 say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
