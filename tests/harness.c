@@ -51,6 +51,32 @@ const char *harness_shared(void)
 	return s && *s ? s : "../shared";
 }
 
+const char *const harness_origin[HARNESS_NORIGIN] = {
+    "job_extraction_improvement_dolphin3_8b",
+    "job_extraction_improvement_gemma2_latest",
+    "job_extraction_improvement_gemma3n_e2b",
+    "job_extraction_improvement_gemma3n_latest",
+    "job_extraction_improvement_qwen2.5vl_latest",
+    "prompt_engineering_breakthrough_dolphin3_8b",
+    "prompt_engineering_breakthrough_gemma2_latest",
+    "prompt_engineering_breakthrough_gemma3n_e2b",
+    "prompt_engineering_breakthrough_gemma3n_latest",
+    "prompt_engineering_breakthrough_qwen2.5vl_latest",
+    "response_speed_optimization_dolphin3_8b",
+    "response_speed_optimization_gemma2_latest",
+    "response_speed_optimization_gemma3n_e2b",
+    "response_speed_optimization_gemma3n_latest",
+    "response_speed_optimization_qwen2.5vl_latest",
+};
+
+char *harness_fixture(const char *rel, size_t *len)
+{
+	char path[1024];
+
+	snprintf(path, sizeof(path), "%s/fixtures/%s", harness_shared(), rel);
+	return harness_slurp(path, len);
+}
+
 char *harness_slurp(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");

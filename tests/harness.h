@@ -22,6 +22,11 @@ const char *harness_tmpdir(void);
 void harness_cleanup(void);
 /* The shared fixtures folder: $PARLEY_SHARED or ../shared. */
 const char *harness_shared(void);
+/* The 15 origin phase-2 conversations: fixtures/origin-phase2/<name>.json and .md. */
+#define HARNESS_NORIGIN 15
+extern const char *const harness_origin[HARNESS_NORIGIN];
+/* Reads <shared>/fixtures/<rel> whole (NUL-terminated); NULL when it cannot. */
+char *harness_fixture(const char *rel, size_t *len);
 /* Reads a whole file; NULL when it cannot. */
 char *harness_slurp(const char *path, size_t *len);
 int harness_free_port(void);

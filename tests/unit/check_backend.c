@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "server/backend.h"
+#include "tests/harness.h"
 
 /* ---- helpers ---- */
 
@@ -38,26 +39,14 @@ static char *read_error_fixture(const char *name)
 
 static char *read_fixture(const char *name)
 {
-	const char *shared = getenv("PARLEY_SHARED");
-	char path[1024];
-	FILE *f;
+	char rel[256];
 	char *buf;
-	long n;
 
-	snprintf(path, sizeof(path), "%s/fixtures/llama-server/%s", shared ? shared : "../shared",
-		 name);
-	f = fopen(path, "rb");
-	ck_assert_msg(f != NULL,
-		      "cannot open fixture '%s' (run from the repo root or set "
-		      "PARLEY_SHARED)",
-		      path);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = xmalloc((size_t)n + 1);
-	ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
+	snprintf(rel, sizeof(rel), "llama-server/%s", name);
+	buf = harness_fixture(rel, NULL);
+	ck_assert_msg(buf != NULL,
+		      "cannot read fixture '%s' (run from the repo root or set PARLEY_SHARED)",
+		      rel);
 	return buf;
 }
 

@@ -13,24 +13,7 @@
 
 #include "api/markdown.h"
 #include "db/util.h"
-
-static const char *const fixtures[] = {
-    "job_extraction_improvement_dolphin3_8b",
-    "job_extraction_improvement_gemma2_latest",
-    "job_extraction_improvement_gemma3n_e2b",
-    "job_extraction_improvement_gemma3n_latest",
-    "job_extraction_improvement_qwen2.5vl_latest",
-    "prompt_engineering_breakthrough_dolphin3_8b",
-    "prompt_engineering_breakthrough_gemma2_latest",
-    "prompt_engineering_breakthrough_gemma3n_e2b",
-    "prompt_engineering_breakthrough_gemma3n_latest",
-    "prompt_engineering_breakthrough_qwen2.5vl_latest",
-    "response_speed_optimization_dolphin3_8b",
-    "response_speed_optimization_gemma2_latest",
-    "response_speed_optimization_gemma3n_e2b",
-    "response_speed_optimization_gemma3n_latest",
-    "response_speed_optimization_qwen2.5vl_latest",
-};
+#include "tests/harness.h"
 
 static void fixture_path(char *buf, size_t n, const char *name, const char *ext)
 {
@@ -98,16 +81,16 @@ static size_t first_diff(const char *a, const char *b)
 START_TEST(test_origin_byte_exact)
 {
 	char path[1024];
-	json_t *t = load_json(fixtures[_i]);
+	json_t *t = load_json(harness_origin[_i]);
 	char *want, *got;
 	size_t d;
 
-	fixture_path(path, sizeof(path), fixtures[_i], ".md");
+	fixture_path(path, sizeof(path), harness_origin[_i], ".md");
 	want = read_all(path);
 	got = render(t);
 	d = first_diff(want, got);
 	ck_assert_msg(strcmp(want, got) == 0,
-		      "%s differs at byte %zu: want \"%.40s\" got \"%.40s\"", fixtures[_i], d,
+		      "%s differs at byte %zu: want \"%.40s\" got \"%.40s\"", harness_origin[_i], d,
 		      want + d, got + d);
 	free(want);
 	free(got);
@@ -312,7 +295,7 @@ static Suite *markdown_suite(void)
 	Suite *s = suite_create("markdown");
 	TCase *tc = tcase_create("origin");
 
-	tcase_add_loop_test(tc, test_origin_byte_exact, 0, (int)ARRAY_SIZE(fixtures));
+	tcase_add_loop_test(tc, test_origin_byte_exact, 0, HARNESS_NORIGIN);
 	tcase_add_test(tc, test_origin_titles_stay_raw);
 	tcase_add_test(tc, test_no_metrics_no_table);
 	suite_add_tcase(s, tc);

@@ -14,25 +14,8 @@
 #include <string.h>
 
 #include "db/util.h"
+#include "tests/harness.h"
 #include "server/score.h"
-
-static const char *const fixtures[] = {
-    "job_extraction_improvement_dolphin3_8b",
-    "job_extraction_improvement_gemma2_latest",
-    "job_extraction_improvement_gemma3n_e2b",
-    "job_extraction_improvement_gemma3n_latest",
-    "job_extraction_improvement_qwen2.5vl_latest",
-    "prompt_engineering_breakthrough_dolphin3_8b",
-    "prompt_engineering_breakthrough_gemma2_latest",
-    "prompt_engineering_breakthrough_gemma3n_e2b",
-    "prompt_engineering_breakthrough_gemma3n_latest",
-    "prompt_engineering_breakthrough_qwen2.5vl_latest",
-    "response_speed_optimization_dolphin3_8b",
-    "response_speed_optimization_gemma2_latest",
-    "response_speed_optimization_gemma3n_e2b",
-    "response_speed_optimization_gemma3n_latest",
-    "response_speed_optimization_qwen2.5vl_latest",
-};
 
 /* A fixture turned into score input; everything borrowed from json. */
 struct conv {
@@ -91,14 +74,14 @@ START_TEST(test_origin_reproduced)
 	struct conv c;
 	struct score_result r;
 
-	conv_load(&c, fixtures[_i], EXTRACT_ORIGIN);
+	conv_load(&c, harness_origin[_i], EXTRACT_ORIGIN);
 	score_conversation(SCORE_ORIGIN, &c.in, &r);
 	ck_assert_msg(r.interview_quality == metric(&c, "interview_quality"),
-		      "%s: interview quality %.1f, origin %.1f", fixtures[_i], r.interview_quality,
-		      metric(&c, "interview_quality"));
+		      "%s: interview quality %.1f, origin %.1f", harness_origin[_i],
+		      r.interview_quality, metric(&c, "interview_quality"));
 	ck_assert_msg(r.candidate_engagement == metric(&c, "candidate_engagement"),
-		      "%s: engagement %.1f, origin %.1f", fixtures[_i], r.candidate_engagement,
-		      metric(&c, "candidate_engagement"));
+		      "%s: engagement %.1f, origin %.1f", harness_origin[_i],
+		      r.candidate_engagement, metric(&c, "candidate_engagement"));
 	ck_assert_ptr_null(r.components);
 	score_result_release(&r);
 	conv_release(&c);
@@ -176,14 +159,14 @@ START_TEST(test_rubric_bounded_and_explained)
 	struct score_result a, b;
 	char *ja, *jb;
 
-	conv_load(&c, fixtures[_i], EXTRACT_RUBRIC);
+	conv_load(&c, harness_origin[_i], EXTRACT_RUBRIC);
 	score_conversation(SCORE_RUBRIC, &c.in, &a);
 	score_conversation(SCORE_RUBRIC, &c.in, &b);
 	ck_assert_ptr_nonnull(a.components);
 	check_part(json_object_get(a.components, "interview_quality"), a.interview_quality,
-		   fixtures[_i]);
+		   harness_origin[_i]);
 	check_part(json_object_get(a.components, "candidate_engagement"), a.candidate_engagement,
-		   fixtures[_i]);
+		   harness_origin[_i]);
 	/* deterministic: same input, same numbers and same explanations */
 	ck_assert(a.interview_quality == b.interview_quality);
 	ck_assert(a.candidate_engagement == b.candidate_engagement);
@@ -191,7 +174,8 @@ START_TEST(test_rubric_bounded_and_explained)
 	jb = json_dumps(b.components, JSON_SORT_KEYS);
 	ck_assert_str_eq(ja, jb);
 	/* every origin analysis has its four sections and real suggestions */
-	ck_assert_msg(a.interview_quality >= 5.0, "%s: %.1f", fixtures[_i], a.interview_quality);
+	ck_assert_msg(a.interview_quality >= 5.0, "%s: %.1f", harness_origin[_i],
+		      a.interview_quality);
 	free(ja);
 	free(jb);
 	score_result_release(&a);
@@ -363,11 +347,11 @@ static Suite *score_suite(void)
 	Suite *s = suite_create("score");
 	TCase *tc = tcase_create("origin");
 
-	tcase_add_loop_test(tc, test_origin_reproduced, 0, (int)ARRAY_SIZE(fixtures));
+	tcase_add_loop_test(tc, test_origin_reproduced, 0, HARNESS_NORIGIN);
 	tcase_add_test(tc, test_origin_rules);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("rubric");
-	tcase_add_loop_test(tc, test_rubric_bounded_and_explained, 0, (int)ARRAY_SIZE(fixtures));
+	tcase_add_loop_test(tc, test_rubric_bounded_and_explained, 0, HARNESS_NORIGIN);
 	tcase_add_test(tc, test_judge_falls_back_to_rubric);
 	tcase_add_test(tc, test_suggestions_with_tests_score_higher);
 	tcase_add_test(tc, test_substantive_answer_scores_higher);
