@@ -41,8 +41,7 @@ static int jknown(const json_t *obj, const char *key, double *v)
 	return 1;
 }
 
-/* Table cells hold one line and no column separator. */
-static void add_cell(struct strbuf *out, const char *s)
+void markdown_table_cell(struct strbuf *out, const char *s)
 {
 	for (; *s; s++) {
 		if (*s == '|')
@@ -181,9 +180,9 @@ static void render_timings(const json_t *conv, struct strbuf *out)
 		if (!json_is_object(m))
 			m = NULL;
 		strbuf_addf(out, "| %d | ", turn_number(item, i));
-		add_cell(out, jstr(item, "speaker"));
+		markdown_table_cell(out, jstr(item, "speaker"));
 		strbuf_addstr(out, " | ");
-		add_cell(out, jstr(item, "model"));
+		markdown_table_cell(out, jstr(item, "model"));
 		strbuf_addstr(out, " | ");
 		add_metric(out, item, "duration", "%.1f");
 		strbuf_addstr(out, " | ");
@@ -221,9 +220,9 @@ static void render_score_part(const json_t *part, const char *label, struct strb
 	json_array_foreach(comps, i, c)
 	{
 		strbuf_addstr(out, "| ");
-		add_cell(out, jstr(c, "name"));
+		markdown_table_cell(out, jstr(c, "name"));
 		strbuf_addf(out, " | %.1f/%.1f | ", jnum(c, "points"), jnum(c, "max"));
-		add_cell(out, jstr(c, "why"));
+		markdown_table_cell(out, jstr(c, "why"));
 		strbuf_addstr(out, " |\n");
 	}
 	strbuf_addch(out, '\n');

@@ -18,6 +18,9 @@
 
 #include "db/util.h"
 
+/* Appends s as one Markdown table cell: on one line, with '|' escaped. */
+void markdown_table_cell(struct strbuf *out, const char *s);
+
 /* Appends the report to out. transcript is borrowed. */
 void markdown_render_transcript(const json_t *transcript, struct strbuf *out);
 

@@ -3,6 +3,8 @@
  */
 #include "api/report.h"
 
+#include "api/markdown.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -27,19 +29,6 @@ static int jnum(const json_t *o, const char *key, double *v)
 static long jint(const json_t *o, const char *key)
 {
 	return (long)json_integer_value(json_object_get(o, key));
-}
-
-/* Table cells hold one line and no column separator. */
-static void add_cell(struct strbuf *out, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '|')
-			strbuf_addstr(out, "\\|");
-		else if (*s == '\n' || *s == '\r')
-			strbuf_addch(out, ' ');
-		else
-			strbuf_addch(out, *s);
-	}
 }
 
 /* A number with fmt, or "—" when it is unknown. */
@@ -149,7 +138,7 @@ static void render_rankings(const json_t *b, struct strbuf *out)
 	json_array_foreach(rows, i, r)
 	{
 		strbuf_addf(out, "| %ld | `", jint(r, "rank"));
-		add_cell(out, jstr(r, "model"));
+		markdown_table_cell(out, jstr(r, "model"));
 		strbuf_addf(out, "` | %ld", jint(r, "conversations"));
 		if (jint(r, "failed") || jint(r, "cancelled")) {
 			strbuf_addstr(out, " (");
@@ -173,7 +162,7 @@ static void render_rankings(const json_t *b, struct strbuf *out)
 static void latency_row(struct strbuf *out, const char *model, const char *role, const json_t *lat)
 {
 	strbuf_addstr(out, "| `");
-	add_cell(out, model);
+	markdown_table_cell(out, model);
 	strbuf_addf(out, "` | %s | %ld | ", role, jint(lat, "turns"));
 	add_num(out, lat, "median_turn_s", "%.2f s");
 	strbuf_addstr(out, " | ");
@@ -268,9 +257,9 @@ static void render_spread(const json_t *b, struct strbuf *out)
 	json_array_foreach(cells, i, c)
 	{
 		strbuf_addstr(out, "| `");
-		add_cell(out, jstr(c, "candidate"));
+		markdown_table_cell(out, jstr(c, "candidate"));
 		strbuf_addstr(out, "` | ");
-		add_cell(out, jstr(c, "scenario"));
+		markdown_table_cell(out, jstr(c, "scenario"));
 		strbuf_addf(out, " | %ld of %ld | ",
 			    jint(json_object_get(c, "interview_quality"), "runs"), jint(c, "runs"));
 		add_spread(out, json_object_get(c, "optimizations_found"));
@@ -310,7 +299,7 @@ static void render_judge(const json_t *b, struct strbuf *out)
 			any = 1;
 		}
 		strbuf_addstr(out, "| `");
-		add_cell(out, label);
+		markdown_table_cell(out, label);
 		strbuf_addf(out, "` | %ld | %ld | ", jint(j, "graded"), jint(j, "failed"));
 		add_score(out, j, "average_interview_quality");
 		strbuf_addstr(out, " | ");
@@ -438,20 +427,20 @@ static void render_conversations(const json_t *b, struct strbuf *out)
 	{
 		const json_t *err = json_object_get(c, "error");
 		strbuf_addstr(out, "| `");
-		add_cell(out, jstr(c, "candidate"));
+		markdown_table_cell(out, jstr(c, "candidate"));
 		strbuf_addstr(out, "` | ");
-		add_cell(out, jstr(c, "scenario_name"));
+		markdown_table_cell(out, jstr(c, "scenario_name"));
 		strbuf_addf(out, " | %ld | %s", jint(c, "run"), jstr(c, "status"));
 		if (json_is_object(err) && strcmp(jstr(c, "status"), "succeeded")) {
 			strbuf_addstr(out, ": ");
-			add_cell(out, jstr(err, "message"));
+			markdown_table_cell(out, jstr(err, "message"));
 		}
 		strbuf_addstr(out, " | ");
 		add_num(out, c, "optimizations_found", "%.0f");
 		strbuf_addstr(out, " | ");
 		add_score(out, json_object_get(c, "success_metrics"), "interview_quality");
 		strbuf_addstr(out, " | ");
-		add_cell(out, jstr(c, "conversation_file"));
+		markdown_table_cell(out, jstr(c, "conversation_file"));
 		strbuf_addstr(out, " |\n");
 	}
 	strbuf_addch(out, '\n');
@@ -610,7 +599,7 @@ void report_compare(const json_t *cmp, struct strbuf *out)
 	json_array_foreach(json_object_get(cmp, "models"), i, row)
 	{
 		strbuf_addstr(out, "| `");
-		add_cell(out, jstr(row, "model"));
+		markdown_table_cell(out, jstr(row, "model"));
 		strbuf_addstr(out, "` | ");
 		add_delta(out, json_object_get(row, "rank"), "%.0f", 1);
 		strbuf_addstr(out, " | ");
@@ -636,7 +625,7 @@ void report_compare(const json_t *cmp, struct strbuf *out)
 	json_array_foreach(json_object_get(cmp, "scenarios"), i, row)
 	{
 		strbuf_addstr(out, "| ");
-		add_cell(out, jstr(row, "scenario"));
+		markdown_table_cell(out, jstr(row, "scenario"));
 		strbuf_addstr(out, " | ");
 		add_delta(out, json_object_get(row, "total_optimizations"), "%.0f", 1);
 		strbuf_addstr(out, " | ");
@@ -655,9 +644,9 @@ void report_compare(const json_t *cmp, struct strbuf *out)
 	json_array_foreach(json_object_get(cmp, "pairs"), i, row)
 	{
 		strbuf_addstr(out, "| `");
-		add_cell(out, jstr(row, "model"));
+		markdown_table_cell(out, jstr(row, "model"));
 		strbuf_addstr(out, "` | ");
-		add_cell(out, jstr(row, "scenario"));
+		markdown_table_cell(out, jstr(row, "scenario"));
 		strbuf_addstr(out, " | ");
 		add_delta(out, json_object_get(row, "optimizations_found"), "%.1f", 1);
 		strbuf_addstr(out, " | ");

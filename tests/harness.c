@@ -3,6 +3,8 @@
  */
 #include "tests/harness.h"
 
+#include "db/db.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -91,6 +93,22 @@ char *harness_slurp(const char *path, size_t *len)
 		strbuf_add(&sb, buf, n);
 	fclose(f);
 	return strbuf_detach(&sb, len);
+}
+
+struct db *harness_db(const char *prefix, char *path, size_t size, struct perr *e)
+{
+	static int seq;
+	struct db *db;
+
+	/* the pid: Check runs each test in a child of its own */
+	snprintf(path, size, "%s/%s-%d-%d.db", harness_tmpdir(), prefix, (int)getpid(), seq++);
+	if (!(db = db_open(path, e)))
+		return NULL;
+	if (db_migrate(db, e) < 0) {
+		db_close(db);
+		return NULL;
+	}
+	return db;
 }
 
 int harness_free_port(void)

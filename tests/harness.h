@@ -31,6 +31,11 @@ char *harness_fixture(const char *rel, size_t *len);
 char *harness_slurp(const char *path, size_t *len);
 int harness_free_port(void);
 
+struct db;
+/* Opens a new, migrated store named after prefix in the temporary directory;
+ * its path is written to path (size bytes). NULL with e set on failure. */
+struct db *harness_db(const char *prefix, char *path, size_t size, struct perr *e);
+
 /* Starts the fake backend (FAKE_BACKEND or build/fake-backend) with extra args. */
 int harness_fake_start(struct proc *p, const char *const *args);
 /*

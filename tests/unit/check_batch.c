@@ -20,13 +20,10 @@ static char path[512];
 
 static void setup(void)
 {
-	static int seq;
 	struct perr e = {0};
 
-	snprintf(path, sizeof(path), "%s/batch-%d-%d.db", harness_tmpdir(), (int)getpid(), seq++);
-	db = db_open(path, &e);
+	db = harness_db("batch", path, sizeof(path), &e);
 	ck_assert_msg(db != NULL, "%s", e.msg);
-	ck_assert_int_eq(db_migrate(db, &e), 0);
 }
 
 static void teardown(void)

@@ -18,13 +18,10 @@ static char path[512];
 
 static void setup(void)
 {
-	static int seq;
 	struct perr e = {0};
 
-	snprintf(path, sizeof(path), "%s/db-%d.db", harness_tmpdir(), seq++);
-	db = db_open(path, &e);
+	db = harness_db("db", path, sizeof(path), &e);
 	ck_assert_msg(db != NULL, "%s", e.msg);
-	ck_assert_int_eq(db_migrate(db, &e), 0);
 }
 
 static void teardown(void)
@@ -117,8 +114,8 @@ START_TEST(job_life_cycle)
 	ck_assert_int_eq(db_turn_insert(db, j.id, 7, &t, &e), -1);
 	ck_assert_int_eq(e.code, PERR_CONFLICT);
 
-	ck_assert_int_eq(db_job_finish(db, j.id, 1, "succeeded", NULL, NULL, "{\"x\":1}", &o, 1, &e),
-			 0);
+	ck_assert_int_eq(
+	    db_job_finish(db, j.id, 1, "succeeded", NULL, NULL, "{\"x\":1}", &o, 1, &e), 0);
 	ck_assert_int_eq(db_job_get(db, j.id, &g, &e), 0);
 	ck_assert_str_eq(g.status, "succeeded");
 	ck_assert_int_eq(g.turns_completed, 1);
