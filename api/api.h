@@ -72,6 +72,10 @@ void api_add_header(struct api_resp *r, const char *name, const char *value);
 /* Sets a JSON body; j is stolen. */
 void api_json(struct api_resp *r, int status, json_t *j);
 void api_text(struct api_resp *r, int status, const char *content_type, const char *text);
+/* A 200 Markdown body; md's buffer is taken (md is left empty). */
+void api_markdown(struct api_resp *r, struct strbuf *md);
+/* Whether the request's Accept asks for text/markdown. */
+int api_wants_markdown(struct api_req *q);
 /* A problem document; errors (array of {field, message}) is stolen, may be NULL. */
 void api_problem(struct api_resp *r, int status, const char *title, const char *detail,
 		 json_t *errors);

@@ -8,7 +8,7 @@
  * inner), and stored with all its jobs in one transaction; then the pool is
  * woken and the jobs run like any others, concurrently up to each backend's
  * limit. Reads take one read transaction, so the jobs, their turns and the
- * summary built from them (api/summary.h) agree with each other.
+ * summary built from them (server/summary.h) agree with each other.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,11 +16,11 @@
 
 #include "api/api.h"
 #include "api/report.h"
-#include "api/summary.h"
 #include "api/views.h"
 #include "db/batch.h"
 #include "server/events.h"
 #include "server/record.h"
+#include "server/summary.h"
 
 #define MAX_CANDIDATES 32
 #define MAX_SCENARIOS 32
@@ -119,47 +119,17 @@ static void job_from(struct db_job *out, const struct db_job *tmpl, const char *
 	out->judge = xstrdup_or_null(tmpl->judge);
 }
 
-/*
- * The batch resource with its summary, read in one transaction. Returns a
- * new reference, or NULL with e set.
- */
+/* The batch resource with its summary, read in one transaction. New reference, or NULL. */
 static json_t *load_batch(struct api_req *q, const char *id, struct perr *e)
 {
-	struct db_batch b;
-	struct db_job *jobs = NULL;
-	struct db_turn_stat *turns = NULL;
-	size_t njobs = 0, nturns = 0;
-	json_t *view = NULL;
+	struct db_batch_full f;
+	json_t *view;
 
-	/* one read transaction: the jobs and their turns agree with each other */
-	sqlite3_exec(db_handle(q->db), "BEGIN", NULL, NULL, NULL);
-	if (db_batch_get(q->db, id, &b, e) < 0) {
-		sqlite3_exec(db_handle(q->db), "COMMIT", NULL, NULL, NULL);
+	if (db_batch_load(q->db, id, &f, e) < 0)
 		return NULL;
-	}
-	if (db_job_list_batch(q->db, id, &jobs, &njobs, e) == 0 &&
-	    db_batch_turn_stats(q->db, id, &turns, &nturns, e) == 0)
-		view = summary_batch(&b, jobs, njobs, turns, nturns);
-	sqlite3_exec(db_handle(q->db), "COMMIT", NULL, NULL, NULL);
-	db_turn_stats_free(turns, nturns);
-	db_jobs_free(jobs, njobs);
-	db_batch_release(&b);
+	view = view_batch(&f);
+	db_batch_full_release(&f);
 	return view;
-}
-
-static void respond_markdown(struct api_resp *r, struct strbuf *md)
-{
-	r->status = 200;
-	r->content_type = "text/markdown; charset=utf-8";
-	strbuf_release(&r->body);
-	r->body = *md;
-}
-
-static int wants_markdown(struct api_req *q)
-{
-	const char *accept = api_header(q, "Accept");
-
-	return accept && strstr(accept, "text/markdown") != NULL;
 }
 
 void api_batches_post(struct api_req *q, struct api_resp *r)
@@ -316,7 +286,7 @@ void api_batches_list(struct api_req *q, struct api_resp *r)
 		return api_perr(r, &e);
 	items = json_array();
 	for (i = 0; i < n && i < (size_t)limit; i++)
-		json_array_append_new(items, summary_batch_brief(&v[i]));
+		json_array_append_new(items, view_batch_brief(&v[i]));
 	if (n > (size_t)limit) {
 		api_list_cursor(v[limit - 1].seq, cur);
 		api_json(r, 200, json_pack("{s:o, s:s}", "items", items, "next_cursor", cur));
@@ -333,12 +303,12 @@ void api_batches_get(struct api_req *q, struct api_resp *r, const char *id)
 
 	if (!view)
 		return api_perr(r, &e);
-	if (wants_markdown(q)) {
+	if (api_wants_markdown(q)) {
 		struct strbuf md;
 		strbuf_init(&md, 16384);
 		report_batch(view, util_now_us(), &md);
 		json_decref(view);
-		return respond_markdown(r, &md);
+		return api_markdown(r, &md);
 	}
 	api_json(r, 200, view);
 }
@@ -354,7 +324,7 @@ void api_batches_report(struct api_req *q, struct api_resp *r, const char *id)
 	strbuf_init(&md, 16384);
 	report_batch(view, util_now_us(), &md);
 	json_decref(view);
-	respond_markdown(r, &md);
+	api_markdown(r, &md);
 }
 
 /* Tells anyone watching a job that it ended without running (cancelled while queued). */
@@ -400,7 +370,7 @@ void api_batches_compare(struct api_req *q, struct api_resp *r, const char *a, c
 {
 	char bid[DB_BATCH_ID_LEN + 8];
 	size_t n = strlen(b);
-	int md = wants_markdown(q);
+	int md = api_wants_markdown(q);
 	struct perr e = {0};
 	json_t *va, *vb, *cmp;
 
@@ -423,7 +393,7 @@ void api_batches_compare(struct api_req *q, struct api_resp *r, const char *a, c
 		strbuf_init(&out, 8192);
 		report_compare(cmp, &out);
 		json_decref(cmp);
-		return respond_markdown(r, &out);
+		return api_markdown(r, &out);
 	}
 	api_json(r, 200, cmp);
 }

@@ -102,6 +102,22 @@ void api_text(struct api_resp *r, int status, const char *content_type, const ch
 	strbuf_addstr(&r->body, text);
 }
 
+void api_markdown(struct api_resp *r, struct strbuf *md)
+{
+	r->status = 200;
+	r->content_type = "text/markdown; charset=utf-8";
+	strbuf_release(&r->body);
+	r->body = *md;
+	strbuf_init(md, 0);
+}
+
+int api_wants_markdown(struct api_req *q)
+{
+	const char *accept = api_header(q, "Accept");
+
+	return accept && strstr(accept, "text/markdown") != NULL;
+}
+
 void api_problem(struct api_resp *r, int status, const char *title, const char *detail,
 		 json_t *errors)
 {

@@ -181,9 +181,7 @@ static void route(struct api_req *q, struct api_resp *r)
 			}
 			if (n == 4 && (strcmp(s[3], "transcript") == 0 ||
 				       strcmp(s[3], "transcript.md") == 0)) {
-				const char *accept = api_header(q, "Accept");
-				int md = strcmp(s[3], "transcript.md") == 0 ||
-					 (accept && strstr(accept, "text/markdown"));
+				int md = strcmp(s[3], "transcript.md") == 0 || api_wants_markdown(q);
 				if (method_is(q, "GET"))
 					return api_jobs_transcript(q, r, s[2], md);
 				return not_allowed(r, "GET");

@@ -522,41 +522,23 @@ void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id)
 
 void api_jobs_transcript(struct api_req *q, struct api_resp *r, const char *id, int markdown)
 {
-	struct db_job j;
-	struct db_turn *turns = NULL;
-	struct db_optim *optims = NULL;
-	size_t nturns = 0, noptims = 0;
+	struct db_transcript tr;
 	struct perr e = {0};
 	json_t *t;
 
-	if (db_job_get(q->db, id, &j, &e) < 0)
+	if (db_transcript_load(q->db, id, &tr, &e) < 0)
 		return api_perr(r, &e);
-	/* one read transaction so turns and optimizations agree with each other */
-	sqlite3_exec(db_handle(q->db), "BEGIN", NULL, NULL, NULL);
-	if (db_turn_list(q->db, id, &turns, &nturns, &e) < 0 ||
-	    db_optim_list(q->db, id, &optims, &noptims, &e) < 0) {
-		sqlite3_exec(db_handle(q->db), "COMMIT", NULL, NULL, NULL);
-		db_turns_free(turns, nturns);
-		db_job_release(&j);
-		return api_perr(r, &e);
-	}
-	sqlite3_exec(db_handle(q->db), "COMMIT", NULL, NULL, NULL);
-	t = view_transcript(&j, turns, nturns, optims, noptims);
+	t = view_transcript(&tr);
+	db_transcript_release(&tr);
 	if (markdown) {
 		struct strbuf md;
 		strbuf_init(&md, 16384);
 		markdown_render_transcript(t, &md);
-		r->status = 200;
-		r->content_type = "text/markdown; charset=utf-8";
-		strbuf_release(&r->body);
-		r->body = md;
 		json_decref(t);
+		api_markdown(r, &md);
 	} else {
 		api_json(r, 200, t);
 	}
-	db_turns_free(turns, nturns);
-	db_optims_free(optims, noptims);
-	db_job_release(&j);
 }
 
 void api_jobs_cancel(struct api_req *q, struct api_resp *r, const char *id)

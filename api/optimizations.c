@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/views.h"
 #include "db/search.h"
 #include "server/record.h"
 
@@ -18,8 +19,7 @@ static json_t *str_or_null(const char *s)
 
 static json_t *found_json(const struct db_found *f)
 {
-	json_t *o = json_object(), *job, *links = json_object();
-	char buf[160];
+	json_t *o = json_object(), *job;
 
 	json_object_set_new(o, "id", json_integer(f->id));
 	json_object_set_new(o, "title", json_string(f->title ? f->title : ""));
@@ -35,13 +35,7 @@ static json_t *found_json(const struct db_found *f)
 			"candidate", "model", f->candidate_model, "backend", f->candidate_backend,
 			"batch", str_or_null(f->batch_id));
 	json_object_set_new(o, "job", job);
-	snprintf(buf, sizeof(buf), "/v1/jobs/%s", f->job_id);
-	json_object_set_new(links, "job", json_string(buf));
-	snprintf(buf, sizeof(buf), "/v1/jobs/%s/transcript", f->job_id);
-	json_object_set_new(links, "transcript", json_string(buf));
-	snprintf(buf, sizeof(buf), "/v1/jobs/%s/transcript.md", f->job_id);
-	json_object_set_new(links, "markdown", json_string(buf));
-	json_object_set_new(o, "links", links);
+	json_object_set_new(o, "links", view_found_links(f->job_id));
 	return o;
 }
 

@@ -1,10 +1,11 @@
 /*
- * views.c - jobs and transcripts as JSON. See views.h.
+ * views.c - jobs, transcripts and batches as the API serves them. See views.h.
  */
 #include "api/views.h"
 
 #include "api/html.h"
 #include "server/record.h"
+#include "server/summary.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -24,14 +25,103 @@ static json_t *or_null(json_t *v)
 	return v ? v : json_null();
 }
 
-json_t *view_job(const struct db_job *j)
+/* A link of a resource: its name and the path, "%s" standing for the id. */
+struct link {
+	const char *name, *fmt;
+};
+
+static const struct link job_links[] = {
+    {"self", "/v1/jobs/%s"},
+    {"transcript", "/v1/jobs/%s/transcript"},
+    {"markdown", "/v1/jobs/%s/transcript.md"},
+    {"events", "/v1/jobs/%s/events"},
+    {"cancel", "/v1/jobs/%s/cancel"},
+};
+
+static const struct link batch_links[] = {
+    {"self", "/v1/batches/%s"},
+    {"report", "/v1/batches/%s/report.md"},
+    {"jobs", "/v1/jobs?batch=%s"},
+    {"optimizations", "/v1/optimizations?batch=%s"},
+    {"cancel", "/v1/batches/%s/cancel"},
+};
+
+static const struct link found_links[] = {
+    {"job", "/v1/jobs/%s"},
+    {"transcript", "/v1/jobs/%s/transcript"},
+    {"markdown", "/v1/jobs/%s/transcript.md"},
+};
+
+static json_t *links_of(const struct link *tab, size_t n, const char *id)
 {
-	return record_job(j);
+	json_t *o = json_object();
+	char buf[160];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(buf, sizeof(buf), tab[i].fmt, id);
+		json_object_set_new(o, tab[i].name, json_string(buf));
+	}
+	return o;
 }
 
-json_t *view_transcript(const struct db_job *j, const struct db_turn *turns, size_t nturns,
-			const struct db_optim *optims, size_t noptims)
+json_t *view_job_links(const char *job_id)
 {
+	return links_of(job_links, ARRAY_SIZE(job_links), job_id);
+}
+
+json_t *view_found_links(const char *job_id)
+{
+	return links_of(found_links, ARRAY_SIZE(found_links), job_id);
+}
+
+json_t *view_job(const struct db_job *j)
+{
+	json_t *o = record_job(j);
+
+	json_object_set_new(o, "links", view_job_links(j->id));
+	return o;
+}
+
+json_t *view_batch_brief(const struct db_batch *b)
+{
+	json_t *o = summary_batch_brief(b);
+
+	json_object_set_new(o, "links", links_of(batch_links, ARRAY_SIZE(batch_links), b->id));
+	return o;
+}
+
+json_t *view_batch(const struct db_batch_full *f)
+{
+	json_t *o = summary_batch(&f->batch, f->jobs, f->njobs, f->turns, f->nturns);
+
+	view_batch_links(o);
+	return o;
+}
+
+void view_batch_links(json_t *batch)
+{
+	const char *id = json_string_value(json_object_get(batch, "id"));
+	json_t *c; /* borrowed */
+	char path[96];
+	size_t i;
+
+	json_object_set_new(batch, "links", links_of(batch_links, ARRAY_SIZE(batch_links), id));
+	/* the origin's conversation_file: where the conversation's report is */
+	json_array_foreach(json_object_get(batch, "conversations"), i, c)
+	{
+		snprintf(path, sizeof(path), "/v1/jobs/%s/transcript.md",
+			 json_string_value(json_object_get(c, "job_id")));
+		json_object_set_new(c, "conversation_file", json_string(path));
+	}
+}
+
+json_t *view_transcript(const struct db_transcript *tr)
+{
+	const struct db_job *j = &tr->job;
+	const struct db_turn *turns = tr->turns;
+	const struct db_optim *optims = tr->optims;
+	size_t nturns = tr->nturns, noptims = tr->noptims;
 	json_t *o = json_object(), *scen, *conv = json_array(), *opts = json_array();
 	json_t *metrics = loads_or(j->metrics, json_object()), *sm = json_object();
 	double total = 0;
@@ -81,12 +171,7 @@ json_t *view_transcript(const struct db_job *j, const struct db_turn *turns, siz
 	json_object_set_new(o, "scoring", json_string(j->scoring));
 	json_object_set_new(o, "extraction", json_string(j->extraction));
 	json_object_set_new(o, "max_turns", json_integer(j->max_turns));
-	if (j->error_code)
-		json_object_set_new(o, "error",
-				    json_pack("{s:s, s:s}", "code", j->error_code, "message",
-					      j->error_message ? j->error_message : ""));
-	else
-		json_object_set_new(o, "error", json_null());
+	json_object_set_new(o, "error", record_error(j));
 	json_object_set_new(o, "job", view_job(j));
 	json_decref(metrics);
 	return o;

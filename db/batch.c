@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/internal.h"
+
 const char *const db_job_state_names[DB_NSTATES] = {"queued", "running", "succeeded", "failed",
 						    "cancelled"};
 
@@ -75,13 +77,12 @@ const char *db_batch_status(const struct db_batch *b)
 	return "queued";
 }
 
-static void read_row(sqlite3_stmt *st, struct db_batch *b)
+static void read_row(sqlite3_stmt *st, void *elem)
 {
-	const unsigned char *id = sqlite3_column_text(st, 1);
+	struct db_batch *b = elem;
 
-	memset(b, 0, sizeof(*b));
 	b->seq = sqlite3_column_int64(st, 0);
-	snprintf(b->id, sizeof(b->id), "%s", id ? (const char *)id : "");
+	db_col_copy(st, 1, b->id, sizeof(b->id));
 	b->interviewer_model = db_col_text(st, 2);
 	b->interviewer_backend = db_col_text(st, 3);
 	b->candidates = db_col_text(st, 4);
@@ -96,6 +97,11 @@ static void read_row(sqlite3_stmt *st, struct db_batch *b)
 	b->created_at = db_col_int(st, 13);
 	b->cancelled_at = db_col_int(st, 14);
 	b->finished_at = -1;
+}
+
+static void release_row(void *elem)
+{
+	db_batch_release(elem);
 }
 
 /* Fills b->counts and b->finished_at from the batch's jobs. */
@@ -187,6 +193,7 @@ int db_batch_get(struct db *db, const char *id, struct db_batch *out, struct per
 	if (!st)
 		return -1;
 	db_bind_text(st, 1, id);
+	memset(out, 0, sizeof(*out));
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		read_row(st, out);
@@ -206,8 +213,7 @@ int db_batch_list(struct db *db, int64_t before_seq, int limit, struct db_batch 
 		  struct perr *e)
 {
 	sqlite3_stmt *st = db_stmt(db, sql_list, e);
-	size_t alloc = 16, i;
-	int rc;
+	size_t i;
 
 	*out = NULL;
 	*n = 0;
@@ -215,28 +221,25 @@ int db_batch_list(struct db *db, int64_t before_seq, int limit, struct db_batch 
 		return -1;
 	sqlite3_bind_int64(st, 1, before_seq);
 	sqlite3_bind_int(st, 2, limit > 0 ? limit : 50);
-	*out = xcalloc(alloc, sizeof(**out));
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*n == alloc) {
-			alloc *= 2;
-			*out = xrealloc(*out, alloc * sizeof(**out));
+	/* one snapshot: the counts agree with the rows they belong to */
+	if (db_read_begin(db, e) < 0)
+		return -1;
+	if (db_rows(db, st, sizeof(**out), read_row, release_row, (void **)out, n, e,
+		    "list batches") < 0) {
+		db_read_end(db);
+		return -1;
+	}
+	for (i = 0; i < *n; i++) {
+		if (read_counts(db, &(*out)[i], e) < 0) {
+			db_read_end(db);
+			db_batches_free(*out, *n);
+			*out = NULL;
+			*n = 0;
+			return -1;
 		}
-		read_row(st, &(*out)[(*n)++]);
 	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		db_fail(db, e, "list batches");
-		goto fail;
-	}
-	for (i = 0; i < *n; i++)
-		if (read_counts(db, &(*out)[i], e) < 0)
-			goto fail;
+	db_read_end(db);
 	return 0;
-fail:
-	db_batches_free(*out, *n);
-	*out = NULL;
-	*n = 0;
-	return -1;
 }
 
 /* Steps an UPDATE ... RETURNING id, collecting the ids. */
@@ -322,46 +325,61 @@ void db_turn_stats_free(struct db_turn_stat *v, size_t n)
 	free(v);
 }
 
+static void read_turn_stat(sqlite3_stmt *st, void *elem)
+{
+	struct db_turn_stat *t = elem;
+
+	db_col_copy(st, 0, t->job_id, sizeof(t->job_id));
+	db_col_copy(st, 1, t->role, sizeof(t->role));
+	t->model = db_col_text(st, 2);
+	t->wall_ms = db_col_real(st, 3);
+	t->ttft_ms = db_col_real(st, 4);
+	t->tokens_per_s = db_col_real(st, 5);
+	t->gen_ms = db_col_real(st, 6);
+	t->completion_tokens = db_col_int(st, 7);
+}
+
+static void release_turn_stat(void *elem)
+{
+	free(((struct db_turn_stat *)elem)->model);
+}
+
 int db_batch_turn_stats(struct db *db, const char *id, struct db_turn_stat **out, size_t *n,
 			struct perr *e)
 {
 	sqlite3_stmt *st = db_stmt(db, sql_turn_stats, e);
-	size_t alloc = 32;
-	int rc;
 
 	*out = NULL;
 	*n = 0;
 	if (!st)
 		return -1;
 	db_bind_text(st, 1, id);
-	*out = xcalloc(alloc, sizeof(**out));
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct db_turn_stat *t;
-		const unsigned char *s;
+	return db_rows(db, st, sizeof(**out), read_turn_stat, release_turn_stat, (void **)out, n,
+		       e, "read the turns of a batch");
+}
 
-		if (*n == alloc) {
-			alloc *= 2;
-			*out = xrealloc(*out, alloc * sizeof(**out));
-		}
-		t = &(*out)[(*n)++];
-		memset(t, 0, sizeof(*t));
-		s = sqlite3_column_text(st, 0);
-		snprintf(t->job_id, sizeof(t->job_id), "%s", s ? (const char *)s : "");
-		s = sqlite3_column_text(st, 1);
-		snprintf(t->role, sizeof(t->role), "%s", s ? (const char *)s : "");
-		t->model = db_col_text(st, 2);
-		t->wall_ms = db_col_real(st, 3);
-		t->ttft_ms = db_col_real(st, 4);
-		t->tokens_per_s = db_col_real(st, 5);
-		t->gen_ms = db_col_real(st, 6);
-		t->completion_tokens = db_col_int(st, 7);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		db_turn_stats_free(*out, *n);
-		*out = NULL;
-		*n = 0;
-		return db_fail(db, e, "read the turns of a batch");
-	}
-	return 0;
+void db_batch_full_release(struct db_batch_full *f)
+{
+	db_batch_release(&f->batch);
+	db_jobs_free(f->jobs, f->njobs);
+	db_turn_stats_free(f->turns, f->nturns);
+	memset(f, 0, sizeof(*f));
+}
+
+int db_batch_load(struct db *db, const char *id, struct db_batch_full *out, struct perr *e)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (db_read_begin(db, e) < 0)
+		return -1;
+	rc = db_batch_get(db, id, &out->batch, e);
+	if (rc == 0)
+		rc = db_job_list_batch(db, id, &out->jobs, &out->njobs, e);
+	if (rc == 0)
+		rc = db_batch_turn_stats(db, id, &out->turns, &out->nturns, e);
+	db_read_end(db);
+	if (rc < 0)
+		db_batch_full_release(out);
+	return rc;
 }

@@ -85,4 +85,20 @@ void db_turn_stats_free(struct db_turn_stat *v, size_t n);
 int db_batch_turn_stats(struct db *db, const char *id, struct db_turn_stat **out, size_t *n,
 			struct perr *e);
 
+/*
+ * A batch with its jobs (in the batch's order) and the timings of their
+ * turns, read in one read transaction so that the counts, the jobs and the
+ * turns agree. Release with db_batch_full_release().
+ */
+struct db_batch_full {
+	struct db_batch batch;
+	struct db_job *jobs;
+	size_t njobs;
+	struct db_turn_stat *turns;
+	size_t nturns;
+};
+
+int db_batch_load(struct db *db, const char *id, struct db_batch_full *out, struct perr *e);
+void db_batch_full_release(struct db_batch_full *f);
+
 #endif

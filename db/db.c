@@ -1,7 +1,7 @@
 /*
  * db.c - connection set-up, the statement cache, migrations. See db.h.
  */
-#include "db/db.h"
+#include "db/internal.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -166,6 +166,20 @@ void db_rollback(struct db *db)
 	writer_release(db);
 }
 
+int db_read_begin(struct db *db, struct perr *e)
+{
+	/* deferred: takes no lock until the first read, and never the writer mutex */
+	return exec(db, "BEGIN", e);
+}
+
+void db_read_end(struct db *db)
+{
+	/* a read transaction has nothing to keep: a COMMIT that fails is rolled back */
+	if (!sqlite3_get_autocommit(db->h) &&
+	    sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
 int db_schema_latest(void)
 {
 	int n = 0;
@@ -241,6 +255,13 @@ char *db_col_text(sqlite3_stmt *st, int col)
 	return t ? xstrdup((const char *)t) : NULL;
 }
 
+void db_col_copy(sqlite3_stmt *st, int col, char *dst, size_t size)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	snprintf(dst, size, "%s", t ? (const char *)t : "");
+}
+
 int64_t db_col_int(sqlite3_stmt *st, int col)
 {
 	if (sqlite3_column_type(st, col) == SQLITE_NULL)
@@ -277,4 +298,34 @@ void db_bind_opt_real(sqlite3_stmt *st, int col, double v)
 		sqlite3_bind_null(st, col);
 	else
 		sqlite3_bind_double(st, col, v);
+}
+
+int db_rows(struct db *db, sqlite3_stmt *st, size_t size, void (*read)(sqlite3_stmt *, void *),
+	    void (*release)(void *), void **out, size_t *n, struct perr *e, const char *what)
+{
+	size_t alloc = 16, i;
+	char *v = xmalloc(alloc * size);
+	int rc;
+
+	*n = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == alloc) {
+			alloc *= 2;
+			v = xrealloc(v, alloc * size);
+		}
+		memset(v + *n * size, 0, size);
+		read(st, v + *n * size);
+		(*n)++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		for (i = 0; i < *n; i++)
+			release(v + i * size);
+		free(v);
+		*out = NULL;
+		*n = 0;
+		return db_fail(db, e, what);
+	}
+	*out = v;
+	return 0;
 }

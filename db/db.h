@@ -9,12 +9,12 @@
  * per connection and kept (db_stmt() caches them by their SQL text's
  * address), and every value is a bound parameter. Migrations are the files
  * of migrations/, compiled into the binary, applied in order at start-up and
- * tracked with PRAGMA user_version.
+ * tracked with PRAGMA user_version. What the modules of db/ share about
+ * SQLite itself (the handle, statements, transactions) is in db/internal.h,
+ * which nothing outside db/ includes.
  */
 #ifndef PARLEY_DB_H
 #define PARLEY_DB_H
-
-#include <sqlite3.h>
 
 #include "db/util.h"
 
@@ -32,26 +32,7 @@ int db_schema_version(struct db *db);
 /* "FULL" (default) or "NORMAL"; applies to connections opened afterwards. */
 void db_set_synchronous(const char *mode);
 
-int db_begin(struct db *db, struct perr *e); /* BEGIN IMMEDIATE */
-int db_commit(struct db *db, struct perr *e);
-void db_rollback(struct db *db);
-
 /* Returns "ok" or the first problem PRAGMA integrity_check reports (caller frees). */
 char *db_integrity_check(struct db *db);
-
-/* For db/ modules only: the cached, reset statement for sql (a static string). */
-sqlite3_stmt *db_stmt(struct db *db, const char *sql, struct perr *e);
-sqlite3 *db_handle(struct db *db);
-/* Fills e from the connection's last error; returns -1. */
-int db_fail(struct db *db, struct perr *e, const char *what);
-
-/* Column helpers: NULL column → NULL / -1. */
-char *db_col_text(sqlite3_stmt *st, int col);
-int64_t db_col_int(sqlite3_stmt *st, int col);
-double db_col_real(sqlite3_stmt *st, int col);
-/* Binds text or NULL, an int64 (negative → NULL when null_if_negative), a double (<0 → NULL). */
-void db_bind_text(sqlite3_stmt *st, int col, const char *s);
-void db_bind_opt_int(sqlite3_stmt *st, int col, int64_t v);
-void db_bind_opt_real(sqlite3_stmt *st, int col, double v);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/internal.h"
 #include "db/turn.h"
 
 #define JOB_COLS                                                                                   \
@@ -99,19 +100,13 @@ void db_jobs_free(struct db_job *v, size_t n)
 	free(v);
 }
 
-static void copy_fixed(char *dst, size_t size, sqlite3_stmt *st, int col)
+static void read_job(sqlite3_stmt *st, void *elem)
 {
-	const unsigned char *t = sqlite3_column_text(st, col);
+	struct db_job *j = elem;
 
-	snprintf(dst, size, "%s", t ? (const char *)t : "");
-}
-
-static void read_row(sqlite3_stmt *st, struct db_job *j)
-{
-	memset(j, 0, sizeof(*j));
 	j->seq = sqlite3_column_int64(st, 0);
-	copy_fixed(j->id, sizeof(j->id), st, 1);
-	copy_fixed(j->status, sizeof(j->status), st, 2);
+	db_col_copy(st, 1, j->id, sizeof(j->id));
+	db_col_copy(st, 2, j->status, sizeof(j->status));
 	j->scenario_name = db_col_text(st, 3);
 	j->scenario = db_col_text(st, 4);
 	j->interviewer_model = db_col_text(st, 5);
@@ -134,6 +129,17 @@ static void read_row(sqlite3_stmt *st, struct db_job *j)
 	j->metrics = db_col_text(st, 22);
 	j->cancel_requested = sqlite3_column_int(st, 23);
 	j->judge = db_col_text(st, 24);
+}
+
+static void read_row(sqlite3_stmt *st, struct db_job *j)
+{
+	memset(j, 0, sizeof(*j));
+	read_job(st, j);
+}
+
+static void release_job(void *elem)
+{
+	db_job_release(elem);
 }
 
 /* Steps a statement that changes rows; returns the number changed or -1. */
@@ -223,7 +229,7 @@ int db_job_insert(struct db *db, struct db_job *j, const char *idem_key, const c
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
 			int same = strcmp((const char *)sqlite3_column_text(st, 0), body_hash) == 0;
-			copy_fixed(j->id, sizeof(j->id), st, 1);
+			db_col_copy(st, 1, j->id, sizeof(j->id));
 			sqlite3_reset(st);
 			db_rollback(db);
 			if (!same)
@@ -281,7 +287,6 @@ int db_job_list(struct db *db, const struct db_job_filter *f, struct db_job **ou
 {
 	sqlite3_stmt *st = NULL;
 	struct strbuf sql;
-	size_t alloc = 16;
 	char path[160];
 	int rc;
 
@@ -323,52 +328,23 @@ int db_job_list(struct db *db, const struct db_job_filter *f, struct db_job **ou
 	if (f->before_seq > 0)
 		sqlite3_bind_int64(st, 7, f->before_seq);
 	sqlite3_bind_int(st, 8, f->limit > 0 ? f->limit : 50);
-	*out = xcalloc(alloc, sizeof(**out));
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*n == alloc) {
-			alloc *= 2;
-			*out = xrealloc(*out, alloc * sizeof(**out));
-		}
-		read_row(st, &(*out)[(*n)++]);
-	}
+	rc = db_rows(db, st, sizeof(**out), read_job, release_job, (void **)out, n, e, "list jobs");
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		db_jobs_free(*out, *n);
-		*out = NULL;
-		*n = 0;
-		return db_fail(db, e, "list jobs");
-	}
-	return 0;
+	return rc;
 }
 
 int db_job_list_batch(struct db *db, const char *batch_id, struct db_job **out, size_t *n,
 		      struct perr *e)
 {
 	sqlite3_stmt *st = db_stmt(db, sql_list_batch, e);
-	size_t alloc = 16;
-	int rc;
 
 	*out = NULL;
 	*n = 0;
 	if (!st)
 		return -1;
 	db_bind_text(st, 1, batch_id);
-	*out = xcalloc(alloc, sizeof(**out));
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*n == alloc) {
-			alloc *= 2;
-			*out = xrealloc(*out, alloc * sizeof(**out));
-		}
-		read_row(st, &(*out)[(*n)++]);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		db_jobs_free(*out, *n);
-		*out = NULL;
-		*n = 0;
-		return db_fail(db, e, "list the jobs of a batch");
-	}
-	return 0;
+	return db_rows(db, st, sizeof(**out), read_job, release_job, (void **)out, n, e,
+		       "list the jobs of a batch");
 }
 
 int db_job_claim(struct db *db, struct db_job *out, struct perr *e)
@@ -508,7 +484,7 @@ int db_job_cancel(struct db *db, const char *id, char was[16], struct perr *e)
 			return perr_set(e, PERR_NOT_FOUND, "no job '%s'", id);
 		return db_fail(db, e, "read job");
 	}
-	copy_fixed(was, 16, st, 0);
+	db_col_copy(st, 0, was, 16);
 	sqlite3_reset(st);
 	if (strcmp(was, "queued") == 0) {
 		if (!(st = db_stmt(db, sql_cancel_queued, e)))

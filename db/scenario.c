@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/internal.h"
+
 static const char sql_get[] = "SELECT name, problem, context, goal, prompts, builtin, created_at, "
 			       "updated_at FROM scenarios WHERE name = ?1";
 static const char sql_list[] = "SELECT name, problem, context, goal, prompts, builtin, "
@@ -38,8 +40,10 @@ void db_scenarios_free(struct db_scenario *v, size_t n)
 	free(v);
 }
 
-static void read_row(sqlite3_stmt *st, struct db_scenario *s)
+static void read_row(sqlite3_stmt *st, void *elem)
 {
+	struct db_scenario *s = elem;
+
 	s->name = db_col_text(st, 0);
 	s->problem = db_col_text(st, 1);
 	s->context = db_col_text(st, 2);
@@ -48,6 +52,11 @@ static void read_row(sqlite3_stmt *st, struct db_scenario *s)
 	s->builtin = sqlite3_column_int(st, 5);
 	s->created_at = db_col_int(st, 6);
 	s->updated_at = db_col_int(st, 7);
+}
+
+static void release_row(void *elem)
+{
+	db_scenario_release(elem);
 }
 
 int db_scenario_get(struct db *db, const char *name, struct db_scenario *out, struct perr *e)
@@ -136,28 +145,11 @@ fail:
 int db_scenario_list(struct db *db, struct db_scenario **out, size_t *n, struct perr *e)
 {
 	sqlite3_stmt *st = db_stmt(db, sql_list, e);
-	size_t alloc = 8;
-	int rc;
 
 	*out = NULL;
 	*n = 0;
 	if (!st)
 		return -1;
-	*out = xcalloc(alloc, sizeof(**out));
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*n == alloc) {
-			alloc *= 2;
-			*out = xrealloc(*out, alloc * sizeof(**out));
-		}
-		memset(&(*out)[*n], 0, sizeof(**out));
-		read_row(st, &(*out)[(*n)++]);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		db_scenarios_free(*out, *n);
-		*out = NULL;
-		*n = 0;
-		return db_fail(db, e, "list scenarios");
-	}
-	return 0;
+	return db_rows(db, st, sizeof(**out), read_row, release_row, (void **)out, n, e,
+		       "list scenarios");
 }

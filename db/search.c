@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/internal.h"
+
 static const char sql_search[] =
     "SELECT o.id, o.ord, o.turn, o.title, o.detail, o.test, o.suggestion, o.extracted_at, "
     "j.id, j.status, j.scenario_name, j.interviewer_model, j.interviewer_backend, "
@@ -22,22 +24,28 @@ static const char sql_search[] =
     "AND (?6 = 0 OR o.id < ?6) "
     "ORDER BY o.id DESC LIMIT ?7";
 
+static void found_release(void *elem)
+{
+	struct db_found *o = elem;
+
+	free(o->title);
+	free(o->detail);
+	free(o->test);
+	free(o->suggestion);
+	free(o->scenario_name);
+	free(o->interviewer_model);
+	free(o->interviewer_backend);
+	free(o->candidate_model);
+	free(o->candidate_backend);
+	free(o->batch_id);
+}
+
 void db_found_free(struct db_found *v, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		free(v[i].title);
-		free(v[i].detail);
-		free(v[i].test);
-		free(v[i].suggestion);
-		free(v[i].scenario_name);
-		free(v[i].interviewer_model);
-		free(v[i].interviewer_backend);
-		free(v[i].candidate_model);
-		free(v[i].candidate_backend);
-		free(v[i].batch_id);
-	}
+	for (i = 0; i < n; i++)
+		found_release(&v[i]);
 	free(v);
 }
 
@@ -79,19 +87,32 @@ char *db_search_query(const char *q)
 	return strbuf_detach(&sb, NULL);
 }
 
-static void copy_text(char *dst, size_t size, sqlite3_stmt *st, int col)
+static void read_found(sqlite3_stmt *st, void *elem)
 {
-	const unsigned char *t = sqlite3_column_text(st, col);
+	struct db_found *o = elem;
 
-	snprintf(dst, size, "%s", t ? (const char *)t : "");
+	o->id = sqlite3_column_int64(st, 0);
+	o->ord = sqlite3_column_int(st, 1);
+	o->turn = sqlite3_column_int(st, 2);
+	o->title = db_col_text(st, 3);
+	o->detail = db_col_text(st, 4);
+	o->test = db_col_text(st, 5);
+	o->suggestion = db_col_text(st, 6);
+	o->extracted_at = db_col_int(st, 7);
+	db_col_copy(st, 8, o->job_id, sizeof(o->job_id));
+	db_col_copy(st, 9, o->job_status, sizeof(o->job_status));
+	o->scenario_name = db_col_text(st, 10);
+	o->interviewer_model = db_col_text(st, 11);
+	o->interviewer_backend = db_col_text(st, 12);
+	o->candidate_model = db_col_text(st, 13);
+	o->candidate_backend = db_col_text(st, 14);
+	o->batch_id = db_col_text(st, 15);
 }
 
 int db_search_optimizations(struct db *db, const struct db_search_filter *f, struct db_found **out,
 			    size_t *n, struct perr *e)
 {
 	sqlite3_stmt *st = db_stmt(db, sql_search, e);
-	size_t alloc = 16;
-	int rc;
 
 	*out = NULL;
 	*n = 0;
@@ -104,39 +125,6 @@ int db_search_optimizations(struct db *db, const struct db_search_filter *f, str
 	db_bind_text(st, 5, f->match);
 	sqlite3_bind_int64(st, 6, f->before_id);
 	sqlite3_bind_int(st, 7, f->limit > 0 ? f->limit : 50);
-	*out = xcalloc(alloc, sizeof(**out));
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct db_found *o;
-
-		if (*n == alloc) {
-			alloc *= 2;
-			*out = xrealloc(*out, alloc * sizeof(**out));
-		}
-		o = &(*out)[(*n)++];
-		memset(o, 0, sizeof(*o));
-		o->id = sqlite3_column_int64(st, 0);
-		o->ord = sqlite3_column_int(st, 1);
-		o->turn = sqlite3_column_int(st, 2);
-		o->title = db_col_text(st, 3);
-		o->detail = db_col_text(st, 4);
-		o->test = db_col_text(st, 5);
-		o->suggestion = db_col_text(st, 6);
-		o->extracted_at = db_col_int(st, 7);
-		copy_text(o->job_id, sizeof(o->job_id), st, 8);
-		copy_text(o->job_status, sizeof(o->job_status), st, 9);
-		o->scenario_name = db_col_text(st, 10);
-		o->interviewer_model = db_col_text(st, 11);
-		o->interviewer_backend = db_col_text(st, 12);
-		o->candidate_model = db_col_text(st, 13);
-		o->candidate_backend = db_col_text(st, 14);
-		o->batch_id = db_col_text(st, 15);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		db_found_free(*out, *n);
-		*out = NULL;
-		*n = 0;
-		return db_fail(db, e, "search optimizations");
-	}
-	return 0;
+	return db_rows(db, st, sizeof(**out), read_found, found_release, (void **)out, n, e,
+		       "search optimizations");
 }

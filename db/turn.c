@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/internal.h"
+
 static const char sql_job_check[] =
     "SELECT attempts, status FROM jobs WHERE id = ?1";
 static const char sql_insert[] =
@@ -120,106 +122,122 @@ fail:
 	return -1;
 }
 
+static void read_turn(sqlite3_stmt *st, void *elem)
+{
+	struct db_turn *t = elem;
+
+	t->idx = sqlite3_column_int(st, 0);
+	db_col_copy(st, 1, t->role, sizeof(t->role));
+	t->model = db_col_text(st, 2);
+	t->backend = db_col_text(st, 3);
+	t->text = db_col_text(st, 4);
+	t->started_at = db_col_int(st, 5);
+	t->finished_at = db_col_int(st, 6);
+	t->wall_ms = db_col_real(st, 7);
+	t->ttft_ms = db_col_real(st, 8);
+	t->prompt_tokens = db_col_int(st, 9);
+	t->cached_tokens = db_col_int(st, 10);
+	t->completion_tokens = db_col_int(st, 11);
+	t->prompt_ms = db_col_real(st, 12);
+	t->gen_ms = db_col_real(st, 13);
+	t->tokens_per_s = db_col_real(st, 14);
+	t->load_ms = db_col_real(st, 15);
+	t->finish_reason = db_col_text(st, 16);
+	t->attempts = sqlite3_column_int(st, 17);
+	t->note = db_col_text(st, 18);
+}
+
+static void release_turn(void *elem)
+{
+	db_turn_release(elem);
+}
+
 int db_turn_list(struct db *db, const char *job_id, struct db_turn **out, size_t *n,
 		 struct perr *e)
 {
 	sqlite3_stmt *st = db_stmt(db, sql_list, e);
-	size_t alloc = 8;
-	int rc;
 
 	*out = NULL;
 	*n = 0;
 	if (!st)
 		return -1;
 	db_bind_text(st, 1, job_id);
-	*out = xcalloc(alloc, sizeof(**out));
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct db_turn *t;
-		const unsigned char *role;
-		if (*n == alloc) {
-			alloc *= 2;
-			*out = xrealloc(*out, alloc * sizeof(**out));
-		}
-		t = &(*out)[(*n)++];
-		memset(t, 0, sizeof(*t));
-		t->idx = sqlite3_column_int(st, 0);
-		role = sqlite3_column_text(st, 1);
-		snprintf(t->role, sizeof(t->role), "%s", role ? (const char *)role : "");
-		t->model = db_col_text(st, 2);
-		t->backend = db_col_text(st, 3);
-		t->text = db_col_text(st, 4);
-		t->started_at = db_col_int(st, 5);
-		t->finished_at = db_col_int(st, 6);
-		t->wall_ms = db_col_real(st, 7);
-		t->ttft_ms = db_col_real(st, 8);
-		t->prompt_tokens = db_col_int(st, 9);
-		t->cached_tokens = db_col_int(st, 10);
-		t->completion_tokens = db_col_int(st, 11);
-		t->prompt_ms = db_col_real(st, 12);
-		t->gen_ms = db_col_real(st, 13);
-		t->tokens_per_s = db_col_real(st, 14);
-		t->load_ms = db_col_real(st, 15);
-		t->finish_reason = db_col_text(st, 16);
-		t->attempts = sqlite3_column_int(st, 17);
-		t->note = db_col_text(st, 18);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		db_turns_free(*out, *n);
-		*out = NULL;
-		*n = 0;
-		return db_fail(db, e, "list turns");
-	}
-	return 0;
+	return db_rows(db, st, sizeof(**out), read_turn, release_turn, (void **)out, n, e,
+		       "list turns");
+}
+
+static void optim_release(struct db_optim *o)
+{
+	free(o->title);
+	free(o->detail);
+	free(o->test);
+	free(o->suggestion);
+}
+
+static void release_optim(void *elem)
+{
+	optim_release(elem);
 }
 
 void db_optims_free(struct db_optim *v, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		free(v[i].title);
-		free(v[i].detail);
-		free(v[i].test);
-		free(v[i].suggestion);
-	}
+	for (i = 0; i < n; i++)
+		optim_release(&v[i]);
 	free(v);
+}
+
+static void read_optim(sqlite3_stmt *st, void *elem)
+{
+	struct db_optim *o = elem;
+
+	o->ord = sqlite3_column_int(st, 0);
+	o->turn = sqlite3_column_int(st, 1);
+	o->title = db_col_text(st, 2);
+	o->detail = db_col_text(st, 3);
+	o->test = db_col_text(st, 4);
+	o->suggestion = db_col_text(st, 5);
+	o->extracted_at = db_col_int(st, 6);
 }
 
 int db_optim_list(struct db *db, const char *job_id, struct db_optim **out, size_t *n,
 		  struct perr *e)
 {
 	sqlite3_stmt *st = db_stmt(db, sql_optims, e);
-	size_t alloc = 8;
-	int rc;
 
 	*out = NULL;
 	*n = 0;
 	if (!st)
 		return -1;
 	db_bind_text(st, 1, job_id);
-	*out = xcalloc(alloc, sizeof(**out));
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct db_optim *o;
-		if (*n == alloc) {
-			alloc *= 2;
-			*out = xrealloc(*out, alloc * sizeof(**out));
-		}
-		o = &(*out)[(*n)++];
-		o->ord = sqlite3_column_int(st, 0);
-		o->turn = sqlite3_column_int(st, 1);
-		o->title = db_col_text(st, 2);
-		o->detail = db_col_text(st, 3);
-		o->test = db_col_text(st, 4);
-		o->suggestion = db_col_text(st, 5);
-		o->extracted_at = db_col_int(st, 6);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		db_optims_free(*out, *n);
-		*out = NULL;
-		*n = 0;
-		return db_fail(db, e, "list optimizations");
-	}
-	return 0;
+	return db_rows(db, st, sizeof(**out), read_optim, release_optim, (void **)out, n, e,
+		       "list optimizations");
+}
+
+void db_transcript_release(struct db_transcript *t)
+{
+	db_job_release(&t->job);
+	db_turns_free(t->turns, t->nturns);
+	db_optims_free(t->optims, t->noptims);
+	memset(t, 0, sizeof(*t));
+}
+
+int db_transcript_load(struct db *db, const char *job_id, struct db_transcript *out,
+		       struct perr *e)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (db_read_begin(db, e) < 0)
+		return -1;
+	rc = db_job_get(db, job_id, &out->job, e);
+	if (rc == 0)
+		rc = db_turn_list(db, job_id, &out->turns, &out->nturns, e);
+	if (rc == 0)
+		rc = db_optim_list(db, job_id, &out->optims, &out->noptims, e);
+	db_read_end(db);
+	if (rc < 0)
+		db_transcript_release(out);
+	return rc;
 }

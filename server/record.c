@@ -36,9 +36,17 @@ static json_t *int_or_null(int64_t v)
 	return v < 0 ? json_null() : json_integer(v);
 }
 
+json_t *record_error(const struct db_job *j)
+{
+	if (!j->error_code)
+		return json_null();
+	return json_pack("{s:s, s:s}", "code", j->error_code, "message",
+			 j->error_message ? j->error_message : "");
+}
+
 json_t *record_job(const struct db_job *j)
 {
-	json_t *o = json_object(), *links = json_object();
+	json_t *o = json_object();
 	char buf[160];
 
 	json_object_set_new(o, "id", json_string(j->id));
@@ -68,23 +76,8 @@ json_t *record_job(const struct db_job *j)
 	json_object_set_new(o, "finished_at", record_time(j->finished_at));
 	json_object_set_new(o, "attempts", json_integer(j->attempts));
 	json_object_set_new(o, "cancel_requested", json_boolean(j->cancel_requested));
-	if (j->error_code)
-		json_object_set_new(o, "error",
-				    json_pack("{s:s, s:s}", "code", j->error_code, "message",
-					      j->error_message ? j->error_message : ""));
-	else
-		json_object_set_new(o, "error", json_null());
+	json_object_set_new(o, "error", record_error(j));
 	json_object_set_new(o, "metrics", loads_or(j->metrics, json_null()));
-#define LINK(name, fmt)                                                                            \
-	snprintf(buf, sizeof(buf), fmt, j->id);                                                    \
-	json_object_set_new(links, name, json_string(buf))
-	LINK("self", "/v1/jobs/%s");
-	LINK("transcript", "/v1/jobs/%s/transcript");
-	LINK("markdown", "/v1/jobs/%s/transcript.md");
-	LINK("events", "/v1/jobs/%s/events");
-	LINK("cancel", "/v1/jobs/%s/cancel");
-#undef LINK
-	json_object_set_new(o, "links", links);
 	return o;
 }
 

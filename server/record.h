@@ -11,8 +11,13 @@
 #include "db/job.h"
 #include "db/turn.h"
 
-/* The job resource (DESIGN §3). New reference. */
+/*
+ * The job resource (DESIGN §3) without its links: URLs are the API's to
+ * build (api/views.h view_job() adds them). New reference.
+ */
 json_t *record_job(const struct db_job *j);
+/* The job's error as {code, message}, or null. New reference. */
+json_t *record_error(const struct db_job *j);
 /* One transcript conversation item: origin fields plus metrics. New reference. */
 json_t *record_turn(const struct db_turn *t);
 /* ISO 8601 string, or null for a time not yet known (<= 0). New reference. */

@@ -1091,9 +1091,10 @@
 			const m = headMetrics(j);
 			const secs = jobSeconds(j);
 			const active = ACTIVE.has(j.status);
+			const links = j.links || {}; /* a status event may carry the job without its links */
 			const actions = h('div', {class: 'actions'},
-				h('a', {class: 'btn ghost small', href: j.links.transcript, target: '_blank', rel: 'noopener', text: 'JSON'}),
-				h('a', {class: 'btn ghost small', href: j.links.markdown, target: '_blank', rel: 'noopener', text: 'Markdown'}),
+				h('a', {class: 'btn ghost small', href: links.transcript || '/v1/jobs/' + enc + '/transcript', target: '_blank', rel: 'noopener', text: 'JSON'}),
+				h('a', {class: 'btn ghost small', href: links.markdown || '/v1/jobs/' + enc + '/transcript.md', target: '_blank', rel: 'noopener', text: 'Markdown'}),
 				active ? (st.cancel = st.cancel || cancelButton()) : null);
 			const fact = (label, value, cls) => h('div', {class: 'fact ' + (cls || '')},
 				h('dt', {text: label}), h('dd', {text: value}));

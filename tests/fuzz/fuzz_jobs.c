@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "db/internal.h" /* to empty the tables between runs */
 #include "server/log.h"
 
 static struct config cfg;

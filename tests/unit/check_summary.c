@@ -10,7 +10,8 @@
 #include <string.h>
 
 #include "api/report.h"
-#include "api/summary.h"
+#include "api/views.h"
+#include "server/summary.h"
 
 #define EPS 1e-9
 
@@ -129,6 +130,7 @@ static void world_init(struct world *w)
 	w->turns[w->nturns++] = tstat("ja2", "candidate", 3000, -1, -1, -1, 20);
 	w->view = summary_batch(&w->b, w->jobs, 6, w->turns, w->nturns);
 	ck_assert_ptr_nonnull(w->view);
+	view_batch_links(w->view); /* the API's links, as GET /v1/batches/{id} serves them */
 }
 
 static void world_release(struct world *w)

@@ -7,7 +7,7 @@
  * Sums run in the batch's job order, so a mean here is the same double the
  * origin's Python got for the same numbers (8.666666666666666 for 9, 8, 9).
  */
-#include "api/summary.h"
+#include "server/summary.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -352,7 +352,6 @@ json_t *summary_batch_brief(const struct db_batch *b)
 {
 	json_t *o = json_object(), *counts = json_object(), *scens, *names = json_array(), *s;
 	json_int_t total = 0;
-	char buf[160];
 	size_t i;
 	int k;
 
@@ -385,19 +384,6 @@ json_t *summary_batch_brief(const struct db_batch *b)
 	json_object_set_new(o, "created_at", record_time(b->created_at));
 	json_object_set_new(o, "finished_at", record_time(b->finished_at));
 	json_object_set_new(o, "cancelled_at", record_time(b->cancelled_at));
-#define LINK(name, fmt)                                                                            \
-	snprintf(buf, sizeof(buf), fmt, b->id);                                                    \
-	json_object_set_new(links, name, json_string(buf))
-	{
-		json_t *links = json_object();
-		LINK("self", "/v1/batches/%s");
-		LINK("report", "/v1/batches/%s/report.md");
-		LINK("jobs", "/v1/jobs?batch=%s");
-		LINK("optimizations", "/v1/optimizations?batch=%s");
-		LINK("cancel", "/v1/batches/%s/cancel");
-		json_object_set_new(o, "links", links);
-	}
-#undef LINK
 	return o;
 }
 
@@ -411,7 +397,6 @@ static json_t *conversation_json(const struct batch_ctx *c, const struct run *r)
 {
 	const struct db_job *j = r->job;
 	json_t *o = json_object(), *sm = json_object(), *m = r->metrics;
-	char path[96];
 
 	json_object_set_new(o, "candidate_model", json_string(j->candidate_model));
 	json_object_set_new(o, "candidate_backend", json_string(j->candidate_backend));
@@ -420,8 +405,6 @@ static json_t *conversation_json(const struct batch_ctx *c, const struct run *r)
 	json_object_set_new(o, "scenario_name", json_string(j->scenario_name));
 	json_object_set_new(o, "run", json_integer(r->run));
 	json_object_set_new(o, "job_id", json_string(j->id));
-	snprintf(path, sizeof(path), "/v1/jobs/%s/transcript.md", j->id);
-	json_object_set_new(o, "conversation_file", json_string(path));
 	json_object_set_new(sm, "total_duration", or_null(json_object_get(m, "total_duration")));
 	json_object_set_new(sm, "turns_completed", json_integer(j->turns_completed));
 	json_object_set_new(sm, "optimizations_found",
@@ -436,11 +419,7 @@ static json_t *conversation_json(const struct batch_ctx *c, const struct run *r)
 				? or_null(json_object_get(m, "optimizations_found"))
 				: json_null());
 	json_object_set_new(o, "status", json_string(j->status));
-	json_object_set_new(o, "error",
-			    j->error_code
-				? json_pack("{s:s, s:s}", "code", j->error_code, "message",
-					    j->error_message ? j->error_message : "")
-				: json_null());
+	json_object_set_new(o, "error", record_error(j));
 	if (json_object_get(m, "judge"))
 		json_object_set_new(o, "judge", or_null(json_object_get(m, "judge")));
 	return o;

@@ -18,6 +18,8 @@
  * tokens per second as all completion tokens over all generation time.
  * Spread (repeat > 1): per candidate and scenario, the mean, minimum, maximum
  * and sample standard deviation of each score over the runs that succeeded.
+ * Domain only: the links and the origin's conversation_file (a URL) are
+ * added by the API's view (api/views.h).
  */
 #ifndef PARLEY_SUMMARY_H
 #define PARLEY_SUMMARY_H
