@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "db/sha256.h"
+#include "server/sha256.h"
 
 #define SESSION_SECONDS (12 * 3600)
 

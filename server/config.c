@@ -3,7 +3,7 @@
  */
 #include "server/config.h"
 
-#include "db/sha256.h"
+#include "server/sha256.h"
 
 #include <errno.h>
 #include <getopt.h>

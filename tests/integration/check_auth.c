@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "db/sha256.h"
+#include "server/sha256.h"
 #include "tests/harness.h"
 
 #define TOKEN "s3cret-token-for-tests-0123456789"

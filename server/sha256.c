@@ -1,7 +1,7 @@
 /*
  * sha256.c - SHA-256 and HMAC-SHA-256. See sha256.h.
  */
-#include "db/sha256.h"
+#include "server/sha256.h"
 
 #include <string.h>
 
