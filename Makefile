@@ -65,10 +65,10 @@ deps:
 	fi
 
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) tests/tools/embed.sh | $(BUILD)/gen
-	sh tests/tools/embed.sh migrations $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+	sh tests/tools/embed.sh migrations db/embedded.h $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/gen/assets.c: $(ASSETS) tests/tools/embed.sh | $(BUILD)/gen
-	sh tests/tools/embed.sh assets $(ASSETS) > $@.tmp && mv $@.tmp $@
+	sh tests/tools/embed.sh assets api/assets.h $(ASSETS) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/gen:
 	mkdir -p $@

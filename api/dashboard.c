@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "db/embedded.h"
+#include "api/assets.h"
 
 static const char csp[] = "default-src 'none'; script-src 'self'; style-src 'self'; "
 			  "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
