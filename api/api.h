@@ -79,6 +79,13 @@ int api_wants_markdown(struct api_req *q);
 /* A problem document; errors (array of {field, message}) is stolen, may be NULL. */
 void api_problem(struct api_resp *r, int status, const char *title, const char *detail,
 		 json_t *errors);
+/*
+ * A problem for an error code: the status and title come from the one table
+ * (api/errors.c), the detail from fmt; errors is stolen, may be NULL. Every
+ * handler answers an error through this, api_perr() or api_invalid().
+ */
+void api_fail(struct api_resp *r, int code, json_t *errors, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* A problem from a perr; the status comes from the table. */
 void api_perr(struct api_resp *r, const struct perr *e);
 int api_status_for(int perr_code);

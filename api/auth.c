@@ -105,7 +105,7 @@ static int same_origin(struct api_req *q)
 
 static void unauthorized(struct api_resp *r, const char *detail)
 {
-	api_problem(r, 401, "Unauthorized", detail, NULL);
+	api_fail(r, PERR_UNAUTHORIZED, NULL, "%s", detail);
 	api_add_header(r, "WWW-Authenticate", "Bearer realm=\"parley\"");
 }
 
@@ -127,8 +127,7 @@ int api_auth_check(struct api_req *q, struct api_resp *r)
 		if (strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0 ||
 		    same_origin(q))
 			return 0;
-		api_problem(r, 403, "Forbidden", "a cross-origin request cannot use the session",
-			    NULL);
+		api_fail(r, PERR_FORBIDDEN, NULL, "a cross-origin request cannot use the session");
 		return -1;
 	}
 	unauthorized(r, "this server needs 'Authorization: Bearer <token>'");

@@ -3,7 +3,7 @@
  * comparison of two batches.
  *
  * DESIGN: a batch is validated with the same functions as a single job
- * (api/jobs.c, declared in api/views.h), expanded into one job per candidate
+ * (api/validate.h), expanded into one job per candidate
  * x scenario x repeat in the origin's order (candidates outer, scenarios
  * inner), and stored with all its jobs in one transaction; then the pool is
  * woken and the jobs run like any others, concurrently up to each backend's
@@ -16,6 +16,7 @@
 
 #include "api/api.h"
 #include "api/report.h"
+#include "api/validate.h"
 #include "api/views.h"
 #include "db/batch.h"
 #include "server/events.h"
@@ -26,17 +27,6 @@
 #define MAX_SCENARIOS 32
 #define MAX_REPEAT 20
 #define MAX_BATCH_JOBS 500
-
-static void problem_from_errors(struct api_resp *r, json_t *errs)
-{
-	json_t *first = json_array_get(errs, 0); /* borrowed */
-	char detail[300];
-
-	snprintf(detail, sizeof(detail), "%s: %s",
-		 json_string_value(json_object_get(first, "field")),
-		 json_string_value(json_object_get(first, "message")));
-	api_problem(r, 400, "Bad Request", detail, errs); /* errs stolen */
-}
 
 /* The candidates: an array of {model, backend?}, no two the same. Fills models/backends. */
 static void check_candidates(struct api_req *q, json_t *v, char **models, char **backends,
@@ -179,7 +169,7 @@ void api_batches_post(struct api_req *q, struct api_resp *r)
 				"posting again");
 	json_decref(body);
 	if (json_array_size(errs) > 0) {
-		problem_from_errors(r, errs);
+		api_invalid_fields(r, errs);
 		goto out;
 	}
 	json_decref(errs);

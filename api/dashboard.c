@@ -86,7 +86,7 @@ static void serve(struct api_req *q, struct api_resp *r, const char *name)
 		if (strcmp(embedded_assets[i].name, name) == 0)
 			break;
 	if (!embedded_assets[i].name)
-		return api_problem(r, 404, "Not Found", "no such dashboard asset", NULL);
+		return api_fail(r, PERR_NOT_FOUND, NULL, "no such dashboard asset");
 	r->content_type = type_for(name);
 	api_add_header(r, "Cache-Control", "no-cache");
 	api_add_header(r, "ETag", etags[i]);

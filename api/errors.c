@@ -2,6 +2,7 @@
  * errors.c - the one table from error codes to HTTP statuses, and problem
  * documents (RFC 9457).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,9 @@ static const struct {
     {PERR_BACKEND_PROTOCOL, 502, "Bad Gateway"},
     {PERR_CONTEXT_OVERFLOW, 502, "Bad Gateway"},
     {PERR_CANCELLED, 409, "Conflict"},
+    {PERR_UNAUTHORIZED, 401, "Unauthorized"},
+    {PERR_FORBIDDEN, 403, "Forbidden"},
+    {PERR_NOT_ALLOWED, 405, "Method Not Allowed"},
 };
 
 static const char *title_for(int status)
@@ -133,24 +137,32 @@ void api_problem(struct api_resp *r, int status, const char *title, const char *
 	r->content_type = "application/problem+json";
 }
 
-void api_perr(struct api_resp *r, const struct perr *e)
+void api_fail(struct api_resp *r, int code, json_t *errors, const char *fmt, ...)
 {
-	int status = api_status_for(e->code);
+	int status = api_status_for(code);
+	char detail[512];
+	va_list ap;
 
-	api_problem(r, status, title_for(status), e->msg, NULL);
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	api_problem(r, status, title_for(status), detail, errors);
 	if (status == 503)
 		r->retry_after = 5;
+}
+
+void api_perr(struct api_resp *r, const struct perr *e)
+{
+	api_fail(r, e->code, NULL, "%s", e->msg);
 }
 
 void api_invalid(struct api_resp *r, const char *field, const char *message)
 {
 	json_t *errs = json_array();
 	json_t *one = json_object();
-	char detail[400];
 
 	json_object_set_new(one, "field", api_json_text(field));
 	json_object_set_new(one, "message", api_json_text(message));
 	json_array_append_new(errs, one);
-	snprintf(detail, sizeof(detail), "%s: %s", field, message);
-	api_problem(r, 400, "Bad Request", detail, errs);
+	api_fail(r, PERR_INVALID, errs, "%s: %s", field, message);
 }

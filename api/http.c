@@ -85,28 +85,25 @@ json_t *api_parse_body(struct api_req *q, struct api_resp *r)
 {
 	json_error_t jerr;
 	json_t *j;
-	char detail[300];
 
 	if (!q->body_len) {
-		api_problem(r, 400, "Bad Request", "the request needs a JSON body", NULL);
+		api_fail(r, PERR_INVALID, NULL, "the request needs a JSON body");
 		return NULL;
 	}
 	if (json_depth(q->body, q->body_len) > q->deps->cfg->max_json_depth) {
-		snprintf(detail, sizeof(detail), "the JSON body is nested deeper than %d levels",
+		api_fail(r, PERR_INVALID, NULL, "the JSON body is nested deeper than %d levels",
 			 q->deps->cfg->max_json_depth);
-		api_problem(r, 400, "Bad Request", detail, NULL);
 		return NULL;
 	}
 	j = json_loadb(q->body, q->body_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!j) {
-		snprintf(detail, sizeof(detail), "the body is not valid JSON: %s (line %d, column %d)",
+		api_fail(r, PERR_INVALID, NULL, "the body is not valid JSON: %s (line %d, column %d)",
 			 jerr.text, jerr.line, jerr.column);
-		api_problem(r, 400, "Bad Request", detail, NULL);
 		return NULL;
 	}
 	if (!json_is_object(j)) {
 		json_decref(j);
-		api_problem(r, 400, "Bad Request", "the body must be a JSON object", NULL);
+		api_fail(r, PERR_INVALID, NULL, "the body must be a JSON object");
 		return NULL;
 	}
 	return j;
@@ -119,11 +116,8 @@ static int method_is(struct api_req *q, const char *m)
 
 static void not_allowed(struct api_resp *r, const char *allow)
 {
-	char detail[128];
-
-	snprintf(detail, sizeof(detail), "this resource allows %s", allow);
 	r->allow = allow;
-	api_problem(r, 405, "Method Not Allowed", detail, NULL);
+	api_fail(r, PERR_NOT_ALLOWED, NULL, "this resource allows %s", allow);
 }
 
 static void route(struct api_req *q, struct api_resp *r)
@@ -255,7 +249,7 @@ static void route(struct api_req *q, struct api_resp *r)
 			return not_allowed(r, "GET");
 		}
 	}
-	api_problem(r, 404, "Not Found", "no such resource; the API lives under /v1/", NULL);
+	api_fail(r, PERR_NOT_FOUND, NULL, "no such resource; the API lives under /v1/");
 }
 
 void api_add_header(struct api_resp *r, const char *name, const char *value)
@@ -373,12 +367,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		strbuf_init(&cs->body, 0);
 		*con_cls = cs;
 		if (cl && strtoull(cl, NULL, 10) > a->deps.cfg->max_body_bytes) {
-			char detail[128];
 			/* refuse before reading: the client may stop sending now */
 			resp_init(&r);
-			snprintf(detail, sizeof(detail), "the body is larger than %zu bytes",
+			api_fail(&r, PERR_TOO_LARGE, NULL, "the body is larger than %zu bytes",
 				 a->deps.cfg->max_body_bytes);
-			api_problem(&r, 413, "Content Too Large", detail, NULL);
 			ret = send_resp(conn, &r);
 			resp_release(&r);
 			cs->too_large = 2; /* answered */
@@ -412,13 +404,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	q.body = cs->body.buf;
 	q.body_len = cs->body.len;
 	if (cs->too_large) {
-		char detail[128];
-		snprintf(detail, sizeof(detail), "the body is larger than %zu bytes",
+		api_fail(&r, PERR_TOO_LARGE, NULL, "the body is larger than %zu bytes",
 			 a->deps.cfg->max_body_bytes);
-		api_problem(&r, 413, "Content Too Large", detail, NULL);
 	} else if ((q.nseg = split_path(url, pathbuf, sizeof(pathbuf), q.seg)) < 0 ||
 		   strlen(url) >= sizeof(pathbuf)) {
-		api_problem(&r, 404, "Not Found", "no such resource", NULL);
+		api_fail(&r, PERR_NOT_FOUND, NULL, "no such resource");
 	} else if (!(q.db = api_db(&a->deps, &e))) {
 		api_perr(&r, &e);
 	} else {

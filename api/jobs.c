@@ -1,7 +1,6 @@
 /*
  * jobs.c - submit, list, read and cancel conversation jobs.
  */
-#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,307 +8,11 @@
 
 #include "api/api.h"
 #include "api/markdown.h"
+#include "api/validate.h"
 #include "api/views.h"
 #include "db/job.h"
 #include "db/scenario.h"
 #include "db/turn.h"
-#include "server/extract.h"
-#include "server/score.h"
-
-#define MAX_MODEL_LEN 200
-#define MAX_LABELS 16
-
-struct job_input {
-	struct db_job job;
-	json_t *errs; /* array of {field, message} */
-};
-
-/*
- * Request validation. The api_* functions here are shared with POST
- * /v1/batches (api/batches.c) and declared in api/views.h.
- */
-
-void api_field_error(json_t *errs, const char *field, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	/* both may end inside a UTF-8 character ("%.64s" of a key): never lose the error */
-	json_array_append_new(errs, json_pack("{s:o, s:o}", "field", api_json_text(field),
-					      "message", api_json_text(msg)));
-}
-
-static int known_key(const char *key, const char *const *keys)
-{
-	for (; *keys; keys++)
-		if (strcmp(key, *keys) == 0)
-			return 1;
-	return 0;
-}
-
-void api_reject_unknown(json_t *o, const char *const *keys, const char *prefix, json_t *errs)
-{
-	const char *key;
-	json_t *v; /* borrowed */
-	char field[128];
-
-	json_object_foreach(o, key, v)
-	{
-		if (known_key(key, keys))
-			continue;
-		snprintf(field, sizeof(field), "%s%s", prefix, key);
-		api_field_error(errs, field, "unknown field");
-	}
-}
-
-void api_check_party(struct api_req *q, json_t *p, const char *name, char **model, char **backend,
-		     json_t *errs)
-{
-	static const char *const keys[] = {"model", "backend", NULL};
-	json_t *m, *b; /* borrowed */
-	char field[64], prefix[64];
-	const char *bname;
-
-	if (!p) {
-		api_field_error(errs, name,
-				"required: an object {\"model\": ..., \"backend\": ...}");
-		return;
-	}
-	if (!json_is_object(p)) {
-		api_field_error(errs, name, "must be an object {\"model\": ..., \"backend\": ...}");
-		return;
-	}
-	snprintf(prefix, sizeof(prefix), "%s.", name);
-	api_reject_unknown(p, keys, prefix, errs);
-	snprintf(field, sizeof(field), "%s.model", name);
-	m = json_object_get(p, "model");
-	if (!json_is_string(m) || !*json_string_value(m))
-		api_field_error(errs, field, "required: a model name such as \"gemma3:1b\"");
-	else if (strlen(json_string_value(m)) > MAX_MODEL_LEN)
-		api_field_error(errs, field, "longer than %d characters", MAX_MODEL_LEN);
-	else
-		*model = xstrdup(json_string_value(m));
-	snprintf(field, sizeof(field), "%s.backend", name);
-	b = json_object_get(p, "backend");
-	if (b && !json_is_string(b)) {
-		api_field_error(errs, field, "must be the name of a configured backend");
-		return;
-	}
-	bname = b ? json_string_value(b) : fleet_default_name(q->deps->fleet);
-	if (!fleet_find(q->deps->fleet, bname)) {
-		api_field_error(errs, field, "no backend named '%s'; GET /v1/backends lists them",
-				bname);
-		return;
-	}
-	*backend = xstrdup(bname);
-}
-
-static void check_options(json_t *o, json_t *errs)
-{
-	const char *key;
-	json_t *v; /* borrowed */
-	char field[96];
-	size_t i;
-
-	if (!json_is_object(o)) {
-		api_field_error(errs, "options", "must be an object");
-		return;
-	}
-	json_object_foreach(o, key, v)
-	{
-		snprintf(field, sizeof(field), "options.%s", key);
-		if (strcmp(key, "temperature") == 0) {
-			if (!json_is_number(v) || json_number_value(v) < 0 ||
-			    json_number_value(v) > 2)
-				api_field_error(errs, field, "must be a number from 0 to 2");
-		} else if (strcmp(key, "top_p") == 0) {
-			if (!json_is_number(v) || json_number_value(v) < 0 ||
-			    json_number_value(v) > 1)
-				api_field_error(errs, field, "must be a number from 0 to 1");
-		} else if (strcmp(key, "top_k") == 0) {
-			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-			    json_integer_value(v) > 1000)
-				api_field_error(errs, field, "must be an integer from 0 to 1000");
-		} else if (strcmp(key, "seed") == 0) {
-			if (!json_is_integer(v))
-				api_field_error(errs, field, "must be an integer");
-		} else if (strcmp(key, "num_predict") == 0) {
-			if (!json_is_integer(v) || json_integer_value(v) < -1 ||
-			    json_integer_value(v) == 0 || json_integer_value(v) > 1 << 20)
-				api_field_error(errs, field,
-						"must be -1 (no limit) or a positive integer");
-		} else if (strcmp(key, "num_ctx") == 0) {
-			if (!json_is_integer(v) || json_integer_value(v) < 256 ||
-			    json_integer_value(v) > 1 << 21)
-				api_field_error(errs, field,
-						"must be an integer from 256 to 2097152");
-		} else if (strcmp(key, "stop") == 0) {
-			json_t *s; /* borrowed */
-			int ok = json_is_array(v) && json_array_size(v) <= 8;
-			if (ok)
-				json_array_foreach(v, i, s) if (!json_is_string(s) ||
-								!*json_string_value(s)) ok = 0;
-			if (!ok)
-				api_field_error(errs, field, "must be up to 8 non-empty strings");
-		} else {
-			api_field_error(errs, field,
-					"unknown option; known: temperature, top_p, top_k, seed, "
-					"num_predict, num_ctx, stop");
-		}
-	}
-}
-
-static int label_key_valid(const char *k)
-{
-	size_t n = strlen(k), i;
-
-	if (n == 0 || n > 64)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!isalnum((unsigned char)k[i]) && k[i] != '_' && k[i] != '-' && k[i] != '.')
-			return 0;
-	return 1;
-}
-
-static void check_labels(json_t *o, json_t *errs)
-{
-	const char *key;
-	json_t *v; /* borrowed */
-	char field[96];
-
-	if (!json_is_object(o)) {
-		api_field_error(errs, "labels", "must be an object of strings");
-		return;
-	}
-	if (json_object_size(o) > MAX_LABELS)
-		api_field_error(errs, "labels", "at most %d labels", MAX_LABELS);
-	json_object_foreach(o, key, v)
-	{
-		snprintf(field, sizeof(field), "labels.%.64s", key);
-		if (!label_key_valid(key))
-			api_field_error(errs, "labels",
-					"key '%.64s' must be 1 to 64 of A-Z a-z 0-9 _ - .", key);
-		else if (!json_is_string(v) || strlen(json_string_value(v)) > 256)
-			api_field_error(errs, field, "must be a string of up to 256 characters");
-	}
-}
-
-void api_check_scenario(struct api_req *q, json_t *v, const char *field, struct db_job *j,
-			json_t *errs)
-{
-	struct db_scenario s;
-	struct perr e = {0};
-	json_t *snap;
-	char prefix[64], name_field[80];
-
-	snprintf(prefix, sizeof(prefix), "%s.", field);
-	snprintf(name_field, sizeof(name_field), "%s.name", field);
-	if (!v) {
-		api_field_error(errs, field,
-				"required: a scenario name (GET /v1/scenarios) or an object "
-				"{name, problem, context, goal}");
-		return;
-	}
-	if (json_is_string(v)) {
-		if (db_scenario_get(q->db, json_string_value(v), &s, &e) < 0) {
-			if (e.code == PERR_NOT_FOUND)
-				api_field_error(
-				    errs, field,
-				    "no scenario named '%.64s'; GET /v1/scenarios lists them",
-				    json_string_value(v));
-			else
-				api_field_error(errs, field, "%s", e.msg);
-			return;
-		}
-	} else if (json_is_object(v)) {
-		size_t before = json_array_size(errs);
-		if (api_scenario_validate(v, prefix, &s, errs) < 0)
-			return;
-		if (!s.name || !api_slug_valid(s.name)) {
-			if (json_array_size(errs) == before)
-				api_field_error(errs, name_field,
-						"required: 1 to 64 of a-z, 0-9, '_' and '-'");
-			db_scenario_release(&s);
-			return;
-		}
-	} else {
-		api_field_error(errs, field, "must be a scenario name or an object");
-		return;
-	}
-	snap = json_pack("{s:s, s:s, s:s, s:s}", "name", s.name, "problem", s.problem, "context",
-			 s.context, "goal", s.goal);
-	if (s.prompts)
-		json_object_set_new(snap, "prompts", json_loads(s.prompts, 0, NULL));
-	j->scenario_name = xstrdup(s.name);
-	j->scenario = json_dumps(snap, JSON_COMPACT);
-	json_decref(snap);
-	db_scenario_release(&s);
-}
-
-void api_check_job_fields(struct api_req *q, json_t *body, struct db_job *j, json_t *errs)
-{
-	json_t *v, *judge; /* borrowed */
-	enum score_method sm;
-	enum extract_method em;
-
-	j->max_turns = 3;
-	if ((v = json_object_get(body, "max_turns"))) {
-		if (!json_is_integer(v) || json_integer_value(v) < 3 || json_integer_value(v) > 50)
-			api_field_error(errs, "max_turns", "must be an integer from 3 to 50");
-		else
-			j->max_turns = (int)json_integer_value(v);
-	}
-	if ((v = json_object_get(body, "options"))) {
-		check_options(v, errs);
-		j->options = json_dumps(v, JSON_COMPACT);
-	}
-	j->scoring = xstrdup("rubric");
-	if ((v = json_object_get(body, "scoring"))) {
-		if (!json_is_string(v) || score_method_parse(json_string_value(v), &sm) < 0) {
-			api_field_error(errs, "scoring",
-					"must be \"rubric\", \"origin\" or \"judge\"");
-		} else {
-			free(j->scoring);
-			j->scoring = xstrdup(json_string_value(v));
-		}
-	}
-	/* "judge": the third model that grades the transcript, only with "scoring": "judge" */
-	judge = json_object_get(body, "judge");
-	if (!strcmp(j->scoring, "judge")) {
-		char *model = NULL, *backend = NULL;
-		if (!judge)
-			api_field_error(errs, "judge",
-					"required with \"scoring\": \"judge\": an object "
-					"{\"model\": ..., \"backend\": ...}");
-		else
-			api_check_party(q, judge, "judge", &model, &backend, errs);
-		if (model && backend) {
-			json_t *o = json_pack("{s:s, s:s}", "model", model, "backend", backend);
-			j->judge = json_dumps(o, JSON_COMPACT);
-			json_decref(o);
-		}
-		free(model);
-		free(backend);
-	} else if (judge) {
-		api_field_error(errs, "judge", "only used with \"scoring\": \"judge\"");
-	}
-	j->extraction = xstrdup("rubric");
-	if ((v = json_object_get(body, "extraction"))) {
-		if (!json_is_string(v) || extract_method_parse(json_string_value(v), &em) < 0)
-			api_field_error(errs, "extraction", "must be \"rubric\" or \"origin\"");
-		else {
-			free(j->extraction);
-			j->extraction = xstrdup(json_string_value(v));
-		}
-	}
-	if ((v = json_object_get(body, "labels"))) {
-		check_labels(v, errs);
-		j->labels = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
-	}
-}
 
 /* A short stable digest of the request, for Idempotency-Key (FNV-1a, 64 bits). */
 static void body_digest(json_t *body, char out[17])
@@ -353,14 +56,9 @@ void api_jobs_post(struct api_req *q, struct api_resp *r)
 		api_field_error(errs, "Idempotency-Key", "must be 1 to 200 characters");
 
 	if (json_array_size(errs) > 0) {
-		char detail[300];
-		json_t *first = json_array_get(errs, 0); /* borrowed */
-		snprintf(detail, sizeof(detail), "%s: %s",
-			 json_string_value(json_object_get(first, "field")),
-			 json_string_value(json_object_get(first, "message")));
 		json_decref(body);
 		db_job_release(&j);
-		return api_problem(r, 400, "Bad Request", detail, errs);
+		return api_invalid_fields(r, errs);
 	}
 	json_decref(errs);
 	body_digest(body, digest);
@@ -392,7 +90,7 @@ static int valid_status(const char *s)
 {
 	static const char *const st[] = {"queued", "running",	"succeeded",
 					 "failed", "cancelled", NULL};
-	return known_key(s, st);
+	return api_validate_known(s, st);
 }
 
 void api_jobs_list(struct api_req *q, struct api_resp *r)
@@ -419,7 +117,7 @@ void api_jobs_list(struct api_req *q, struct api_resp *r)
 		if (!colon || colon == label || (size_t)(colon - label) >= sizeof(keybuf))
 			return api_invalid(r, "label", "must be key:value");
 		snprintf(keybuf, sizeof(keybuf), "%.*s", (int)(colon - label), label);
-		if (!label_key_valid(keybuf))
+		if (!api_validate_label_key(keybuf))
 			return api_invalid(r, "label", "the key must be of A-Z a-z 0-9 _ - .");
 		f.label_key = keybuf;
 		f.label_value = colon + 1;
@@ -554,10 +252,8 @@ void api_jobs_cancel(struct api_req *q, struct api_resp *r, const char *id)
 	if (db_job_get(q->db, id, &j, &e) < 0)
 		return api_perr(r, &e);
 	if (strcmp(was, "queued") != 0 && strcmp(was, "running") != 0) {
-		char detail[160];
-		snprintf(detail, sizeof(detail), "job '%s' has already %s", id, was);
 		db_job_release(&j);
-		return api_problem(r, 409, "Conflict", detail, NULL);
+		return api_fail(r, PERR_CONFLICT, NULL, "job '%s' has already %s", id, was);
 	}
 	api_json(r, 202, view_job(&j));
 	db_job_release(&j);

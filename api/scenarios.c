@@ -1,29 +1,14 @@
 /*
  * scenarios.c - the scenario library: GET/PUT/DELETE /v1/scenarios[/{name}].
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
+#include "api/validate.h"
 #include "api/views.h"
 #include "db/scenario.h"
-#include "server/prompt.h"
-
-int api_slug_valid(const char *s)
-{
-	size_t i, n = strlen(s);
-
-	if (n == 0 || n > 64)
-		return 0;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (!(islower(c) || isdigit(c) || c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
 
 json_t *api_scenario_json(const struct db_scenario *s)
 {
@@ -44,72 +29,6 @@ json_t *api_scenario_json(const struct db_scenario *s)
 	util_iso8601(s->updated_at, ts);
 	json_object_set_new(o, "updated_at", s->updated_at > 0 ? json_string(ts) : json_null());
 	return o;
-}
-
-int api_scenario_validate(json_t *o, const char *prefix, struct db_scenario *out, json_t *errs)
-{
-	static const char *const fields[] = {"name", "problem", "context", "goal", "prompts", NULL};
-	const char *key;
-	json_t *v; /* borrowed */
-	char field[96], msg[160];
-	int i, bad = 0;
-
-	memset(out, 0, sizeof(*out));
-#define ERR(f, m)                                                                                  \
-	do {                                                                                       \
-		snprintf(field, sizeof(field), "%s%s", prefix, f);                                 \
-		json_array_append_new(errs, json_pack("{s:o, s:o}", "field", api_json_text(field), \
-						      "message", api_json_text(m)));               \
-		bad = 1;                                                                           \
-	} while (0)
-	json_object_foreach(o, key, v)
-	{
-		for (i = 0; fields[i]; i++)
-			if (strcmp(key, fields[i]) == 0)
-				break;
-		if (!fields[i]) {
-			snprintf(msg, sizeof(msg), "unknown field '%s'", key);
-			ERR(key, msg);
-		}
-	}
-	for (i = 1; i <= 3; i++) {
-		v = json_object_get(o, fields[i]);
-		if (!json_is_string(v) || !*json_string_value(v))
-			ERR(fields[i], "required: a non-empty string");
-		else if (strlen(json_string_value(v)) > 8192)
-			ERR(fields[i], "longer than 8192 characters");
-	}
-	v = json_object_get(o, "prompts");
-	if (v && !json_is_null(v)) {
-		if (!json_is_object(v)) {
-			ERR("prompts", "must be an object");
-		} else {
-			json_t *pv; /* borrowed */
-			json_object_foreach(v, key, pv)
-			{
-				for (i = 0; prompt_keys[i]; i++)
-					if (strcmp(key, prompt_keys[i]) == 0)
-						break;
-				if (!prompt_keys[i] || !json_is_string(pv)) {
-					snprintf(msg, sizeof(msg),
-						 "'%s' is not one of interviewer_system, "
-						 "candidate_system, opening, analysis (strings)",
-						 key);
-					ERR("prompts", msg);
-				}
-			}
-		}
-	}
-#undef ERR
-	if (bad)
-		return -1;
-	out->name = xstrdup_or_null(json_string_value(json_object_get(o, "name")));
-	out->problem = xstrdup(json_string_value(json_object_get(o, "problem")));
-	out->context = xstrdup(json_string_value(json_object_get(o, "context")));
-	out->goal = xstrdup(json_string_value(json_object_get(o, "goal")));
-	v = json_object_get(o, "prompts");
-	out->prompts = v && json_is_object(v) ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-	return 0;
 }
 
 void api_scenarios_list(struct api_req *q, struct api_resp *r)
@@ -159,7 +78,7 @@ void api_scenarios_put(struct api_req *q, struct api_resp *r, const char *name)
 	errs = json_array();
 	if (api_scenario_validate(body, "", &s, errs) < 0) {
 		json_decref(body);
-		return api_problem(r, 400, "Bad Request", "the scenario is not valid", errs);
+		return api_fail(r, PERR_INVALID, errs, "the scenario is not valid");
 	}
 	json_decref(errs);
 	json_decref(body);

@@ -19,9 +19,7 @@ void api_system_readyz(struct api_req *q, struct api_resp *r)
 	json_t *o;
 
 	if (have != want) {
-		char detail[128];
-		snprintf(detail, sizeof(detail), "database schema is at %d of %d", have, want);
-		api_problem(r, 503, "Service Unavailable", detail, NULL);
+		api_fail(r, PERR_UNAVAILABLE, NULL, "database schema is at %d of %d", have, want);
 		return;
 	}
 	o = json_pack("{s:s, s:i, s:o}", "status", "ready", "schema_version", have, "backends",

@@ -94,6 +94,9 @@ const char *perr_code_name(int code)
 	    [PERR_BACKEND_PROTOCOL] = "backend_protocol",
 	    [PERR_CONTEXT_OVERFLOW] = "context_overflow",
 	    [PERR_CANCELLED] = "cancelled",
+	    [PERR_UNAUTHORIZED] = "unauthorized",
+	    [PERR_FORBIDDEN] = "forbidden",
+	    [PERR_NOT_ALLOWED] = "not_allowed",
 	};
 	if (code < 0 || code >= PERR__COUNT || !names[code])
 		return "internal";

@@ -46,6 +46,9 @@ enum perr_code {
 	PERR_BACKEND_PROTOCOL, /* malformed reply, stream cut before its end marker */
 	PERR_CONTEXT_OVERFLOW, /* prompt longer than the context window */
 	PERR_CANCELLED,        /* the job was cancelled while the call ran */
+	PERR_UNAUTHORIZED,     /* no credentials, or credentials that are not valid */
+	PERR_FORBIDDEN,        /* valid credentials that may not do this */
+	PERR_NOT_ALLOWED,      /* the resource exists but not with this method */
 	PERR__COUNT
 };
 
