@@ -72,6 +72,12 @@ void api_add_header(struct api_resp *r, const char *name, const char *value);
 /* Sets a JSON body; j is stolen. */
 void api_json(struct api_resp *r, int status, json_t *j);
 void api_text(struct api_resp *r, int status, const char *content_type, const char *text);
+/*
+ * A page of a list: 200 {items, next_cursor}; items is stolen. When more,
+ * next_cursor names the page after last (the sequence number of the page's
+ * last item), as api_list_params() reads it back.
+ */
+void api_list_page(struct api_resp *r, json_t *items, int more, int64_t last);
 /* A 200 Markdown body; md's buffer is taken (md is left empty). */
 void api_markdown(struct api_resp *r, struct strbuf *md);
 /* Whether the request's Accept asks for text/markdown. */
@@ -142,8 +148,6 @@ void api_batches_cancel(struct api_req *q, struct api_resp *r, const char *id);
 /* b is "{id}" (JSON, or Markdown with Accept: text/markdown) or "{id}.md" (Markdown). */
 void api_batches_compare(struct api_req *q, struct api_resp *r, const char *a, const char *b);
 void api_optimizations_list(struct api_req *q, struct api_resp *r);
-/* The next_cursor of a list page that ended at seq: base 36 (api/batches.c). */
-void api_list_cursor(int64_t seq, char out[24]);
 /* end batches and optimizations */
 
 #endif

@@ -233,56 +233,23 @@ out:
 	db_batch_release(&b);
 }
 
-/* Base 36: opaque enough, stable, short. */
-void api_list_cursor(int64_t x, char out[24])
-{
-	int k = 0, a, b;
-
-	do {
-		int d = (int)(x % 36);
-		out[k++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
-		x /= 36;
-	} while (x && k < 22);
-	out[k] = '\0';
-	for (a = 0, b = k - 1; a < b; a++, b--) {
-		char t = out[a];
-		out[a] = out[b];
-		out[b] = t;
-	}
-}
-
 void api_batches_list(struct api_req *q, struct api_resp *r)
 {
 	struct db_batch *v;
 	struct perr e = {0};
-	const char *s;
-	char *end, cur[24];
-	long long limit = 50;
-	int64_t before = 0;
+	int64_t before;
+	int limit;
 	json_t *items;
 	size_t n, i;
 
-	if ((s = api_query(q, "limit"))) {
-		limit = strtoll(s, &end, 10);
-		if (*end || limit < 1 || limit > 500)
-			return api_invalid(r, "limit", "must be an integer from 1 to 500");
-	}
-	if ((s = api_query(q, "cursor"))) {
-		before = strtoll(s, &end, 36);
-		if (*end || before <= 0)
-			return api_invalid(r, "cursor", "not a cursor this server gave out");
-	}
-	if (db_batch_list(q->db, before, (int)limit + 1, &v, &n, &e) < 0)
+	if (api_list_params(q, r, &limit, &before) < 0)
+		return;
+	if (db_batch_list(q->db, before, limit + 1, &v, &n, &e) < 0)
 		return api_perr(r, &e);
 	items = json_array();
 	for (i = 0; i < n && i < (size_t)limit; i++)
 		json_array_append_new(items, view_batch_brief(&v[i]));
-	if (n > (size_t)limit) {
-		api_list_cursor(v[limit - 1].seq, cur);
-		api_json(r, 200, json_pack("{s:o, s:s}", "items", items, "next_cursor", cur));
-	} else {
-		api_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
-	}
+	api_list_page(r, items, n > (size_t)limit, n > (size_t)limit ? v[limit - 1].seq : 0);
 	db_batches_free(v, n);
 }
 

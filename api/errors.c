@@ -106,6 +106,30 @@ void api_text(struct api_resp *r, int status, const char *content_type, const ch
 	strbuf_addstr(&r->body, text);
 }
 
+void api_list_page(struct api_resp *r, json_t *items, int more, int64_t last)
+{
+	char cur[24];
+	int k = 0, a, b;
+
+	if (!more) {
+		api_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
+		return;
+	}
+	/* base 36 of the last item's sequence number: opaque enough, stable, short */
+	do {
+		int d = (int)(last % 36);
+		cur[k++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
+		last /= 36;
+	} while (last && k < 22);
+	cur[k] = '\0';
+	for (a = 0, b = k - 1; a < b; a++, b--) {
+		char t = cur[a];
+		cur[a] = cur[b];
+		cur[b] = t;
+	}
+	api_json(r, 200, json_pack("{s:o, s:s}", "items", items, "next_cursor", cur));
+}
+
 void api_markdown(struct api_resp *r, struct strbuf *md)
 {
 	r->status = 200;

@@ -99,10 +99,10 @@ void api_jobs_list(struct api_req *q, struct api_resp *r)
 	struct db_job *v;
 	struct perr e = {0};
 	const char *s, *label;
-	char keybuf[80], *end;
+	char keybuf[80];
 	json_t *items;
 	size_t n, i;
-	long long limit = 50;
+	int limit;
 
 	memset(&f, 0, sizeof(f));
 	if ((s = api_query(q, "status")) && !valid_status(s))
@@ -122,42 +122,15 @@ void api_jobs_list(struct api_req *q, struct api_resp *r)
 		f.label_key = keybuf;
 		f.label_value = colon + 1;
 	}
-	if ((s = api_query(q, "limit"))) {
-		limit = strtoll(s, &end, 10);
-		if (*end || limit < 1 || limit > 500)
-			return api_invalid(r, "limit", "must be an integer from 1 to 500");
-	}
-	f.limit = (int)limit + 1; /* one more tells whether there is a next page */
-	if ((s = api_query(q, "cursor"))) {
-		f.before_seq = strtoll(s, &end, 36);
-		if (*end || f.before_seq <= 0)
-			return api_invalid(r, "cursor", "not a cursor this server gave out");
-	}
+	if (api_list_params(q, r, &limit, &f.before_seq) < 0)
+		return;
+	f.limit = limit + 1; /* one more tells whether there is a next page */
 	if (db_job_list(q->db, &f, &v, &n, &e) < 0)
 		return api_perr(r, &e);
 	items = json_array();
 	for (i = 0; i < n && i < (size_t)limit; i++)
 		json_array_append_new(items, view_job(&v[i]));
-	if (n > (size_t)limit) {
-		/* base 36 of the last seq shown: opaque enough, stable, short */
-		char cur[24];
-		int64_t x = v[limit - 1].seq;
-		int k = 0, a, b;
-		do {
-			int d = (int)(x % 36);
-			cur[k++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
-			x /= 36;
-		} while (x && k < 22);
-		cur[k] = '\0';
-		for (a = 0, b = k - 1; a < b; a++, b--) {
-			char t = cur[a];
-			cur[a] = cur[b];
-			cur[b] = t;
-		}
-		api_json(r, 200, json_pack("{s:o, s:s}", "items", items, "next_cursor", cur));
-	} else {
-		api_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
-	}
+	api_list_page(r, items, n > (size_t)limit, n > (size_t)limit ? v[limit - 1].seq : 0);
 	db_jobs_free(v, n);
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/validate.h"
 #include "api/views.h"
 #include "db/search.h"
 #include "server/record.h"
@@ -45,8 +46,8 @@ void api_optimizations_list(struct api_req *q, struct api_resp *r)
 	struct db_found *v = NULL;
 	struct perr e = {0};
 	const char *s;
-	char *end, *match = NULL;
-	long long limit = 50;
+	char *match = NULL;
+	int limit;
 	json_t *items;
 	size_t n = 0, i;
 
@@ -62,21 +63,11 @@ void api_optimizations_list(struct api_req *q, struct api_resp *r)
 			return api_invalid(r, "q", "holds no word to search for");
 		f.match = match;
 	}
-	if ((s = api_query(q, "limit"))) {
-		limit = strtoll(s, &end, 10);
-		if (*end || limit < 1 || limit > 500) {
-			free(match);
-			return api_invalid(r, "limit", "must be an integer from 1 to 500");
-		}
+	if (api_list_params(q, r, &limit, &f.before_id) < 0) {
+		free(match);
+		return;
 	}
-	if ((s = api_query(q, "cursor"))) {
-		f.before_id = strtoll(s, &end, 36);
-		if (*end || f.before_id <= 0) {
-			free(match);
-			return api_invalid(r, "cursor", "not a cursor this server gave out");
-		}
-	}
-	f.limit = (int)limit + 1; /* one more tells whether there is a next page */
+	f.limit = limit + 1; /* one more tells whether there is a next page */
 	if (db_search_optimizations(q->db, &f, &v, &n, &e) < 0) {
 		free(match);
 		return api_perr(r, &e);
@@ -85,12 +76,6 @@ void api_optimizations_list(struct api_req *q, struct api_resp *r)
 	items = json_array();
 	for (i = 0; i < n && i < (size_t)limit; i++)
 		json_array_append_new(items, found_json(&v[i]));
-	if (n > (size_t)limit) {
-		char cur[24];
-		api_list_cursor(v[limit - 1].id, cur);
-		api_json(r, 200, json_pack("{s:o, s:s}", "items", items, "next_cursor", cur));
-	} else {
-		api_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
-	}
+	api_list_page(r, items, n > (size_t)limit, n > (size_t)limit ? v[limit - 1].id : 0);
 	db_found_free(v, n);
 }

@@ -560,11 +560,106 @@ static void add_names(struct strbuf *out, const json_t *names)
 	}
 }
 
+/* A number of the comparison: its heading, its key, how it is shown (printf format, scale). */
+struct compare_col {
+	const char *head, *key, *fmt;
+	double scale;
+};
+
+/* The overall table: one row a number, A, B and the delta side by side. */
+static const struct compare_col overall_rows[] = {
+    {"Total Conversations", "total_conversations", "%.0f", 1},
+    {"Optimizations Discovered", "total_optimizations_discovered", "%.0f", 1},
+    {"Average Interview Quality", "average_interview_quality", "%.1f", 1},
+    {"Average Candidate Engagement", "average_candidate_engagement", "%.1f", 1},
+    {"Success Rate (%)", "success_rate", "%.1f", 100},
+    {"Interviewer Median Turn (s)", "interviewer_median_turn_s", "%.2f", 1},
+    {"Interviewer Tokens/s", "interviewer_tokens_per_s", "%.1f", 1},
+};
+
+/*
+ * A table of the comparison: one row an item of cmp[rows], named by up to
+ * two columns (a model name is shown as code), then one "A → B (Δ)" cell a
+ * number. A NULL head ends a list.
+ */
+struct compare_table {
+	const char *title, *note, *rows;
+	struct {
+		const char *head, *key;
+		int code;
+	} names[3];
+	struct compare_col cols[9];
+};
+
+static const struct compare_table compare_tables[] = {
+    {"📊 Models",
+     NULL,
+     "models",
+     {{"Model", "model", 1}},
+     {{"Rank", "rank", "%.0f", 1},
+      {"Optimizations Found", "total_optimizations", "%.0f", 1},
+      {"Interview Quality", "avg_quality", "%.1f", 1},
+      {"Engagement", "avg_engagement", "%.1f", 1},
+      {"Median Turn (s)", "median_turn_s", "%.2f", 1},
+      {"p90 Turn (s)", "p90_turn_s", "%.2f", 1},
+      {"Median TTFT (ms)", "median_ttft_ms", "%.0f", 1},
+      {"Tokens/s", "tokens_per_s", "%.1f", 1}}},
+    {"🔍 Scenarios",
+     NULL,
+     "scenarios",
+     {{"Scenario", "scenario", 0}},
+     {{"Optimizations Found", "total_optimizations", "%.0f", 1},
+      {"Interview Quality", "avg_quality", "%.1f", 1},
+      {"Engagement", "avg_engagement", "%.1f", 1},
+      {"Success Rate (%)", "success_rate", "%.1f", 100}}},
+    {"🧩 Model × Scenario",
+     "Means over the runs that succeeded.",
+     "pairs",
+     {{"Model", "model", 1}, {"Scenario", "scenario", 0}},
+     {{"Optimizations Found", "optimizations_found", "%.1f", 1},
+      {"Interview Quality", "interview_quality", "%.1f", 1},
+      {"Engagement", "candidate_engagement", "%.1f", 1},
+      {"Duration (s)", "total_duration", "%.1f", 1}}},
+};
+
+static void compare_table(struct strbuf *out, const struct compare_table *t, const json_t *rows)
+{
+	const json_t *row;
+	size_t i, k, ncols = 0;
+
+	strbuf_addf(out, "\n## %s\n\n", t->title);
+	if (t->note)
+		strbuf_addf(out, "%s\n\n", t->note);
+	for (k = 0; k < ARRAY_SIZE(t->names) && t->names[k].head; k++, ncols++)
+		strbuf_addf(out, "| %s ", t->names[k].head);
+	for (k = 0; k < ARRAY_SIZE(t->cols) && t->cols[k].head; k++, ncols++)
+		strbuf_addf(out, "| %s ", t->cols[k].head);
+	strbuf_addstr(out, "|\n");
+	for (k = 0; k < ncols; k++)
+		strbuf_addstr(out, "|---");
+	strbuf_addstr(out, "|\n");
+	json_array_foreach(rows, i, row)
+	{
+		for (k = 0; k < ARRAY_SIZE(t->names) && t->names[k].head; k++) {
+			const char *q = t->names[k].code ? "`" : "";
+			strbuf_addf(out, "| %s", q);
+			markdown_table_cell(out, jstr(row, t->names[k].key));
+			strbuf_addf(out, "%s ", q);
+		}
+		for (k = 0; k < ARRAY_SIZE(t->cols) && t->cols[k].head; k++) {
+			strbuf_addstr(out, "| ");
+			add_delta(out, json_object_get(row, t->cols[k].key), t->cols[k].fmt,
+				  t->cols[k].scale);
+			strbuf_addstr(out, " ");
+		}
+		strbuf_addstr(out, "|\n");
+	}
+}
+
 void report_compare(const json_t *cmp, struct strbuf *out)
 {
 	const json_t *a = json_object_get(cmp, "a"), *b = json_object_get(cmp, "b");
 	const json_t *ov = json_object_get(cmp, "overall");
-	json_t *row;
 	size_t i;
 
 	strbuf_addf(out, "# Batch Comparison: %s → %s\n\n", jstr(a, "id"), jstr(b, "id"));
@@ -577,86 +672,11 @@ void report_compare(const json_t *cmp, struct strbuf *out)
 	strbuf_addstr(out, "**Deltas:** B − A\n\n");
 
 	strbuf_addstr(out, "## 🎯 Overall\n\n| Metric | A | B | Δ |\n|---|---:|---:|---:|\n");
-	compare_row(out, "Total Conversations", json_object_get(ov, "total_conversations"), "%.0f",
-		    1);
-	compare_row(out, "Optimizations Discovered",
-		    json_object_get(ov, "total_optimizations_discovered"), "%.0f", 1);
-	compare_row(out, "Average Interview Quality",
-		    json_object_get(ov, "average_interview_quality"), "%.1f", 1);
-	compare_row(out, "Average Candidate Engagement",
-		    json_object_get(ov, "average_candidate_engagement"), "%.1f", 1);
-	compare_row(out, "Success Rate (%)", json_object_get(ov, "success_rate"), "%.1f", 100);
-	compare_row(out, "Interviewer Median Turn (s)",
-		    json_object_get(ov, "interviewer_median_turn_s"), "%.2f", 1);
-	compare_row(out, "Interviewer Tokens/s", json_object_get(ov, "interviewer_tokens_per_s"),
-		    "%.1f", 1);
-
-	strbuf_addstr(out, "\n## 📊 Models\n\n");
-	strbuf_addstr(out,
-		      "| Model | Rank | Optimizations Found | Interview Quality | Engagement | "
-		      "Median Turn (s) | p90 Turn (s) | Median TTFT (ms) | Tokens/s |\n");
-	strbuf_addstr(out, "|---|---|---|---|---|---|---|---|---|\n");
-	json_array_foreach(json_object_get(cmp, "models"), i, row)
-	{
-		strbuf_addstr(out, "| `");
-		markdown_table_cell(out, jstr(row, "model"));
-		strbuf_addstr(out, "` | ");
-		add_delta(out, json_object_get(row, "rank"), "%.0f", 1);
-		strbuf_addstr(out, " | ");
-		add_delta(out, json_object_get(row, "total_optimizations"), "%.0f", 1);
-		strbuf_addstr(out, " | ");
-		add_delta(out, json_object_get(row, "avg_quality"), "%.1f", 1);
-		strbuf_addstr(out, " | ");
-		add_delta(out, json_object_get(row, "avg_engagement"), "%.1f", 1);
-		strbuf_addstr(out, " | ");
-		add_delta(out, json_object_get(row, "median_turn_s"), "%.2f", 1);
-		strbuf_addstr(out, " | ");
-		add_delta(out, json_object_get(row, "p90_turn_s"), "%.2f", 1);
-		strbuf_addstr(out, " | ");
-		add_delta(out, json_object_get(row, "median_ttft_ms"), "%.0f", 1);
-		strbuf_addstr(out, " | ");
-		add_delta(out, json_object_get(row, "tokens_per_s"), "%.1f", 1);
-		strbuf_addstr(out, " |\n");
-	}
-
-	strbuf_addstr(out, "\n## 🔍 Scenarios\n\n");
-	strbuf_addstr(out, "| Scenario | Optimizations Found | Interview Quality | Engagement | "
-			   "Success Rate (%) |\n|---|---|---|---|---|\n");
-	json_array_foreach(json_object_get(cmp, "scenarios"), i, row)
-	{
-		strbuf_addstr(out, "| ");
-		markdown_table_cell(out, jstr(row, "scenario"));
-		strbuf_addstr(out, " | ");
-		add_delta(out, json_object_get(row, "total_optimizations"), "%.0f", 1);
-		strbuf_addstr(out, " | ");
-		add_delta(out, json_object_get(row, "avg_quality"), "%.1f", 1);
-		strbuf_addstr(out, " | ");
-		add_delta(out, json_object_get(row, "avg_engagement"), "%.1f", 1);
-		strbuf_addstr(out, " | ");
-		add_delta(out, json_object_get(row, "success_rate"), "%.1f", 100);
-		strbuf_addstr(out, " |\n");
-	}
-
-	strbuf_addstr(out, "\n## 🧩 Model × Scenario\n\n");
-	strbuf_addstr(out, "Means over the runs that succeeded.\n\n");
-	strbuf_addstr(out, "| Model | Scenario | Optimizations Found | Interview Quality | "
-			   "Engagement | Duration (s) |\n|---|---|---|---|---|---|\n");
-	json_array_foreach(json_object_get(cmp, "pairs"), i, row)
-	{
-		strbuf_addstr(out, "| `");
-		markdown_table_cell(out, jstr(row, "model"));
-		strbuf_addstr(out, "` | ");
-		markdown_table_cell(out, jstr(row, "scenario"));
-		strbuf_addstr(out, " | ");
-		add_delta(out, json_object_get(row, "optimizations_found"), "%.1f", 1);
-		strbuf_addstr(out, " | ");
-		add_delta(out, json_object_get(row, "interview_quality"), "%.1f", 1);
-		strbuf_addstr(out, " | ");
-		add_delta(out, json_object_get(row, "candidate_engagement"), "%.1f", 1);
-		strbuf_addstr(out, " | ");
-		add_delta(out, json_object_get(row, "total_duration"), "%.1f", 1);
-		strbuf_addstr(out, " |\n");
-	}
+	for (i = 0; i < ARRAY_SIZE(overall_rows); i++)
+		compare_row(out, overall_rows[i].head, json_object_get(ov, overall_rows[i].key),
+			    overall_rows[i].fmt, overall_rows[i].scale);
+	for (i = 0; i < ARRAY_SIZE(compare_tables); i++)
+		compare_table(out, &compare_tables[i], json_object_get(cmp, compare_tables[i].rows));
 
 	strbuf_addstr(out, "\n## Not in Both\n\n- **Only in A:** models ");
 	add_names(out, json_object_get(json_object_get(cmp, "only_in_a"), "models"));

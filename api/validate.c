@@ -387,3 +387,30 @@ void api_invalid_fields(struct api_resp *r, json_t *errs)
 		 json_string_value(json_object_get(first, "field")),
 		 json_string_value(json_object_get(first, "message")));
 }
+
+int api_list_params(struct api_req *q, struct api_resp *r, int *limit, int64_t *before)
+{
+	const char *s;
+	char *end;
+	long long v;
+
+	*limit = 50;
+	*before = 0;
+	if ((s = api_query(q, "limit"))) {
+		v = strtoll(s, &end, 10);
+		if (*end || v < 1 || v > 500) {
+			api_invalid(r, "limit", "must be an integer from 1 to 500");
+			return -1;
+		}
+		*limit = (int)v;
+	}
+	if ((s = api_query(q, "cursor"))) {
+		v = strtoll(s, &end, 36);
+		if (*end || v <= 0) {
+			api_invalid(r, "cursor", "not a cursor this server gave out");
+			return -1;
+		}
+		*before = v;
+	}
+	return 0;
+}

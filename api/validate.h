@@ -44,6 +44,13 @@ void api_check_job_fields(struct api_req *q, json_t *body, struct db_job *j, jso
  */
 int api_scenario_validate(json_t *o, const char *prefix, struct db_scenario *out, json_t *errs);
 
+/*
+ * The paging parameters of a list: limit (1 to 500, default 50) and cursor
+ * (what api_list_page() gave out; 0 when none). -1 with r filled (400) when
+ * one is bad.
+ */
+int api_list_params(struct api_req *q, struct api_resp *r, int *limit, int64_t *before);
+
 /* The 400 problem listing errs (stolen); its detail is the first error. */
 void api_invalid_fields(struct api_resp *r, json_t *errs);
 

@@ -62,6 +62,36 @@
 	const h = (tag, attrs, ...children) => build(null, tag, attrs, children);
 	const svg = (tag, attrs, ...children) => build(SVGNS, tag, attrs, children);
 
+	/*
+	 * A Cancel button that asks before it acts: the first click arms it for
+	 * 3 s (its text becomes the question), a second click runs act(). act()
+	 * resolves to true when the button should be usable again.
+	 */
+	function cancelButton(question, act) {
+		const btn = h('button', {class: 'btn danger small', type: 'button', text: 'Cancel'});
+		let armed = null;
+		const reset = () => {
+			armed = null;
+			btn.disabled = false;
+			btn.textContent = 'Cancel';
+			btn.classList.remove('armed');
+		};
+		btn.addEventListener('click', async () => {
+			if (!armed) {
+				btn.textContent = question;
+				btn.classList.add('armed');
+				armed = setTimeout(reset, 3000);
+				return;
+			}
+			clearTimeout(armed);
+			armed = null;
+			btn.disabled = true;
+			btn.textContent = 'Cancelling…';
+			if (await act()) reset();
+		});
+		return btn;
+	}
+
 	/* ---------- formatting ---------- */
 
 	function fmtMs(ms) {
@@ -738,7 +768,7 @@
 					target: '_blank', rel: 'noopener', text: 'report.md'}),
 				h('a', {class: 'btn ghost small', href: links.self || '/v1/batches/' + enc,
 					target: '_blank', rel: 'noopener', text: 'JSON'}),
-				running ? (st.cancel = st.cancel || cancelButton()) : null);
+				running ? (st.cancel = st.cancel || cancelButton('Cancel this batch?', cancelBatch)) : null);
 			const iv = b.interviewer || {};
 			head.replaceChildren(
 				h('div', {class: 'title-row'},
@@ -849,35 +879,14 @@
 					})))));
 		}
 
-		function cancelButton() {
-			const btn = h('button', {class: 'btn danger small', type: 'button', text: 'Cancel'});
-			let armed = null;
-			btn.addEventListener('click', async () => {
-				if (!armed) {
-					btn.textContent = 'Cancel this batch?';
-					btn.classList.add('armed');
-					armed = setTimeout(() => {
-						armed = null;
-						btn.textContent = 'Cancel';
-						btn.classList.remove('armed');
-					}, 3000);
-					return;
-				}
-				clearTimeout(armed);
-				armed = null;
-				btn.disabled = true;
-				btn.textContent = 'Cancelling…';
-				try {
-					await api('POST', '/v1/batches/' + enc + '/cancel');
-				} catch (e) {
-					if (e.status !== 409) errSlot.replaceChildren(errorBox(e));
-				}
-				await load();
-				btn.disabled = false;
-				btn.textContent = 'Cancel';
-				btn.classList.remove('armed');
-			});
-			return btn;
+		async function cancelBatch() {
+			try {
+				await api('POST', '/v1/batches/' + enc + '/cancel');
+			} catch (e) {
+				if (e.status !== 409) errSlot.replaceChildren(errorBox(e));
+			}
+			await load();
+			return true;
 		}
 
 		async function load() {
@@ -1095,7 +1104,7 @@
 			const actions = h('div', {class: 'actions'},
 				h('a', {class: 'btn ghost small', href: links.transcript || '/v1/jobs/' + enc + '/transcript', target: '_blank', rel: 'noopener', text: 'JSON'}),
 				h('a', {class: 'btn ghost small', href: links.markdown || '/v1/jobs/' + enc + '/transcript.md', target: '_blank', rel: 'noopener', text: 'Markdown'}),
-				active ? (st.cancel = st.cancel || cancelButton()) : null);
+				active ? (st.cancel = st.cancel || cancelButton('Cancel this job?', cancelJob)) : null);
 			const fact = (label, value, cls) => h('div', {class: 'fact ' + (cls || '')},
 				h('dt', {text: label}), h('dd', {text: value}));
 			head.replaceChildren();
@@ -1125,32 +1134,15 @@
 					h('strong', {text: j.error.code}), ' ', j.error.message) : null]);
 		}
 
-		function cancelButton() {
-			const b = h('button', {class: 'btn danger small', type: 'button', text: 'Cancel'});
-			let armed = null;
-			b.addEventListener('click', async () => {
-				if (!armed) {
-					b.textContent = 'Cancel this job?';
-					b.classList.add('armed');
-					armed = setTimeout(() => {
-						armed = null;
-						b.textContent = 'Cancel';
-						b.classList.remove('armed');
-					}, 3000);
-					return;
-				}
-				clearTimeout(armed);
-				b.disabled = true;
-				b.textContent = 'Cancelling…';
-				try {
-					st.job = await api('POST', '/v1/jobs/' + enc + '/cancel');
-					renderHead();
-				} catch (e) {
-					errSlot.replaceChildren(errorBox(e));
-					b.disabled = false;
-				}
-			});
-			return b;
+		async function cancelJob() {
+			try {
+				st.job = await api('POST', '/v1/jobs/' + enc + '/cancel');
+				renderHead();
+				return false;
+			} catch (e) {
+				errSlot.replaceChildren(errorBox(e));
+				return true;
+			}
 		}
 
 		/* ----- conversation ----- */
