@@ -4,8 +4,10 @@
  * DESIGN: allocation that cannot fail (x*alloc abort on out-of-memory, as redis'
  * zmalloc does, so callers do not drown in NULL checks), the error record that
  * every fallible function fills (struct perr), a growable string buffer in the
- * manner of git's strbuf, and clock helpers. It lives in db/ because db/ is the
- * bottom layer: server/ and api/ may include it, it includes nothing of theirs.
+ * manner of git's strbuf, and clock helpers; and db/banned.h, which makes the
+ * C library's unsafe string and time functions compile errors. It lives in
+ * db/ because db/ is the bottom layer: server/ and api/ may include it, it
+ * includes nothing of theirs.
  */
 #ifndef PARLEY_UTIL_H
 #define PARLEY_UTIL_H
@@ -13,6 +15,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "db/banned.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
