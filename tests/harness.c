@@ -71,11 +71,166 @@ const char *const harness_origin[HARNESS_NORIGIN] = {
     "response_speed_optimization_qwen2.5vl_latest",
 };
 
+/*
+ * The suggestions of each origin conversation's closing analysis, read by
+ * hand: the top-level items of its concrete-suggestions section, titled by
+ * their bold lead (enumerators such as "A." and "1." and surrounding quotes
+ * dropped) or, where the whole item is bold or is only a "Test:", by its
+ * first sentence. In the order of harness_origin[].
+ */
+const struct harness_labelled harness_labelled[HARNESS_NORIGIN] = {
+    {"job_extraction_improvement_dolphin3_8b",
+     4,
+     {"Contextual Understanding (Dependency Parsing)", "Handling Ambiguity (Prioritize Context)",
+      "Multi-Document Cohesion (Structured Representation)", "Error Handling & Validation"}},
+    {"job_extraction_improvement_gemma2_latest",
+     0,
+     {"Data Augmentation", "NLP Enhancement", "Contextual Understanding",
+      "Rule Refinement (with NLP Support)", "Feature Engineering for Semantic Meaning",
+      "Output Formatting", "Evaluation & Iteration"}},
+    {"job_extraction_improvement_gemma3n_e2b",
+     0,
+     {"Fine-tune NER model on Sandy Pipeline documents",
+      "Implement rule-based pattern matching for 'requires' or 'must'",
+      "Explore KeyBERT for keyword extraction",
+      "Investigate dependency parsing to understand sentence structure",
+      "Consider incorporating contextual embedding models (BERT-based) into the sentiment "
+      "analysis aspect of the process",
+      "Create a test set with variations of wording for your rule-based pattern matching"}},
+    {"job_extraction_improvement_gemma3n_latest",
+     2,
+     {"Contextual Analysis", "NER Enhancement", "Requirement Scoring", "Challenge & Refinement",
+      /* the two "* **Test:**" items are named by their first test */
+      "Create a set of simple job descriptions (e.g., 5-10) with varying phrasing",
+      "Implement a basic \"requirement type\" classification (e.g., 'functional', "
+      "'non-functional', 'data-related') - using a simple classification model"}},
+    {"job_extraction_improvement_qwen2.5vl_latest",
+     0,
+     {"Expand the feature set to include Experience Levels, Industry Keywords, and a sentiment "
+      "score for key phrases",
+      "Implement a simplified sentiment analysis component to identify positive/negative "
+      "sentiment",
+      "Train a small, labeled dataset of job descriptions and their corresponding extracted "
+      "requirements",
+      "Utilize a Transformer model (e.g., BERT or similar) for dependency parsing",
+      "Create a rule-based system that prioritizes information related to 'must have' or 'must "
+      "be' keywords, and flags any instances of ‘should’ or ‘could’ as potential areas for "
+      "clarification"}},
+    {"prompt_engineering_breakthrough_dolphin3_8b",
+     2,
+     {"Prompt Template - Contextualized & Adaptive", "Differential Testing - Model Variation",
+      "Explainability – Prompt Justification"}},
+    {"prompt_engineering_breakthrough_gemma2_latest",
+     0,
+     {"Prompt Structure – The \"Blueprint\" Approach", "Few-Shot Learning Deep Dive",
+      "Prompt Weighting – Strategy & Validation", "Prompt Chain Design (Conceptual)",
+      "Testing & Iteration – Beyond the Simple \"Success/Failure\""}},
+    /*
+     * The model restated all four sections as bullets inside section 3; the
+     * suggestions are the Test: items under "* **Concrete Suggestions Using
+     * #test_this Format:**", which is a heading, as are the other three.
+     */
+    {"prompt_engineering_breakthrough_gemma3n_e2b",
+     4,
+     {"Try injecting a brief snippet of the input text into the prompt to guide the model’s "
+      "reasoning (e.g., ‘Explain this in simpler terms’)",
+      "Implement a rule-based evaluation of the generated output (e.g., ‘Is this response "
+      "well-formatted?’)",
+      "Create a template for a specific task (e.g., generating different creative variations "
+      "of a headline) and apply a CoT prompting technique to each variation",
+      "Modify the prompt to explicitly state the desired output format (e.g., ‘Output in a "
+      "bulleted list.’"}},
+    {"prompt_engineering_breakthrough_gemma3n_latest",
+     0,
+     {"Output Type Focus – Prioritize", "Style & Tone Guidance",
+      "Prompt Template – Structured Approach", "Example Prompting"}},
+    {"prompt_engineering_breakthrough_qwen2.5vl_latest",
+     0,
+     {"Template Enhancement (Prompt Template 1)", "Context Injection (Prompt Template 2)",
+      "Few-Shot Learning (Prompt Template 3)", "Output Format Enforcement (Prompt Template 4)",
+      "Chain of Prompting (Prompt Template 5)"}},
+    {"response_speed_optimization_dolphin3_8b",
+     0,
+     {"Knowledge Retrieval – Optimize", "Inference Generation – Optimize",
+      "Response Formulation – Optimize", "Response Validation & Feedback – Optimize",
+      "Monitoring & Iteration"}},
+    /* section 2 is the one titled "Test This Format"; section 3 holds the suggestions */
+    {"response_speed_optimization_gemma2_latest",
+     0,
+     {"Caching Tokenization/Stemming", "Data Pipeline Optimization", "Container Optimization",
+      "Model Size Considerations", "Data Filtering", "Parallel Processing (if feasible)",
+      "Asynchronous Processing", "Profiling & Bottleneck Analysis"}},
+    {"response_speed_optimization_gemma3n_e2b",
+     5,
+     {"Prompt Engineering", "Model Optimization", "Parallelization & Chunking", "Caching",
+      "Monitoring"}},
+    {"response_speed_optimization_gemma3n_latest",
+     6,
+     {"Implement a Knowledge Graph Interface", "Gradient Accumulation",
+      "Hardware Acceleration (GPU/TPU)", "Summarization / Compression Techniques",
+      "Simplify the Output Formatting", "Optimize the Transformer's Layer Count"}},
+    {"response_speed_optimization_qwen2.5vl_latest",
+     0,
+     {"To Automate Data Preprocessing (5/5)", "To Accelerate Model Selection (4/5)",
+      "To Streamline Model Evaluation (3/5)", "To Integrate Workflow (3/5)"}},
+};
+
+size_t harness_labelled_count(const struct harness_labelled *l)
+{
+	size_t n = 0;
+
+	while (n < ARRAY_SIZE(l->titles) && l->titles[n])
+		n++;
+	return n;
+}
+
+static int shared_present(void)
+{
+	char path[1024];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/fixtures", harness_shared());
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int in_ci(void)
+{
+	const char *ci = getenv("CI");
+
+	return ci && strcmp(ci, "true") == 0;
+}
+
+int harness_shared_note(const char *suite)
+{
+	if (shared_present())
+		return 1;
+	fprintf(stderr,
+		"%s: %s the tests that read the shared fixtures: no folder '%s/fixtures' (set "
+		"PARLEY_SHARED to the folder that holds fixtures/)\n",
+		suite, in_ci() ? "CI=true, so failing" : "skipping", harness_shared());
+	return 0;
+}
+
+void harness_need_shared(void)
+{
+	const char *fork = getenv("CK_FORK");
+
+	/* each test runs in its own child: ending it with 0 is Check's pass, here a skip */
+	if (!shared_present() && !in_ci() && !(fork && strcmp(fork, "no") == 0))
+		exit(0);
+}
+
+void harness_fixture_path(const char *rel, char *path, size_t size)
+{
+	harness_need_shared();
+	snprintf(path, size, "%s/fixtures/%s", harness_shared(), rel);
+}
+
 char *harness_fixture(const char *rel, size_t *len)
 {
 	char path[1024];
 
-	snprintf(path, sizeof(path), "%s/fixtures/%s", harness_shared(), rel);
+	harness_fixture_path(rel, path, sizeof(path));
 	return harness_slurp(path, len);
 }
 

@@ -25,6 +25,32 @@ const char *harness_shared(void);
 /* The 15 origin phase-2 conversations: fixtures/origin-phase2/<name>.json and .md. */
 #define HARNESS_NORIGIN 15
 extern const char *const harness_origin[HARNESS_NORIGIN];
+/*
+ * The hand-read rubric extraction of each origin conversation's analysis (in
+ * the order of harness_origin): its suggestions' titles in order, and how
+ * many of them say how to test them.
+ */
+struct harness_labelled {
+	const char *name;
+	size_t ntested;
+	const char *titles[12];
+};
+extern const struct harness_labelled harness_labelled[HARNESS_NORIGIN];
+/* The number of titles of l. */
+size_t harness_labelled_count(const struct harness_labelled *l);
+
+/*
+ * Tests that read the shared fixtures and a clone that has none: a suite's
+ * main() calls harness_shared_note() once, which says in one line what is
+ * missing (returns 0 then); each read of a fixture goes through
+ * harness_need_shared(), which ends the test there, as a pass, when the
+ * fixtures are missing outside CI. With CI=true nothing is skipped: the
+ * tests fail, after that one line.
+ */
+int harness_shared_note(const char *suite);
+void harness_need_shared(void);
+/* <shared>/fixtures/<rel> into path (after harness_need_shared()). */
+void harness_fixture_path(const char *rel, char *path, size_t size);
 /* Reads <shared>/fixtures/<rel> whole (NUL-terminated); NULL when it cannot. */
 char *harness_fixture(const char *rel, size_t *len);
 /* Reads a whole file; NULL when it cannot. */

@@ -144,6 +144,34 @@ static char *raw_request(const char *req, int timeout_ms)
 	return strbuf_detach(&sb, NULL);
 }
 
+/*
+ * Polls the sockets not yet seen closed for up to wait_ms; each one found
+ * closed gets its time since t0 in closed_at_ms. Returns how many it found.
+ */
+static int poll_closed(const int *fds, int *closed_at_ms, int64_t t0, int wait_ms)
+{
+	struct pollfd p[NSLOW];
+	int n = 0, map[NSLOW], i, found = 0;
+
+	for (i = 0; i < NSLOW; i++) {
+		if (closed_at_ms[i] >= 0)
+			continue;
+		p[n].fd = fds[i];
+		p[n].events = POLLIN;
+		p[n].revents = 0;
+		map[n++] = i;
+	}
+	if (n == 0 || poll(p, (nfds_t)n, wait_ms) <= 0)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (p[i].revents && read_until_closed(p[i].fd, 50, NULL)) {
+			closed_at_ms[map[i]] = (int)((util_mono_us() - t0) / 1000);
+			found++;
+		}
+	}
+	return found;
+}
+
 START_TEST(slow_clients_block_nobody_and_are_timed_out)
 {
 	/* two kinds of half a request: headers cut short, and a body cut short */
@@ -151,12 +179,13 @@ START_TEST(slow_clients_block_nobody_and_are_timed_out)
 	static const char half_body[] = "POST /v1/jobs HTTP/1.1\r\nHost: parley\r\n"
 					"Content-Type: application/json\r\nContent-Length: 200\r\n"
 					"\r\n{\"scenario\":";
-	int fds[NSLOW], closed_at_ms[NSLOW], i, nclosed = 0, early = 0, held = 0;
-	int held_min = 1 << 30, held_max = 0;
-	int64_t t0, served_us, job_us;
+	int fds[NSLOW], closed_at_ms[NSLOW], i, nclosed = 0, early, held = 0;
+	int held_min = 1 << 30, held_max = 0, served_ms, job_ms;
+	int64_t t0;
 	char *id;
 	json_t *j = NULL;
 
+	t0 = util_mono_us();
 	for (i = 0; i < NSLOW; i++) {
 		fds[i] = tcp_connect("127.0.0.2", parleyd.port);
 		if (i % 2)
@@ -165,55 +194,38 @@ START_TEST(slow_clients_block_nobody_and_are_timed_out)
 			send_all(fds[i], half_body, sizeof(half_body) - 1);
 		closed_at_ms[i] = -1;
 	}
-	t0 = util_mono_us();
-	usleep(200000);
+	/*
+	 * Those past the per-address limit are refused at once: they close long
+	 * before the timeout could close any (half of it is the margin for a
+	 * loaded machine), and no fixed sleep decides which is which.
+	 */
+	while (nclosed < NSLOW - PER_IP_LIMIT &&
+	       util_mono_us() - t0 < CONN_TIMEOUT_S * 1000000LL / 2)
+		nclosed += poll_closed(fds, closed_at_ms, t0, 100);
+	early = nclosed;
 
-	/* another client is served at once, reads and writes */
+	/* another client is served, reads and writes, while the others hold their sockets */
 	ck_assert_int_eq(harness_http(parleyd.port, "GET", "/healthz", NULL, NULL, NULL), 200);
-	served_us = util_mono_us() - t0 - 200000;
+	served_ms = (int)((util_mono_us() - t0) / 1000);
 	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs",
 					   "{\"scenario\":\"response_speed_optimization\","
 					   "\"interviewer\":{\"model\":\"a\"},"
 					   "\"candidate\":{\"model\":\"b\"}}",
 					   &j),
 			 202);
-	job_us = util_mono_us() - t0 - 200000;
-	ck_assert_msg(job_us < 1000000, "a job took %lld us to submit beside slow clients",
-		      (long long)job_us);
+	job_ms = (int)((util_mono_us() - t0) / 1000);
 	id = xstrdup(json_string_value(json_object_get(j, "id")));
 	json_decref(j);
 
-	/* every slow socket is closed: past the per-address limit at once, the rest on timeout */
-	while (nclosed < NSLOW && util_mono_us() - t0 < (CONN_TIMEOUT_S + 4) * 1000000LL) {
-		struct pollfd p[NSLOW];
-		int n = 0, map[NSLOW];
-		for (i = 0; i < NSLOW; i++) {
-			if (closed_at_ms[i] >= 0)
-				continue;
-			p[n].fd = fds[i];
-			p[n].events = POLLIN;
-			p[n].revents = 0;
-			map[n++] = i;
-		}
-		if (poll(p, (nfds_t)n, 100) <= 0)
-			continue;
-		for (i = 0; i < n; i++) {
-			if (!p[i].revents)
-				continue;
-			if (read_until_closed(p[i].fd, 50, NULL)) {
-				closed_at_ms[map[i]] = (int)((util_mono_us() - t0) / 1000);
-				nclosed++;
-			}
-		}
-	}
+	/* every slow socket is closed: the rest by the timeout */
+	while (nclosed < NSLOW && util_mono_us() - t0 < (CONN_TIMEOUT_S + 4) * 1000000LL)
+		nclosed += poll_closed(fds, closed_at_ms, t0, 100);
 	for (i = 0; i < NSLOW; i++) {
 		close(fds[i]);
 		if (closed_at_ms[i] < 0)
 			continue;
-		if (closed_at_ms[i] < 1000) {
-			early++;
-			continue;
-		}
+		if (closed_at_ms[i] < CONN_TIMEOUT_S * 1000 / 2)
+			continue; /* one of the early ones */
 		held++;
 		held_min = closed_at_ms[i] < held_min ? closed_at_ms[i] : held_min;
 		held_max = closed_at_ms[i] > held_max ? closed_at_ms[i] : held_max;
@@ -221,14 +233,20 @@ START_TEST(slow_clients_block_nobody_and_are_timed_out)
 	printf(
 	    "limits: %d half-open sockets from 127.0.0.2: %d refused at once (limit %d per "
 	    "address), %d held and closed by the %d s timeout after %d to %d ms, %d never closed; "
-	    "another client served in %lld ms, a job submitted in %lld ms\n",
+	    "another client served after %d ms, a job submitted after %d ms\n",
 	    NSLOW, early, PER_IP_LIMIT, held, CONN_TIMEOUT_S, held_min, held_max, NSLOW - nclosed,
-	    (long long)served_us / 1000, (long long)job_us / 1000);
+	    served_ms, job_ms);
 	ck_assert_int_eq(nclosed, NSLOW);
 	ck_assert_int_eq(early, NSLOW - PER_IP_LIMIT);
 	ck_assert_int_eq(held, PER_IP_LIMIT);
-	for (i = 0; i < NSLOW; i++)
-		ck_assert_int_le(closed_at_ms[i], (CONN_TIMEOUT_S + 2) * 1000);
+	/*
+	 * Nobody waited for the slow clients: within this one run, the other
+	 * client's job was answered before the first of them was timed out. Had
+	 * they held the server, it would have been answered only after.
+	 */
+	ck_assert_msg(job_ms < held_min,
+		      "a job was answered after %d ms, the first slow client timed out after %d ms",
+		      job_ms, held_min);
 
 	/* and the address that held them is welcome again */
 	{

@@ -1170,6 +1170,7 @@ int main(void)
 	int failed;
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	harness_shared_note("check_backend");
 	sr = srunner_create(backend_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

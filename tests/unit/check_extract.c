@@ -1,11 +1,9 @@
 /*
  * check_extract.c - what counts as a suggestion in an interviewer's analysis.
  *
- * The expected table below was written by reading each origin conversation's
- * closing turn by hand: the top-level items of its concrete-suggestions
- * section, titled by their bold lead (enumerators such as "A." and "1." and
- * surrounding quotes dropped) or, where the whole item is bold or is only a
- * "Test:", by its first sentence. Fixtures: $PARLEY_SHARED/fixtures/
+ * The expected titles were written by reading each origin conversation's
+ * closing turn by hand (harness_labelled, tests/harness.c; check_origin
+ * holds the daemon to the same). Fixtures: $PARLEY_SHARED/fixtures/
  * origin-phase2, else ../shared/fixtures/origin-phase2 from the repo root.
  */
 #include <check.h>
@@ -16,128 +14,17 @@
 
 #include "db/util.h"
 #include "server/extract.h"
+#include "tests/harness.h"
 
-struct expect {
-	const char *name;
-	size_t ntested; /* items that say how to test them */
-	const char *titles[12];
-};
-
-static const struct expect table[] = {
-    {"job_extraction_improvement_dolphin3_8b",
-     4,
-     {"Contextual Understanding (Dependency Parsing)", "Handling Ambiguity (Prioritize Context)",
-      "Multi-Document Cohesion (Structured Representation)", "Error Handling & Validation"}},
-    {"job_extraction_improvement_gemma2_latest",
-     0,
-     {"Data Augmentation", "NLP Enhancement", "Contextual Understanding",
-      "Rule Refinement (with NLP Support)", "Feature Engineering for Semantic Meaning",
-      "Output Formatting", "Evaluation & Iteration"}},
-    {"job_extraction_improvement_gemma3n_e2b",
-     0,
-     {"Fine-tune NER model on Sandy Pipeline documents",
-      "Implement rule-based pattern matching for 'requires' or 'must'",
-      "Explore KeyBERT for keyword extraction",
-      "Investigate dependency parsing to understand sentence structure",
-      "Consider incorporating contextual embedding models (BERT-based) into the sentiment "
-      "analysis aspect of the process",
-      "Create a test set with variations of wording for your rule-based pattern matching"}},
-    {"job_extraction_improvement_gemma3n_latest",
-     2,
-     {"Contextual Analysis", "NER Enhancement", "Requirement Scoring", "Challenge & Refinement",
-      /* the two "* **Test:**" items are named by their first test */
-      "Create a set of simple job descriptions (e.g., 5-10) with varying phrasing",
-      "Implement a basic \"requirement type\" classification (e.g., 'functional', "
-      "'non-functional', 'data-related') - using a simple classification model"}},
-    {"job_extraction_improvement_qwen2.5vl_latest",
-     0,
-     {"Expand the feature set to include Experience Levels, Industry Keywords, and a sentiment "
-      "score for key phrases",
-      "Implement a simplified sentiment analysis component to identify positive/negative "
-      "sentiment",
-      "Train a small, labeled dataset of job descriptions and their corresponding extracted "
-      "requirements",
-      "Utilize a Transformer model (e.g., BERT or similar) for dependency parsing",
-      "Create a rule-based system that prioritizes information related to 'must have' or 'must "
-      "be' keywords, and flags any instances of ‘should’ or ‘could’ as potential areas for "
-      "clarification"}},
-    {"prompt_engineering_breakthrough_dolphin3_8b",
-     2,
-     {"Prompt Template - Contextualized & Adaptive", "Differential Testing - Model Variation",
-      "Explainability – Prompt Justification"}},
-    {"prompt_engineering_breakthrough_gemma2_latest",
-     0,
-     {"Prompt Structure – The \"Blueprint\" Approach", "Few-Shot Learning Deep Dive",
-      "Prompt Weighting – Strategy & Validation", "Prompt Chain Design (Conceptual)",
-      "Testing & Iteration – Beyond the Simple \"Success/Failure\""}},
-    /*
-     * The model restated all four sections as bullets inside section 3; the
-     * suggestions are the Test: items under "* **Concrete Suggestions Using
-     * #test_this Format:**", which is a heading, as are the other three.
-     */
-    {"prompt_engineering_breakthrough_gemma3n_e2b",
-     4,
-     {"Try injecting a brief snippet of the input text into the prompt to guide the model’s "
-      "reasoning (e.g., ‘Explain this in simpler terms’)",
-      "Implement a rule-based evaluation of the generated output (e.g., ‘Is this response "
-      "well-formatted?’)",
-      "Create a template for a specific task (e.g., generating different creative variations "
-      "of a headline) and apply a CoT prompting technique to each variation",
-      "Modify the prompt to explicitly state the desired output format (e.g., ‘Output in a "
-      "bulleted list.’"}},
-    {"prompt_engineering_breakthrough_gemma3n_latest",
-     0,
-     {"Output Type Focus – Prioritize", "Style & Tone Guidance",
-      "Prompt Template – Structured Approach", "Example Prompting"}},
-    {"prompt_engineering_breakthrough_qwen2.5vl_latest",
-     0,
-     {"Template Enhancement (Prompt Template 1)", "Context Injection (Prompt Template 2)",
-      "Few-Shot Learning (Prompt Template 3)", "Output Format Enforcement (Prompt Template 4)",
-      "Chain of Prompting (Prompt Template 5)"}},
-    {"response_speed_optimization_dolphin3_8b",
-     0,
-     {"Knowledge Retrieval – Optimize", "Inference Generation – Optimize",
-      "Response Formulation – Optimize", "Response Validation & Feedback – Optimize",
-      "Monitoring & Iteration"}},
-    /* section 2 is the one titled "Test This Format"; section 3 holds the suggestions */
-    {"response_speed_optimization_gemma2_latest",
-     0,
-     {"Caching Tokenization/Stemming", "Data Pipeline Optimization", "Container Optimization",
-      "Model Size Considerations", "Data Filtering", "Parallel Processing (if feasible)",
-      "Asynchronous Processing", "Profiling & Bottleneck Analysis"}},
-    {"response_speed_optimization_gemma3n_e2b",
-     5,
-     {"Prompt Engineering", "Model Optimization", "Parallelization & Chunking", "Caching",
-      "Monitoring"}},
-    {"response_speed_optimization_gemma3n_latest",
-     6,
-     {"Implement a Knowledge Graph Interface", "Gradient Accumulation",
-      "Hardware Acceleration (GPU/TPU)", "Summarization / Compression Techniques",
-      "Simplify the Output Formatting", "Optimize the Transformer's Layer Count"}},
-    {"response_speed_optimization_qwen2.5vl_latest",
-     0,
-     {"To Automate Data Preprocessing (5/5)", "To Accelerate Model Selection (4/5)",
-      "To Streamline Model Evaluation (3/5)", "To Integrate Workflow (3/5)"}},
-};
-
-static size_t expected_count(const struct expect *e)
-{
-	size_t n = 0;
-
-	while (n < ARRAY_SIZE(e->titles) && e->titles[n])
-		n++;
-	return n;
-}
 
 static json_t *load_fixture(const char *name)
 {
-	const char *shared = getenv("PARLEY_SHARED");
-	char path[1024];
+	char rel[256], path[1024];
 	json_error_t err;
 	json_t *j;
 
-	snprintf(path, sizeof(path), "%s/fixtures/origin-phase2/%s.json",
-		 shared ? shared : "../shared", name);
+	snprintf(rel, sizeof(rel), "origin-phase2/%s.json", name);
+	harness_fixture_path(rel, path, sizeof(path));
 	j = json_load_file(path, 0, &err);
 	ck_assert_msg(j != NULL, "cannot load '%s': %s", path, err.text);
 	return j;
@@ -169,10 +56,10 @@ static void extract_text(enum extract_method m, const char *text, struct optim_l
 
 START_TEST(test_rubric_fixture)
 {
-	const struct expect *e = &table[_i];
+	const struct harness_labelled *e = &harness_labelled[_i];
 	json_t *j = load_fixture(e->name);
 	struct optim_list l;
-	size_t i, n = expected_count(e), tested = 0;
+	size_t i, n = harness_labelled_count(e), tested = 0;
 	int turn = 0;
 	const char *text = last_interviewer_text(j, &turn);
 
@@ -268,7 +155,7 @@ END_TEST
 
 START_TEST(test_origin_fixture)
 {
-	json_t *j = load_fixture(table[_i].name);
+	json_t *j = load_fixture(harness_labelled[_i].name);
 	const json_t *conv = json_object_get(j, "conversation");
 	const json_t *want = json_object_get(j, "optimizations_discovered");
 	const json_t *t;
@@ -502,8 +389,8 @@ static Suite *extract_suite(void)
 	Suite *s = suite_create("extract");
 	TCase *tc = tcase_create("fixtures");
 
-	tcase_add_loop_test(tc, test_rubric_fixture, 0, (int)ARRAY_SIZE(table));
-	tcase_add_loop_test(tc, test_origin_fixture, 0, (int)ARRAY_SIZE(table));
+	tcase_add_loop_test(tc, test_rubric_fixture, 0, HARNESS_NORIGIN);
+	tcase_add_loop_test(tc, test_origin_fixture, 0, HARNESS_NORIGIN);
 	tcase_add_test(tc, test_rubric_fixture_details);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("rules");
@@ -525,6 +412,7 @@ int main(void)
 	SRunner *sr = srunner_create(extract_suite());
 	int failed;
 
+	harness_shared_note("check_extract");
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -17,10 +17,10 @@
 
 static void fixture_path(char *buf, size_t n, const char *name, const char *ext)
 {
-	const char *shared = getenv("PARLEY_SHARED");
+	char rel[256];
 
-	snprintf(buf, n, "%s/fixtures/origin-phase2/%s%s", shared ? shared : "../shared", name,
-		 ext);
+	snprintf(rel, sizeof(rel), "origin-phase2/%s%s", name, ext);
+	harness_fixture_path(rel, buf, n);
 }
 
 /* strbuf_detach() leaves a fresh buffer in sb; release it too. */
@@ -315,6 +315,7 @@ int main(void)
 	SRunner *sr = srunner_create(markdown_suite());
 	int failed;
 
+	harness_shared_note("check_markdown");
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -27,14 +27,13 @@ struct conv {
 
 static void conv_load(struct conv *c, const char *name, enum extract_method m)
 {
-	const char *shared = getenv("PARLEY_SHARED");
-	char path[1024];
+	char rel[256], path[1024];
 	json_error_t err;
 	const json_t *conv, *t, *sc;
 	size_t i;
 
-	snprintf(path, sizeof(path), "%s/fixtures/origin-phase2/%s.json",
-		 shared ? shared : "../shared", name);
+	snprintf(rel, sizeof(rel), "origin-phase2/%s.json", name);
+	harness_fixture_path(rel, path, sizeof(path));
 	c->json = json_load_file(path, 0, &err);
 	ck_assert_msg(c->json != NULL, "cannot load '%s': %s", path, err.text);
 	conv = json_object_get(c->json, "conversation");
@@ -367,6 +366,7 @@ int main(void)
 	SRunner *sr = srunner_create(score_suite());
 	int failed;
 
+	harness_shared_note("check_score");
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -754,6 +754,7 @@ int main(void)
 	SRunner *sr = srunner_create(stream_suite());
 	int failed;
 
+	harness_shared_note("check_stream");
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
