@@ -69,7 +69,7 @@ struct api_resp {
 /* Adds a response header (value copied); the ninth and later are dropped. */
 void api_add_header(struct api_resp *r, const char *name, const char *value);
 
-/* Sets a JSON body; j is stolen. */
+/* Response bodies and problems (api/errors.c). Sets a JSON body; j is stolen. */
 void api_json(struct api_resp *r, int status, json_t *j);
 void api_text(struct api_resp *r, int status, const char *content_type, const char *text);
 /*

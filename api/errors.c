@@ -1,6 +1,7 @@
 /*
- * errors.c - the one table from error codes to HTTP statuses, and problem
- * documents (RFC 9457).
+ * errors.c - the one table from error codes to HTTP statuses, problem
+ * documents (RFC 9457), and the other response bodies the handlers set
+ * (JSON, text, Markdown, a page of a list).
  */
 #include <stdarg.h>
 #include <stdio.h>

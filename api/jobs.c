@@ -193,14 +193,14 @@ void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id)
 
 void api_jobs_transcript(struct api_req *q, struct api_resp *r, const char *id, int markdown)
 {
-	struct db_transcript tr;
+	struct db_job_full tr;
 	struct perr e = {0};
 	json_t *t;
 
-	if (db_transcript_load(q->db, id, &tr, &e) < 0)
+	if (db_job_load(q->db, id, &tr, &e) < 0)
 		return api_perr(r, &e);
 	t = view_transcript(&tr);
-	db_transcript_release(&tr);
+	db_job_full_release(&tr);
 	if (markdown) {
 		struct strbuf md;
 		strbuf_init(&md, 16384);

@@ -116,7 +116,7 @@ void view_batch_links(json_t *batch)
 	}
 }
 
-json_t *view_transcript(const struct db_transcript *tr)
+json_t *view_transcript(const struct db_job_full *tr)
 {
 	const struct db_job *j = &tr->job;
 	const struct db_turn *turns = tr->turns;

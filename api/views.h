@@ -25,7 +25,7 @@ json_t *view_job_links(const char *job_id);
 json_t *view_found_links(const char *job_id);
 
 /* The transcript: a superset of the origin per-conversation JSON. New reference. */
-json_t *view_transcript(const struct db_transcript *t);
+json_t *view_transcript(const struct db_job_full *t);
 
 /* The batch resource: its summary (server/summary.h) with links. New reference. */
 json_t *view_batch(const struct db_batch_full *f);

@@ -9,8 +9,6 @@
 
 #include "db/internal.h"
 
-const char *const db_job_state_names[DB_NSTATES] = {"queued", "running", "succeeded", "failed",
-						    "cancelled"};
 
 #define BATCH_COLS                                                                                 \
 	"seq, id, interviewer_model, interviewer_backend, candidates, scenarios, repeat, "         \

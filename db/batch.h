@@ -21,9 +21,6 @@
 
 #define DB_BATCH_ID_LEN 20 /* "b" + 16 hex + NUL, rounded */
 
-/* Job states, in the order of db_batch.counts[]. */
-enum db_job_state { DB_QUEUED, DB_RUNNING, DB_SUCCEEDED, DB_FAILED, DB_CANCELLED, DB_NSTATES };
-extern const char *const db_job_state_names[DB_NSTATES];
 
 struct db_batch {
 	int64_t seq;

@@ -71,6 +71,9 @@ static const char sql_status[] = "SELECT status FROM jobs WHERE id = ?1";
 static const char sql_cancel_flag[] = "SELECT cancel_requested FROM jobs WHERE id = ?1";
 static const char sql_counts[] = "SELECT status, count(*) FROM jobs GROUP BY status";
 
+const char *const db_job_state_names[DB_NSTATES] = {"queued", "running", "succeeded", "failed",
+						    "cancelled"};
+
 void db_job_release(struct db_job *j)
 {
 	free(j->scenario_name);
@@ -549,4 +552,30 @@ int db_idem_expire(struct db *db, int64_t before_us, struct perr *e)
 		return -1;
 	sqlite3_bind_int64(st, 1, before_us);
 	return step_done(db, st, e, "expire idempotency keys") < 0 ? -1 : 0;
+}
+
+void db_job_full_release(struct db_job_full *f)
+{
+	db_job_release(&f->job);
+	db_turns_free(f->turns, f->nturns);
+	db_optims_free(f->optims, f->noptims);
+	memset(f, 0, sizeof(*f));
+}
+
+int db_job_load(struct db *db, const char *id, struct db_job_full *out, struct perr *e)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (db_read_begin(db, e) < 0)
+		return -1;
+	rc = db_job_get(db, id, &out->job, e);
+	if (rc == 0)
+		rc = db_turn_list(db, id, &out->turns, &out->nturns, e);
+	if (rc == 0)
+		rc = db_optim_list(db, id, &out->optims, &out->noptims, e);
+	db_read_end(db);
+	if (rc < 0)
+		db_job_full_release(out);
+	return rc;
 }

@@ -19,6 +19,10 @@
 
 #define DB_JOB_ID_LEN 20 /* "j" + 16 hex + NUL, rounded */
 
+/* Job states (struct db_job.status), in the order of struct db_batch.counts[]. */
+enum db_job_state { DB_QUEUED, DB_RUNNING, DB_SUCCEEDED, DB_FAILED, DB_CANCELLED, DB_NSTATES };
+extern const char *const db_job_state_names[DB_NSTATES];
+
 struct db_job {
 	int64_t seq;
 	char id[DB_JOB_ID_LEN];
@@ -116,5 +120,22 @@ int db_job_counts(struct db *db, int64_t counts[5], struct perr *e);
 
 /* Drops idempotency keys older than before_us. */
 int db_idem_expire(struct db *db, int64_t before_us, struct perr *e);
+
+/*
+ * A job with its turns and optimizations (db/turn.h), read in one read
+ * transaction so that the three agree (a job that finishes meanwhile is seen
+ * before or after, never half). Release with db_job_full_release().
+ */
+struct db_turn;
+struct db_job_full {
+	struct db_job job;
+	struct db_turn *turns;
+	size_t nturns;
+	struct db_optim *optims;
+	size_t noptims;
+};
+
+int db_job_load(struct db *db, const char *id, struct db_job_full *out, struct perr *e);
+void db_job_full_release(struct db_job_full *f);
 
 #endif

@@ -214,30 +214,3 @@ int db_optim_list(struct db *db, const char *job_id, struct db_optim **out, size
 	return db_rows(db, st, sizeof(**out), read_optim, release_optim, (void **)out, n, e,
 		       "list optimizations");
 }
-
-void db_transcript_release(struct db_transcript *t)
-{
-	db_job_release(&t->job);
-	db_turns_free(t->turns, t->nturns);
-	db_optims_free(t->optims, t->noptims);
-	memset(t, 0, sizeof(*t));
-}
-
-int db_transcript_load(struct db *db, const char *job_id, struct db_transcript *out,
-		       struct perr *e)
-{
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	if (db_read_begin(db, e) < 0)
-		return -1;
-	rc = db_job_get(db, job_id, &out->job, e);
-	if (rc == 0)
-		rc = db_turn_list(db, job_id, &out->turns, &out->nturns, e);
-	if (rc == 0)
-		rc = db_optim_list(db, job_id, &out->optims, &out->noptims, e);
-	db_read_end(db);
-	if (rc < 0)
-		db_transcript_release(out);
-	return rc;
-}

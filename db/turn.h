@@ -8,7 +8,6 @@
 #include <stdint.h>
 
 #include "db/db.h"
-#include "db/job.h"
 
 /* Integers -1 and doubles < 0 mean "the backend did not say" (NULL in SQL). */
 struct db_turn {
@@ -48,22 +47,5 @@ struct db_optim {
 void db_optims_free(struct db_optim *v, size_t n);
 int db_optim_list(struct db *db, const char *job_id, struct db_optim **out, size_t *n,
 		  struct perr *e);
-
-/*
- * A job with its turns and optimizations, read in one read transaction so
- * that the three agree (a job that finishes meanwhile is seen before or
- * after, never half). Release with db_transcript_release().
- */
-struct db_transcript {
-	struct db_job job;
-	struct db_turn *turns;
-	size_t nturns;
-	struct db_optim *optims;
-	size_t noptims;
-};
-
-int db_transcript_load(struct db *db, const char *job_id, struct db_transcript *out,
-		       struct perr *e);
-void db_transcript_release(struct db_transcript *t);
 
 #endif
