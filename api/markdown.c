@@ -53,14 +53,26 @@ void markdown_table_cell(struct strbuf *out, const char *s)
 	}
 }
 
-static void add_metric(struct strbuf *out, const json_t *m, const char *key, const char *fmt)
+void markdown_table_num(struct strbuf *out, const json_t *o, const char *key, const char *fmt)
 {
 	double v;
 
-	if (m && jknown(m, key, &v))
+	if (o && jknown(o, key, &v))
 		strbuf_addf(out, fmt, v);
 	else
 		strbuf_addstr(out, "—");
+}
+
+void markdown_table_nums(struct strbuf *out, const json_t *o, const struct markdown_num *cols,
+			 size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (i)
+			strbuf_addstr(out, " | ");
+		markdown_table_num(out, o, cols[i].key, cols[i].fmt);
+	}
 }
 
 static void render_header(const json_t *t, struct strbuf *out)
@@ -161,6 +173,14 @@ static int has_metrics(const json_t *conv)
 	return 0;
 }
 
+/* The timing table's last columns, after the prompt tokens. */
+static const struct markdown_num timing_cols[] = {
+    {"completion_tokens", "%.0f"},
+    {"prompt_ms", "%.0f"},
+    {"gen_ms", "%.0f"},
+    {"tokens_per_s", "%.1f"},
+};
+
 static void render_timings(const json_t *conv, struct strbuf *out)
 {
 	size_t i;
@@ -184,25 +204,19 @@ static void render_timings(const json_t *conv, struct strbuf *out)
 		strbuf_addstr(out, " | ");
 		markdown_table_cell(out, jstr(item, "model"));
 		strbuf_addstr(out, " | ");
-		add_metric(out, item, "duration", "%.1f");
+		markdown_table_num(out, item, "duration", "%.1f");
 		strbuf_addstr(out, " | ");
-		add_metric(out, m, "ttft_ms", "%.0f");
+		markdown_table_num(out, m, "ttft_ms", "%.0f");
 		strbuf_addstr(out, " | ");
 		if (m && jknown(m, "prompt_tokens", &v)) {
 			strbuf_addf(out, "%.0f (", v);
-			add_metric(out, m, "cached_tokens", "%.0f");
+			markdown_table_num(out, m, "cached_tokens", "%.0f");
 			strbuf_addch(out, ')');
 		} else {
 			strbuf_addstr(out, "—");
 		}
 		strbuf_addstr(out, " | ");
-		add_metric(out, m, "completion_tokens", "%.0f");
-		strbuf_addstr(out, " | ");
-		add_metric(out, m, "prompt_ms", "%.0f");
-		strbuf_addstr(out, " | ");
-		add_metric(out, m, "gen_ms", "%.0f");
-		strbuf_addstr(out, " | ");
-		add_metric(out, m, "tokens_per_s", "%.1f");
+		markdown_table_nums(out, m, timing_cols, ARRAY_SIZE(timing_cols));
 		strbuf_addstr(out, " |\n");
 	}
 }

@@ -1,7 +1,7 @@
 /*
  * markdown.h - a conversation as the Markdown report of the origin layout.
  *
- * DESIGN: input is the transcript JSON (api/transcript.h builds it; an origin
+ * DESIGN: input is the transcript JSON (api/views.h builds it; an origin
  * per-conversation JSON file is a valid input too, as it is a subset). Output
  * follows the origin report section for section: title, Scenario /
  * Interviewer / Candidate / Date lines, "## 🎯 Optimization Challenge",
@@ -20,6 +20,15 @@
 
 /* Appends s as one Markdown table cell: on one line, with '|' escaped. */
 void markdown_table_cell(struct strbuf *out, const char *s);
+/* Appends the number o[key] (o may be NULL) formatted by fmt, or "—" when there is none. */
+void markdown_table_num(struct strbuf *out, const json_t *o, const char *key, const char *fmt);
+/* A number of a table row: its key and its printf format. */
+struct markdown_num {
+	const char *key, *fmt;
+};
+/* Appends the numbers of o named by cols as cells joined by " | " (markdown_table_num()). */
+void markdown_table_nums(struct strbuf *out, const json_t *o, const struct markdown_num *cols,
+			 size_t n);
 
 /* Appends the report to out. transcript is borrowed. */
 void markdown_render_transcript(const json_t *transcript, struct strbuf *out);

@@ -32,20 +32,11 @@ static long jint(const json_t *o, const char *key)
 }
 
 /* A number with fmt, or "—" when it is unknown. */
-static void add_num(struct strbuf *out, const json_t *o, const char *key, const char *fmt)
-{
-	double v;
-
-	if (jnum(o, key, &v))
-		strbuf_addf(out, fmt, v);
-	else
-		strbuf_addstr(out, "—");
-}
 
 /* "8.0/10" or "—". */
 static void add_score(struct strbuf *out, const json_t *o, const char *key)
 {
-	add_num(out, o, key, "%.1f/10");
+	markdown_table_num(out, o, key, "%.1f/10");
 }
 
 static void add_percent(struct strbuf *out, const json_t *o, const char *key)
@@ -159,20 +150,17 @@ static void render_rankings(const json_t *b, struct strbuf *out)
 	strbuf_addch(out, '\n');
 }
 
+static const struct markdown_num latency_cols[] = {
+    {"median_turn_s", "%.2f s"}, {"p90_turn_s", "%.2f s"},	 {"median_ttft_ms", "%.0f ms"},
+    {"p90_ttft_ms", "%.0f ms"},	 {"tokens_per_s", "%.1f"},
+};
+
 static void latency_row(struct strbuf *out, const char *model, const char *role, const json_t *lat)
 {
 	strbuf_addstr(out, "| `");
 	markdown_table_cell(out, model);
 	strbuf_addf(out, "` | %s | %ld | ", role, jint(lat, "turns"));
-	add_num(out, lat, "median_turn_s", "%.2f s");
-	strbuf_addstr(out, " | ");
-	add_num(out, lat, "p90_turn_s", "%.2f s");
-	strbuf_addstr(out, " | ");
-	add_num(out, lat, "median_ttft_ms", "%.0f ms");
-	strbuf_addstr(out, " | ");
-	add_num(out, lat, "p90_ttft_ms", "%.0f ms");
-	strbuf_addstr(out, " | ");
-	add_num(out, lat, "tokens_per_s", "%.1f");
+	markdown_table_nums(out, lat, latency_cols, ARRAY_SIZE(latency_cols));
 	strbuf_addstr(out, " |\n");
 }
 
@@ -436,7 +424,7 @@ static void render_conversations(const json_t *b, struct strbuf *out)
 			markdown_table_cell(out, jstr(err, "message"));
 		}
 		strbuf_addstr(out, " | ");
-		add_num(out, c, "optimizations_found", "%.0f");
+		markdown_table_num(out, c, "optimizations_found", "%.0f");
 		strbuf_addstr(out, " | ");
 		add_score(out, json_object_get(c, "success_metrics"), "interview_quality");
 		strbuf_addstr(out, " | ");
