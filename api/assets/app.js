@@ -63,6 +63,39 @@
 	const svg = (tag, attrs, ...children) => build(SVGNS, tag, attrs, children);
 
 	/*
+	 * Shows one row an item in tbody, in the items' order, keeping the rows
+	 * (rows: a Map of id → {tr, sig}) of items that did not change: a row is
+	 * rebuilt by row(item) when its item changed or the minute turned (for
+	 * "3 min ago"); unchanged(item, tr), when given, touches up one kept.
+	 */
+	function syncRows(tbody, rows, items, row, unchanged) {
+		const seen = new Set();
+		let prev = null;
+		for (const item of items) {
+			seen.add(item.id);
+			const sig = JSON.stringify(item) + Math.floor(Date.now() / 60000);
+			let r = rows.get(item.id);
+			if (!r || r.sig !== sig) {
+				const tr = row(item);
+				if (r) r.tr.replaceWith(tr);
+				r = {tr, sig};
+				rows.set(item.id, r);
+			} else if (unchanged) {
+				unchanged(item, r.tr);
+			}
+			const want = prev ? prev.nextSibling : tbody.firstChild;
+			if (want !== r.tr) tbody.insertBefore(r.tr, want);
+			prev = r.tr;
+		}
+		for (const [id, r] of rows) {
+			if (!seen.has(id)) {
+				r.tr.remove();
+				rows.delete(id);
+			}
+		}
+	}
+
+	/*
 	 * A Cancel button that asks before it acts: the first click arms it for
 	 * 3 s (its text becomes the question), a second click runs act(). act()
 	 * resolves to true when the button should be usable again.
@@ -576,33 +609,12 @@
 			errSlot.replaceChildren();
 			const items = data.items || [];
 			noteModels(items);
-			const seen = new Set();
-			let prev = null;
-			for (const job of items) {
-				seen.add(job.id);
-				/* a row is rebuilt when the job changed (or the minute, for "3 min ago");
-				 * a running one that did not change only has its clock moved on */
-				const sig = JSON.stringify(job) + Math.floor(Date.now() / 60000);
-				let r = rows.get(job.id);
-				if (!r || r.sig !== sig) {
-					const tr = row(job);
-					if (r) r.tr.replaceWith(tr);
-					r = {tr, sig};
-					rows.set(job.id, r);
-				} else if (ACTIVE.has(job.status)) {
-					const secs = jobSeconds(job);
-					r.tr.querySelector('td.dur').textContent = secs === null ? '—' : fmtSec(secs);
-				}
-				const want = prev ? prev.nextSibling : tbody.firstChild;
-				if (want !== r.tr) tbody.insertBefore(r.tr, want);
-				prev = r.tr;
-			}
-			for (const [id, r] of rows) {
-				if (!seen.has(id)) {
-					r.tr.remove();
-					rows.delete(id);
-				}
-			}
+			/* a running job that did not change only has its clock moved on */
+			syncRows(tbody, rows, items, row, (job, tr) => {
+				if (!ACTIVE.has(job.status)) return;
+				const secs = jobSeconds(job);
+				tr.querySelector('td.dur').textContent = secs === null ? '—' : fmtSec(secs);
+			});
 			const filtered = Object.values(filters).some(Boolean);
 			count.textContent = items.length ? items.length + (data.next_cursor ? '+' : '') + ' shown' : '';
 			more.hidden = !data.next_cursor || limit >= 500;
@@ -707,28 +719,7 @@
 			errSlot.replaceChildren();
 			const items = data.items || [];
 			active = items.some((b) => !BATCH_DONE.has(b.status));
-			const seen = new Set();
-			let prev = null;
-			for (const b of items) {
-				seen.add(b.id);
-				const sig = JSON.stringify(b) + Math.floor(Date.now() / 60000);
-				let r = rows.get(b.id);
-				if (!r || r.sig !== sig) {
-					const tr = row(b);
-					if (r) r.tr.replaceWith(tr);
-					r = {tr, sig};
-					rows.set(b.id, r);
-				}
-				const want = prev ? prev.nextSibling : tbody.firstChild;
-				if (want !== r.tr) tbody.insertBefore(r.tr, want);
-				prev = r.tr;
-			}
-			for (const [id, r] of rows) {
-				if (!seen.has(id)) {
-					r.tr.remove();
-					rows.delete(id);
-				}
-			}
+			syncRows(tbody, rows, items, row);
 			count.textContent = items.length ? items.length + (data.next_cursor ? '+' : '') + ' shown' : '';
 			table.hidden = !items.length;
 			empty.hidden = !!items.length;
