@@ -2,8 +2,8 @@
  * report.h - a batch's summary, and the comparison of two batches, as
  * Markdown.
  *
- * DESIGN: input is the JSON that server/summary.h builds and api/views.h links, so the report and
- * GET /v1/batches/{id} can never disagree. The batch report follows the
+ * DESIGN: input is the JSON that server/summary.h builds and api/views.h
+ * links, so the report and GET /v1/batches/{id} can never disagree. The batch report follows the
  * origin's phase2_summary_report.md section for section (header lines,
  * Overall Performance, Model Performance Rankings, Scenario Breakdown,
  * Success Assessment, Key Insights, Detailed Conversations, status footer)
