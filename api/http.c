@@ -97,8 +97,9 @@ json_t *api_parse_body(struct api_req *q, struct api_resp *r)
 	}
 	j = json_loadb(q->body, q->body_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!j) {
-		api_fail(r, PERR_INVALID, NULL, "the body is not valid JSON: %s (line %d, column %d)",
-			 jerr.text, jerr.line, jerr.column);
+		api_fail(r, PERR_INVALID, NULL,
+			 "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
+			 jerr.line, jerr.column);
 		return NULL;
 	}
 	if (!json_is_object(j)) {
@@ -175,7 +176,8 @@ static void route(struct api_req *q, struct api_resp *r)
 			}
 			if (n == 4 && (strcmp(s[3], "transcript") == 0 ||
 				       strcmp(s[3], "transcript.md") == 0)) {
-				int md = strcmp(s[3], "transcript.md") == 0 || api_wants_markdown(q);
+				int md =
+				    strcmp(s[3], "transcript.md") == 0 || api_wants_markdown(q);
 				if (method_is(q, "GET"))
 					return api_jobs_transcript(q, r, s[2], md);
 				return not_allowed(r, "GET");

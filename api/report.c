@@ -151,7 +151,7 @@ static void render_rankings(const json_t *b, struct strbuf *out)
 }
 
 static const struct markdown_num latency_cols[] = {
-    {"median_turn_s", "%.2f s"}, {"p90_turn_s", "%.2f s"},	 {"median_ttft_ms", "%.0f ms"},
+    {"median_turn_s", "%.2f s"}, {"p90_turn_s", "%.2f s"}, {"median_ttft_ms", "%.0f ms"},
     {"p90_ttft_ms", "%.0f ms"},	 {"tokens_per_s", "%.1f"},
 };
 
@@ -664,7 +664,8 @@ void report_compare(const json_t *cmp, struct strbuf *out)
 		compare_row(out, overall_rows[i].head, json_object_get(ov, overall_rows[i].key),
 			    overall_rows[i].fmt, overall_rows[i].scale);
 	for (i = 0; i < ARRAY_SIZE(compare_tables); i++)
-		compare_table(out, &compare_tables[i], json_object_get(cmp, compare_tables[i].rows));
+		compare_table(out, &compare_tables[i],
+			      json_object_get(cmp, compare_tables[i].rows));
 
 	strbuf_addstr(out, "\n## Not in Both\n\n- **Only in A:** models ");
 	add_names(out, json_object_get(json_object_get(cmp, "only_in_a"), "models"));

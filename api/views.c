@@ -39,10 +39,8 @@ static const struct link job_links[] = {
 };
 
 static const struct link batch_links[] = {
-    {"self", "/v1/batches/%s"},
-    {"report", "/v1/batches/%s/report.md"},
-    {"jobs", "/v1/jobs?batch=%s"},
-    {"optimizations", "/v1/optimizations?batch=%s"},
+    {"self", "/v1/batches/%s"},		 {"report", "/v1/batches/%s/report.md"},
+    {"jobs", "/v1/jobs?batch=%s"},	 {"optimizations", "/v1/optimizations?batch=%s"},
     {"cancel", "/v1/batches/%s/cancel"},
 };
 

@@ -9,7 +9,6 @@
 
 #include "db/internal.h"
 
-
 #define BATCH_COLS                                                                                 \
 	"seq, id, interviewer_model, interviewer_backend, candidates, scenarios, repeat, "         \
 	"max_turns, options, scoring, extraction, judge, labels, created_at, cancelled_at"
@@ -352,8 +351,8 @@ int db_batch_turn_stats(struct db *db, const char *id, struct db_turn_stat **out
 	if (!st)
 		return -1;
 	db_bind_text(st, 1, id);
-	return db_rows(db, st, sizeof(**out), read_turn_stat, release_turn_stat, (void **)out, n,
-		       e, "read the turns of a batch");
+	return db_rows(db, st, sizeof(**out), read_turn_stat, release_turn_stat, (void **)out, n, e,
+		       "read the turns of a batch");
 }
 
 void db_batch_full_release(struct db_batch_full *f)

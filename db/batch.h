@@ -21,7 +21,6 @@
 
 #define DB_BATCH_ID_LEN 20 /* "b" + 16 hex + NUL, rounded */
 
-
 struct db_batch {
 	int64_t seq;
 	char id[DB_BATCH_ID_LEN];

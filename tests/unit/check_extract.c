@@ -16,7 +16,6 @@
 #include "server/extract.h"
 #include "tests/harness.h"
 
-
 static json_t *load_fixture(const char *name)
 {
 	char rel[256], path[1024];
