@@ -49,6 +49,7 @@ struct api_req {
 	size_t body_len;
 	const char *seg[8]; /* path segments after the leading "/" */
 	int nseg;
+	const char *route; /* the route template ("/v1/jobs/{id}"), "other" when none */
 };
 
 struct api_resp {
@@ -62,11 +63,18 @@ struct api_resp {
 	struct {
 		const char *name; /* a static string */
 		char *value;      /* owned */
-	} hdr[8];                 /* more headers: api_add_header() */
+	} hdr[16];                /* more headers: api_add_header() */
 	int nhdr;
+	/*
+	 * Set by a handler when what it answers no longer changes (a finished job,
+	 * its transcript, a finished batch): the answer then gets an ETag, a 304
+	 * for a matching If-None-Match, and a Cache-Control that lets it be kept.
+	 */
+	int immutable;
+	const char *instance; /* the request path, a problem document's "instance" */
 };
 
-/* Adds a response header (value copied); the ninth and later are dropped. */
+/* Adds a response header (value copied); the seventeenth and later are dropped. */
 void api_add_header(struct api_resp *r, const char *name, const char *value);
 
 /* Sets a JSON body; j is stolen. */
@@ -90,6 +98,12 @@ json_t *api_json_text(const char *s);
 
 const char *api_query(struct api_req *q, const char *name);
 const char *api_header(struct api_req *q, const char *name);
+
+/*
+ * Adds Link: <this path and query, cursor=cursor>; rel="next" beside a list
+ * page's next_cursor.
+ */
+void api_link_next(struct api_req *q, struct api_resp *r, const char *cursor);
 
 /* Parses the body as a JSON object with the depth limit; on failure fills r (400). */
 json_t *api_parse_body(struct api_req *q, struct api_resp *r);

@@ -155,6 +155,18 @@ static void respond_markdown(struct api_resp *r, struct strbuf *md)
 	r->body = *md;
 }
 
+/*
+ * A batch that has ended (finished_at set) no longer changes: its answers are
+ * immutable and its report is dated by its end. 0 asks report_batch for that.
+ */
+static int64_t settle(struct api_resp *r, const json_t *view)
+{
+	const char *f = json_string_value(json_object_get(view, "finished_at")); /* borrowed */
+
+	r->immutable = f && *f;
+	return r->immutable ? 0 : util_now_us();
+}
+
 static int wants_markdown(struct api_req *q)
 {
 	const char *accept = api_header(q, "Accept");
@@ -320,6 +332,7 @@ void api_batches_list(struct api_req *q, struct api_resp *r)
 	if (n > (size_t)limit) {
 		api_list_cursor(v[limit - 1].seq, cur);
 		api_json(r, 200, json_pack("{s:o, s:s}", "items", items, "next_cursor", cur));
+		api_link_next(q, r, cur);
 	} else {
 		api_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
 	}
@@ -336,10 +349,11 @@ void api_batches_get(struct api_req *q, struct api_resp *r, const char *id)
 	if (wants_markdown(q)) {
 		struct strbuf md;
 		strbuf_init(&md, 16384);
-		report_batch(view, util_now_us(), &md);
+		report_batch(view, settle(r, view), &md);
 		json_decref(view);
 		return respond_markdown(r, &md);
 	}
+	settle(r, view);
 	api_json(r, 200, view);
 }
 
@@ -352,7 +366,7 @@ void api_batches_report(struct api_req *q, struct api_resp *r, const char *id)
 	if (!view)
 		return api_perr(r, &e);
 	strbuf_init(&md, 16384);
-	report_batch(view, util_now_us(), &md);
+	report_batch(view, settle(r, view), &md);
 	json_decref(view);
 	respond_markdown(r, &md);
 }

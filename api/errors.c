@@ -111,6 +111,8 @@ void api_problem(struct api_resp *r, int status, const char *title, const char *
 	json_object_set_new(p, "title", json_string(title ? title : title_for(status)));
 	json_object_set_new(p, "status", json_integer(status));
 	json_object_set_new(p, "detail", api_json_text(detail));
+	if (r->instance)
+		json_object_set_new(p, "instance", api_json_text(r->instance));
 	if (errors)
 		json_object_set_new(p, "errors", errors);
 	api_json(r, status, p);

@@ -457,6 +457,7 @@ void api_jobs_list(struct api_req *q, struct api_resp *r)
 			cur[b] = t;
 		}
 		api_json(r, 200, json_pack("{s:o, s:s}", "items", items, "next_cursor", cur));
+		api_link_next(q, r, cur);
 	} else {
 		api_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
 	}
@@ -503,6 +504,7 @@ void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id)
 	pthread_mutex_lock(&finished.lock);
 	if (finished.slot[k].json && strcmp(finished.slot[k].id, id) == 0) {
 		api_text(r, 200, "application/json; charset=utf-8", finished.slot[k].json);
+		r->immutable = 1;
 		pthread_mutex_unlock(&finished.lock);
 		return;
 	}
@@ -511,6 +513,7 @@ void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id)
 		return api_perr(r, &e);
 	api_json(r, 200, view_job(&j));
 	if (job_ended(j.status)) {
+		r->immutable = 1;
 		pthread_mutex_lock(&finished.lock);
 		free(finished.slot[k].json);
 		snprintf(finished.slot[k].id, sizeof(finished.slot[k].id), "%s", j.id);
@@ -542,6 +545,7 @@ void api_jobs_transcript(struct api_req *q, struct api_resp *r, const char *id, 
 	}
 	sqlite3_exec(db_handle(q->db), "COMMIT", NULL, NULL, NULL);
 	t = view_transcript(&j, turns, nturns, optims, noptims);
+	r->immutable = job_ended(j.status);
 	if (markdown) {
 		struct strbuf md;
 		strbuf_init(&md, 16384);

@@ -95,6 +95,7 @@ void api_optimizations_list(struct api_req *q, struct api_resp *r)
 		char cur[24];
 		api_list_cursor(v[limit - 1].id, cur);
 		api_json(r, 200, json_pack("{s:o, s:s}", "items", items, "next_cursor", cur));
+		api_link_next(q, r, cur);
 	} else {
 		api_json(r, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
 	}

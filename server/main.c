@@ -21,6 +21,7 @@
 #include "server/events.h"
 #include "server/fleet.h"
 #include "server/log.h"
+#include "server/metrics.h"
 #include "server/pool.h"
 
 static void die(const char *what, const struct perr *e)
@@ -44,6 +45,7 @@ int main(int argc, char **argv)
 	int rc, sig = 0, requeued;
 	size_t i;
 
+	metrics_start(util_now_us());
 	rc = config_load(&cfg, argc, argv, &e);
 	if (rc == 1)
 		return 0;
