@@ -421,8 +421,8 @@ void events_publish(const char *job_id, const char *type, int turn, int done, js
 	strbuf_init(&sb, 256);
 	pthread_mutex_lock(&hub.lock);
 	/* the id is taken where the event is delivered, so ids reach each stream in order */
-	strbuf_addf(&sb, "id: %d-%lld\nevent: %s\ndata: %s\n\n", done, (long long)next_id(1),
-		    type, text ? text : "null");
+	strbuf_addf(&sb, "id: %d-%lld\nevent: %s\ndata: %s\n\n", done, (long long)next_id(1), type,
+		    text ? text : "null");
 	deliver(job_id, turn, &sb, strcmp(type, "job_finished") == 0);
 	pthread_mutex_unlock(&hub.lock);
 	free(text);
