@@ -71,6 +71,7 @@ struct api_resp {
 	 * for a matching If-None-Match, and a Cache-Control that lets it be kept.
 	 */
 	int immutable;
+	char *etag_of;        /* what the ETag is made from instead of the body, or NULL; owned */
 	const char *instance; /* the request path, a problem document's "instance" */
 };
 

@@ -157,14 +157,18 @@ static void respond_markdown(struct api_resp *r, struct strbuf *md)
 
 /*
  * A batch that has ended (finished_at set) no longer changes: its answers are
- * immutable and its report is dated by its end. 0 asks report_batch for that.
+ * immutable. Its report says when it was generated, so the report's ETag is
+ * made from the batch itself rather than from the report's bytes.
  */
-static int64_t settle(struct api_resp *r, const json_t *view)
+static void settle(struct api_resp *r, const json_t *view, int report)
 {
 	const char *f = json_string_value(json_object_get(view, "finished_at")); /* borrowed */
 
 	r->immutable = f && *f;
-	return r->immutable ? 0 : util_now_us();
+	if (r->immutable && report) {
+		free(r->etag_of);
+		r->etag_of = json_dumps(view, JSON_COMPACT | JSON_SORT_KEYS);
+	}
 }
 
 static int wants_markdown(struct api_req *q)
@@ -349,11 +353,12 @@ void api_batches_get(struct api_req *q, struct api_resp *r, const char *id)
 	if (wants_markdown(q)) {
 		struct strbuf md;
 		strbuf_init(&md, 16384);
-		report_batch(view, settle(r, view), &md);
+		settle(r, view, 1);
+		report_batch(view, util_now_us(), &md);
 		json_decref(view);
 		return respond_markdown(r, &md);
 	}
-	settle(r, view);
+	settle(r, view, 0);
 	api_json(r, 200, view);
 }
 
@@ -366,7 +371,8 @@ void api_batches_report(struct api_req *q, struct api_resp *r, const char *id)
 	if (!view)
 		return api_perr(r, &e);
 	strbuf_init(&md, 16384);
-	report_batch(view, settle(r, view), &md);
+	settle(r, view, 1);
+	report_batch(view, util_now_us(), &md);
 	json_decref(view);
 	respond_markdown(r, &md);
 }

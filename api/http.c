@@ -344,6 +344,7 @@ static void resp_release(struct api_resp *r)
 		MHD_destroy_response(r->raw);
 	strbuf_release(&r->body);
 	free(r->location);
+	free(r->etag_of);
 }
 
 /* ---- HTTP conventions: request ids, route templates, ETag, gzip, links, access log ---- */
@@ -598,13 +599,14 @@ static void apply_conventions(struct api_req *q, struct api_resp *r, const char 
 	if (r->immutable && r->status == 200) {
 		uint64_t h = 1469598103934665603ULL;
 		const char *ct = r->content_type ? r->content_type : "";
+		const char *of = r->etag_of ? r->etag_of : r->body.buf;
+		size_t i, n = r->etag_of ? strlen(r->etag_of) : r->body.len;
 		char tag[32];
-		size_t i;
 
 		for (; *ct; ct++)
 			h = (h ^ (unsigned char)*ct) * 1099511628211ULL;
-		for (i = 0; i < r->body.len; i++)
-			h = (h ^ (unsigned char)r->body.buf[i]) * 1099511628211ULL;
+		for (i = 0; i < n; i++)
+			h = (h ^ (unsigned char)of[i]) * 1099511628211ULL;
 		/* weak: the same tag stands for the plain and the gzip encoding */
 		snprintf(tag, sizeof(tag), "W/\"%016llx\"", (unsigned long long)h);
 		api_add_header(r, "ETag", tag);

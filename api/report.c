@@ -66,11 +66,7 @@ static void render_header(const json_t *b, int64_t now_us, struct strbuf *out)
 	char now[32];
 	long repeat = jint(b, "repeat");
 
-	/* a finished batch's report is one document, the same whenever it is asked for */
-	if (now_us <= 0 && *jstr(b, "finished_at"))
-		snprintf(now, sizeof(now), "%s", jstr(b, "finished_at"));
-	else
-		util_iso8601(now_us, now);
+	util_iso8601(now_us, now);
 	strbuf_addf(out, "# Batch %s: AI-to-AI Optimization Conversations - Summary Report\n\n",
 		    jstr(b, "id"));
 	strbuf_addf(out, "**Generated:** %s  \n", now);

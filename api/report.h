@@ -22,8 +22,7 @@
 
 #include "db/util.h"
 
-/* Appends the report of batch (a summary_batch() result) written at now_us to out; a
- * now_us of 0 dates a finished batch's report by its end, so it reads the same every time. */
+/* Appends the report of batch (a summary_batch() result) written at now_us to out. */
 void report_batch(const json_t *batch, int64_t now_us, struct strbuf *out);
 
 /* Appends the comparison (a summary_compare() result) to out. */

@@ -166,6 +166,48 @@ START_TEST(finished_resources_have_etags_and_304)
 		snprintf(inm, sizeof(inm), "If-None-Match: \"other\"");
 		ck_assert_int_eq(harness_http(parleyd.port, "GET", path, NULL, hdrs, NULL), 200);
 	}
+	/* a finished batch and its report */
+	{
+		json_t *b = NULL;
+		const char *bpaths[] = {"", "/report.md"};
+		char *bid;
+		int k, st = 0;
+
+		ck_assert_int_eq(
+		    harness_http_json(parleyd.port, "POST", "/v1/batches",
+				      "{\"interviewer\":{\"model\":\"gemma3:1b\"},"
+				      "\"candidates\":[{\"model\":\"gemma3n:latest\"}],"
+				      "\"scenarios\":[\"job_extraction_improvement\"]}",
+				      &b),
+		    202);
+		bid = xstrdup(json_string_value(json_object_get(b, "id")));
+		json_decref(b);
+		for (k = 0; k < 600; k++) {
+			snprintf(path, sizeof(path), "/v1/batches/%s", bid);
+			ck_assert_int_eq(harness_http_json(parleyd.port, "GET", path, NULL, &b),
+					 200);
+			st = strcmp(json_string_value(json_object_get(b, "status")), "finished") == 0;
+			json_decref(b);
+			if (st)
+				break;
+			usleep(50000);
+		}
+		ck_assert_msg(st, "the batch did not finish");
+		for (i = 0; i < 2; i++) {
+			const char *hdrs[] = {inm, NULL};
+			snprintf(path, sizeof(path), "/v1/batches/%s%s", bid, bpaths[i]);
+			ck_assert_int_eq(harness_http(parleyd.port, "GET", path, NULL, NULL, NULL),
+					 200);
+			ck_assert_msg(header("ETag", etag, sizeof(etag)) != NULL, "no ETag on %s",
+				      path);
+			/* the report says when it was generated: still the same tag a second later */
+			usleep(i ? 1100000 : 0);
+			snprintf(inm, sizeof(inm), "If-None-Match: %s", etag);
+			ck_assert_int_eq(harness_http(parleyd.port, "GET", path, NULL, hdrs, NULL),
+					 304);
+		}
+		free(bid);
+	}
 	/* what can still change gets neither */
 	ck_assert_int_eq(harness_http(parleyd.port, "GET", "/v1/jobs", NULL, NULL, NULL), 200);
 	ck_assert_ptr_null(header("ETag", etag, sizeof(etag)));
