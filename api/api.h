@@ -50,6 +50,7 @@ struct api_req {
 	const char *seg[8]; /* path segments after the leading "/" */
 	int nseg;
 	const char *route; /* the route template ("/v1/jobs/{id}"), "other" when none */
+	int head;          /* HEAD, routed as GET: libmicrohttpd sends no body */
 };
 
 struct api_resp {

@@ -65,6 +65,24 @@ void api_events_decorate(const char *type, json_t *data)
 		    html_render_json(json_string_value(json_object_get(data, "message"))));
 }
 
+static ssize_t no_stream(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)cls;
+	(void)pos;
+	(void)buf;
+	(void)max;
+	return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void stream_headers(struct api_resp *r)
+{
+	MHD_add_response_header(r->raw, "Content-Type", "text/event-stream; charset=utf-8");
+	MHD_add_response_header(r->raw, "Cache-Control", "no-store");
+	MHD_add_response_header(r->raw, "X-Accel-Buffering", "no");
+	MHD_add_response_header(r->raw, "X-Content-Type-Options", "nosniff");
+	r->status = 200;
+}
+
 static int terminal(const char *status)
 {
 	return strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 ||
@@ -123,6 +141,16 @@ void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id)
 		return;
 	}
 	db_job_release(&j);
+	if (q->head) {
+		/* the headers a stream would have, and no subscription that nothing would read */
+		r->raw = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, no_stream, NULL,
+							   NULL);
+		if (!r->raw)
+			return api_problem(r, 500, "Internal Server Error",
+					   "cannot start the stream", NULL);
+		stream_headers(r);
+		return;
+	}
 
 	s = xcalloc(1, sizeof(*s));
 	s->conn = q->conn;
@@ -173,9 +201,5 @@ void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id)
 		return api_problem(r, 500, "Internal Server Error", "cannot start the stream",
 				   NULL);
 	}
-	MHD_add_response_header(r->raw, "Content-Type", "text/event-stream; charset=utf-8");
-	MHD_add_response_header(r->raw, "Cache-Control", "no-store");
-	MHD_add_response_header(r->raw, "X-Accel-Buffering", "no");
-	MHD_add_response_header(r->raw, "X-Content-Type-Options", "nosniff");
-	r->status = 200;
+	stream_headers(r);
 }

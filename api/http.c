@@ -781,7 +781,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	q.conn = conn;
 	q.deps = &a->deps;
 	/* HEAD is answered as GET; libmicrohttpd leaves the body out */
-	q.method = strcmp(method, "HEAD") == 0 ? "GET" : method;
+	q.head = strcmp(method, "HEAD") == 0;
+	q.method = q.head ? "GET" : method;
 	q.path = url;
 	q.route = "other";
 	q.body = cs->body.buf;
