@@ -102,6 +102,11 @@ const char *api_query(struct api_req *q, const char *name);
 const char *api_header(struct api_req *q, const char *name);
 
 /*
+ * Reads a list cursor (what api_list_cursor() wrote): 0 with *out > 0, or -1
+ * for anything else (empty, not base 36, too large), which is a 400.
+ */
+int api_cursor_parse(const char *s, int64_t *out);
+/*
  * Adds Link: <this path and query, cursor=cursor>; rel="next" beside a list
  * page's next_cursor.
  */

@@ -324,8 +324,7 @@ void api_batches_list(struct api_req *q, struct api_resp *r)
 			return api_invalid(r, "limit", "must be an integer from 1 to 500");
 	}
 	if ((s = api_query(q, "cursor"))) {
-		before = strtoll(s, &end, 36);
-		if (*end || before <= 0)
+		if (api_cursor_parse(s, &before) < 0)
 			return api_invalid(r, "cursor", "not a cursor this server gave out");
 	}
 	if (db_batch_list(q->db, before, (int)limit + 1, &v, &n, &e) < 0)

@@ -634,6 +634,27 @@ static void apply_conventions(struct api_req *q, struct api_resp *r, const char 
 	}
 }
 
+int api_cursor_parse(const char *s, int64_t *out)
+{
+	int64_t x = 0;
+	size_t i;
+
+	/* 12 digits of base 36 hold more than any seq; more would overflow */
+	if (!*s || strlen(s) > 12)
+		return -1;
+	for (i = 0; s[i]; i++) {
+		char c = s[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'z' ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return -1;
+		x = x * 36 + d;
+	}
+	if (x <= 0)
+		return -1;
+	*out = x;
+	return 0;
+}
+
 struct link_ctx {
 	struct strbuf *sb;
 	int first;

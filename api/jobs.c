@@ -431,8 +431,7 @@ void api_jobs_list(struct api_req *q, struct api_resp *r)
 	}
 	f.limit = (int)limit + 1; /* one more tells whether there is a next page */
 	if ((s = api_query(q, "cursor"))) {
-		f.before_seq = strtoll(s, &end, 36);
-		if (*end || f.before_seq <= 0)
+		if (api_cursor_parse(s, &f.before_seq) < 0)
 			return api_invalid(r, "cursor", "not a cursor this server gave out");
 	}
 	if (db_job_list(q->db, &f, &v, &n, &e) < 0)

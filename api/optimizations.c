@@ -76,8 +76,7 @@ void api_optimizations_list(struct api_req *q, struct api_resp *r)
 		}
 	}
 	if ((s = api_query(q, "cursor"))) {
-		f.before_id = strtoll(s, &end, 36);
-		if (*end || f.before_id <= 0) {
+		if (api_cursor_parse(s, &f.before_id) < 0) {
 			free(match);
 			return api_invalid(r, "cursor", "not a cursor this server gave out");
 		}

@@ -388,6 +388,12 @@ START_TEST(lists_link_the_next_page)
 	ck_assert_int_eq(harness_http_json(parleyd.port, "GET", "/v1/batches?cursor=", NULL, &p),
 			 400);
 	json_decref(p);
+	/* too large to be one, rather than the first page again */
+	ck_assert_int_eq(harness_http(parleyd.port, "GET", "/v1/jobs?cursor=zzzzzzzzzzzzzzzzzzzzzz",
+				      NULL, NULL, NULL),
+			 400);
+	ck_assert_int_eq(
+	    harness_http(parleyd.port, "GET", "/v1/optimizations?cursor=-5", NULL, NULL, NULL), 400);
 	/* every problem names its instance */
 	ck_assert_int_eq(harness_http_json(parleyd.port, "GET", "/v1/jobs/jnope", NULL, &p), 404);
 	ck_assert_str_eq(json_string_value(json_object_get(p, "instance")), "/v1/jobs/jnope");
