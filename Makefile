@@ -76,7 +76,7 @@ $(BUILD)/gen/assets.c: $(ASSETS) tests/tools/embed.sh | $(BUILD)/gen
 $(BUILD)/gen/build_info.h: FORCE | $(BUILD)/gen
 	@echo '#define PARLEY_COMMIT "$(COMMIT)"' > $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
-$(BUILD)/obj/server/metrics.o: $(BUILD)/gen/build_info.h
+$(BUILD)/obj/server/metrics.o $(BUILD)/fuzz/obj/server/metrics.o: $(BUILD)/gen/build_info.h
 .PHONY: FORCE
 FORCE:
 
