@@ -712,17 +712,18 @@ void api_link_next(struct api_req *q, struct api_resp *r, const char *cursor)
 }
 
 /* The access log line and the request metrics of an answered request. */
-static void access_log(struct api_req *q, const struct api_resp *r, const char *method, int64_t t0)
+static void access_log(struct MHD_Connection *conn, const char *route, const char *method,
+		       int status, int64_t t0)
 {
 	static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 	double s = (double)(util_mono_us() - t0) / 1e6;
 	char addr[INET6_ADDRSTRLEN + 1];
-	int c = r->status / 100 - 1;
+	int c = status / 100 - 1;
 
-	client_address(q->conn, addr, sizeof(addr));
-	metrics_http(method_label(method), q->route, classes[c >= 0 && c < 5 ? c : 4], s);
+	client_address(conn, addr, sizeof(addr));
+	metrics_http(method_label(method), route, classes[c >= 0 && c < 5 ? c : 4], s);
 	log_info("request", "client=%s method=%s route=%s status=%d ms=%.1f", addr,
-		 method_label(method), q->route, r->status, s * 1000);
+		 method_label(method), route, status, s * 1000);
 }
 
 static int split_path(const char *path, char *buf, size_t size, const char *seg[8])
@@ -737,6 +738,19 @@ static int split_path(const char *path, char *buf, size_t size, const char *seg[
 		seg[n++] = p;
 	}
 	return n;
+}
+
+/* The route template of a path, before a request is set up. */
+static const char *early_route(const char *url)
+{
+	char buf[512];
+	const char *seg[8];
+	int n;
+
+	if (strlen(url) >= sizeof(buf) || (n = split_path(url, buf, sizeof(buf), seg)) < 0)
+		return "other";
+	/* the templates are static strings: nothing points into buf afterwards */
+	return route_template(seg, n);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -770,6 +784,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				 a->deps.cfg->max_body_bytes);
 			api_problem(&r, 413, "Content Too Large", detail, NULL);
 			api_add_header(&r, "X-Request-Id", rid);
+			log_set_request_id(rid);
+			access_log(conn, early_route(url), method, 413, util_mono_us());
+			log_set_request_id(NULL);
 			ret = send_resp(conn, &r);
 			resp_release(&r);
 			cs->too_large = 2; /* answered */
@@ -824,7 +841,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			route(&q, &r);
 	}
 	apply_conventions(&q, &r, rid);
-	access_log(&q, &r, method, t0);
+	access_log(conn, q.route, method, r.status, t0);
 	log_set_request_id(NULL);
 	ret = send_resp(conn, &r);
 	resp_release(&r);

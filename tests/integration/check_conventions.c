@@ -6,12 +6,15 @@
  * documents with their instance, and /metrics as Prometheus and promtool
  * (when PROMTOOL names it) want it.
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -338,6 +341,28 @@ START_TEST(request_ids_are_echoed_and_logged)
 	ck_assert_uint_eq(strlen(header("X-Request-Id", rid2, sizeof(rid2))), 16);
 	ck_assert_str_ne(rid, rid2);
 
+	/* a body refused before it is read is logged too */
+	{
+		static const char req[] = "POST /v1/jobs HTTP/1.1\r\nHost: x\r\n"
+					  "Content-Length: 50000000\r\nX-Request-Id: big-1\r\n\r\n";
+		struct sockaddr_in sin;
+		char got[512];
+		ssize_t n;
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons((uint16_t)parleyd.port);
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+		ck_assert_int_eq(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+		n = read(fd, got, sizeof(got) - 1);
+		ck_assert_int_gt(n, 0);
+		got[n] = '\0';
+		ck_assert_ptr_nonnull(strstr(got, " 413 "));
+		ck_assert_ptr_nonnull(strstr(got, "X-Request-Id: big-1"));
+		close(fd);
+	}
 	/* the access log: client, method, route template, status, duration, id */
 	log = harness_slurp(parleyd.log, NULL);
 	ck_assert_ptr_nonnull(log);
@@ -346,6 +371,8 @@ START_TEST(request_ids_are_echoed_and_logged)
 		      "%s", log);
 	ck_assert_ptr_nonnull(strstr(log, "request_id=trace-42.abc_DEF:1\n"));
 	ck_assert_ptr_nonnull(strstr(log, "route=other status=404"));
+	ck_assert_ptr_nonnull(strstr(log, "method=POST route=/v1/jobs status=413 ms="));
+	ck_assert_ptr_nonnull(strstr(log, " request_id=big-1\n"));
 	ck_assert_ptr_null(strstr(log, "level=error"));
 	ck_assert_ptr_null(strstr(log, "/nowhere"));
 	free(log);
