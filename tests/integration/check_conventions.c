@@ -198,7 +198,8 @@ START_TEST(finished_resources_have_etags_and_304)
 			snprintf(path, sizeof(path), "/v1/batches/%s", bid);
 			ck_assert_int_eq(harness_http_json(parleyd.port, "GET", path, NULL, &b),
 					 200);
-			st = strcmp(json_string_value(json_object_get(b, "status")), "finished") == 0;
+			st = strcmp(json_string_value(json_object_get(b, "status")), "finished") ==
+			     0;
 			json_decref(b);
 			if (st)
 				break;
@@ -212,7 +213,8 @@ START_TEST(finished_resources_have_etags_and_304)
 					 200);
 			ck_assert_msg(header("ETag", etag, sizeof(etag)) != NULL, "no ETag on %s",
 				      path);
-			/* the report says when it was generated: still the same tag a second later */
+			/* the report says when it was generated: still the same tag a second later
+			 */
 			usleep(i ? 1100000 : 0);
 			snprintf(inm, sizeof(inm), "If-None-Match: %s", etag);
 			ck_assert_int_eq(harness_http(parleyd.port, "GET", path, NULL, hdrs, NULL),
@@ -420,7 +422,8 @@ START_TEST(lists_link_the_next_page)
 				      NULL, NULL, NULL),
 			 400);
 	ck_assert_int_eq(
-	    harness_http(parleyd.port, "GET", "/v1/optimizations?cursor=-5", NULL, NULL, NULL), 400);
+	    harness_http(parleyd.port, "GET", "/v1/optimizations?cursor=-5", NULL, NULL, NULL),
+	    400);
 	/* every problem names its instance */
 	ck_assert_int_eq(harness_http_json(parleyd.port, "GET", "/v1/jobs/jnope", NULL, &p), 404);
 	ck_assert_str_eq(json_string_value(json_object_get(p, "instance")), "/v1/jobs/jnope");
