@@ -8,9 +8,11 @@
 VERSION := 0.1.0
 BUILD   ?= build
 CC      ?= cc
-PKGS    := libmicrohttpd jansson libcurl sqlite3 libcmark
+PKGS    := libmicrohttpd jansson libcurl sqlite3 libcmark zlib
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev \
-	    libsqlite3-dev check libsubunit-dev curl libcmark-dev
+	    libsqlite3-dev check libsubunit-dev curl libcmark-dev zlib1g-dev
+# The git commit built, for parley_build_info; "unknown" outside a git checkout.
+COMMIT  := $(or $(shell git rev-parse --short=12 HEAD 2>/dev/null),unknown)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
 	-Wcast-qual -Wsign-compare -Wformat=2 -Wno-format-nonliteral
@@ -69,6 +71,14 @@ $(BUILD)/gen/migrations.c: $(MIGRATIONS) tests/tools/embed.sh | $(BUILD)/gen
 
 $(BUILD)/gen/assets.c: $(ASSETS) tests/tools/embed.sh | $(BUILD)/gen
 	sh tests/tools/embed.sh assets api/assets.h $(ASSETS) > $@.tmp && mv $@.tmp $@
+
+# Rewritten only when the commit changes, so a new commit rebuilds one object.
+$(BUILD)/gen/build_info.h: FORCE | $(BUILD)/gen
+	@echo '#define PARLEY_COMMIT "$(COMMIT)"' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+$(BUILD)/obj/server/metrics.o $(BUILD)/fuzz/obj/server/metrics.o: $(BUILD)/gen/build_info.h
+.PHONY: FORCE
+FORCE:
 
 $(BUILD)/gen:
 	mkdir -p $@

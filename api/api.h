@@ -49,6 +49,8 @@ struct api_req {
 	size_t body_len;
 	const char *seg[8]; /* path segments after the leading "/" */
 	int nseg;
+	const char *route; /* the route template ("/v1/jobs/{id}"), "other" when none */
+	int head;          /* HEAD, routed as GET: libmicrohttpd sends no body */
 };
 
 struct api_resp {
@@ -56,17 +58,24 @@ struct api_resp {
 	const char *content_type;
 	struct strbuf body;
 	char *location;      /* Location header or NULL */
-	const char *allow;   /* Allow header on 405 */
 	int retry_after;     /* seconds; 0 = none */
 	struct MHD_Response *raw; /* a streamed response (SSE) sent instead of body; owned */
 	struct {
 		const char *name; /* a static string */
 		char *value;      /* owned */
-	} hdr[8];                 /* more headers: api_add_header() */
+	} hdr[16];                /* more headers: api_add_header() */
 	int nhdr;
+	/*
+	 * Set by a handler when what it answers no longer changes (a finished job,
+	 * its transcript, a finished batch): the answer then gets an ETag, a 304
+	 * for a matching If-None-Match, and a Cache-Control that lets it be kept.
+	 */
+	int immutable;
+	char *etag_of;        /* what the ETag is made from instead of the body, or NULL; owned */
+	const char *instance; /* the request path, a problem document's "instance" */
 };
 
-/* Adds a response header (value copied); the ninth and later are dropped. */
+/* Adds a response header (value copied); the seventeenth and later are dropped. */
 void api_add_header(struct api_resp *r, const char *name, const char *value);
 
 /* Response bodies and problems (api/errors.c). Sets a JSON body; j is stolen. */
@@ -75,9 +84,9 @@ void api_text(struct api_resp *r, int status, const char *content_type, const ch
 /*
  * A page of a list: 200 {items, next_cursor}; items is stolen. When more,
  * next_cursor names the page after last (the sequence number of the page's
- * last item), as api_list_params() reads it back.
+ * last item), as api_list_params() reads it back, with a Link rel="next" header.
  */
-void api_list_page(struct api_resp *r, json_t *items, int more, int64_t last);
+void api_list_page(struct api_req *q, struct api_resp *r, json_t *items, int more, int64_t last);
 /* A 200 Markdown body; md's buffer is taken (md is left empty). */
 void api_markdown(struct api_resp *r, struct strbuf *md);
 /* Whether the request's Accept asks for text/markdown. */
@@ -107,6 +116,17 @@ json_t *api_json_text(const char *s);
 
 const char *api_query(struct api_req *q, const char *name);
 const char *api_header(struct api_req *q, const char *name);
+
+/*
+ * Reads a list cursor (what api_list_page() wrote): 0 with *out > 0, or -1
+ * for anything else (empty, not base 36, too large), which is a 400.
+ */
+int api_cursor_parse(const char *s, int64_t *out);
+/*
+ * Adds Link: <this path and query, cursor=cursor>; rel="next" beside a list
+ * page's next_cursor.
+ */
+void api_link_next(struct api_req *q, struct api_resp *r, const char *cursor);
 
 /* Parses the body as a JSON object with the depth limit; on failure fills r (400). */
 json_t *api_parse_body(struct api_req *q, struct api_resp *r);

@@ -122,6 +122,22 @@ static json_t *load_batch(struct api_req *q, const char *id, struct perr *e)
 	return view;
 }
 
+/*
+ * A batch that has ended (finished_at set) no longer changes: its answers are
+ * immutable. Its report says when it was generated, so the report's ETag is
+ * made from the batch itself rather than from the report's bytes.
+ */
+static void settle(struct api_resp *r, const json_t *view, int report)
+{
+	const char *f = json_string_value(json_object_get(view, "finished_at")); /* borrowed */
+
+	r->immutable = f && *f;
+	if (r->immutable && report) {
+		free(r->etag_of);
+		r->etag_of = json_dumps(view, JSON_COMPACT | JSON_SORT_KEYS);
+	}
+}
+
 void api_batches_post(struct api_req *q, struct api_resp *r)
 {
 	static const char *const keys[] = {"interviewer", "candidates", "scenarios", "repeat",
@@ -249,7 +265,7 @@ void api_batches_list(struct api_req *q, struct api_resp *r)
 	items = json_array();
 	for (i = 0; i < n && i < (size_t)limit; i++)
 		json_array_append_new(items, view_batch_brief(&v[i]));
-	api_list_page(r, items, n > (size_t)limit, n > (size_t)limit ? v[limit - 1].seq : 0);
+	api_list_page(q, r, items, n > (size_t)limit, n > (size_t)limit ? v[limit - 1].seq : 0);
 	db_batches_free(v, n);
 }
 
@@ -263,10 +279,12 @@ void api_batches_get(struct api_req *q, struct api_resp *r, const char *id)
 	if (api_wants_markdown(q)) {
 		struct strbuf md;
 		strbuf_init(&md, 16384);
+		settle(r, view, 1);
 		report_batch(view, util_now_us(), &md);
 		json_decref(view);
 		return api_markdown(r, &md);
 	}
+	settle(r, view, 0);
 	api_json(r, 200, view);
 }
 
@@ -279,6 +297,7 @@ void api_batches_report(struct api_req *q, struct api_resp *r, const char *id)
 	if (!view)
 		return api_perr(r, &e);
 	strbuf_init(&md, 16384);
+	settle(r, view, 1);
 	report_batch(view, util_now_us(), &md);
 	json_decref(view);
 	api_markdown(r, &md);

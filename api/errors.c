@@ -107,7 +107,7 @@ void api_text(struct api_resp *r, int status, const char *content_type, const ch
 	strbuf_addstr(&r->body, text);
 }
 
-void api_list_page(struct api_resp *r, json_t *items, int more, int64_t last)
+void api_list_page(struct api_req *q, struct api_resp *r, json_t *items, int more, int64_t last)
 {
 	char cur[24];
 	int k = 0, a, b;
@@ -129,6 +129,7 @@ void api_list_page(struct api_resp *r, json_t *items, int more, int64_t last)
 		cur[b] = t;
 	}
 	api_json(r, 200, json_pack("{s:o, s:s}", "items", items, "next_cursor", cur));
+	api_link_next(q, r, cur);
 }
 
 void api_markdown(struct api_resp *r, struct strbuf *md)
@@ -156,6 +157,8 @@ void api_problem(struct api_resp *r, int status, const char *title, const char *
 	json_object_set_new(p, "title", json_string(title ? title : title_for(status)));
 	json_object_set_new(p, "status", json_integer(status));
 	json_object_set_new(p, "detail", api_json_text(detail));
+	if (r->instance)
+		json_object_set_new(p, "instance", api_json_text(r->instance));
 	if (errors)
 		json_object_set_new(p, "errors", errors);
 	api_json(r, status, p);

@@ -9,6 +9,10 @@
  * reader; when there is nothing to send the connection suspends itself and
  * the hub resumes it when an event arrives, so no thread ever waits on a
  * quiet client and no polling thread is blocked.
+ *
+ * A stream rests: after job_finished it ends, and a client that comes back
+ * with a Last-Event-ID at or past the end of a finished job gets 204 No
+ * Content, which tells an EventSource to stop reconnecting.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -61,10 +65,51 @@ void api_events_decorate(const char *type, json_t *data)
 		    html_render_json(json_string_value(json_object_get(data, "message"))));
 }
 
+static ssize_t no_stream(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)cls;
+	(void)pos;
+	(void)buf;
+	(void)max;
+	return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void stream_headers(struct api_resp *r)
+{
+	MHD_add_response_header(r->raw, "Content-Type", "text/event-stream; charset=utf-8");
+	MHD_add_response_header(r->raw, "Cache-Control", "no-store");
+	MHD_add_response_header(r->raw, "X-Accel-Buffering", "no");
+	MHD_add_response_header(r->raw, "X-Content-Type-Options", "nosniff");
+	r->status = 200;
+}
+
 static int terminal(const char *status)
 {
 	return strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 ||
 	       strcmp(status, "cancelled") == 0;
+}
+
+/*
+ * Whether a client whose last event was last ("<turns>-<n>", see
+ * server/events.h) has seen all of the job: it has ended, and the id is of
+ * its last turn and from after it ended (job_finished), or past it.
+ */
+static int seen_the_end(const char *last, const struct db_job *j)
+{
+	long long done, n = 0;
+	char *end;
+
+	if (!last || !terminal(j->status))
+		return 0;
+	done = strtoll(last, &end, 10);
+	if (end == last || done < j->turns_completed)
+		return 0;
+	if (done > j->turns_completed)
+		return 1;
+	if (*end != '-')
+		return 0;
+	n = strtoll(end + 1, &end, 10);
+	return *end == '\0' && j->finished_at > 0 && n >= j->finished_at;
 }
 
 void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id)
@@ -78,7 +123,7 @@ void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id)
 	int inflight_turn = 0;
 	size_t n = 0, i;
 	int seen = 0, max_turn = 0;
-	char evid[32];
+	char evid[48];
 	json_t *rec;
 
 	if (!last)
@@ -89,7 +134,23 @@ void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id)
 		seen = 0;
 	if (db_job_get(q->db, id, &j, &e) < 0)
 		return api_perr(r, &e);
+	if (seen_the_end(last, &j)) {
+		db_job_release(&j);
+		r->status = 204;
+		r->content_type = NULL;
+		return;
+	}
 	db_job_release(&j);
+	if (q->head) {
+		/* the headers a stream would have, and no subscription that nothing would read */
+		r->raw = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, no_stream, NULL,
+							   NULL);
+		if (!r->raw)
+			return api_problem(r, 500, "Internal Server Error",
+					   "cannot start the stream", NULL);
+		stream_headers(r);
+		return;
+	}
 
 	s = xcalloc(1, sizeof(*s));
 	s->conn = q->conn;
@@ -115,9 +176,12 @@ void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id)
 	events_sub_skip_turns(s->sub, max_turn);
 	if (db_job_get(q->db, id, &j, &e) == 0) {
 		rec = record_job(&j);
-		snprintf(evid, sizeof(evid), "%d-0", j.turns_completed);
+		snprintf(evid, sizeof(evid), "%d-%lld", j.turns_completed,
+			 (long long)events_sub_replay_id(s->sub, 0));
 		events_format(&replay, "status", evid, rec);
 		if (terminal(j.status)) {
+			snprintf(evid, sizeof(evid), "%d-%lld", j.turns_completed,
+				 (long long)events_sub_replay_id(s->sub, 1));
 			events_format(&replay, "job_finished", evid, rec);
 			events_sub_end(s->sub);
 		}
@@ -137,9 +201,5 @@ void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id)
 		return api_problem(r, 500, "Internal Server Error", "cannot start the stream",
 				   NULL);
 	}
-	MHD_add_response_header(r->raw, "Content-Type", "text/event-stream; charset=utf-8");
-	MHD_add_response_header(r->raw, "Cache-Control", "no-store");
-	MHD_add_response_header(r->raw, "X-Accel-Buffering", "no");
-	MHD_add_response_header(r->raw, "X-Content-Type-Options", "nosniff");
-	r->status = 200;
+	stream_headers(r);
 }

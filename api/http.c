@@ -6,10 +6,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "server/log.h"
 #include "server/metrics.h"
@@ -117,8 +119,15 @@ static int method_is(struct api_req *q, const char *m)
 
 static void not_allowed(struct api_resp *r, const char *allow)
 {
-	r->allow = allow;
+	char with_head[96];
+
+	/* every GET resource answers HEAD too (the router sees HEAD as GET) */
+	if (strncmp(allow, "GET", 3) == 0 && !strstr(allow, "HEAD")) {
+		snprintf(with_head, sizeof(with_head), "GET, HEAD%s", allow + 3);
+		allow = with_head;
+	}
 	api_fail(r, PERR_NOT_ALLOWED, NULL, "this resource allows %s", allow);
+	api_add_header(r, "Allow", allow);
 }
 
 static void route(struct api_req *q, struct api_resp *r)
@@ -302,8 +311,6 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct api_resp *r
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	if (r->location)
 		MHD_add_response_header(resp, "Location", r->location);
-	if (r->allow)
-		MHD_add_response_header(resp, "Allow", r->allow);
 	if (r->retry_after > 0) {
 		snprintf(ra, sizeof(ra), "%d", r->retry_after);
 		MHD_add_response_header(resp, "Retry-After", ra);
@@ -331,6 +338,386 @@ static void resp_release(struct api_resp *r)
 		MHD_destroy_response(r->raw);
 	strbuf_release(&r->body);
 	free(r->location);
+	free(r->etag_of);
+}
+
+/* ---- HTTP conventions: request ids, route templates, ETag, gzip, links, access log ---- */
+
+/*
+ * The routes as templates, for the access log and the metrics: a label is
+ * one of these (or "other"), never a raw path a client made up. The methods
+ * of each are the series the metrics start at zero.
+ */
+static const struct {
+	const char *tmpl;
+	const char *methods;
+} routes[] = {
+    {"/", "GET"},
+    {"/assets/{name}", "GET"},
+    {"/healthz", "GET"},
+    {"/readyz", "GET"},
+    {"/metrics", "GET"},
+    {"/v1/session", "POST DELETE"},
+    {"/v1/openapi.json", "GET"},
+    {"/v1/jobs", "GET POST"},
+    {"/v1/jobs/import", "POST"},
+    {"/v1/jobs/{id}", "GET"},
+    {"/v1/jobs/{id}/transcript", "GET"},
+    {"/v1/jobs/{id}/transcript.md", "GET"},
+    {"/v1/jobs/{id}/events", "GET"},
+    {"/v1/jobs/{id}/trials", "GET"},
+    {"/v1/jobs/{id}/cancel", "POST"},
+    {"/v1/jobs/{id}/extract", "POST"},
+    {"/v1/scenarios", "GET"},
+    {"/v1/scenarios/{name}", "GET PUT DELETE"},
+    {"/v1/batches", "GET POST"},
+    {"/v1/batches/{id}", "GET"},
+    {"/v1/batches/{id}/report.md", "GET"},
+    {"/v1/batches/{id}/cancel", "POST"},
+    {"/v1/batches/{id}/compare/{other}", "GET"},
+    {"/v1/optimizations", "GET"},
+    {"/v1/backends", "GET"},
+};
+
+/* Whether the path segments fit tmpl, a "{...}" segment matching any one segment. */
+static int route_fits(const char *tmpl, const char *const *seg, int n)
+{
+	int i = 0;
+
+	while (*tmpl == '/')
+		tmpl++;
+	while (*tmpl) {
+		size_t len = strcspn(tmpl, "/");
+		if (i >= n)
+			return 0;
+		if (tmpl[0] != '{' && (strlen(seg[i]) != len || strncmp(seg[i], tmpl, len) != 0))
+			return 0;
+		i++;
+		tmpl += len;
+		while (*tmpl == '/')
+			tmpl++;
+	}
+	return i == n;
+}
+
+static const char *route_template(const char *const *seg, int n)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(routes); i++)
+		if (route_fits(routes[i].tmpl, seg, n))
+			return routes[i].tmpl;
+	return "other";
+}
+
+/* The method as a metrics label: a method a client invents counts as "other". */
+static const char *method_label(const char *m)
+{
+	static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(known); i++)
+		if (strcmp(m, known[i]) == 0)
+			return known[i];
+	return "other";
+}
+
+static void routes_register_metrics(void)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(routes); i++) {
+		const char *m = routes[i].methods;
+		while (*m) {
+			char method[16];
+			size_t len = strcspn(m, " ");
+			snprintf(method, sizeof(method), "%.*s", (int)len, m);
+			metrics_http_series(method, routes[i].tmpl);
+			m += len;
+			while (*m == ' ')
+				m++;
+		}
+	}
+}
+
+#define REQUEST_ID_MAX 64
+
+/*
+ * The client's X-Request-Id when it is short and of characters that are safe
+ * in a header and a log line; otherwise a new one (64 bits, unique within
+ * the process by a counter, across restarts by the clock).
+ */
+static void request_id(struct MHD_Connection *conn, char out[REQUEST_ID_MAX + 1])
+{
+	static const char safe[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				   "0123456789-_.:+/=@";
+	static atomic_ullong counter;
+	const char *in = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+	uint64_t x;
+	size_t n;
+
+	if (in && (n = strlen(in)) > 0 && n <= REQUEST_ID_MAX && strspn(in, safe) == n) {
+		memcpy(out, in, n + 1);
+		return;
+	}
+	/* splitmix64 of clock and counter: spread, so ids do not look sequential */
+	x = (uint64_t)util_now_us() ^ ((uint64_t)atomic_fetch_add(&counter, 1) << 40);
+	x += 0x9E3779B97F4A7C15ULL;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+	x ^= x >> 31;
+	snprintf(out, REQUEST_ID_MAX + 1, "%016llx", (unsigned long long)x);
+}
+
+static void client_address(struct MHD_Connection *conn, char *out, size_t size)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	snprintf(out, size, "-");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+			  (socklen_t)size);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+			  out, (socklen_t)size);
+}
+
+/* Whether an Accept-Encoding header accepts gzip (a q of 0 refuses it). */
+static int accepts_gzip(const char *ae)
+{
+	while (ae && *ae) {
+		size_t len = strcspn(ae, ",");
+		const char *p = ae, *end = ae + len, *q;
+		size_t name;
+
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		name = strcspn(p, ";, \t");
+		if ((name == 4 && strncasecmp(p, "gzip", 4) == 0) ||
+		    (name == 6 && strncasecmp(p, "x-gzip", 6) == 0) || (name == 1 && *p == '*')) {
+			q = strstr(p, "q=");
+			if (!q || q > end || strtod(q + 2, NULL) > 0)
+				return 1;
+		}
+		ae = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
+static int compressible(const char *type)
+{
+	return type && (strncmp(type, "text/", 5) == 0 || strstr(type, "json") ||
+			strstr(type, "javascript") || strstr(type, "svg"));
+}
+
+/* Replaces body with its gzip encoding; -1 (body unchanged) when zlib fails. */
+static int gzip_body(struct strbuf *body)
+{
+	struct strbuf out;
+	z_stream zs;
+	int rc;
+
+	memset(&zs, 0, sizeof(zs));
+	if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return -1;
+	strbuf_init(&out, deflateBound(&zs, (uLong)body->len) + 32);
+	zs.next_in = (Bytef *)body->buf;
+	zs.avail_in = (uInt)body->len;
+	zs.next_out = (Bytef *)out.buf;
+	zs.avail_out = (uInt)out.alloc;
+	rc = deflate(&zs, Z_FINISH);
+	if (rc == Z_STREAM_END)
+		out.len = zs.total_out;
+	deflateEnd(&zs);
+	if (rc != Z_STREAM_END) {
+		strbuf_release(&out);
+		return -1;
+	}
+	strbuf_release(body);
+	*body = out;
+	return 0;
+}
+
+/* The value of a header a handler added, or NULL. */
+static char **resp_header(struct api_resp *r, const char *name)
+{
+	int i;
+
+	for (i = 0; i < r->nhdr; i++)
+		if (strcasecmp(r->hdr[i].name, name) == 0)
+			return &r->hdr[i].value;
+	return NULL;
+}
+
+/* Weak comparison (RFC 9110 8.8.3.2) of each entity tag of If-None-Match with etag. */
+static int none_match(const char *inm, const char *etag)
+{
+	size_t elen;
+
+	if (!inm)
+		return 0;
+	if (strncmp(etag, "W/", 2) == 0)
+		etag += 2;
+	elen = strlen(etag);
+	while (*inm) {
+		size_t len;
+		inm += strspn(inm, " \t,");
+		if (*inm == '*')
+			return 1;
+		if (strncmp(inm, "W/", 2) == 0)
+			inm += 2;
+		len = strcspn(inm, ",");
+		while (len && (inm[len - 1] == ' ' || inm[len - 1] == '\t'))
+			len--;
+		if (len == elen && strncmp(inm, etag, len) == 0)
+			return 1;
+		inm += len;
+	}
+	return 0;
+}
+
+/*
+ * What every answer gets on its way out: the request id; for an immutable
+ * answer an ETag (a hash of what is sent), Cache-Control, and 304 when the
+ * client has it already; gzip when asked for and worth it.
+ */
+static void apply_conventions(struct api_req *q, struct api_resp *r, const char *rid)
+{
+	char **etag;
+
+	api_add_header(r, "X-Request-Id", rid);
+	if (r->raw || (r->status != 200 && r->status != 304))
+		return;
+	if (r->immutable && r->status == 200) {
+		uint64_t h = 1469598103934665603ULL;
+		const char *ct = r->content_type ? r->content_type : "";
+		const char *of = r->etag_of ? r->etag_of : r->body.buf;
+		size_t i, n = r->etag_of ? strlen(r->etag_of) : r->body.len;
+		char tag[32];
+
+		for (; *ct; ct++)
+			h = (h ^ (unsigned char)*ct) * 1099511628211ULL;
+		for (i = 0; i < n; i++)
+			h = (h ^ (unsigned char)of[i]) * 1099511628211ULL;
+		/* weak: the same tag stands for the plain and the gzip encoding */
+		snprintf(tag, sizeof(tag), "W/\"%016llx\"", (unsigned long long)h);
+		api_add_header(r, "ETag", tag);
+		/* kept, but asked about again: a finished job can still be extracted anew */
+		api_add_header(r, "Cache-Control", "private, no-cache");
+		if (none_match(api_header(q, "If-None-Match"), tag)) {
+			r->status = 304;
+			strbuf_reset(&r->body);
+			return;
+		}
+	}
+	if (r->status != 200 || r->body.len < 1024 || !compressible(r->content_type))
+		return;
+	api_add_header(r, "Vary", "Accept-Encoding");
+	if (!accepts_gzip(api_header(q, "Accept-Encoding")) || gzip_body(&r->body) < 0)
+		return;
+	api_add_header(r, "Content-Encoding", "gzip");
+	/* a strong tag a handler set names the plain bytes: the gzip ones differ */
+	if ((etag = resp_header(r, "ETag")) && strncmp(*etag, "W/", 2) != 0) {
+		size_t n = strlen(*etag) + 3;
+		char *weak = xmalloc(n);
+		snprintf(weak, n, "W/%s", *etag);
+		free(*etag);
+		*etag = weak;
+	}
+}
+
+int api_cursor_parse(const char *s, int64_t *out)
+{
+	int64_t x = 0;
+	size_t i;
+
+	/* 12 digits of base 36 hold more than any seq; more would overflow */
+	if (!*s || strlen(s) > 12)
+		return -1;
+	for (i = 0; s[i]; i++) {
+		char c = s[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'z' ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return -1;
+		x = x * 36 + d;
+	}
+	if (x <= 0)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+struct link_ctx {
+	struct strbuf *sb;
+	int first;
+};
+
+static void url_escape(struct strbuf *sb, const char *s)
+{
+	static const char hexd[] = "0123456789ABCDEF";
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_' || c == '.' || c == '~') {
+			strbuf_addch(sb, (char)c);
+		} else {
+			strbuf_addch(sb, '%');
+			strbuf_addch(sb, hexd[c >> 4]);
+			strbuf_addch(sb, hexd[c & 15]);
+		}
+	}
+}
+
+static enum MHD_Result link_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				const char *value)
+{
+	struct link_ctx *c = cls;
+
+	(void)kind;
+	if (strcmp(key, "cursor") == 0)
+		return MHD_YES;
+	strbuf_addch(c->sb, c->first ? '?' : '&');
+	c->first = 0;
+	url_escape(c->sb, key);
+	if (value) {
+		strbuf_addch(c->sb, '=');
+		url_escape(c->sb, value);
+	}
+	return MHD_YES;
+}
+
+void api_link_next(struct api_req *q, struct api_resp *r, const char *cursor)
+{
+	struct strbuf sb;
+	struct link_ctx c = {&sb, 1};
+
+	strbuf_init(&sb, 128);
+	strbuf_addch(&sb, '<');
+	strbuf_addstr(&sb, q->path);
+	MHD_get_connection_values(q->conn, MHD_GET_ARGUMENT_KIND, link_arg, &c);
+	strbuf_addstr(&sb, c.first ? "?cursor=" : "&cursor=");
+	url_escape(&sb, cursor);
+	strbuf_addstr(&sb, ">; rel=\"next\"");
+	api_add_header(r, "Link", sb.buf);
+	strbuf_release(&sb);
+}
+
+/* The access log line and the request metrics of an answered request. */
+static void access_log(struct MHD_Connection *conn, const char *route, const char *method,
+		       int status, int64_t t0)
+{
+	static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+	double s = (double)(util_mono_us() - t0) / 1e6;
+	char addr[INET6_ADDRSTRLEN + 1];
+	int c = status / 100 - 1;
+
+	client_address(conn, addr, sizeof(addr));
+	metrics_http(method_label(method), route, classes[c >= 0 && c < 5 ? c : 4], s);
+	log_info("request", "client=%s method=%s route=%s status=%d ms=%.1f", addr,
+		 method_label(method), route, status, s * 1000);
 }
 
 static int split_path(const char *path, char *buf, size_t size, const char *seg[8])
@@ -347,6 +734,19 @@ static int split_path(const char *path, char *buf, size_t size, const char *seg[
 	return n;
 }
 
+/* The route template of a path, before a request is set up. */
+static const char *early_route(const char *url)
+{
+	char buf[512];
+	const char *seg[8];
+	int n;
+
+	if (strlen(url) >= sizeof(buf) || (n = split_path(url, buf, sizeof(buf), seg)) < 0)
+		return "other";
+	/* the templates are static strings: nothing points into buf afterwards */
+	return route_template(seg, n);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version,
 				  const char *upload_data, size_t *upload_data_size,
@@ -357,7 +757,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct api_req q;
 	struct api_resp r;
 	struct perr e = {0};
-	char pathbuf[512];
+	char pathbuf[512], rid[REQUEST_ID_MAX + 1];
 	enum MHD_Result ret;
 	int64_t t0;
 
@@ -371,8 +771,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (cl && strtoull(cl, NULL, 10) > a->deps.cfg->max_body_bytes) {
 			/* refuse before reading: the client may stop sending now */
 			resp_init(&r);
+			r.instance = url;
+			request_id(conn, rid);
 			api_fail(&r, PERR_TOO_LARGE, NULL, "the body is larger than %zu bytes",
 				 a->deps.cfg->max_body_bytes);
+			api_add_header(&r, "X-Request-Id", rid);
+			log_set_request_id(rid);
+			access_log(conn, early_route(url), method, 413, util_mono_us());
+			log_set_request_id(NULL);
 			ret = send_resp(conn, &r);
 			resp_release(&r);
 			cs->too_large = 2; /* answered */
@@ -397,12 +803,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 
 	t0 = util_mono_us();
+	request_id(conn, rid);
+	log_set_request_id(rid);
 	resp_init(&r);
+	r.instance = url;
 	memset(&q, 0, sizeof(q));
 	q.conn = conn;
 	q.deps = &a->deps;
-	q.method = method;
+	/* HEAD is answered as GET; libmicrohttpd leaves the body out */
+	q.head = strcmp(method, "HEAD") == 0;
+	q.method = q.head ? "GET" : method;
 	q.path = url;
+	q.route = "other";
 	q.body = cs->body.buf;
 	q.body_len = cs->body.len;
 	if (cs->too_large) {
@@ -411,14 +823,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	} else if ((q.nseg = split_path(url, pathbuf, sizeof(pathbuf), q.seg)) < 0 ||
 		   strlen(url) >= sizeof(pathbuf)) {
 		api_fail(&r, PERR_NOT_FOUND, NULL, "no such resource");
-	} else if (!(q.db = api_db(&a->deps, &e))) {
-		api_perr(&r, &e);
 	} else {
-		route(&q, &r);
+		q.route = route_template(q.seg, q.nseg);
+		if (!(q.db = api_db(&a->deps, &e)))
+			api_perr(&r, &e);
+		else
+			route(&q, &r);
 	}
-	metrics_http(r.status);
-	log_debug("request", "method=%s path=%s status=%d us=%lld", method, url, r.status,
-		  (long long)(util_mono_us() - t0));
+	apply_conventions(&q, &r, rid);
+	access_log(conn, q.route, method, r.status, t0);
+	log_set_request_id(NULL);
 	ret = send_resp(conn, &r);
 	resp_release(&r);
 	return ret;
@@ -460,6 +874,7 @@ struct api *api_start(const struct api_deps *deps, struct perr *e)
 
 	a->deps = *deps;
 	api_auth_init();
+	routes_register_metrics();
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)deps->cfg->listen_port);

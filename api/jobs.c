@@ -130,7 +130,7 @@ void api_jobs_list(struct api_req *q, struct api_resp *r)
 	items = json_array();
 	for (i = 0; i < n && i < (size_t)limit; i++)
 		json_array_append_new(items, view_job(&v[i]));
-	api_list_page(r, items, n > (size_t)limit, n > (size_t)limit ? v[limit - 1].seq : 0);
+	api_list_page(q, r, items, n > (size_t)limit, n > (size_t)limit ? v[limit - 1].seq : 0);
 	db_jobs_free(v, n);
 }
 
@@ -174,6 +174,7 @@ void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id)
 	pthread_mutex_lock(&finished.lock);
 	if (finished.slot[k].json && strcmp(finished.slot[k].id, id) == 0) {
 		api_text(r, 200, "application/json; charset=utf-8", finished.slot[k].json);
+		r->immutable = 1;
 		pthread_mutex_unlock(&finished.lock);
 		return;
 	}
@@ -182,6 +183,7 @@ void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id)
 		return api_perr(r, &e);
 	api_json(r, 200, view_job(&j));
 	if (job_ended(j.status)) {
+		r->immutable = 1;
 		pthread_mutex_lock(&finished.lock);
 		free(finished.slot[k].json);
 		snprintf(finished.slot[k].id, sizeof(finished.slot[k].id), "%s", j.id);
@@ -200,6 +202,7 @@ void api_jobs_transcript(struct api_req *q, struct api_resp *r, const char *id, 
 	if (db_job_load(q->db, id, &tr, &e) < 0)
 		return api_perr(r, &e);
 	t = view_transcript(&tr);
+	r->immutable = job_ended(tr.job.status);
 	db_job_full_release(&tr);
 	if (markdown) {
 		struct strbuf md;

@@ -76,6 +76,6 @@ void api_optimizations_list(struct api_req *q, struct api_resp *r)
 	items = json_array();
 	for (i = 0; i < n && i < (size_t)limit; i++)
 		json_array_append_new(items, found_json(&v[i]));
-	api_list_page(r, items, n > (size_t)limit, n > (size_t)limit ? v[limit - 1].id : 0);
+	api_list_page(q, r, items, n > (size_t)limit, n > (size_t)limit ? v[limit - 1].id : 0);
 	db_found_free(v, n);
 }

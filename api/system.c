@@ -41,8 +41,7 @@ void api_system_metrics(struct api_req *q, struct api_resp *r)
 	if (db_job_counts(q->db, counts, &e) < 0)
 		return api_perr(r, &e);
 	strbuf_init(&out, 4096);
-	metrics_render(&out, counts, pool_busy(q->deps->pool),
-		       (util_now_us() - q->deps->started_at) / 1000000);
+	metrics_render(&out, counts, pool_busy(q->deps->pool));
 	r->status = 200;
 	r->content_type = "text/plain; version=0.0.4; charset=utf-8";
 	strbuf_release(&r->body);

@@ -405,12 +405,10 @@ int api_list_params(struct api_req *q, struct api_resp *r, int *limit, int64_t *
 		*limit = (int)v;
 	}
 	if ((s = api_query(q, "cursor"))) {
-		v = strtoll(s, &end, 36);
-		if (*end || v <= 0) {
+		if (api_cursor_parse(s, before) < 0) {
 			api_invalid(r, "cursor", "not a cursor this server gave out");
 			return -1;
 		}
-		*before = v;
 	}
 	return 0;
 }

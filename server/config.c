@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,60 +180,375 @@ fail:
 	return -1;
 }
 
-static int json_backend(json_t *o, struct backend_cfg *b, struct perr *e)
+/* ---- the config file: every error names the file, the key, what is wrong, what is expected */
+
+/* One integer key of the file: its field, its range, and a line for --help. */
+struct int_key {
+	const char *name;
+	size_t offset; /* in struct config, or in struct backend_cfg for backend keys */
+	int size;      /* sizeof the field */
+	long lo, hi;
+	const char *help;
+};
+
+#define CFG_INT(name, field, lo, hi, help)                                                         \
+	{                                                                                          \
+		name, offsetof(struct config, field), (int)sizeof(((struct config *)0)->field),    \
+		    lo, hi, help                                                                   \
+	}
+#define BE_INT(name, field, lo, hi, help)                                                          \
+	{                                                                                          \
+		name, offsetof(struct backend_cfg, field),                                         \
+		    (int)sizeof(((struct backend_cfg *)0)->field), lo, hi, help                    \
+	}
+
+/* A day: longer than any model call should be allowed to take. */
+#define MAX_TIMEOUT_MS 86400000L
+
+static const struct int_key file_ints[] = {
+    CFG_INT("workers", workers, 1, 256, "worker threads (also --workers); default 4"),
+    CFG_INT("http_threads", http_threads, 1, 64, "HTTP polling threads; default 4"),
+    CFG_INT("max_body_bytes", max_body_bytes, 1024, 64 << 20,
+	    "largest request body; default 1048576"),
+    CFG_INT("max_json_depth", max_json_depth, 2, 1000, "deepest JSON nesting; default 32"),
+    CFG_INT("max_queued_jobs", max_queued_jobs, 1, 10000000,
+	    "queued jobs before 503; default 100000"),
+    CFG_INT("connection_timeout_s", connection_timeout_s, 1, 3600,
+	    "idle HTTP connection timeout; default 30"),
+    CFG_INT("max_connections", max_connections, 1, 100000, "HTTP connections; default 1024"),
+    CFG_INT("max_connections_per_ip", max_connections_per_ip, 1, 100000,
+	    "HTTP connections per client; default 256"),
+    CFG_INT("drain_timeout_s", drain_timeout_s, 0, 3600,
+	    "on SIGTERM, time for turns in flight; default 30"),
+    CFG_INT("retry_max_attempts", retry_max_attempts, 1, 20,
+	    "attempts of a failing model call; default 5"),
+    CFG_INT("retry_base_delay_ms", retry_base_delay_ms, 1, 600000,
+	    "first retry delay; default 500"),
+    CFG_INT("retry_max_delay_ms", retry_max_delay_ms, 1, 3600000,
+	    "longest retry delay; default 30000"),
+};
+
+static const struct int_key backend_ints[] = {
+    BE_INT("max_concurrency", max_concurrency, 1, 1024,
+	   "calls at once; default 1 (Ollama), the slot count (llama-server)"),
+    BE_INT("connect_timeout_ms", connect_timeout_ms, 0, MAX_TIMEOUT_MS, "0 = default 3000"),
+    BE_INT("first_byte_timeout_ms", first_byte_timeout_ms, 0, MAX_TIMEOUT_MS,
+	   "0 = default 300000 (model load and prompt included)"),
+    BE_INT("idle_timeout_ms", idle_timeout_ms, 0, MAX_TIMEOUT_MS,
+	   "0 = default 120000 (Ollama), 60000 (llama-server)"),
+    BE_INT("total_timeout_ms", total_timeout_ms, 0, MAX_TIMEOUT_MS, "0 = default 1800000"),
+    BE_INT("num_ctx", num_ctx, 0, 4194304, "Ollama context when a job sets none; default 8192"),
+};
+
+static const char *const file_strs[] = {"listen", "db",	      "log_level", "synchronous",
+					"tokens", "backends", NULL};
+static const char *const backend_strs[] = {"name", "kind", "url", "keep_alive", NULL};
+
+/* What a JSON value is, for a message: "a string", "the number 2.5", ... */
+static const char *json_kind(const json_t *v, char *buf, size_t size)
 {
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		snprintf(buf, size, "the number %lld", (long long)json_integer_value(v));
+		return buf;
+	case JSON_REAL:
+		snprintf(buf, size, "the number %g", json_real_value(v));
+		return buf;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	default:
+		return "null";
+	}
+}
+
+static int wrong_type(struct perr *e, const char *path, const char *key, const json_t *v,
+		      const char *expected)
+{
+	char buf[64];
+
+	return perr_set(e, PERR_INVALID, "config '%s': key '%s' is %s; expected %s", path, key,
+			json_kind(v, buf, sizeof(buf)), expected);
+}
+
+static int out_of_range(struct perr *e, const char *path, const char *key, const char *value,
+			const char *expected)
+{
+	return perr_set(e, PERR_INVALID, "config '%s': key '%s' is %s, out of range; expected %s",
+			path, key, value, expected);
+}
+
+/* Edit distance of two short names, for "did you mean". */
+static size_t distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), i, j, row[64];
+
+	if (la >= 63 || lb >= 63)
+		return 64;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+static int unknown_key(struct perr *e, const char *path, const char *where, const char *key,
+		       const struct int_key *ints, size_t nints, const char *const *strs)
+{
+	const char *best = NULL;
+	size_t d = 3, i, k;
+
+	for (i = 0; i < nints; i++)
+		if ((k = distance(key, ints[i].name)) < d)
+			d = k, best = ints[i].name;
+	for (i = 0; strs[i]; i++)
+		if ((k = distance(key, strs[i])) < d)
+			d = k, best = strs[i];
+	if (best)
+		return perr_set(e, PERR_INVALID,
+				"config '%s': unknown key '%s%s'; expected a known key: did you "
+				"mean '%s'? (parleyd --help lists them)",
+				path, where, key, best);
+	return perr_set(e, PERR_INVALID,
+			"config '%s': unknown key '%s%s'; expected a known key (parleyd --help "
+			"lists them)",
+			path, where, key);
+}
+
+/* Sets an integer key from the table if key is one: 1 when set, 0 when not its key, -1 on error. */
+static int set_int_key(void *base, const struct int_key *ints, size_t n, const char *path,
+		       const char *shown, const char *key, const json_t *v, struct perr *e)
+{
+	char expected[96], value[48];
+	json_int_t x;
+	size_t i;
+
+	for (i = 0; i < n && strcmp(ints[i].name, key) != 0; i++)
+		;
+	if (i == n)
+		return 0;
+	snprintf(expected, sizeof(expected), "an integer from %ld to %ld", ints[i].lo, ints[i].hi);
+	if (!json_is_integer(v))
+		return wrong_type(e, path, shown, v, expected);
+	x = json_integer_value(v);
+	if (x < ints[i].lo || x > ints[i].hi) {
+		snprintf(value, sizeof(value), "%lld", (long long)x);
+		if (x < 0 && strstr(key, "timeout"))
+			snprintf(expected, sizeof(expected),
+				 "milliseconds from %ld to %ld (a timeout cannot be negative)",
+				 ints[i].lo, ints[i].hi);
+		return out_of_range(e, path, shown, value, expected);
+	}
+	if (ints[i].size == (int)sizeof(int))
+		*(int *)(void *)((char *)base + ints[i].offset) = (int)x;
+	else if (ints[i].size == (int)sizeof(long))
+		*(long *)(void *)((char *)base + ints[i].offset) = (long)x;
+	return 1;
+}
+
+/*
+ * Whether s is a Go duration as Ollama parses keep_alive: "0", or an optional
+ * sign and one or more <number><unit> ("5m", "1h30m", "1.5h", "-1m"), units
+ * ns us µs ms s m h.
+ */
+static int go_duration(const char *s)
+{
+	static const char *const units[] = {"ns", "us", "\xC2\xB5s", "ms", "s", "m", "h"};
+
+	if (*s == '-' || *s == '+')
+		s++;
+	if (strcmp(s, "0") == 0)
+		return 1;
+	if (!*s)
+		return 0;
+	while (*s) {
+		size_t digits = strspn(s, "0123456789"), frac = 0, i;
+		s += digits;
+		if (*s == '.') {
+			frac = strspn(s + 1, "0123456789");
+			s += 1 + frac;
+		}
+		if (!digits && !frac)
+			return 0;
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			size_t n = strlen(units[i]);
+			/* "m" must not take the "m" of "ms" */
+			if (strncmp(s, units[i], n) == 0 && !(n == 1 && s[0] == 'm' && s[1] == 's'))
+				break;
+		}
+		if (i == sizeof(units) / sizeof(units[0]))
+			return 0;
+		s += strlen(units[i]);
+	}
+	return 1;
+}
+
+/*
+ * Ollama's keep_alive forms: seconds as a number (negative: keep the model
+ * loaded), a duration string ("5m", "1h30m"), or "-1". Kept as the string
+ * backend_ollama sends: digits go out as a number of seconds.
+ */
+static int keep_alive_set(struct backend_cfg *b, const char *path, const char *shown,
+			  const json_t *v, struct perr *e)
+{
+	static const char expected[] = "seconds as a number, -1 (keep loaded), or a duration such "
+				       "as \"5m\" or \"1h30m\"";
+	char buf[48];
+	const char *str;
+
+	free(b->keep_alive);
+	b->keep_alive = NULL;
+	if (json_is_integer(v)) {
+		snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
+	} else if (json_is_real(v)) {
+		double x = json_real_value(v);
+		if (x < 0)
+			snprintf(buf, sizeof(buf), "-1");
+		else if (x > 1e12)
+			return out_of_range(e, path, shown, "too large", expected);
+		else
+			snprintf(buf, sizeof(buf), "%lldms", (long long)(x * 1000 + 0.5));
+	} else if (json_is_string(v)) {
+		const char *d;
+		str = json_string_value(v);
+		d = str + (*str == '-');
+		if (!(*d && strspn(d, "0123456789") == strlen(d)) && !go_duration(str))
+			return perr_set(e, PERR_INVALID,
+					"config '%s': key '%s' is \"%.64s\", not a duration; "
+					"expected %s",
+					path, shown, str, expected);
+		snprintf(buf, sizeof(buf), "%.40s", str);
+	} else {
+		return wrong_type(e, path, shown, v, expected);
+	}
+	b->keep_alive = xstrdup(buf);
+	return 0;
+}
+
+static int json_backend(const char *path, size_t idx, json_t *o, struct backend_cfg *b,
+			struct perr *e)
+{
+	char where[32], shown[96];
 	const char *key;
 	json_t *v; /* borrowed */
+	int rc;
 
 	memset(b, 0, sizeof(*b));
-	if (!json_is_object(o))
-		return perr_set(e, PERR_INVALID, "config: each backend must be an object");
+	snprintf(where, sizeof(where), "backends[%zu].", idx);
+	if (!json_is_object(o)) {
+		snprintf(shown, sizeof(shown), "backends[%zu]", idx);
+		return wrong_type(e, path, shown, o, "an object {name, kind, url, ...}");
+	}
 	json_object_foreach(o, key, v)
 	{
-		if (strcmp(key, "name") == 0 && json_is_string(v)) {
+		snprintf(shown, sizeof(shown), "%s%.60s", where, key);
+		rc = set_int_key(b, backend_ints, ARRAY_SIZE(backend_ints), path, shown, key, v, e);
+		if (rc < 0)
+			goto fail;
+		if (rc > 0)
+			continue;
+		if (strcmp(key, "keep_alive") == 0) {
+			if (keep_alive_set(b, path, shown, v, e) < 0)
+				goto fail;
+			continue;
+		}
+		if (strcmp(key, "name") != 0 && strcmp(key, "kind") != 0 &&
+		    strcmp(key, "url") != 0) {
+			unknown_key(e, path, where, key, backend_ints, ARRAY_SIZE(backend_ints),
+				    backend_strs);
+			goto fail;
+		}
+		if (!json_is_string(v) || !*json_string_value(v)) {
+			if (json_is_string(v))
+				perr_set(e, PERR_INVALID,
+					 "config '%s': key '%s' is empty; expected %s", path, shown,
+					 strcmp(key, "kind") == 0 ? "\"ollama\" or \"llama-server\""
+								  : "a non-empty string");
+			else
+				wrong_type(e, path, shown, v,
+					   strcmp(key, "kind") == 0
+					       ? "\"ollama\" or \"llama-server\""
+					       : "a string");
+			goto fail;
+		}
+		if (strcmp(key, "name") == 0) {
 			set_str(&b->name, json_string_value(v));
-		} else if (strcmp(key, "kind") == 0 && json_is_string(v)) {
-			if (backend_kind_parse(json_string_value(v), &b->kind) < 0)
-				goto bad;
-		} else if (strcmp(key, "url") == 0 && json_is_string(v)) {
+		} else if (strcmp(key, "kind") == 0) {
+			if (backend_kind_parse(json_string_value(v), &b->kind) < 0) {
+				perr_set(e, PERR_INVALID,
+					 "config '%s': key '%s' is \"%.40s\", not a backend kind; "
+					 "expected \"ollama\" or \"llama-server\"",
+					 path, shown, json_string_value(v));
+				goto fail;
+			}
+		} else {
 			free(b->url);
 			b->url = normalize_url(json_string_value(v), NULL);
-		} else if (strcmp(key, "max_concurrency") == 0 && json_is_integer(v)) {
-			b->max_concurrency = (int)json_integer_value(v);
-		} else if (strcmp(key, "connect_timeout_ms") == 0 && json_is_integer(v)) {
-			b->connect_timeout_ms = (long)json_integer_value(v);
-		} else if (strcmp(key, "first_byte_timeout_ms") == 0 && json_is_integer(v)) {
-			b->first_byte_timeout_ms = (long)json_integer_value(v);
-		} else if (strcmp(key, "idle_timeout_ms") == 0 && json_is_integer(v)) {
-			b->idle_timeout_ms = (long)json_integer_value(v);
-		} else if (strcmp(key, "total_timeout_ms") == 0 && json_is_integer(v)) {
-			b->total_timeout_ms = (long)json_integer_value(v);
-		} else if (strcmp(key, "keep_alive") == 0 && json_is_string(v)) {
-			set_str(&b->keep_alive, json_string_value(v));
-		} else if (strcmp(key, "num_ctx") == 0 && json_is_integer(v)) {
-			b->num_ctx = (int)json_integer_value(v);
-		} else {
-			goto bad;
 		}
-		continue;
-	bad:
-		backend_cfg_release(b);
-		return perr_set(e, PERR_INVALID, "config: backend key '%s' is unknown or has a bad value",
-				key);
 	}
 	if (!b->name || !b->url) {
-		backend_cfg_release(b);
-		return perr_set(e, PERR_INVALID, "config: a backend needs name, kind and url");
+		perr_set(e, PERR_INVALID,
+			 "config '%s': backends[%zu] has no '%s'; expected name, kind and url",
+			 path, idx, !b->name ? "name" : "url");
+		goto fail;
 	}
+	return 0;
+fail:
+	backend_cfg_release(b);
+	return -1;
+}
+
+/* A string key of the file; NULL (with e set) when v is not a non-empty string. */
+static const char *file_str(const char *path, const char *key, const json_t *v,
+			    const char *expected, struct perr *e)
+{
+	if (!json_is_string(v)) {
+		wrong_type(e, path, key, v, expected);
+		return NULL;
+	}
+	if (!*json_string_value(v)) {
+		perr_set(e, PERR_INVALID, "config '%s': key '%s' is empty; expected %s", path, key,
+			 expected);
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+static int one_of(const char *s, const char *const *allowed)
+{
+	for (; *allowed; allowed++)
+		if (strcmp(s, *allowed) == 0)
+			return 1;
 	return 0;
 }
 
 static int load_file(struct config *cfg, const char *path, struct perr *e)
 {
+	static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+	static const char *const syncs[] = {"FULL", "NORMAL", NULL};
 	json_error_t jerr;
-	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), *v; /* owned; borrowed */
-	const char *key;
+	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr),
+	       *v; /* owned; borrowed */
+	const char *key, *str;
 	size_t i;
+	int rc;
 
 	if (!root)
 		return perr_set(e, PERR_INVALID, "cannot read config '%s': %s (line %d)", path,
@@ -243,63 +559,83 @@ static int load_file(struct config *cfg, const char *path, struct perr *e)
 	}
 	json_object_foreach(root, key, v)
 	{
-#define INT_KEY(name, field, lo, hi)                                                               \
-	if (strcmp(key, name) == 0) {                                                              \
-		if (!json_is_integer(v) || json_integer_value(v) < (lo) ||                         \
-		    json_integer_value(v) > (hi))                                                  \
-			goto bad;                                                                  \
-		cfg->field = json_integer_value(v);                                                \
-		continue;                                                                          \
-	}
-		INT_KEY("workers", workers, 1, 256)
-		INT_KEY("http_threads", http_threads, 1, 64)
-		INT_KEY("max_body_bytes", max_body_bytes, 1024, 64 << 20)
-		INT_KEY("max_json_depth", max_json_depth, 2, 1000)
-		INT_KEY("max_queued_jobs", max_queued_jobs, 1, 10000000)
-		INT_KEY("connection_timeout_s", connection_timeout_s, 1, 3600)
-		INT_KEY("max_connections", max_connections, 1, 100000)
-		INT_KEY("max_connections_per_ip", max_connections_per_ip, 1, 100000)
-		INT_KEY("drain_timeout_s", drain_timeout_s, 0, 3600)
-		INT_KEY("retry_max_attempts", retry_max_attempts, 1, 20)
-		INT_KEY("retry_base_delay_ms", retry_base_delay_ms, 1, 600000)
-		INT_KEY("retry_max_delay_ms", retry_max_delay_ms, 1, 3600000)
-#undef INT_KEY
-		if (strcmp(key, "listen") == 0 && json_is_string(v)) {
-			if (parse_listen(cfg, json_string_value(v), e) < 0)
+		rc = set_int_key(cfg, file_ints, ARRAY_SIZE(file_ints), path, key, key, v, e);
+		if (rc < 0)
+			goto fail;
+		if (rc > 0)
+			continue;
+		if (strcmp(key, "listen") == 0) {
+			if (!(str = file_str(path, key, v, "a string HOST:PORT", e)))
 				goto fail;
-		} else if (strcmp(key, "db") == 0 && json_is_string(v)) {
-			set_str(&cfg->db_path, json_string_value(v));
-		} else if (strcmp(key, "log_level") == 0 && json_is_string(v)) {
-			set_str(&cfg->log_level, json_string_value(v));
-		} else if (strcmp(key, "synchronous") == 0 && json_is_string(v)) {
-			set_str(&cfg->synchronous, json_string_value(v));
-		} else if (strcmp(key, "tokens") == 0 && json_is_array(v)) {
+			if (parse_listen(cfg, str, e) < 0) {
+				perr_set(e, PERR_INVALID,
+					 "config '%s': key 'listen' is \"%.64s\", not an address; "
+					 "expected HOST:PORT with a port from 0 to 65535",
+					 path, str);
+				goto fail;
+			}
+		} else if (strcmp(key, "db") == 0) {
+			if (!(str = file_str(path, key, v, "a file name", e)))
+				goto fail;
+			set_str(&cfg->db_path, str);
+		} else if (strcmp(key, "log_level") == 0 || strcmp(key, "synchronous") == 0) {
+			int lvl = key[0] == 'l';
+			const char *expected =
+			    lvl ? "one of \"debug\", \"info\", \"warn\", \"error\""
+				: "\"FULL\" or \"NORMAL\"";
+			if (!(str = file_str(path, key, v, expected, e)))
+				goto fail;
+			if (!one_of(str, lvl ? levels : syncs)) {
+				perr_set(e, PERR_INVALID,
+					 "config '%s': key '%s' is \"%.32s\"; expected %s", path,
+					 key, str, expected);
+				goto fail;
+			}
+			set_str(lvl ? &cfg->log_level : &cfg->synchronous, str);
+		} else if (strcmp(key, "tokens") == 0) {
 			json_t *t; /* borrowed */
+			if (!json_is_array(v)) {
+				wrong_type(e, path, key, v, "an array of token strings");
+				goto fail;
+			}
 			json_array_foreach(v, i, t)
 			{
-				if (!json_is_string(t) || !*json_string_value(t))
-					goto bad;
-				if (add_token(cfg, json_string_value(t), e) < 0)
+				char shown[32];
+				snprintf(shown, sizeof(shown), "tokens[%zu]", i);
+				if (!(str = file_str(path, shown, t,
+						     "a token of at least 16 characters or "
+						     "sha256:<64 hex digits>",
+						     e)))
 					goto fail;
+				if (add_token(cfg, str, e) < 0) {
+					char why[sizeof(e->msg)];
+					snprintf(why, sizeof(why), "%s", e->msg);
+					perr_set(e, PERR_INVALID, "config '%s': key '%s': %s", path,
+						 shown, why);
+					goto fail;
+				}
 			}
-		} else if (strcmp(key, "backends") == 0 && json_is_array(v)) {
+		} else if (strcmp(key, "backends") == 0) {
 			json_t *b; /* borrowed */
+			if (!json_is_array(v)) {
+				wrong_type(e, path, key, v, "an array of backend objects");
+				goto fail;
+			}
 			clear_backends(cfg);
 			json_array_foreach(v, i, b)
 			{
 				struct backend_cfg bc;
-				if (json_backend(b, &bc, e) < 0)
+				if (json_backend(path, i, b, &bc, e) < 0)
 					goto fail;
 				add_backend(cfg, &bc);
 			}
 		} else {
-			goto bad;
+			unknown_key(e, path, "", key, file_ints, ARRAY_SIZE(file_ints), file_strs);
+			goto fail;
 		}
 	}
 	json_decref(root);
 	return 0;
-bad:
-	perr_set(e, PERR_INVALID, "config '%s': key '%s' is unknown or has a bad value", path, key);
 fail:
 	json_decref(root);
 	return -1;
@@ -350,25 +686,45 @@ static int read_token_file(struct config *cfg, const char *path, struct perr *e)
 
 void config_usage(void)
 {
-	fputs("usage: parleyd [options]\n"
-	      "\n"
-	      "Runs AI-to-AI optimization conversations against Ollama or llama-server.\n"
-	      "\n"
-	      "  --config FILE        JSON config file (PARLEY_CONFIG)\n"
-	      "  --listen HOST:PORT   address to listen on (PARLEY_LISTEN, default 127.0.0.1:8080)\n"
-	      "  --db FILE            SQLite database (PARLEY_DB, default ./parley.db)\n"
-	      "  --workers N          worker threads (PARLEY_WORKERS, default 4)\n"
-	      "  --backend SPEC       name=N,kind=ollama|llama-server,url=U[,max_concurrency=C];\n"
-	      "                       repeatable (PARLEY_BACKENDS, entries separated by ';')\n"
-	      "  --token-file FILE    bearer tokens, one a line, plain or as sha256:<hex>\n"
-	      "                       (PARLEY_TOKEN: one token)\n"
-	      "  --hash-token         print the sha256:<hex> form of the token on stdin\n"
-	      "  --log-level LEVEL    debug, info, warn, error (PARLEY_LOG_LEVEL)\n"
-	      "  --help               this text\n"
-	      "  --version            the version\n"
-	      "\n"
-	      "With no backend configured, one Ollama backend named 'ollama' is used at\n"
-	      "$OLLAMA_HOST or http://127.0.0.1:11434.\n",
+	size_t i;
+
+	fputs(
+	    "usage: parleyd [options]\n"
+	    "\n"
+	    "Runs AI-to-AI optimization conversations against Ollama or llama-server.\n"
+	    "\n"
+	    "  --config FILE        JSON config file (PARLEY_CONFIG)\n"
+	    "  --listen HOST:PORT   address to listen on (PARLEY_LISTEN, default 127.0.0.1:8080)\n"
+	    "  --db FILE            SQLite database (PARLEY_DB, default ./parley.db)\n"
+	    "  --workers N          worker threads (PARLEY_WORKERS, default 4)\n"
+	    "  --backend SPEC       name=N,kind=ollama|llama-server,url=U[,max_concurrency=C];\n"
+	    "                       repeatable (PARLEY_BACKENDS, entries separated by ';')\n"
+	    "  --token-file FILE    bearer tokens, one a line, plain or as sha256:<hex>\n"
+	    "                       (PARLEY_TOKEN: one token)\n"
+	    "  --hash-token         print the sha256:<hex> form of the token on stdin\n"
+	    "  --log-level LEVEL    debug, info, warn, error (PARLEY_LOG_LEVEL)\n"
+	    "  -h, --help           this text\n"
+	    "  --version            the version\n"
+	    "\n"
+	    "With no backend configured, one Ollama backend named 'ollama' is used at\n"
+	    "$OLLAMA_HOST or http://127.0.0.1:11434.\n"
+	    "\n"
+	    "The config file also takes (integers; the file's key, its range, what it is):\n",
+	    stdout);
+	for (i = 0; i < ARRAY_SIZE(file_ints); i++)
+		if (strcmp(file_ints[i].name, "workers") != 0)
+			printf("  %-24s %ld-%ld: %s\n", file_ints[i].name, file_ints[i].lo,
+			       file_ints[i].hi, file_ints[i].help);
+	fputs("  synchronous              \"FULL\" (default) or \"NORMAL\": SQLite's durability\n"
+	      "  tokens                   bearer tokens, plain or as sha256:<hex>\n"
+	      "  backends                 [{name, kind, url, and:}]\n",
+	      stdout);
+	for (i = 0; i < ARRAY_SIZE(backend_ints); i++)
+		printf("    %-22s %ld-%ld: %s\n", backend_ints[i].name, backend_ints[i].lo,
+		       backend_ints[i].hi, backend_ints[i].help);
+	fputs("    keep_alive             Ollama's: seconds, -1 (keep loaded), or \"5m\", "
+	      "\"1h30m\";\n"
+	      "                           default \"30m\"\n",
 	      stdout);
 }
 
@@ -408,7 +764,7 @@ int config_load(struct config *cfg, int argc, char **argv, struct perr *e)
 	/* the config file comes first whatever the order of the flags */
 	opterr = 0;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		if (opt == 'h') {
 			config_usage();
 			return 1;
@@ -454,7 +810,7 @@ int config_load(struct config *cfg, int argc, char **argv, struct perr *e)
 		set_str(&cfg->log_level, s);
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'l':
 			if (parse_listen(cfg, optarg, e) < 0)

@@ -543,7 +543,7 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 			goto out;
 		}
 		job->turns_completed = idx;
-		metrics_turn(t.role, t.model, t.wall_ms / 1000.0, (long)t.completion_tokens);
+		metrics_turn(&t);
 		events_turn_end(job->id);
 		ev = record_turn(&t);
 		events_publish(job->id, "turn_finished", idx, idx, ev);

@@ -4,7 +4,6 @@
 #include "server/events.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@ struct events_sub {
 	struct strbuf buf; /* pending SSE text from off on */
 	size_t off;
 	int parked, ended, skip_turns;
+	int64_t replay_id; /* first of the ids reserved for its replay */
 	void (*park)(void *ud);
 	void (*wake)(void *ud);
 	void *ud;
@@ -25,7 +25,7 @@ struct events_sub {
 struct inflight {
 	struct inflight *next;
 	char job_id[32];
-	int turn;
+	int turn, attempt;
 	char speaker[16], model[128];
 	int64_t started_at;
 	struct strbuf text;
@@ -39,7 +39,22 @@ static struct {
 	pthread_t heartbeat;
 	void (*decorate)(const char *type, json_t *data);
 	struct inflight *turns;
-} hub = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0, NULL, NULL};
+	int64_t last_id; /* the last event id's sequence part handed out */
+} hub = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0, NULL, NULL, 0};
+
+/*
+ * The sequence part of the next event id, caller holds the lock: the wall
+ * clock in microseconds, moved on by one where two events fall in the same
+ * microsecond, so ids only grow, within a process and across restarts, and
+ * one taken after a job ended is past its finished_at.
+ */
+static int64_t next_id(int n)
+{
+	int64_t now = util_now_us(), id = now > hub.last_id ? now : hub.last_id + 1;
+
+	hub.last_id = id + n - 1;
+	return id;
+}
 
 /* Caller holds the lock. */
 static struct inflight **inflight_find(const char *job_id)
@@ -65,6 +80,7 @@ void events_turn_begin(const char *job_id, int turn, const char *speaker, const 
 	}
 	t = *p;
 	t->turn = turn;
+	t->attempt = 1;
 	snprintf(t->speaker, sizeof(t->speaker), "%s", speaker);
 	snprintf(t->model, sizeof(t->model), "%s", model);
 	t->started_at = util_now_us();
@@ -85,8 +101,6 @@ void events_turn_end(const char *job_id)
 	}
 	pthread_mutex_unlock(&hub.lock);
 }
-
-static atomic_ulong next_seq;
 
 static size_t pending(const struct events_sub *s)
 {
@@ -212,23 +226,27 @@ struct events_sub *events_subscribe_inflight(const char *job_id, void (*park)(vo
 		*turn = 0;
 	pthread_mutex_lock(&hub.lock);
 	s->ended = hub.stopping;
+	/* taken before any live event reaches it, so its replay sorts before them */
+	s->replay_id = next_id(EVENTS_REPLAY_IDS);
 	s->next = hub.head;
 	if (hub.head)
 		hub.head->prev = s;
 	hub.head = s;
 	t = *inflight_find(job_id);
 	if (t && inflight && turn) {
-		char id[32], ts[32];
+		char id[48], ts[32];
 		json_t *ev;
 
 		*turn = t->turn;
-		snprintf(id, sizeof(id), "%d-0", t->turn - 1);
+		snprintf(id, sizeof(id), "%d-%lld", t->turn - 1, (long long)s->replay_id + 2);
 		util_iso8601(t->started_at, ts);
-		ev = json_pack("{s:i, s:s, s:s, s:s}", "turn", t->turn, "speaker", t->speaker,
-			       "model", t->model, "started_at", ts);
+		ev = json_pack("{s:i, s:s, s:s, s:i, s:s}", "turn", t->turn, "speaker", t->speaker,
+			       "model", t->model, "attempt", t->attempt, "started_at", ts);
 		events_format(inflight, "turn_started", id, ev);
 		json_decref(ev);
 		if (t->text.len) {
+			snprintf(id, sizeof(id), "%d-%lld", t->turn - 1,
+				 (long long)s->replay_id + 3);
 			ev = json_pack("{s:i, s:s%}", "turn", t->turn, "text", t->text.buf,
 				       t->text.len);
 			if (ev)
@@ -271,6 +289,11 @@ int events_wait_idle(long ms)
 	idle = hub.head == NULL;
 	pthread_mutex_unlock(&hub.lock);
 	return idle;
+}
+
+int64_t events_sub_replay_id(struct events_sub *s, int k)
+{
+	return s->replay_id + k;
 }
 
 void events_sub_skip_turns(struct events_sub *s, int up_to)
@@ -377,22 +400,32 @@ static void deliver(const char *job_id, int turn, const struct strbuf *text, int
 void events_publish(const char *job_id, const char *type, int turn, int done, json_t *data)
 {
 	struct strbuf sb;
-	char id[48];
+	char *text;
 	int any;
 
 	pthread_mutex_lock(&hub.lock);
+	if (strcmp(type, "turn_started") == 0) {
+		/* kept for the replay of the turn in progress to late subscribers */
+		struct inflight *t = *inflight_find(job_id);
+		json_t *a = json_object_get(data, "attempt"); /* borrowed */
+		if (t && t->turn == turn && json_is_integer(a))
+			t->attempt = (int)json_integer_value(a);
+	}
 	any = listened(job_id, turn);
 	pthread_mutex_unlock(&hub.lock);
 	if (!any)
 		return;
 	if (hub.decorate)
 		hub.decorate(type, data);
-	snprintf(id, sizeof(id), "%d-%lu", done, atomic_fetch_add(&next_seq, 1) + 1);
+	text = json_dumps(data, JSON_COMPACT);
 	strbuf_init(&sb, 256);
-	events_format(&sb, type, id, data);
 	pthread_mutex_lock(&hub.lock);
+	/* the id is taken where the event is delivered, so ids reach each stream in order */
+	strbuf_addf(&sb, "id: %d-%lld\nevent: %s\ndata: %s\n\n", done, (long long)next_id(1), type,
+		    text ? text : "null");
 	deliver(job_id, turn, &sb, strcmp(type, "job_finished") == 0);
 	pthread_mutex_unlock(&hub.lock);
+	free(text);
 	strbuf_release(&sb);
 }
 

@@ -14,13 +14,19 @@
  * With no subscriber for a job, publishing costs one lock and a lookup.
  *
  * Event ids are "<turns completed>-<n>": the part before the dash tells a
- * reconnecting client's position in the conversation.
+ * reconnecting client's position in the conversation; n grows with every
+ * event (microseconds of the wall clock, kept strictly increasing), so ids
+ * are unique and increasing within a job, and the n of an event published
+ * after a job ended is at least its finished_at. A subscriber's replay uses
+ * ids reserved when it subscribed (before any live event reaches it), and a
+ * finished turn replayed from the store is "<turn>-0".
  */
 #ifndef PARLEY_EVENTS_H
 #define PARLEY_EVENTS_H
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "db/util.h"
 
@@ -51,6 +57,12 @@ struct events_sub *events_subscribe_inflight(const char *job_id, void (*park)(vo
 					     void (*wake)(void *ud), void *ud,
 					     struct strbuf *inflight, int *turn);
 void events_unsubscribe(struct events_sub *s);
+
+/* Ids a subscriber reserved for its replay, k from 0 to EVENTS_REPLAY_IDS - 1: 0 for the
+ * status, 1 for job_finished; the turn in progress (from events_subscribe_inflight) takes
+ * 2 and 3. */
+#define EVENTS_REPLAY_IDS 4
+int64_t events_sub_replay_id(struct events_sub *s, int k);
 
 /* Turn number up to which turn_finished (and its tokens) must not be sent again. */
 void events_sub_skip_turns(struct events_sub *s, int up_to);

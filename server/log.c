@@ -12,6 +12,13 @@
 
 static enum log_level min_level = LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+/* The request this thread is serving, appended to each of its lines; "" when none. */
+static __thread char request_id[80];
+
+void log_set_request_id(const char *id)
+{
+	snprintf(request_id, sizeof(request_id), "%s", id ? id : "");
+}
 
 void log_set_level(enum log_level lvl)
 {
@@ -48,6 +55,10 @@ void log_msg(enum log_level lvl, const char *msg, const char *kvfmt, ...)
 		va_start(ap, kvfmt);
 		k = vsnprintf(line + n, sizeof(line) - n, kvfmt, ap);
 		va_end(ap);
+		n += k < 0 ? 0 : (size_t)k;
+	}
+	if (request_id[0] && n < sizeof(line) - 2) {
+		k = snprintf(line + n, sizeof(line) - n, " request_id=%s", request_id);
 		n += k < 0 ? 0 : (size_t)k;
 	}
 	if (n > sizeof(line) - 2)

@@ -12,6 +12,13 @@
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 void log_set_level(enum log_level lvl);
+/*
+ * Tags every later line of the calling thread with request_id=<id> until it
+ * is called again with NULL: the HTTP layer sets it while it serves a request,
+ * so each line about a request can be found by its id. id must be of safe
+ * characters (no spaces, quotes or newlines).
+ */
+void log_set_request_id(const char *id);
 int log_level_parse(const char *s, enum log_level *out);
 void log_msg(enum log_level lvl, const char *msg, const char *kvfmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -3,7 +3,8 @@
  *
  * DESIGN: the main thread sets everything up (config, database and
  * migrations, requeue of jobs a crash left running, backends, workers, the
- * HTTP daemon), then sleeps in sigwait() until SIGINT or SIGTERM. Shutdown
+ * HTTP daemon), tells systemd it is ready when run under a Type=notify unit,
+ * then sleeps in sigwait() until SIGINT or SIGTERM. Shutdown
  * closes the listening socket at once, lets the workers finish the turns in
  * flight up to the drain timeout, requeues what is left, and exits 0. The
  * signals are blocked in every thread, so only sigwait() sees them.
@@ -21,6 +22,8 @@
 #include "server/events.h"
 #include "server/fleet.h"
 #include "server/log.h"
+#include "server/metrics.h"
+#include "server/notify.h"
 #include "server/pool.h"
 
 static void die(const char *what, const struct perr *e)
@@ -44,6 +47,7 @@ int main(int argc, char **argv)
 	int rc, sig = 0, requeued;
 	size_t i;
 
+	metrics_start(util_now_us());
 	rc = config_load(&cfg, argc, argv, &e);
 	if (rc == 1)
 		return 0;
@@ -101,11 +105,15 @@ int main(int argc, char **argv)
 			 cfg.backends[i].url, cfg.backends[i].max_concurrency);
 	if (requeued)
 		pool_wake(pool);
+	/* under systemd (Type=notify): started means answering, not merely forked */
+	if (notify_send("READY=1\nSTATUS=serving") < 0)
+		log_warn("cannot notify systemd", "socket=%s", getenv("NOTIFY_SOCKET"));
 
 	while (sigwait(&sigs, &sig) != 0)
 		;
 	log_info("shutting down", "signal=%s drain_timeout_s=%d",
 		 sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_timeout_s);
+	notify_send("STOPPING=1\nSTATUS=draining");
 	api_quiesce(api);
 	pool_stop(pool, (long)cfg.drain_timeout_s * 1000);
 	events_shutdown(); /* resumes every parked stream so the daemon can stop */

@@ -2,24 +2,35 @@
  * metrics.h - counters for GET /metrics (Prometheus text format).
  *
  * DESIGN: process-wide counters and histograms behind one mutex, fed by the
- * engine (turns, backend errors) and the HTTP layer (requests by status).
- * Label sets are bounded (MAX_SERIES per family); past that, samples count
- * under model="other", so a client inventing model names cannot grow memory.
- * Job counts by state and the queue depth come from the store when scraped.
+ * engine (turns, backend errors) and the HTTP layer (requests by method,
+ * route template and status class). Label sets are bounded: a model name
+ * becomes a label only once a backend has served a turn of it, and past
+ * MAX_SERIES label sets samples count under model="other"; HTTP series are
+ * the routes the HTTP layer registers (started at zero) plus its own
+ * "other", so a client inventing names or paths cannot grow memory. Job
+ * counts by state and the queue depth come from the store when scraped;
+ * process_* from /proc at the same moment.
  */
 #ifndef PARLEY_METRICS_H
 #define PARLEY_METRICS_H
 
 #include <stdint.h>
 
+#include "db/turn.h"
 #include "db/util.h"
 
-void metrics_turn(const char *role, const char *model, double seconds, long completion_tokens);
+/* The process's start (wall clock, microseconds), for process_start_time_seconds. */
+void metrics_start(int64_t started_at);
+/* A stored turn: its duration, time to first token and tokens, by role (and model). */
+void metrics_turn(const struct db_turn *t);
 void metrics_backend_error(const char *backend, const char *kind);
-void metrics_http(int status);
+/* Starts the series of a method and route at zero (label values are copied). */
+void metrics_http_series(const char *method, const char *route);
+/* One answered request; status_class is "2xx" .. "5xx". */
+void metrics_http(const char *method, const char *route, const char *status_class,
+		  double seconds);
 
 /* Appends every family; job_counts in the order queued, running, succeeded, failed, cancelled. */
-void metrics_render(struct strbuf *out, const int64_t job_counts[5], int busy_workers,
-		    int64_t uptime_s);
+void metrics_render(struct strbuf *out, const int64_t job_counts[5], int busy_workers);
 
 #endif

@@ -161,7 +161,8 @@ START_TEST(metrics_in_prometheus_format)
 	    strstr(text, "parley_turns_total{role=\"interviewer\",model=\"gemma3:1b\"} 2\n"));
 	ck_assert_ptr_nonnull(
 	    strstr(text, "parley_turn_duration_seconds_count{role=\"candidate\",model=\"gemma3n:latest\"} 1"));
-	ck_assert_ptr_nonnull(strstr(text, "parley_http_requests_total{status=\"202\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(
+	    text, "parley_http_requests_total{method=\"POST\",route=\"/v1/jobs\",code=\"2xx\"} 1\n"));
 	free(text);
 }
 END_TEST

@@ -208,8 +208,93 @@ START_TEST(joining_mid_turn_shows_the_whole_turn)
 	ck_assert_str_eq(got.buf, json_string_value(json_object_get(t, "message")));
 	ck_assert_ptr_nonnull(json_object_get(t, "html"));
 	json_decref(t);
+	/* the replayed turn_started says which attempt it is, as the live one does */
+	ck_assert_ptr_nonnull(strstr(text, "event: turn_started\ndata: {\"turn\":1,"));
+	ck_assert_ptr_nonnull(strstr(text, "\"attempt\":1"));
 	strbuf_release(&got);
 	free(text);
+	free(id);
+	stop();
+}
+END_TEST
+
+/* The ids of the events in text, in order; "<turns>-<n>" parsed into pairs. */
+static int event_ids(const char *text, long long ids[][2], int max)
+{
+	const char *p = text;
+	int n = 0;
+
+	while (n < max && (p = strstr(p, "id: "))) {
+		if (p == text || p[-1] == '\n') {
+			ck_assert_int_eq(sscanf(p, "id: %lld-%lld", &ids[n][0], &ids[n][1]), 2);
+			n++;
+		}
+		p += 4;
+	}
+	return n;
+}
+
+/* The id of the last event of type in text (copied into out). */
+static void last_id_of(const char *text, const char *type, char *out, size_t size)
+{
+	char needle[64];
+	const char *p = NULL, *q = text;
+
+	snprintf(needle, sizeof(needle), "event: %s\n", type);
+	while ((q = strstr(q, needle)))
+		p = q++;
+	ck_assert_ptr_nonnull(p);
+	while (p > text && strncmp(p, "id: ", 4) != 0)
+		p--;
+	snprintf(out, size, "%.*s", (int)strcspn(p + 4, "\n"), p + 4);
+}
+
+START_TEST(the_stream_rests_after_the_end)
+{
+	char *id, *text, *again, fin[64], turn3[64], path[160], hdr[128];
+	const char *hdrs[] = {hdr, NULL};
+	long long ids[4096][2];
+	int ended, n, i;
+
+	start("1");
+	id = submit();
+	/* live from the start to the end: ids unique and increasing */
+	text = read_events(id, NULL, NULL, 30000, &ended);
+	ck_assert_msg(ended, "the stream must end after job_finished");
+	ck_assert_int_eq(count(text, "event: job_finished\n"), 1);
+	n = event_ids(text, ids, 4096);
+	ck_assert_int_gt(n, 10);
+	for (i = 1; i < n; i++)
+		ck_assert_msg(ids[i][0] > ids[i - 1][0] ||
+				  (ids[i][0] == ids[i - 1][0] && ids[i][1] > ids[i - 1][1]),
+			      "event %d: %lld-%lld after %lld-%lld", i, ids[i][0], ids[i][1],
+			      ids[i - 1][0], ids[i - 1][1]);
+	last_id_of(text, "job_finished", fin, sizeof(fin));
+	last_id_of(text, "turn_finished", turn3, sizeof(turn3));
+	free(text);
+
+	/* the replay of the finished job: status and job_finished have ids of their own */
+	again = read_events(id, NULL, NULL, 5000, &ended);
+	n = event_ids(again, ids, 4096);
+	ck_assert_int_eq(n, 5);
+	ck_assert(ids[4][1] > ids[3][1] && ids[3][1] > ids[2][1]);
+	free(again);
+
+	/* back with job_finished's id: 204, which tells EventSource to stop */
+	snprintf(path, sizeof(path), "/v1/jobs/%s/events", id);
+	snprintf(hdr, sizeof(hdr), "Last-Event-ID: %s", fin);
+	ck_assert_int_eq(harness_http(parleyd.port, "GET", path, NULL, hdrs, &again), 204);
+	ck_assert_str_eq(again, "");
+	free(again);
+	/* past the end too */
+	snprintf(hdr, sizeof(hdr), "Last-Event-ID: 99-0");
+	ck_assert_int_eq(harness_http(parleyd.port, "GET", path, NULL, hdrs, NULL), 204);
+	/* from before the end: what was missed, then the stream ends */
+	again = read_events(id, turn3, NULL, 5000, &ended);
+	ck_assert(ended);
+	ck_assert_int_eq(count(again, "event: turn_finished\n"), 0);
+	ck_assert_int_eq(count(again, "event: job_finished\n"), 1);
+	free(again);
 	free(id);
 	stop();
 }
@@ -296,6 +381,7 @@ int main(void)
 	tcase_add_test(tc, reconnect_with_last_event_id);
 	tcase_add_test(tc, slow_clients_slow_nothing);
 	tcase_add_test(tc, joining_mid_turn_shows_the_whole_turn);
+	tcase_add_test(tc, the_stream_rests_after_the_end);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1,6 +1,7 @@
 /*
  * check_config.c - settings: file, then environment, then flags; bad ones
- * are refused with a message that says which and why.
+ * are refused with a message that says which and why: the file, the key,
+ * what is wrong (unknown, wrong type, out of range) and what is expected.
  */
 #include <check.h>
 #include <stdio.h>
@@ -185,6 +186,210 @@ START_TEST(tokens_are_kept_hashed)
 }
 END_TEST
 
+/* Loads a config file holding text; returns load()'s result, e.msg filled on error. */
+static int load_text(struct config *c, struct perr *e, const char *text, char **path)
+{
+	int rc;
+
+	clear_env();
+	*path = write_file(text);
+	setenv("PARLEY_CONFIG", *path, 1);
+	memset(e, 0, sizeof(*e));
+	rc = load(c, e, NULL);
+	clear_env();
+	return rc;
+}
+
+/* The file's error names the file, the key, what is wrong and what is expected. */
+static void refused(const char *text, const char *const *parts)
+{
+	struct config c;
+	struct perr e;
+	char *path;
+
+	ck_assert_int_eq(load_text(&c, &e, text, &path), -1);
+	ck_assert_msg(strstr(e.msg, path) != NULL, "no file in: %s", e.msg);
+	for (; *parts; parts++)
+		ck_assert_msg(strstr(e.msg, *parts) != NULL, "'%s' not in: %s", *parts, e.msg);
+	config_release(&c);
+	free(path);
+}
+
+START_TEST(file_errors_say_which_what_and_what_is_expected)
+{
+	/* unknown, wrong type and out of range read differently */
+	refused("{\"wrokers\": 3}",
+		(const char *const[]){"unknown key 'wrokers'", "did you mean 'workers'?", NULL});
+	refused("{\"colour\": 3}",
+		(const char *const[]){"unknown key 'colour'", "parleyd --help", NULL});
+	refused("{\"workers\": \"4\"}",
+		(const char *const[]){"key 'workers' is a string",
+				      "expected an integer from 1 to 256", NULL});
+	refused("{\"workers\": 2.5}",
+		(const char *const[]){"key 'workers' is the number 2.5",
+				      "expected an integer from 1 to 256", NULL});
+	refused("{\"workers\": 0}",
+		(const char *const[]){"key 'workers' is 0, out of range",
+				      "expected an integer from 1 to 256", NULL});
+	refused("{\"drain_timeout_s\": -1}",
+		(const char *const[]){"key 'drain_timeout_s' is -1, out of range", NULL});
+	refused("{\"log_level\": \"loud\"}",
+		(const char *const[]){"key 'log_level' is \"loud\"", "\"debug\"", NULL});
+	refused("{\"synchronous\": \"OFF\"}",
+		(const char *const[]){"key 'synchronous' is \"OFF\"", "\"NORMAL\"", NULL});
+	refused("{\"listen\": 8080}",
+		(const char *const[]){"key 'listen' is the number 8080", "HOST:PORT", NULL});
+	refused("{\"listen\": \"nowhere\"}",
+		(const char *const[]){"key 'listen' is \"nowhere\"", "HOST:PORT", NULL});
+	refused("{\"tokens\": \"abc\"}",
+		(const char *const[]){"key 'tokens' is a string", "an array", NULL});
+	refused("{\"tokens\": [\"short\"]}",
+		(const char *const[]){"tokens[0]", "16 characters", NULL});
+	/* inside a backend: its place in the list, then the key */
+	refused(
+	    "{\"backends\": [{\"name\":\"a\",\"kind\":\"ollama\",\"url\":\"http://x\"},"
+	    "{\"name\":\"b\",\"kind\":\"ollama\",\"urll\":\"http://y\"}]}",
+	    (const char *const[]){"unknown key 'backends[1].urll'", "did you mean 'url'?", NULL});
+	refused("{\"backends\": [{\"name\":\"a\",\"kind\":\"vllm\",\"url\":\"http://x\"}]}",
+		(const char *const[]){"key 'backends[0].kind' is \"vllm\"",
+				      "\"ollama\" or \"llama-server\"", NULL});
+	refused("{\"backends\": [{\"name\":7,\"kind\":\"ollama\",\"url\":\"http://x\"}]}",
+		(const char *const[]){"key 'backends[0].name' is the number 7", "a string", NULL});
+	refused("{\"backends\": [{\"name\":\"a\",\"kind\":\"ollama\"}]}",
+		(const char *const[]){"backends[0] has no 'url'", NULL});
+	refused("{\"backends\": [{\"name\":\"a\",\"kind\":\"ollama\",\"url\":\"http://x\","
+		"\"max_concurrency\":0}]}",
+		(const char *const[]){"key 'backends[0].max_concurrency' is 0, out of range",
+				      "from 1 to 1024", NULL});
+	refused("{\"backends\": [\"ollama\"]}",
+		(const char *const[]){"key 'backends[0]' is a string", "an object", NULL});
+}
+END_TEST
+
+START_TEST(negative_timeouts_are_refused)
+{
+	static const char *const keys[] = {"connect_timeout_ms", "first_byte_timeout_ms",
+					   "idle_timeout_ms", "total_timeout_ms"};
+	char text[256], key[64];
+	struct config c;
+	struct perr e;
+	char *path;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(keys); i++) {
+		snprintf(text, sizeof(text),
+			 "{\"backends\": [{\"name\":\"a\",\"kind\":\"ollama\",\"url\":\"http://x\","
+			 "\"%s\": -5}]}",
+			 keys[i]);
+		snprintf(key, sizeof(key), "key 'backends[0].%s' is -5, out of range", keys[i]);
+		refused(text, (const char *const[]){key, "a timeout cannot be negative", NULL});
+	}
+	/* 0 still means the default */
+	ck_assert_int_eq(load_text(&c, &e,
+				   "{\"backends\": [{\"name\":\"a\",\"kind\":\"ollama\","
+				   "\"url\":\"http://x\",\"idle_timeout_ms\": 0,"
+				   "\"total_timeout_ms\": 5000}]}",
+				   &path),
+			 0);
+	ck_assert_int_eq(c.backends[0].idle_timeout_ms, 0);
+	ck_assert_int_eq(c.backends[0].total_timeout_ms, 5000);
+	config_release(&c);
+	free(path);
+}
+END_TEST
+
+/* keep_alive as the file gives it, and as it is kept (NULL: refused). */
+static void keep_alive_is(const char *given, const char *kept)
+{
+	char text[256];
+	struct config c;
+	struct perr e;
+	char *path;
+	int rc;
+
+	snprintf(text, sizeof(text),
+		 "{\"backends\": [{\"name\":\"a\",\"kind\":\"ollama\",\"url\":\"http://x\","
+		 "\"keep_alive\": %s}]}",
+		 given);
+	rc = load_text(&c, &e, text, &path);
+	if (kept) {
+		ck_assert_msg(rc == 0, "%s: %s", given, e.msg);
+		ck_assert_str_eq(c.backends[0].keep_alive, kept);
+	} else {
+		ck_assert_msg(rc == -1, "%s was accepted", given);
+		ck_assert_msg(strstr(e.msg, "key 'backends[0].keep_alive'") &&
+				  strstr(e.msg, "expected seconds as a number, -1"),
+			      "%s: %s", given, e.msg);
+	}
+	config_release(&c);
+	free(path);
+}
+
+START_TEST(keep_alive_takes_ollamas_forms)
+{
+	keep_alive_is("300", "300");
+	keep_alive_is("-1", "-1");
+	keep_alive_is("0", "0");
+	keep_alive_is("2.5", "2500ms");
+	keep_alive_is("-0.5", "-1");
+	keep_alive_is("\"5m\"", "5m");
+	keep_alive_is("\"1h30m\"", "1h30m");
+	keep_alive_is("\"1.5h\"", "1.5h");
+	keep_alive_is("\"300ms\"", "300ms");
+	keep_alive_is("\"-1\"", "-1");
+	keep_alive_is("\"-1m\"", "-1m");
+	keep_alive_is("\"3600\"", "3600");
+	keep_alive_is("\"0\"", "0");
+	keep_alive_is("\"5 minutes\"", NULL);
+	keep_alive_is("\"m5\"", NULL);
+	keep_alive_is("\"1h30\"", NULL);
+	keep_alive_is("\"\"", NULL);
+	keep_alive_is("\"5d\"", NULL);
+	keep_alive_is("true", NULL);
+	keep_alive_is("[]", NULL);
+}
+END_TEST
+
+START_TEST(help_lists_the_file_keys_and_h_works)
+{
+	static const char *const flags[][2] = {{"-h", NULL}, {"--help", NULL}};
+	char out[512];
+	struct config c;
+	struct perr e = {0};
+	FILE *f;
+	char *text;
+	size_t i;
+	int saved;
+
+	clear_env();
+	snprintf(out, sizeof(out), "%s/help-%d.txt", harness_tmpdir(), (int)getpid());
+	for (i = 0; i < ARRAY_SIZE(flags); i++) {
+		fflush(stdout);
+		saved = dup(STDOUT_FILENO);
+		f = fopen(out, "w");
+		ck_assert_ptr_nonnull(f);
+		dup2(fileno(f), STDOUT_FILENO);
+		ck_assert_int_eq(load(&c, &e, flags[i]), 1);
+		fflush(stdout);
+		dup2(saved, STDOUT_FILENO);
+		close(saved);
+		fclose(f);
+		config_release(&c);
+		text = harness_slurp(out, NULL);
+		ck_assert_ptr_nonnull(text);
+		ck_assert_ptr_nonnull(strstr(text, "usage: parleyd"));
+		/* keys that only the file sets */
+		ck_assert_ptr_nonnull(strstr(text, "max_connections_per_ip"));
+		ck_assert_ptr_nonnull(strstr(text, "retry_max_delay_ms"));
+		ck_assert_ptr_nonnull(strstr(text, "synchronous"));
+		ck_assert_ptr_nonnull(strstr(text, "first_byte_timeout_ms"));
+		ck_assert_ptr_nonnull(strstr(text, "keep_alive"));
+		ck_assert_ptr_nonnull(strstr(text, "num_ctx"));
+		free(text);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("config");
@@ -199,6 +404,10 @@ int main(void)
 	tcase_add_test(tc, backend_flags_and_env);
 	tcase_add_test(tc, bad_settings_are_refused);
 	tcase_add_test(tc, tokens_are_kept_hashed);
+	tcase_add_test(tc, file_errors_say_which_what_and_what_is_expected);
+	tcase_add_test(tc, negative_timeouts_are_refused);
+	tcase_add_test(tc, keep_alive_takes_ollamas_forms);
+	tcase_add_test(tc, help_lists_the_file_keys_and_h_works);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
