@@ -144,6 +144,19 @@ function check(method, p, status, ctype, text, headers) {
 	return body;
 }
 
+/* A body the server accepted must be one the description allows. */
+let validatedRequests = 0;
+function checkRequest(method, p, body) {
+	const {op} = operationFor(method, p);
+	const schema = (((op.requestBody || {}).content || {})['application/json'] || {}).schema;
+	assert.ok(schema, `${method} ${p} took a body the description does not document`);
+	const v = validatorFor(schema);
+	if (!v(body))
+		assert.fail(`${method} ${p}: the server accepted a body the description refuses: ` +
+			`${explain(v.errors)}\n${JSON.stringify(body).slice(0, 400)}`);
+	validatedRequests++;
+}
+
 /* ---------- HTTP ---------- */
 
 let base, authBase;
@@ -158,6 +171,7 @@ async function call(method, p, {body, headers = {}, raw, server} = {}) {
 	const text = await res.text();
 	const ctype = res.headers.get('content-type');
 	const parsed = check(method, p.split('?')[0], res.status, ctype, text, res.headers);
+	if (body !== undefined && !raw && res.status < 300) checkRequest(method, p.split('?')[0], body);
 	return {status: res.status, body: parsed, headers: res.headers, text};
 }
 
@@ -417,6 +431,26 @@ test('the check is strict: an undocumented field, a missing one or a wrong type 
 	assert.equal(job({...ok, links: {...links, extra: '/x'}}), false, 'nested objects are closed too');
 });
 
+test('the description\'s request examples match their schemas, and the server takes them', LIMIT, async () => {
+	const sent = [];
+	for (const [p, item] of Object.entries(DOC.paths)) {
+		for (const [m, op] of Object.entries(item)) {
+			const media = ((op.requestBody || {}).content || {})['application/json'];
+			for (const [name, ex] of Object.entries((media && media.examples) || {})) {
+				const v = validatorFor(media.schema);
+				if (!v(ex.value)) assert.fail(`${op.operationId} example '${name}': ${explain(v.errors)}`);
+				if (op.operationId === 'createJob' || op.operationId === 'createBatch')
+					sent.push(expect(202, 'POST', p, {body: ex.value}));
+				else if (op.operationId === 'putScenario')
+					sent.push(expect(201, 'PUT', '/v1/scenarios/openapi-example-' + name, {body: ex.value}));
+			}
+		}
+	}
+	assert.ok(sent.length >= 4, 'examples of jobs, batches and scenarios');
+	for (const r of await Promise.all(sent))
+		if (r.body.links && r.body.links.cancel) await call('POST', r.body.links.cancel);
+});
+
 test('system endpoints: health, readiness, metrics, backends, dashboard', LIMIT, async () => {
 	await expect(200, 'GET', '/readyz');
 	const m = await expect(200, 'GET', '/metrics');
@@ -665,6 +699,7 @@ test('every documented operation was called and its answers matched', LIMIT, asy
 	for (const item of Object.values(DOC.paths))
 		for (const op of Object.values(item)) documented += Object.keys(op.responses).length;
 	t.diagnostic(`${covered.size} of ${ops.length} operations, ${pairs} of ${documented} documented ` +
-		`(operation, status) answers seen; ${validatedBodies} JSON bodies and ${validatedEvents} events validated`);
+		`(operation, status) answers seen; ${validatedBodies} JSON bodies, ${validatedEvents} events ` +
+		`and ${validatedRequests} accepted request bodies validated`);
 	for (const [o, s] of [...covered].sort()) t.diagnostic(`${o}: ${[...s].sort().join(' ')}`);
 });
