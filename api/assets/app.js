@@ -863,7 +863,7 @@
 				h('div', {class: 'card-head'}, h('h2', {text: 'Quality and speed'}),
 					h('span', {class: 'muted small', text: 'interview quality against the candidate\'s median turn time'
 						+ (spread ? '; bars span its conversations\' lowest to highest' : '')})),
-				h('div', {class: 'chart'}, tradeoffChart(pts, Math.min(760, (chartBox.clientWidth || 760) - 32))),
+				h('div', {class: 'chart'}, tradeoffChart(pts, Math.min(1100, (chartBox.clientWidth || 760) - 32))),
 				h('div', {class: 'legend'},
 					h('span', {}, h('i', {class: 'sw pt'}), 'candidate (mean of its conversations)'),
 					spread ? h('span', {}, h('i', {class: 'sw whisk'}), 'lowest to highest of its conversations') : null,

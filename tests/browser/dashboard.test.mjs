@@ -607,8 +607,8 @@ test('a batch charts quality against turn time, a job links to its batch, two ba
 	assert.deepEqual(pts.map((p) => p.spread), [1, 1], 'repeat 2: a bar for each candidate\'s spread');
 	assert.match(fast.tip, /interview quality \d+\.\d \(runs: \d+\.\d to \d+\.\d\)/);
 	assert.equal(await page.locator('svg.tradeoff g.pt.best').count(), 1, 'the first-ranked is marked');
-	await page.locator('.tradeoff-card').screenshot({path: path.join(ARTIFACTS, 'batch-chart.png')});
 	await page.screenshot({path: path.join(ARTIFACTS, 'batch-page-chart.png'), fullPage: true});
+	await page.locator('.tradeoff-card').screenshot({path: path.join(ARTIFACTS, 'batch-chart.png')});
 
 	/* a batch without repeats has the points and no bars */
 	await page.goto(parleyd.base + '/#/batches/' + b.id);
