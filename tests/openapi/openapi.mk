@@ -20,18 +20,17 @@ EXTRA_TESTS += openapi-lint openapi-test
 openapi-deps:
 	@$(if $(strip $(OPENAPI_DEB_PKGS)),$(MAKE) --no-print-directory deps DEB_PKGS='$(strip $(OPENAPI_DEB_PKGS))',true)
 
-$(OPENAPI_STAMP): $(OPENAPI_DIR)/package.json $(OPENAPI_DIR)/package-lock.json
+# one npm ci for both targets, even under make -j (node and npm first: order only)
+$(OPENAPI_STAMP): $(OPENAPI_DIR)/package.json $(OPENAPI_DIR)/package-lock.json | openapi-deps
 	cd $(OPENAPI_DIR) && npm ci --no-audit --no-fund --prefer-offline --loglevel=error
 	@touch $@
 
-openapi-lint: openapi-deps
-	@$(MAKE) --no-print-directory $(OPENAPI_STAMP)
+openapi-lint: $(OPENAPI_STAMP)
 	@echo "== $(OPENAPI_DIR): redocly lint api/openapi.json"
 	@cd $(OPENAPI_DIR) && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
 		./node_modules/.bin/redocly lint --config redocly.yaml --format stylish ../../api/openapi.json
 
-openapi-test: openapi-deps $(BUILD)/parleyd $(FAKE_BIN)
-	@$(MAKE) --no-print-directory $(OPENAPI_STAMP)
+openapi-test: $(OPENAPI_STAMP) $(BUILD)/parleyd $(FAKE_BIN)
 	@echo "== $(OPENAPI_DIR): real answers against api/openapi.json"
 	@cd $(OPENAPI_DIR) && PARLEYD=$(abspath $(BUILD)/parleyd) FAKE_BACKEND=$(abspath $(FAKE_BIN)) \
 		node --test --test-reporter=spec openapi.test.mjs
