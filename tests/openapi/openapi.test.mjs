@@ -16,7 +16,7 @@
  * (its route answers the router's 404, or a 405 that does not allow its
  * method) is reported as skipped; once it is routed, it is validated.
  *
- * Environment: PARLEYD, FAKE_BACKEND (default build/...).
+ * Environment: PARLEYD, FAKE_BACKEND (default build/...), PARLEY_SHARED (default ../shared).
  */
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,7 +34,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const PARLEYD = path.resolve(ROOT, process.env.PARLEYD || 'build/parleyd');
 const FAKE = path.resolve(ROOT, process.env.FAKE_BACKEND || 'build/fake-backend');
 const DOC_PATH = path.join(ROOT, 'api/openapi.json');
-const ORIGIN = path.join(ROOT, '../shared/fixtures/origin-phase2');
+const ORIGIN = path.join(process.env.PARLEY_SHARED ? path.resolve(process.env.PARLEY_SHARED)
+	: path.join(ROOT, '../shared'), 'fixtures/origin-phase2');
 const TOKEN = 'openapi-test-token-51d2';
 const LIMIT = {timeout: 90000};
 const ROUTER_404 = 'no such resource; the API lives under /v1/';
