@@ -34,7 +34,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const PARLEYD = path.resolve(ROOT, process.env.PARLEYD || 'build/parleyd');
 const FAKE = path.resolve(ROOT, process.env.FAKE_BACKEND || 'build/fake-backend');
 const DOC_PATH = path.join(ROOT, 'api/openapi.json');
-const ORIGIN = path.join(process.env.PARLEY_SHARED ? path.resolve(process.env.PARLEY_SHARED)
+const ORIGIN = path.join(process.env.PARLEY_SHARED ? path.resolve(ROOT, process.env.PARLEY_SHARED)
 	: path.join(ROOT, '../shared'), 'fixtures/origin-phase2');
 const TOKEN = 'openapi-test-token-51d2';
 const LIMIT = {timeout: 90000};
