@@ -992,11 +992,15 @@
 		return pts;
 	}
 
-	/* A scatter of quality (0 to 10, up) against median turn time (right), in SVG. */
+	/*
+	 * A scatter of quality (0 to 10, up) against median turn time (right), in
+	 * SVG. A point with `from` ({x, y}: where it was in another batch) is drawn
+	 * as a move, from a hollow dot to a full one.
+	 */
 	function tradeoffChart(pts, width) {
 		const W = Math.max(320, Math.round(width || 640)), H = 300;
 		const left = 48, right = 24, top = 16, bottom = 42;
-		const maxX = Math.max(0.001, ...pts.map((p) => p.x));
+		const maxX = Math.max(0.001, ...pts.map((p) => Math.max(p.x, p.from ? p.from.x : 0)));
 		const step = niceStep(maxX * 1.1, 5);
 		const spanX = Math.ceil(maxX * 1.1 / step) * step;
 		const x = (s) => left + (W - left - right) * (s / spanX);
@@ -1019,11 +1023,17 @@
 		sorted.forEach((p, i) => {
 			const px = x(p.x), py = y(p.y);
 			const pt = svg('g', {class: 'pt' + (p.rank === 1 ? ' best' : ''), dataset: {candidate: p.label}});
-			const tip = p.label + (p.rank ? ' · rank ' + p.rank : '')
+			const tip = p.label + (p.from ? ' in B' : '') + (p.rank ? ' · rank ' + p.rank : '')
 				+ '\ninterview quality ' + fmtScore(p.y)
 				+ (p.runs > 1 ? ' (runs: ' + fmtScore(p.lo) + ' to ' + fmtScore(p.hi) + ')' : '')
-				+ '\nengagement ' + fmtScore(p.engagement) + ' · ' + fmtNum(p.optims) + ' optimizations'
+				+ (p.engagement !== undefined ? '\nengagement ' + fmtScore(p.engagement) : '')
+				+ (p.optims !== undefined ? ' · ' + fmtNum(p.optims) + ' optimizations' : '')
 				+ '\nmedian turn ' + fmtSec(p.x) + (typeof p.p90 === 'number' ? ' · p90 ' + fmtSec(p.p90) : '');
+			if (p.from)
+				pt.append(svg('line', {class: 'move', x1: x(p.from.x), y1: y(p.from.y), x2: px, y2: py}),
+					svg('circle', {class: 'from', cx: x(p.from.x), cy: y(p.from.y), r: 5},
+						svg('title', {text: p.label + ' in A\ninterview quality ' + fmtScore(p.from.y)
+							+ '\nmedian turn ' + fmtSec(p.from.x)})));
 			if (p.runs > 1 && p.hi > p.lo)
 				pt.append(svg('line', {class: 'spread', x1: px, x2: px, y1: y(p.hi), y2: y(p.lo)}),
 					svg('line', {class: 'spread cap', x1: px - 5, x2: px + 5, y1: y(p.hi), y2: y(p.hi)}),
@@ -1136,6 +1146,13 @@
 			const pairs = c.pairs || [];
 			const modelKeys = ['total_optimizations', 'avg_quality', 'avg_engagement', 'success_rate', 'rank',
 				'median_turn_s', 'median_ttft_ms', 'tokens_per_s'];
+			const num = (v) => (typeof v === 'number' ? v : null);
+			const moves = models.filter((r) => num((r.avg_quality || {}).b) !== null && num((r.median_turn_s || {}).b) !== null)
+				.map((r) => {
+					const qa = num((r.avg_quality || {}).a), ta = num((r.median_turn_s || {}).a);
+					return {label: r.model, x: r.median_turn_s.b, y: r.avg_quality.b, runs: 0,
+						from: qa !== null && ta !== null ? {x: ta, y: qa} : null};
+				});
 			const only = (o, tag) => {
 				const m = (o || {}).models || [], s = (o || {}).scenarios || [];
 				if (!m.length && !s.length) return null;
@@ -1160,6 +1177,14 @@
 					h('div', {class: 'table-wrap'}, h('table', {class: 'jobs cmp overall'},
 						h('tbody', {}, overallKeys.map((k) => h('tr', {dataset: {name: k}},
 							h('th', {text: (CMP_FIGURES[k] || [k])[0]}), cmpCell(k, c.overall[k]))))))),
+				moves.length ? h('section', {class: 'card tradeoff-card cmp-chart'},
+					h('div', {class: 'card-head'}, h('h2', {text: 'Quality and speed, A → B'}),
+						h('span', {class: 'muted small', text: 'each candidate\'s interview quality against its median turn time'})),
+					h('div', {class: 'chart'}, tradeoffChart(moves, Math.min(1100, (body.clientWidth || 760) - 32))),
+					h('div', {class: 'legend'},
+						h('span', {}, h('i', {class: 'sw from'}), 'in A'),
+						h('span', {}, h('i', {class: 'sw pt'}), 'in B'),
+						h('span', {class: 'hint', text: 'up and to the left is better'}))) : null,
 				h('section', {class: 'card cmp-models'},
 					h('div', {class: 'card-head'}, h('h2', {text: 'Candidates in both'}),
 						h('span', {class: 'badge', text: String(models.length)})),

@@ -631,6 +631,12 @@ test('a batch charts quality against turn time, a job links to its batch, two ba
 	assert.deepEqual(total, ['8 → 2', '−6']);
 	const names = await page.$$eval('table.cmp.models tbody tr', (trs) => trs.map((tr) => tr.dataset.name).sort());
 	assert.deepEqual(names, ['chart-fast', 'chart-slow']);
+	/* the chart of moves: each candidate from where it was in A to where it is in B */
+	await page.waitForFunction(() => document.querySelectorAll('.cmp-chart svg.tradeoff g.pt').length === 2);
+	assert.equal(await page.locator('.cmp-chart svg.tradeoff circle.from').count(), 2);
+	const moved = await page.$$eval('.cmp-chart svg.tradeoff g.pt', (gs) => gs.map((g) =>
+		Number(g.querySelector('circle.from').getAttribute('cy')) - Number(g.querySelector('circle.dot').getAttribute('cy'))));
+	assert.ok(moved.every((d) => d > 0), 'B\'s higher quality is drawn higher: ' + moved);
 	/* B ran only the rich scenario: its quality is higher, shown as better */
 	const q = await page.$eval('table.cmp.overall tr[data-name="average_interview_quality"] .delta', (e) =>
 		[e.className, e.textContent]);
