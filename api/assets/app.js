@@ -4,7 +4,8 @@
  * Routes (hash): #/jobs[?status=&scenario=&model=&batch=], #/jobs/{id}, #/submit,
  * #/batches, #/batches/{id}, #/batches/{a}/compare/{b}.
  * The job list polls GET /v1/jobs every 2 s; the batch list and a batch page poll
- * GET /v1/batches[/{id}] every 2 s while a batch has not finished. A job page reads the job and its
+ * GET /v1/batches[/{id}] every 2 s while a batch has not finished, and a comparison
+ * GET /v1/batches/{a}/compare/{b} until both have. A job page reads the job and its
  * transcript, then follows GET /v1/jobs/{id}/events (Server-Sent Events) while
  * the job runs: tokens appear as they are written, a finished turn is replaced
  * by the HTML the server rendered from its Markdown (libcmark, raw HTML made
