@@ -28,7 +28,7 @@ LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
 LIB_SRC := $(sort $(wildcard db/*.c) $(filter-out server/main.c,$(wildcard server/*.c)) $(wildcard api/*.c))
-GEN_SRC := $(BUILD)/gen/migrations.c $(BUILD)/gen/assets.c
+GEN_SRC := $(BUILD)/gen/migrations.c $(BUILD)/gen/assets.c $(BUILD)/gen/openapi.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_SRC:$(BUILD)/gen/%.c=$(BUILD)/obj/gen/%.o)
 MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 ASSETS  := $(sort $(wildcard api/assets/*))
@@ -79,6 +79,10 @@ $(BUILD)/gen/build_info.h: FORCE | $(BUILD)/gen
 $(BUILD)/obj/server/metrics.o $(BUILD)/fuzz/obj/server/metrics.o: $(BUILD)/gen/build_info.h
 .PHONY: FORCE
 FORCE:
+
+# the API's OpenAPI description, served at GET /v1/openapi.json
+$(BUILD)/gen/openapi.c: api/openapi.json tests/tools/embed.sh | $(BUILD)/gen
+	sh tests/tools/embed.sh openapi api/assets.h api/openapi.json > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/gen:
 	mkdir -p $@

@@ -151,6 +151,8 @@ void api_system_backends(struct api_req *q, struct api_resp *r);
 void api_system_healthz(struct api_req *q, struct api_resp *r);
 void api_system_readyz(struct api_req *q, struct api_resp *r);
 void api_system_metrics(struct api_req *q, struct api_resp *r);
+/* GET /v1/openapi.json: the API's description, built in (api/openapi.c). */
+void api_openapi_get(struct api_req *q, struct api_resp *r);
 /* dashboard: GET / and GET /assets/{name} (api/dashboard.c) */
 void api_dashboard_index(struct api_req *q, struct api_resp *r);
 void api_dashboard_asset(struct api_req *q, struct api_resp *r, const char *name);

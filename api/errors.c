@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "server/record.h"
 
 static const struct {
 	int code;
@@ -86,7 +87,7 @@ json_t *api_json_text(const char *s)
 
 void api_json(struct api_resp *r, int status, json_t *j)
 {
-	char *s = json_dumps(j, JSON_COMPACT);
+	char *s = record_dumps(j);
 
 	r->status = status;
 	r->content_type = "application/json; charset=utf-8";

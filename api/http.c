@@ -140,6 +140,11 @@ static void route(struct api_req *q, struct api_resp *r)
 			return api_system_healthz(q, r);
 		return not_allowed(r, "GET, HEAD");
 	}
+	if (n == 2 && strcmp(s[0], "v1") == 0 && strcmp(s[1], "openapi.json") == 0) {
+		if (method_is(q, "GET") || method_is(q, "HEAD"))
+			return api_openapi_get(q, r);
+		return not_allowed(r, "GET, HEAD");
+	}
 	/* dashboard */
 	if (n == 0 || (n == 2 && strcmp(s[0], "assets") == 0)) {
 		if (!method_is(q, "GET") && !method_is(q, "HEAD"))

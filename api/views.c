@@ -4,6 +4,7 @@
 #include "api/views.h"
 
 #include "api/html.h"
+#include "server/engine.h"
 #include "server/record.h"
 #include "server/summary.h"
 
@@ -123,6 +124,7 @@ json_t *view_transcript(const struct db_job_full *tr)
 	json_t *o = json_object(), *scen, *conv = json_array(), *opts = json_array();
 	json_t *metrics = loads_or(j->metrics, json_object()), *sm = json_object();
 	double total = 0;
+	int analysis = engine_analysis_turn(j->max_turns, turns, nturns);
 	size_t i;
 
 	scen = loads_or(j->scenario, json_object());
@@ -138,6 +140,9 @@ json_t *view_transcript(const struct db_job_full *tr)
 		const struct db_turn *t = &turns[i];
 		json_t *c = record_turn(t);
 		json_object_set_new(c, "html", html_render_json(t->text)); /* dashboard */
+		/* the origin marks the interviewer's analysis so */
+		if (t->idx == analysis && strcmp(t->role, "interviewer") == 0)
+			json_object_set_new(c, "type", json_string("optimization_suggestions"));
 		json_array_append_new(conv, c);
 		total += t->wall_ms / 1000.0;
 	}

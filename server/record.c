@@ -16,6 +16,13 @@ json_t *record_time(int64_t us)
 	return json_string(ts);
 }
 
+char *record_dumps(const json_t *j)
+{
+	/* 17 digits round-trip every double but print 0.7 as 0.69999999999999996;
+	 * 16 are the shortest that keep what the origin printed */
+	return json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(16));
+}
+
 static json_t *loads_or(const char *text, json_t *fallback)
 {
 	json_t *j = text ? json_loads(text, 0, NULL) : NULL;

@@ -20,6 +20,13 @@ json_t *record_job(const struct db_job *j);
 json_t *record_error(const struct db_job *j);
 /* One transcript conversation item: origin fields plus metrics. New reference. */
 json_t *record_turn(const struct db_turn *t);
+/*
+ * j as compact JSON text, every real in at most 16 significant digits: 0.7
+ * rather than 0.69999999999999996, while a mean the origin's Python printed
+ * as 8.666666666666666 reads the same here. Every JSON answer and event goes
+ * out through this. The caller frees the text; NULL when j cannot be encoded.
+ */
+char *record_dumps(const json_t *j);
 /* ISO 8601 string, or null for a time not yet known (<= 0). New reference. */
 json_t *record_time(int64_t us);
 

@@ -534,7 +534,8 @@ json_t *summary_batch(const struct db_batch *b, const struct db_job *jobs, size_
 			lat_add(&cand_lat[r->cand], &turns[i]);
 	}
 
-	/* the origin's top-level keys */
+	/* the origin's top-level keys; a batch is what the origin ran as its phase 2 */
+	json_object_set_new(o, "phase", json_integer(2));
 	json_object_set_new(o, "job_ids", ids);
 	json_object_set_new(o, "timestamp", record_time(b->created_at));
 	json_object_set_new(o, "interviewer_model", json_string(b->interviewer_model));

@@ -2,9 +2,10 @@
  * parley dashboard: one page, plain JavaScript, the public API only.
  *
  * Routes (hash): #/jobs[?status=&scenario=&model=&batch=], #/jobs/{id}, #/submit,
- * #/batches, #/batches/{id}.
+ * #/batches, #/batches/{id}, #/batches/{a}/compare/{b}.
  * The job list polls GET /v1/jobs every 2 s; the batch list and a batch page poll
- * GET /v1/batches[/{id}] every 2 s while a batch has not finished. A job page reads the job and its
+ * GET /v1/batches[/{id}] every 2 s while a batch has not finished, and a comparison
+ * GET /v1/batches/{a}/compare/{b} until both have. A job page reads the job and its
  * transcript, then follows GET /v1/jobs/{id}/events (Server-Sent Events) while
  * the job runs: tokens appear as they are written, a finished turn is replaced
  * by the HTML the server rendered from its Markdown (libcmark, raw HTML made
@@ -397,7 +398,8 @@
 		if (parts[0] === 'jobs' && parts[1]) view = jobPage(m, parts[1]);
 		else if (parts[0] === 'batches') {
 			nav = 'batches';
-			view = parts[1] ? batchPage(m, parts[1]) : batchesPage(m);
+			if (parts[1] && parts[2] === 'compare' && parts[3]) view = comparePage(m, parts[1], parts[3]);
+			else view = parts[1] ? batchPage(m, parts[1]) : batchesPage(m);
 		} else if (parts[0] === 'submit') {
 			nav = 'submit';
 			view = submitPage(m);
@@ -735,13 +737,14 @@
 		const st = {batch: null, cancel: null, stop: null, destroyed: false, gone: false};
 		const head = h('header', {class: 'job-head card batch-head'});
 		const rankBox = h('section', {class: 'card rankings-card', hidden: true});
+		const chartBox = h('section', {class: 'card tradeoff-card', hidden: true});
 		const convBox = h('section', {class: 'card conversations-card', hidden: true});
 		const errSlot = h('div');
 		root.append(h('section', {class: 'page batch', dataset: {batch: id}},
 			h('nav', {class: 'crumbs', 'aria-label': 'Breadcrumb'},
 				h('a', {href: '#/batches', text: 'Batches'}), h('span', {text: '/'}),
 				h('span', {class: 'mono', text: id})),
-			errSlot, head, rankBox, convBox));
+			errSlot, head, rankBox, chartBox, convBox));
 
 		const fact = (label, value, cls) => h('div', {class: 'fact ' + (cls || '')},
 			h('dt', {text: label}), h('dd', {text: value}));
@@ -759,6 +762,7 @@
 					target: '_blank', rel: 'noopener', text: 'report.md'}),
 				h('a', {class: 'btn ghost small', href: links.self || '/v1/batches/' + enc,
 					target: '_blank', rel: 'noopener', text: 'JSON'}),
+				st.pick = st.pick || comparePicker(),
 				running ? (st.cancel = st.cancel || cancelButton('Cancel this batch?', cancelBatch)) : null);
 			const iv = b.interviewer || {};
 			head.replaceChildren(
@@ -870,6 +874,53 @@
 					})))));
 		}
 
+		/* Quality against median turn time, one point per candidate. */
+		function renderChart() {
+			const b = st.batch;
+			const pts = tradeoffPoints(b);
+			chartBox.hidden = !pts.length;
+			if (!pts.length) return;
+			const spread = (b.repeat || 1) > 1;
+			chartBox.replaceChildren(
+				h('div', {class: 'card-head'}, h('h2', {text: 'Quality and speed'}),
+					h('span', {class: 'muted small', text: 'interview quality against the candidate\'s median turn time'
+						+ (spread ? '; bars span its conversations\' lowest to highest' : '')})),
+				h('div', {class: 'chart'}, tradeoffChart(pts, Math.min(1100, (chartBox.clientWidth || 760) - 32))),
+				h('div', {class: 'legend'},
+					h('span', {}, h('i', {class: 'sw pt'}), 'candidate (mean of its conversations)'),
+					spread ? h('span', {}, h('i', {class: 'sw whisk'}), 'lowest to highest of its conversations') : null,
+					h('span', {}, h('i', {class: 'sw best'}), 'ranked first'),
+					h('span', {class: 'hint', text: 'up and to the left is better'})));
+		}
+
+		/* Another batch to compare with: the list is read when the picker is first used. */
+		function comparePicker() {
+			const sel = h('select', {class: 'compare-pick small', 'aria-label': 'Compare with another batch'},
+				h('option', {value: '', text: 'Compare with…'}));
+			let loaded = false;
+			const fill = async () => {
+				if (loaded) return;
+				loaded = true;
+				try {
+					const data = await api('GET', '/v1/batches?limit=100');
+					for (const o of data.items || []) {
+						if (o.id === id) continue;
+						const cands = (o.candidates || []).map((c) => c.model).join(', ');
+						sel.append(h('option', {value: o.id, text: o.id + ' · ' + cands + ' · ' + fmtAgo(o.created_at)}));
+					}
+				} catch (e) {
+					loaded = false;
+				}
+			};
+			sel.addEventListener('focus', fill);
+			sel.addEventListener('pointerdown', fill);
+			sel.addEventListener('change', () => {
+				if (sel.value) location.hash = '#/batches/' + enc + '/compare/' + encodeURIComponent(sel.value);
+			});
+			fill();
+			return sel;
+		}
+
 		async function cancelBatch() {
 			try {
 				await api('POST', '/v1/batches/' + enc + '/cancel');
@@ -898,6 +949,7 @@
 			head.hidden = false;
 			renderHead();
 			renderRankings();
+			renderChart();
 			renderConversations();
 			if (BATCH_DONE.has(st.batch.status) && st.stop) {
 				st.stop();
@@ -913,6 +965,267 @@
 		return {destroy: () => {
 			st.destroyed = true;
 			if (st.stop) st.stop();
+		}};
+	}
+
+	/* ---------- batch charts ---------- */
+
+	/*
+	 * One point per candidate that has a median turn time: its mean interview
+	 * quality over the conversations that succeeded, and with repeats, the
+	 * lowest and highest of them.
+	 */
+	function tradeoffPoints(b) {
+		const perf = (b.summary_metrics || {}).model_performance || {};
+		const convs = b.conversations || [];
+		const pts = [];
+		for (const [label, p] of Object.entries(perf)) {
+			const lat = p.latency || {};
+			if (typeof lat.median_turn_s !== 'number' || typeof p.avg_quality !== 'number') continue;
+			const qs = convs.filter((c) => c.candidate === label && c.status === 'succeeded')
+				.map((c) => (c.success_metrics || {}).interview_quality).filter((v) => typeof v === 'number');
+			pts.push({
+				label, rank: p.rank, x: lat.median_turn_s, p90: lat.p90_turn_s, y: p.avg_quality,
+				lo: qs.length ? Math.min(...qs) : p.avg_quality, hi: qs.length ? Math.max(...qs) : p.avg_quality,
+				runs: qs.length, engagement: p.avg_engagement, optims: p.total_optimizations,
+			});
+		}
+		return pts;
+	}
+
+	/*
+	 * A scatter of quality (0 to 10, up) against median turn time (right), in
+	 * SVG. A point with `from` ({x, y}: where it was in another batch) is drawn
+	 * as a move, from a hollow dot to a full one.
+	 */
+	function tradeoffChart(pts, width) {
+		const W = Math.max(320, Math.round(width || 640)), H = 300;
+		const left = 48, right = 24, top = 16, bottom = 42;
+		const maxX = Math.max(0.001, ...pts.map((p) => Math.max(p.x, p.from ? p.from.x : 0)));
+		const step = niceStep(maxX * 1.1, 5);
+		const spanX = Math.ceil(maxX * 1.1 / step) * step;
+		const x = (s) => left + (W - left - right) * (s / spanX);
+		const y = (q) => top + (H - top - bottom) * (1 - Math.max(0, Math.min(10, q)) / 10);
+		const g = svg('svg', {
+			class: 'tradeoff', viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img',
+			'aria-label': 'Interview quality against median turn time, one point per candidate',
+		});
+		for (let q = 0; q <= 10; q += 2)
+			g.append(svg('line', {class: 'grid', x1: left, x2: W - right, y1: y(q), y2: y(q)}),
+				svg('text', {class: 'tick', x: left - 8, y: y(q) + 3, 'text-anchor': 'end', text: String(q)}));
+		for (let v = 0; v <= spanX + 1e-9; v += step)
+			g.append(svg('line', {class: 'grid', x1: x(v), x2: x(v), y1: top, y2: H - bottom}),
+				svg('text', {class: 'tick', x: x(v), y: H - bottom + 14, 'text-anchor': 'middle', text: fmtTick(v * 1000)}));
+		g.append(svg('text', {class: 'axis', x: (left + W - right) / 2, y: H - 6, 'text-anchor': 'middle',
+			text: 'median turn time of the candidate'}),
+		svg('text', {class: 'axis', x: 12, y: (top + H - bottom) / 2, 'text-anchor': 'middle',
+			transform: 'rotate(-90 12 ' + (top + H - bottom) / 2 + ')', text: 'interview quality'}));
+		const sorted = [...pts].sort((a, b) => a.x - b.x);
+		sorted.forEach((p, i) => {
+			const px = x(p.x), py = y(p.y);
+			const pt = svg('g', {class: 'pt' + (p.rank === 1 ? ' best' : ''), dataset: {candidate: p.label}});
+			const tip = p.label + (p.from ? ' in B' : '') + (p.rank ? ' · rank ' + p.rank : '')
+				+ '\ninterview quality ' + fmtScore(p.y)
+				+ (p.runs > 1 ? ' (runs: ' + fmtScore(p.lo) + ' to ' + fmtScore(p.hi) + ')' : '')
+				+ (p.engagement !== undefined ? '\nengagement ' + fmtScore(p.engagement) : '')
+				+ (p.optims !== undefined ? ' · ' + fmtNum(p.optims) + ' optimizations' : '')
+				+ '\nmedian turn ' + fmtSec(p.x) + (typeof p.p90 === 'number' ? ' · p90 ' + fmtSec(p.p90) : '');
+			if (p.from)
+				pt.append(svg('line', {class: 'move', x1: x(p.from.x), y1: y(p.from.y), x2: px, y2: py}),
+					svg('circle', {class: 'from', cx: x(p.from.x), cy: y(p.from.y), r: 5},
+						svg('title', {text: p.label + ' in A\ninterview quality ' + fmtScore(p.from.y)
+							+ '\nmedian turn ' + fmtSec(p.from.x)})));
+			if (p.runs > 1 && p.hi > p.lo)
+				pt.append(svg('line', {class: 'spread', x1: px, x2: px, y1: y(p.hi), y2: y(p.lo)}),
+					svg('line', {class: 'spread cap', x1: px - 5, x2: px + 5, y1: y(p.hi), y2: y(p.hi)}),
+					svg('line', {class: 'spread cap', x1: px - 5, x2: px + 5, y1: y(p.lo), y2: y(p.lo)}));
+			/* labels alternate above and below, so neighbours do not cover each other */
+			const above = i % 2 === 0;
+			pt.append(svg('circle', {class: 'dot', cx: px, cy: py, r: 6}, svg('title', {text: tip})),
+				svg('text', {class: 'lbl', x: Math.min(px + 9, W - right - 4), y: above ? py - 9 : py + 17,
+					'text-anchor': px + 9 > W - right - 120 ? 'end' : 'start', text: p.label}));
+			g.append(pt);
+		});
+		return g;
+	}
+
+	/* ---------- two batches compared ---------- */
+
+	/* What each figure of a comparison is, and which way is better (1 up, -1 down, 0 neither). */
+	const CMP_FIGURES = {
+		total_conversations: ['Conversations', 'int', 0],
+		conversations: ['Conversations', 'int', 0],
+		/* totals grow with the batch's size, so neither way is better */
+		total_optimizations_discovered: ['Optimizations', 'int', 0],
+		total_optimizations: ['Optimizations', 'int', 0],
+		optimizations_found: ['Optimizations', 'score', 1],
+		average_interview_quality: ['Interview quality', 'score', 1],
+		avg_quality: ['Interview quality', 'score', 1],
+		interview_quality: ['Interview quality', 'score', 1],
+		average_candidate_engagement: ['Engagement', 'score', 1],
+		avg_engagement: ['Engagement', 'score', 1],
+		candidate_engagement: ['Engagement', 'score', 1],
+		success_rate: ['Success rate', 'pct', 1],
+		rank: ['Rank', 'int', -1],
+		median_turn_s: ['Median turn', 'sec', -1],
+		p90_turn_s: ['p90 turn', 'sec', -1],
+		median_ttft_ms: ['Median TTFT', 'ms', -1],
+		tokens_per_s: ['Tokens/s', 'rate', 1],
+		total_duration: ['Duration', 'sec', -1],
+		interviewer_median_turn_s: ['Interviewer median turn', 'sec', -1],
+		interviewer_p90_turn_s: ['Interviewer p90 turn', 'sec', -1],
+		interviewer_median_ttft_ms: ['Interviewer median TTFT', 'ms', -1],
+		interviewer_tokens_per_s: ['Interviewer tokens/s', 'rate', 1],
+	};
+
+	function fmtFigure(kind, v) {
+		if (v === null || v === undefined) return '—';
+		if (kind === 'int') return fmtNum(v);
+		if (kind === 'score') return fmtScore(v);
+		if (kind === 'pct') return Math.round(100 * v) + '%';
+		if (kind === 'sec') return fmtSec(v);
+		if (kind === 'ms') return fmtMs(v);
+		return fmtNum(v, 1);
+	}
+
+	function fmtDelta(kind, d) {
+		if (d === null || d === undefined) return '';
+		const sign = d > 0 ? '+' : d < 0 ? '−' : '±';
+		const m = Math.abs(d);
+		if (kind === 'pct') return sign + Math.round(100 * m) + ' pts';
+		if (kind === 'sec') return sign + fmtSec(m);
+		if (kind === 'ms') return sign + fmtMs(m);
+		return sign + (kind === 'int' ? fmtNum(m) : kind === 'score' ? fmtScore(m) : fmtNum(m, 1));
+	}
+
+	/* One compared figure {a, b, delta} as "a → b" and the change, coloured by which way is better. */
+	function cmpCell(key, v) {
+		const [, kind, better] = CMP_FIGURES[key] || [key, 'score', 0];
+		v = v || {};
+		const d = v.delta;
+		const shown = [fmtFigure(kind, v.a), fmtFigure(kind, v.b)];
+		/* a change too small to show is no change */
+		const tone = d === null || d === undefined || !better || shown[0] === shown[1] ? 'same'
+			: d * better > 0 ? 'better' : 'worse';
+		return h('td', {class: 'num cmp', dataset: {figure: key}},
+			h('span', {class: 'ab', text: shown[0] + ' → ' + shown[1]}),
+			h('span', {class: 'delta ' + tone,
+				text: d !== null && d !== undefined && shown[0] === shown[1] ? '±0' : fmtDelta(kind, d)}));
+	}
+
+	function cmpTable(cls, nameHead, rows, nameOf, keys) {
+		return h('div', {class: 'table-wrap'}, h('table', {class: 'jobs cmp ' + cls},
+			h('thead', {}, h('tr', {}, h('th', {text: nameHead}),
+				keys.map((k) => h('th', {class: 'num', text: (CMP_FIGURES[k] || [k])[0]})))),
+			h('tbody', {}, rows.map((r) => h('tr', {dataset: {name: nameOf(r)}},
+				h('td', {class: 'models'}, nameOf(r)), keys.map((k) => cmpCell(k, r[k])))))));
+	}
+
+	function comparePage(root, a, b) {
+		const ea = encodeURIComponent(a), eb = encodeURIComponent(b);
+		const errSlot = h('div');
+		const body = h('div');
+		root.append(h('section', {class: 'page compare', dataset: {a, b}},
+			h('nav', {class: 'crumbs', 'aria-label': 'Breadcrumb'},
+				h('a', {href: '#/batches', text: 'Batches'}), h('span', {text: '/'}),
+				h('a', {class: 'mono', href: '#/batches/' + ea, text: a}), h('span', {text: '/'}),
+				h('span', {text: 'compared with'}), h('span', {text: '/'}),
+				h('a', {class: 'mono', href: '#/batches/' + eb, text: b})),
+			errSlot, body));
+
+		const side = (tag, ref) => h('div', {class: 'side-ref'},
+			h('span', {class: 'tag', text: tag}),
+			h('a', {class: 'mono', href: '#/batches/' + encodeURIComponent(ref.id), text: ref.id}),
+			statusPill(ref.status),
+			h('span', {class: 'muted small', text: 'interviewer ' + ((ref.interviewer || {}).model || '—')
+				+ ' · ' + (ref.scoring || '') + ' · ' + fmtShortWhen(ref.created_at)}));
+
+		function render(c) {
+			const overallKeys = Object.keys(c.overall || {});
+			const models = c.models || [];
+			const scenarios = c.scenarios || [];
+			const pairs = c.pairs || [];
+			const modelKeys = ['total_optimizations', 'avg_quality', 'avg_engagement', 'success_rate', 'rank',
+				'median_turn_s', 'median_ttft_ms', 'tokens_per_s'];
+			const num = (v) => (typeof v === 'number' ? v : null);
+			const moves = models.filter((r) => num((r.avg_quality || {}).b) !== null && num((r.median_turn_s || {}).b) !== null)
+				.map((r) => {
+					const qa = num((r.avg_quality || {}).a), ta = num((r.median_turn_s || {}).a);
+					return {label: r.model, x: r.median_turn_s.b, y: r.avg_quality.b, runs: 0,
+						from: qa !== null && ta !== null ? {x: ta, y: qa} : null};
+				});
+			const only = (o, tag) => {
+				const m = (o || {}).models || [], s = (o || {}).scenarios || [];
+				if (!m.length && !s.length) return null;
+				return h('p', {class: 'muted small only'}, h('strong', {text: 'Only in ' + tag + ': '}),
+					[...m.map((x) => 'candidate ' + x), ...s.map((x) => 'scenario ' + scenarioTitle(x))].join(', '));
+			};
+			body.replaceChildren(
+				h('header', {class: 'job-head card cmp-head'},
+					h('div', {class: 'title-row'}, h('h1', {text: 'Two batches compared'}),
+						h('div', {class: 'spacer'}),
+						h('div', {class: 'actions'},
+							h('a', {class: 'btn ghost small', href: '#/batches/' + eb + '/compare/' + ea, text: 'Swap'}),
+							h('a', {class: 'btn ghost small', href: '/v1/batches/' + ea + '/compare/' + eb + '.md',
+								target: '_blank', rel: 'noopener', text: 'Markdown'}),
+							h('a', {class: 'btn ghost small', href: '/v1/batches/' + ea + '/compare/' + eb,
+								target: '_blank', rel: 'noopener', text: 'JSON'}))),
+					h('div', {class: 'sides'}, side('A', c.a || {id: a}), side('B', c.b || {id: b})),
+					h('p', {class: 'muted small', text: 'Each figure reads A → B; the change is B − A, green where B is better.'}),
+					only(c.only_in_a, 'A'), only(c.only_in_b, 'B')),
+				h('section', {class: 'card cmp-overall'},
+					h('div', {class: 'card-head'}, h('h2', {text: 'Overall'})),
+					h('div', {class: 'table-wrap'}, h('table', {class: 'jobs cmp overall'},
+						h('tbody', {}, overallKeys.map((k) => h('tr', {dataset: {name: k}},
+							h('th', {text: (CMP_FIGURES[k] || [k])[0]}), cmpCell(k, c.overall[k]))))))),
+				moves.length ? h('section', {class: 'card tradeoff-card cmp-chart'},
+					h('div', {class: 'card-head'}, h('h2', {text: 'Quality and speed, A → B'}),
+						h('span', {class: 'muted small', text: 'each candidate\'s interview quality against its median turn time'})),
+					h('div', {class: 'chart'}, tradeoffChart(moves, Math.min(1100, (body.clientWidth || 760) - 32))),
+					h('div', {class: 'legend'},
+						h('span', {}, h('i', {class: 'sw from'}), 'in A'),
+						h('span', {}, h('i', {class: 'sw pt'}), 'in B'),
+						h('span', {class: 'hint', text: 'up and to the left is better'}))) : null,
+				h('section', {class: 'card cmp-models'},
+					h('div', {class: 'card-head'}, h('h2', {text: 'Candidates in both'}),
+						h('span', {class: 'badge', text: String(models.length)})),
+					models.length ? cmpTable('models', 'Candidate', models, (r) => r.model, modelKeys)
+						: h('p', {class: 'muted pad', text: 'The two batches have no candidate in common.'})),
+				scenarios.length ? h('section', {class: 'card cmp-scenarios'},
+					h('div', {class: 'card-head'}, h('h2', {text: 'Scenarios in both'})),
+					cmpTable('scenarios', 'Scenario', scenarios, (r) => scenarioTitle(r.scenario),
+						['conversations', 'total_optimizations', 'avg_quality', 'avg_engagement', 'success_rate'])) : null,
+				pairs.length ? h('section', {class: 'card cmp-pairs'},
+					h('div', {class: 'card-head'}, h('h2', {text: 'Candidate × scenario'})),
+					cmpTable('pairs', 'Candidate · scenario', pairs, (r) => r.model + ' · ' + scenarioTitle(r.scenario),
+						['optimizations_found', 'interview_quality', 'candidate_engagement', 'total_duration'])) : null);
+		}
+
+		let stop = null, destroyed = false;
+		async function load() {
+			let c;
+			try {
+				c = await api('GET', '/v1/batches/' + ea + '/compare/' + eb);
+			} catch (e) {
+				errSlot.replaceChildren(errorBox(e));
+				if (stop) stop();
+				stop = null;
+				return;
+			}
+			if (destroyed) return;
+			errSlot.replaceChildren();
+			render(c);
+			/* a batch that still runs changes the figures: follow it until both have ended */
+			const done = BATCH_DONE.has((c.a || {}).status) && BATCH_DONE.has((c.b || {}).status);
+			if (done && stop) {
+				stop();
+				stop = null;
+			} else if (!done && !stop) stop = every(POLL_MS, load);
+		}
+		load();
+		return {destroy: () => {
+			destroyed = true;
+			if (stop) stop();
 		}};
 	}
 
@@ -1093,6 +1406,8 @@
 			const active = ACTIVE.has(j.status);
 			const links = j.links || {}; /* a status event may carry the job without its links */
 			const actions = h('div', {class: 'actions'},
+				j.batch ? h('a', {class: 'btn ghost small batch-link', href: '#/batches/' + encodeURIComponent(j.batch),
+					title: 'the batch this conversation belongs to', text: 'Batch ' + j.batch}) : null,
 				h('a', {class: 'btn ghost small', href: links.transcript || '/v1/jobs/' + enc + '/transcript', target: '_blank', rel: 'noopener', text: 'JSON'}),
 				h('a', {class: 'btn ghost small', href: links.markdown || '/v1/jobs/' + enc + '/transcript.md', target: '_blank', rel: 'noopener', text: 'Markdown'}),
 				active ? (st.cancel = st.cancel || cancelButton('Cancel this job?', cancelJob)) : null);

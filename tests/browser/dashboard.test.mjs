@@ -8,10 +8,13 @@
  * a transcript full of markup and script links shown as inert text, and the
  * sign-in when parleyd wants a token, and a batch posted to the API seen
  * running and finished in the batch list, its rankings and report on its page,
- * its jobs in the filtered job list, and a batch cancelled from its page.
+ * its jobs in the filtered job list, and a batch cancelled from its page;
+ * a batch's chart of quality against turn time (with the spread over repeats),
+ * the link from a job to its batch, and two batches compared.
  * Every wait is for content to appear; none is a bare sleep. Screenshots of
- * the job page and the batch page are saved to build/artifacts/job-page.png
- * and batch-page.png.
+ * the job page, the batch page, the batch chart and the comparison are saved
+ * to build/artifacts/ (job-page.png, batch-page.png, batch-chart.png,
+ * batch-page-chart.png, compare-page.png).
  *
  * Environment: PARLEYD, FAKE_BACKEND (default build/...), CHROMIUM
  * (default /usr/bin/chromium), ARTIFACTS (default build/artifacts).
@@ -78,6 +81,12 @@ You measure the right things (p50 and p95), but every request is computed from s
 ### 4. Reasoning
 Caching removes repeated work, prefix reuse cuts prompt processing, and trimming bounds it; each can be measured on its own.`;
 
+const POOR_ANALYSIS = `### 1. Analysis of the candidate's approach
+It works.
+
+### 3. Concrete suggestions
+- Try to make it faster.`;
+
 const XSS = {
 	script: '<script>window.__pwned=1</script>',
 	img: '<img src=x onerror="window.__pwned=1">',
@@ -127,6 +136,12 @@ const SCRIPT = {
 		'batch-interviewer': {token_delay_ms: 6},
 		'batch-cand-a': {token_delay_ms: 6},
 		'batch-cand-b': {token_delay_ms: 6},
+		/* the batch charts: one scenario gets a rich analysis, the other a poor one, so a
+		 * candidate's quality spreads over its conversations; one candidate is slower */
+		'chart-iv': {token_delay_ms: 2, replies: [OPENING, ANALYSIS],
+			cases: [{contains: 'CHART-POOR', replies: [OPENING, POOR_ANALYSIS]}]},
+		'chart-fast': {token_delay_ms: 2},
+		'chart-slow': {token_delay_ms: 14},
 	},
 };
 
@@ -550,6 +565,93 @@ test('a running batch is cancelled from its page', LIMIT, async () => {
 	await page.waitForSelector('.batch-head .pill.s-cancelled');
 	assert.equal(await page.locator('.batch-head button.danger').count(), 0, 'no Cancel on a cancelled batch');
 	assert.equal(await page.textContent('.state-counts li[data-state="cancelled"] .n'), '2');
+	await closePage(page);
+});
+
+async function waitBatch(base, id) {
+	const deadline = Date.now() + 90000;
+	for (;;) {
+		const b = await (await fetch(base + '/v1/batches/' + id)).json();
+		if (['finished', 'cancelled'].includes(b.status)) return b;
+		if (Date.now() > deadline) throw new Error('batch ' + id + ' did not end: ' + b.status);
+		await new Promise((r) => setTimeout(r, 150));
+	}
+}
+
+test('a batch charts quality against turn time, a job links to its batch, two batches compare', LIMIT, async () => {
+	const scenarios = [
+		{name: 'chart-rich', problem: 'CHART-RICH: answers take 4 s', context: 'A help desk bot', goal: 'Answer in 1 s'},
+		{name: 'chart-poor', problem: 'CHART-POOR: reports are vague', context: 'A weekly report', goal: 'Name the numbers'},
+	];
+	const candidates = [{model: 'chart-fast'}, {model: 'chart-slow'}];
+	const a = await postBatch(parleyd.base, {interviewer: {model: 'chart-iv'}, candidates, scenarios, repeat: 2});
+	const b = await postBatch(parleyd.base, {interviewer: {model: 'chart-iv'}, candidates, scenarios: [scenarios[0]]});
+	const doneA = await waitBatch(parleyd.base, a.id);
+	await waitBatch(parleyd.base, b.id);
+	assert.equal(doneA.summary_metrics.succeeded, 8);
+
+	/* the chart: a point per candidate, the faster to the left, bars for the spread of quality */
+	const page = await newPage();
+	await page.goto(parleyd.base + '/#/batches/' + a.id);
+	await page.waitForFunction(() => document.querySelectorAll('svg.tradeoff g.pt').length === 2);
+	const pts = await page.$$eval('svg.tradeoff g.pt', (gs) => gs.map((g) => ({
+		name: g.dataset.candidate,
+		x: Number(g.querySelector('circle').getAttribute('cx')),
+		y: Number(g.querySelector('circle').getAttribute('cy')),
+		spread: g.querySelectorAll('line.spread:not(.cap)').length,
+		tip: g.querySelector('title').textContent,
+	})));
+	const fast = pts.find((p) => p.name === 'chart-fast'), slow = pts.find((p) => p.name === 'chart-slow');
+	assert.ok(fast && slow, JSON.stringify(pts));
+	assert.ok(fast.x < slow.x, 'the faster candidate is further left');
+	assert.deepEqual(pts.map((p) => p.spread), [1, 1], 'repeat 2: a bar for each candidate\'s spread');
+	assert.match(fast.tip, /interview quality \d+\.\d \(runs: \d+\.\d to \d+\.\d\)/);
+	assert.equal(await page.locator('svg.tradeoff g.pt.best').count(), 1, 'the first-ranked is marked');
+	await page.screenshot({path: path.join(ARTIFACTS, 'batch-page-chart.png'), fullPage: true});
+	await page.locator('.tradeoff-card').screenshot({path: path.join(ARTIFACTS, 'batch-chart.png')});
+
+	/* a batch without repeats has the points and no bars */
+	await page.goto(parleyd.base + '/#/batches/' + b.id);
+	await page.waitForFunction(() => document.querySelectorAll('svg.tradeoff g.pt').length === 2);
+	assert.equal(await page.locator('svg.tradeoff line.spread').count(), 0);
+
+	/* from a job of the batch to the batch */
+	await page.goto(parleyd.base + '/#/jobs/' + a.job_ids[0]);
+	await page.click('.job-head a.batch-link');
+	await page.waitForURL(new RegExp('#/batches/' + a.id + '$'));
+	await page.waitForSelector('.batch-head .pill.s-finished');
+
+	/* compare with the other batch, picked from the batch page */
+	await page.waitForSelector(`select.compare-pick option[value="${b.id}"]`, {state: 'attached'});
+	await page.selectOption('select.compare-pick', b.id);
+	await page.waitForURL(new RegExp(`#/batches/${a.id}/compare/${b.id}$`));
+	await page.waitForFunction(() => document.querySelectorAll('table.cmp.models tbody tr').length === 2);
+	const total = await page.$eval('table.cmp.overall tr[data-name="total_conversations"] td', (td) =>
+		[td.querySelector('.ab').textContent, td.querySelector('.delta').textContent]);
+	assert.deepEqual(total, ['8 → 2', '−6']);
+	const names = await page.$$eval('table.cmp.models tbody tr', (trs) => trs.map((tr) => tr.dataset.name).sort());
+	assert.deepEqual(names, ['chart-fast', 'chart-slow']);
+	/* the chart of moves: each candidate from where it was in A to where it is in B */
+	await page.waitForFunction(() => document.querySelectorAll('.cmp-chart svg.tradeoff g.pt').length === 2);
+	assert.equal(await page.locator('.cmp-chart svg.tradeoff circle.from').count(), 2);
+	const moved = await page.$$eval('.cmp-chart svg.tradeoff g.pt', (gs) => gs.map((g) =>
+		Number(g.querySelector('circle.from').getAttribute('cy')) - Number(g.querySelector('circle.dot').getAttribute('cy'))));
+	assert.ok(moved.every((d) => d > 0), 'B\'s higher quality is drawn higher: ' + moved);
+	/* B ran only the rich scenario: its quality is higher, shown as better */
+	const q = await page.$eval('table.cmp.overall tr[data-name="average_interview_quality"] .delta', (e) =>
+		[e.className, e.textContent]);
+	assert.match(q[0], /better/);
+	assert.match(q[1], /^\+\d/);
+	assert.match(await page.textContent('.cmp-head .only'), /scenario Chart Poor/);
+	assert.equal(await page.getAttribute('.cmp-head a:text-is("Markdown")', 'href'),
+		`/v1/batches/${a.id}/compare/${b.id}.md`);
+	await page.screenshot({path: path.join(ARTIFACTS, 'compare-page.png'), fullPage: true});
+	await page.click('.cmp-head a:text-is("Swap")');
+	await page.waitForURL(new RegExp(`#/batches/${b.id}/compare/${a.id}$`));
+	await page.waitForFunction(() => {
+		const td = document.querySelector('table.cmp.overall tr[data-name="total_conversations"] .ab');
+		return td && td.textContent === '2 → 8';
+	});
 	await closePage(page);
 });
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # embed.sh KIND HEADER FILE... - writes a C file that holds each FILE as a byte array.
 # KIND "migrations" gives `const struct embedded_file embedded_migrations[]`,
-# "assets" gives `embedded_assets[]`; each is ended by an entry whose name is NULL.
+# "assets" gives `embedded_assets[]`, "openapi" `embedded_openapi[]`; each is ended
+# by an entry whose name is NULL.
 # HEADER is the header that declares the table (db/embedded.h, api/assets.h).
 set -e
 kind=$1

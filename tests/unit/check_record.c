@@ -1,0 +1,184 @@
+/*
+ * check_record.c - records as JSON text: floats as a person writes them
+ * (0.7, not 0.69999999999999996), while a mean keeps the digits the origin's
+ * Python printed; and a transcript marks the interviewer's analysis turn as
+ * the origin did.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/views.h"
+#include "server/record.h"
+
+/* The text of one value, through record_dumps(). */
+static char *dump_real(double v)
+{
+	json_t *a = json_pack("[f]", v);
+	char *s = record_dumps(a);
+
+	json_decref(a);
+	return s;
+}
+
+static void assert_dump(double v, const char *want)
+{
+	char *s = dump_real(v);
+
+	ck_assert_str_eq(s, want);
+	free(s);
+}
+
+START_TEST(test_floats_short)
+{
+	assert_dump(0.7, "[0.7]");
+	assert_dump(0.1 + 0.2, "[0.3]");
+	assert_dump(56.722927570343018, "[56.72292757034302]");
+	assert_dump(1e-7, "[1e-7]");
+	assert_dump(8.0, "[8.0]");
+}
+END_TEST
+
+START_TEST(test_origin_mean_kept)
+{
+	/* the origin's average of 9, 8 and 9, as Python printed it */
+	assert_dump((9.0 + 8.0 + 9.0) / 3.0, "[8.666666666666666]");
+}
+END_TEST
+
+START_TEST(test_reads_back_close)
+{
+	static const double v[] = {0.7, 1.0 / 3.0, 2.0 / 3.0, 1234.5678, 3.14159265358979, 1e300};
+	size_t i;
+
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		char *s = dump_real(v[i]);
+		json_t *back = json_loads(s, 0, NULL);
+		double x = json_real_value(json_array_get(back, 0));
+
+		ck_assert_msg(fabs(x - v[i]) <= 1e-15 * fabs(v[i]),
+			      "%s reads back as %.17g, not %.17g", s, x, v[i]);
+		json_decref(back);
+		free(s);
+	}
+}
+END_TEST
+
+START_TEST(test_compact)
+{
+	json_t *o = json_pack("{s:i, s:s, s:[i, i]}", "a", 1, "b", "x y", "c", 2, 3);
+	char *s = record_dumps(o);
+
+	ck_assert_str_eq(s, "{\"a\":1,\"b\":\"x y\",\"c\":[2,3]}");
+	free(s);
+	json_decref(o);
+}
+END_TEST
+
+/* ---- the analysis turn ---- */
+
+static struct db_turn turn(int idx, const char *role, char *text)
+{
+	struct db_turn t;
+
+	memset(&t, 0, sizeof(t));
+	t.idx = idx;
+	snprintf(t.role, sizeof(t.role), "%s", role);
+	t.model = (char *)"m";
+	t.backend = (char *)"b";
+	t.text = text;
+	t.wall_ms = 700;
+	t.ttft_ms = t.prompt_ms = t.gen_ms = t.tokens_per_s = t.load_ms = -1;
+	t.prompt_tokens = t.cached_tokens = t.completion_tokens = -1;
+	return t;
+}
+
+/* The type of each conversation item of a transcript of turns, "-" for none. */
+static void types_of(int max_turns, const struct db_turn *turns, size_t n, char *out)
+{
+	struct db_job j;
+	json_t *t, *c;
+	size_t i;
+
+	memset(&j, 0, sizeof(j));
+	snprintf(j.id, sizeof(j.id), "jtest");
+	snprintf(j.status, sizeof(j.status), "succeeded");
+	j.scenario_name = (char *)"s";
+	j.interviewer_model = j.candidate_model = (char *)"m";
+	j.interviewer_backend = j.candidate_backend = (char *)"b";
+	j.scoring = j.extraction = (char *)"rubric";
+	j.max_turns = max_turns;
+	j.created_at = 1;
+	t = view_transcript(&j, turns, n, NULL, 0);
+	out[0] = '\0';
+	json_array_foreach(json_object_get(t, "conversation"), i, c)
+	{
+		const char *ty = json_string_value(json_object_get(c, "type"));
+		strcat(out, ty ? (strcmp(ty, "optimization_suggestions") ? "?" : "A") : "-");
+	}
+	ck_assert_msg(json_is_real(json_object_get(
+			  json_array_get(json_object_get(t, "conversation"), 0), "duration")),
+		      "duration is a number of seconds");
+	json_decref(t);
+}
+
+START_TEST(test_analysis_turn_marked)
+{
+	struct db_turn v[] = {turn(1, "interviewer", "hello"), turn(2, "candidate", "answer"),
+			      turn(3, "interviewer", "analysis"), turn(4, "candidate", "reply"),
+			      turn(5, "interviewer", "analysis")};
+	char got[8];
+
+	types_of(3, v, 3, got);
+	ck_assert_str_eq(got, "--A");
+	/* an even max_turns: the candidate answers the analysis, and is not marked */
+	types_of(4, v, 4, got);
+	ck_assert_str_eq(got, "--A-");
+	types_of(5, v, 5, got);
+	ck_assert_str_eq(got, "----A");
+	/* a conversation that ended before its analysis has none */
+	types_of(5, v, 2, got);
+	ck_assert_str_eq(got, "--");
+}
+END_TEST
+
+START_TEST(test_early_stop_moves_analysis)
+{
+	struct db_turn v[] = {turn(1, "interviewer", "we are done #stop_progress"),
+			      turn(2, "candidate", "ok"), turn(3, "interviewer", "analysis")};
+	char got[8];
+
+	types_of(9, v, 3, got);
+	ck_assert_str_eq(got, "--A");
+}
+END_TEST
+
+static Suite *record_suite(void)
+{
+	Suite *s = suite_create("record");
+	TCase *tc = tcase_create("dumps");
+
+	tcase_add_test(tc, test_floats_short);
+	tcase_add_test(tc, test_origin_mean_kept);
+	tcase_add_test(tc, test_reads_back_close);
+	tcase_add_test(tc, test_compact);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("transcript");
+	tcase_add_test(tc, test_analysis_turn_marked);
+	tcase_add_test(tc, test_early_stop_moves_analysis);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(record_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
