@@ -260,6 +260,7 @@ static int load_file(struct config *cfg, const char *path, struct perr *e)
 		INT_KEY("max_connections", max_connections, 1, 100000)
 		INT_KEY("max_connections_per_ip", max_connections_per_ip, 1, 100000)
 		INT_KEY("drain_timeout_s", drain_timeout_s, 0, 3600)
+		INT_KEY("idempotency_sweep_s", idempotency_sweep_s, 1, 86400)
 		INT_KEY("retry_max_attempts", retry_max_attempts, 1, 20)
 		INT_KEY("retry_base_delay_ms", retry_base_delay_ms, 1, 600000)
 		INT_KEY("retry_max_delay_ms", retry_max_delay_ms, 1, 3600000)
@@ -401,6 +402,7 @@ int config_load(struct config *cfg, int argc, char **argv, struct perr *e)
 	cfg->max_connections = 1024;
 	cfg->max_connections_per_ip = 256;
 	cfg->drain_timeout_s = 30;
+	cfg->idempotency_sweep_s = 3600;
 	cfg->retry_max_attempts = 5;
 	cfg->retry_base_delay_ms = 500;
 	cfg->retry_max_delay_ms = 30000;
