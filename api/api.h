@@ -59,14 +59,17 @@ struct api_resp {
 	const char *allow;   /* Allow header on 405 */
 	int retry_after;     /* seconds; 0 = none */
 	struct MHD_Response *raw; /* a streamed response (SSE) sent instead of body; owned */
-	struct {
+	struct api_hdr {
 		const char *name; /* a static string */
 		char *value;      /* owned */
-	} hdr[8];                 /* more headers: api_add_header() */
-	int nhdr;
+	} *hdr;                   /* more headers: api_add_header() */
+	int nhdr, hdr_alloc;
 };
 
-/* Adds a response header (value copied); the ninth and later are dropped. */
+/* A response as a handler receives it (status 200, empty body); api_resp_release() frees it. */
+void api_resp_init(struct api_resp *r);
+void api_resp_release(struct api_resp *r);
+/* Adds a response header (value copied); the list grows, none is ever dropped. */
 void api_add_header(struct api_resp *r, const char *name, const char *value);
 
 /* Sets a JSON body; j is stolen. */

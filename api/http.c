@@ -262,8 +262,10 @@ static void route(struct api_req *q, struct api_resp *r)
 
 void api_add_header(struct api_resp *r, const char *name, const char *value)
 {
-	if (r->nhdr >= (int)ARRAY_SIZE(r->hdr))
-		return;
+	if (r->nhdr == r->hdr_alloc) {
+		r->hdr_alloc = r->hdr_alloc ? 2 * r->hdr_alloc : 4;
+		r->hdr = xrealloc(r->hdr, (size_t)r->hdr_alloc * sizeof(*r->hdr));
+	}
 	r->hdr[r->nhdr].name = name;
 	r->hdr[r->nhdr].value = xstrdup(value);
 	r->nhdr++;
@@ -320,19 +322,20 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct api_resp *r
 	return ret;
 }
 
-static void resp_init(struct api_resp *r)
+void api_resp_init(struct api_resp *r)
 {
 	memset(r, 0, sizeof(*r));
 	strbuf_init(&r->body, 256);
 	r->status = 200;
 }
 
-static void resp_release(struct api_resp *r)
+void api_resp_release(struct api_resp *r)
 {
 	int i;
 
 	for (i = 0; i < r->nhdr; i++)
 		free(r->hdr[i].value);
+	free(r->hdr);
 	if (r->raw)
 		MHD_destroy_response(r->raw);
 	strbuf_release(&r->body);
@@ -377,12 +380,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (cl && strtoull(cl, NULL, 10) > a->deps.cfg->max_body_bytes) {
 			char detail[128];
 			/* refuse before reading: the client may stop sending now */
-			resp_init(&r);
+			api_resp_init(&r);
 			snprintf(detail, sizeof(detail), "the body is larger than %zu bytes",
 				 a->deps.cfg->max_body_bytes);
 			api_problem(&r, 413, "Content Too Large", detail, NULL);
 			ret = send_resp(conn, &r);
-			resp_release(&r);
+			api_resp_release(&r);
 			cs->too_large = 2; /* answered */
 			return ret;
 		}
@@ -405,7 +408,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 
 	t0 = util_mono_us();
-	resp_init(&r);
+	api_resp_init(&r);
 	memset(&q, 0, sizeof(q));
 	q.conn = conn;
 	q.deps = &a->deps;
@@ -430,7 +433,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	log_debug("request", "method=%s path=%s status=%d us=%lld", method, url, r.status,
 		  (long long)(util_mono_us() - t0));
 	ret = send_resp(conn, &r);
-	resp_release(&r);
+	api_resp_release(&r);
 	return ret;
 }
 
