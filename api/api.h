@@ -121,8 +121,6 @@ void api_system_metrics(struct api_req *q, struct api_resp *r);
 void api_dashboard_index(struct api_req *q, struct api_resp *r);
 void api_dashboard_asset(struct api_req *q, struct api_resp *r, const char *name);
 void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id);
-/* Adds rendered HTML to a turn_finished event's data (registered with the event hub). */
-void api_events_decorate(const char *type, json_t *data);
 
 /* batches and optimizations (api/batches.c, api/optimizations.c) */
 void api_batches_post(struct api_req *q, struct api_resp *r);

@@ -52,13 +52,23 @@ static void release(void *cls)
 	free(s);
 }
 
-void api_events_decorate(const char *type, json_t *data)
+/*
+ * A finished turn carries its Markdown rendered safely, as the transcript
+ * does. The hub calls this on the connection's thread as it reads the event;
+ * data is shared with other readers, so the HTML goes on a copy.
+ */
+static int render(const char *type, const char *id, json_t *data, struct strbuf *out)
 {
-	/* a finished turn carries its Markdown rendered safely, as the transcript does */
-	if (strcmp(type, "turn_finished") == 0)
-		json_object_set_new(
-		    data, "html",
-		    html_render_json(json_string_value(json_object_get(data, "message"))));
+	json_t *ev;
+
+	if (strcmp(type, "turn_finished") != 0)
+		return 0;
+	ev = json_copy(data);
+	json_object_set_new(ev, "html",
+			    html_render_json(json_string_value(json_object_get(data, "message"))));
+	events_format(out, type, id, ev);
+	json_decref(ev);
+	return 1;
 }
 
 static int terminal(const char *status)
@@ -94,7 +104,7 @@ void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id)
 	s = xcalloc(1, sizeof(*s));
 	s->conn = q->conn;
 	strbuf_init(&inflight, 0);
-	s->sub = events_subscribe_inflight(id, park, wake, s, &inflight, &inflight_turn);
+	s->sub = events_subscribe_inflight(id, park, wake, render, s, &inflight, &inflight_turn);
 
 	strbuf_init(&replay, 4096);
 	strbuf_addstr(&replay, "retry: 2000\n\n");
@@ -103,9 +113,8 @@ void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id)
 			if (turns[i].idx <= seen)
 				continue;
 			rec = record_turn(&turns[i]);
-			api_events_decorate("turn_finished", rec);
 			snprintf(evid, sizeof(evid), "%d-0", turns[i].idx);
-			events_format(&replay, "turn_finished", evid, rec);
+			render("turn_finished", evid, rec, &replay);
 			json_decref(rec);
 		}
 		if (n)

@@ -10,14 +10,36 @@
 #include <string.h>
 #include <time.h>
 
+/*
+ * One published event, shared by every subscriber it went to and freed by
+ * the last one to read it. data is the publisher's, kept and never changed;
+ * text is the event as plain SSE, what a subscriber without a renderer reads
+ * and what counts against its EVENTS_SUB_MAX.
+ */
+struct event {
+	atomic_int refs;
+	char type[24], id[48];
+	json_t *data; /* NULL for text that was formatted before (replay, heartbeat) */
+	char *text;
+	size_t len;
+};
+
+struct event_node {
+	struct event_node *next;
+	struct event *ev;
+};
+
 struct events_sub {
 	struct events_sub *prev, *next;
 	char job_id[32];
-	struct strbuf buf; /* pending SSE text from off on */
+	struct event_node *head, *tail; /* events not yet formatted for the reader */
+	size_t queued;			/* their plain text's bytes */
+	struct strbuf out;		/* the event being read, formatted, from off on */
 	size_t off;
 	int parked, ended, skip_turns;
 	void (*park)(void *ud);
 	void (*wake)(void *ud);
+	events_render_fn render; /* NULL: plain text */
 	void *ud;
 };
 
@@ -37,9 +59,8 @@ static struct {
 	struct events_sub *head;
 	int started, stopping, heartbeat_ms;
 	pthread_t heartbeat;
-	void (*decorate)(const char *type, json_t *data);
 	struct inflight *turns;
-} hub = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0, NULL, NULL};
+} hub = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0, NULL};
 
 /* Caller holds the lock. */
 static struct inflight **inflight_find(const char *job_id)
@@ -88,9 +109,48 @@ void events_turn_end(const char *job_id)
 
 static atomic_ulong next_seq;
 
+/* An event of plain SSE text (steals text); data, when given, is kept (a new reference). */
+static struct event *event_new(const char *type, const char *id, json_t *data, char *text,
+			       size_t len)
+{
+	struct event *ev = xcalloc(1, sizeof(*ev));
+
+	atomic_init(&ev->refs, 1);
+	snprintf(ev->type, sizeof(ev->type), "%s", type ? type : "");
+	snprintf(ev->id, sizeof(ev->id), "%s", id ? id : "");
+	ev->data = data ? json_incref(data) : NULL;
+	ev->text = text;
+	ev->len = len;
+	return ev;
+}
+
+static void event_put(struct event *ev)
+{
+	if (atomic_fetch_sub(&ev->refs, 1) != 1)
+		return;
+	json_decref(ev->data);
+	free(ev->text);
+	free(ev);
+}
+
+/* Caller holds the lock. */
 static size_t pending(const struct events_sub *s)
 {
-	return s->buf.len - s->off;
+	return s->queued + (s->out.len - s->off);
+}
+
+/* Caller holds the lock. Drops the events the reader has not had yet. */
+static void drop_queue(struct events_sub *s)
+{
+	struct event_node *n;
+
+	while ((n = s->head)) {
+		s->head = n->next;
+		event_put(n->ev);
+		free(n);
+	}
+	s->tail = NULL;
+	s->queued = 0;
 }
 
 /* Caller holds the lock. */
@@ -102,23 +162,42 @@ static void wake(struct events_sub *s)
 	}
 }
 
-/* Caller holds the lock. A subscriber too far behind is ended: it reconnects. */
-static void append(struct events_sub *s, const char *text, size_t len)
+/* Caller holds the lock. Queues ev for s, first or last. */
+static void enqueue(struct events_sub *s, struct event *ev, int first)
+{
+	struct event_node *n = xcalloc(1, sizeof(*n));
+
+	atomic_fetch_add(&ev->refs, 1);
+	n->ev = ev;
+	if (first) {
+		n->next = s->head;
+		s->head = n;
+		if (!s->tail)
+			s->tail = n;
+	} else {
+		if (s->tail)
+			s->tail->next = n;
+		else
+			s->head = n;
+		s->tail = n;
+	}
+	s->queued += ev->len;
+	wake(s);
+}
+
+/* Caller holds the lock. A subscriber too far behind is ended (after the event it is
+ * reading): it reconnects and is replayed from the store. */
+static void append(struct events_sub *s, struct event *ev)
 {
 	if (s->ended)
 		return;
-	if (pending(s) + len > EVENTS_SUB_MAX) {
-		strbuf_release(&s->buf);
-		s->off = 0;
+	if (pending(s) + ev->len > EVENTS_SUB_MAX) {
+		drop_queue(s);
 		s->ended = 1;
-	} else {
-		if (s->off && s->off == s->buf.len) {
-			strbuf_reset(&s->buf);
-			s->off = 0;
-		}
-		strbuf_add(&s->buf, text, len);
+		wake(s);
+		return;
 	}
-	wake(s);
+	enqueue(s, ev, 0);
 }
 
 static void *heartbeat_main(void *arg)
@@ -126,6 +205,7 @@ static void *heartbeat_main(void *arg)
 	static const char ping[] = ": ping\n\n";
 	struct timespec ts;
 	struct events_sub *s;
+	struct event *ev;
 
 	(void)arg;
 	pthread_mutex_lock(&hub.lock);
@@ -140,9 +220,11 @@ static void *heartbeat_main(void *arg)
 		pthread_cond_timedwait(&hub.tick, &hub.lock, &ts);
 		if (hub.stopping)
 			break;
+		ev = event_new(NULL, NULL, NULL, xstrdup(ping), sizeof(ping) - 1);
 		for (s = hub.head; s; s = s->next)
 			if (!pending(s))
-				append(s, ping, sizeof(ping) - 1);
+				append(s, ev);
+		event_put(ev);
 	}
 	pthread_mutex_unlock(&hub.lock);
 	return NULL;
@@ -185,28 +267,24 @@ void events_shutdown(void)
 	pthread_join(hub.heartbeat, NULL);
 }
 
-void events_set_decorator(void (*fn)(const char *type, json_t *data))
-{
-	hub.decorate = fn;
-}
-
 struct events_sub *events_subscribe(const char *job_id, void (*park)(void *ud),
 				    void (*wakefn)(void *ud), void *ud)
 {
-	return events_subscribe_inflight(job_id, park, wakefn, ud, NULL, NULL);
+	return events_subscribe_inflight(job_id, park, wakefn, NULL, ud, NULL, NULL);
 }
 
 struct events_sub *events_subscribe_inflight(const char *job_id, void (*park)(void *ud),
-					     void (*wakefn)(void *ud), void *ud,
-					     struct strbuf *inflight, int *turn)
+					     void (*wakefn)(void *ud), events_render_fn render,
+					     void *ud, struct strbuf *inflight, int *turn)
 {
 	struct events_sub *s = xcalloc(1, sizeof(*s));
 	struct inflight *t;
 
 	snprintf(s->job_id, sizeof(s->job_id), "%s", job_id);
-	strbuf_init(&s->buf, 0);
+	strbuf_init(&s->out, 0);
 	s->park = park;
 	s->wake = wakefn;
+	s->render = render;
 	s->ud = ud;
 	if (turn)
 		*turn = 0;
@@ -251,9 +329,10 @@ void events_unsubscribe(struct events_sub *s)
 		hub.head = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
+	drop_queue(s);
 	pthread_cond_broadcast(&hub.tick);
 	pthread_mutex_unlock(&hub.lock);
-	strbuf_release(&s->buf);
+	strbuf_release(&s->out);
 	free(s);
 }
 
@@ -283,17 +362,16 @@ void events_sub_skip_turns(struct events_sub *s, int up_to)
 
 void events_sub_prepend(struct events_sub *s, const char *text, size_t len)
 {
-	struct strbuf nb;
+	struct event *ev;
+	struct strbuf copy;
 
+	strbuf_init(&copy, len);
+	strbuf_add(&copy, text, len);
+	ev = event_new(NULL, NULL, NULL, strbuf_detach(&copy, NULL), len);
 	pthread_mutex_lock(&hub.lock);
-	strbuf_init(&nb, len + pending(s));
-	strbuf_add(&nb, text, len);
-	strbuf_add(&nb, s->buf.buf + s->off, pending(s));
-	strbuf_release(&s->buf);
-	s->buf = nb;
-	s->off = 0;
-	wake(s);
+	enqueue(s, ev, 1); /* even to an ended stream: the replay is what it ends with */
 	pthread_mutex_unlock(&hub.lock);
+	event_put(ev);
 }
 
 void events_sub_end(struct events_sub *s)
@@ -306,14 +384,34 @@ void events_sub_end(struct events_sub *s)
 
 long events_sub_read(struct events_sub *s, char *buf, size_t max)
 {
+	struct event_node *node;
+	struct strbuf next;
 	size_t n;
 
 	pthread_mutex_lock(&hub.lock);
-	n = pending(s);
+	while (s->off == s->out.len && (node = s->head)) {
+		/* the next event is formatted here, on the reader's thread, outside the lock */
+		s->head = node->next;
+		if (!s->head)
+			s->tail = NULL;
+		s->queued -= node->ev->len;
+		pthread_mutex_unlock(&hub.lock);
+		strbuf_init(&next, 0);
+		if (!node->ev->data || !s->render ||
+		    !s->render(node->ev->type, node->ev->id, node->ev->data, &next))
+			strbuf_add(&next, node->ev->text, node->ev->len);
+		event_put(node->ev);
+		free(node);
+		pthread_mutex_lock(&hub.lock);
+		strbuf_release(&s->out);
+		s->out = next;
+		s->off = 0;
+	}
+	n = s->out.len - s->off;
 	if (n) {
 		if (n > max)
 			n = max;
-		memcpy(buf, s->buf.buf + s->off, n);
+		memcpy(buf, s->out.buf + s->off, n);
 		s->off += n;
 		pthread_mutex_unlock(&hub.lock);
 		return (long)n;
@@ -347,7 +445,6 @@ static int listened(const char *job_id, int turn)
 	return 0;
 }
 
-/* Caller holds the lock. The last event of a job ends its streams. */
 int events_listening(const char *job_id)
 {
 	int any;
@@ -358,7 +455,8 @@ int events_listening(const char *job_id)
 	return any;
 }
 
-static void deliver(const char *job_id, int turn, const struct strbuf *text, int last)
+/* Caller holds the lock. The last event of a job ends its streams. */
+static void deliver(const char *job_id, int turn, struct event *ev, int last)
 {
 	struct events_sub *s;
 
@@ -366,7 +464,7 @@ static void deliver(const char *job_id, int turn, const struct strbuf *text, int
 		if (strcmp(s->job_id, job_id) != 0)
 			continue;
 		if (!turn || turn > s->skip_turns)
-			append(s, text->buf, text->len);
+			append(s, ev);
 		if (last) {
 			s->ended = 1;
 			wake(s);
@@ -376,8 +474,10 @@ static void deliver(const char *job_id, int turn, const struct strbuf *text, int
 
 void events_publish(const char *job_id, const char *type, int turn, int done, json_t *data)
 {
+	struct event *ev;
 	struct strbuf sb;
 	char id[48];
+	size_t len;
 	int any;
 
 	pthread_mutex_lock(&hub.lock);
@@ -385,15 +485,15 @@ void events_publish(const char *job_id, const char *type, int turn, int done, js
 	pthread_mutex_unlock(&hub.lock);
 	if (!any)
 		return;
-	if (hub.decorate)
-		hub.decorate(type, data);
 	snprintf(id, sizeof(id), "%d-%lu", done, atomic_fetch_add(&next_seq, 1) + 1);
 	strbuf_init(&sb, 256);
 	events_format(&sb, type, id, data);
+	len = sb.len;
+	ev = event_new(type, id, data, strbuf_detach(&sb, NULL), len);
 	pthread_mutex_lock(&hub.lock);
-	deliver(job_id, turn, &sb, strcmp(type, "job_finished") == 0);
+	deliver(job_id, turn, ev, strcmp(type, "job_finished") == 0);
 	pthread_mutex_unlock(&hub.lock);
-	strbuf_release(&sb);
+	event_put(ev);
 }
 
 void events_publish_token(const char *job_id, int turn, int done, const char *text, size_t len)

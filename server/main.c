@@ -95,7 +95,6 @@ int main(int argc, char **argv)
 	expire_idempotency_keys(db);
 
 	events_init(15000);
-	events_set_decorator(api_events_decorate);
 	fleet = fleet_start(cfg.backends, cfg.nbackends);
 	if (!(pool = pool_start(&cfg, fleet, &e)))
 		die("cannot start workers", &e);
