@@ -12,6 +12,7 @@
 #include "server/ending.h"
 #include "server/events.h"
 #include "server/extract.h"
+#include "server/job_spec.h"
 #include "server/judge.h"
 #include "server/log.h"
 #include "server/metrics.h"
@@ -268,12 +269,12 @@ static json_t *job_metrics(const struct turns *ts, const struct optim_list *ol,
 
 /* Extracts, scores, lets the judge grade when asked to, and ends the job. */
 static enum job_end finish_success(struct engine_ctx *ctx, struct ending *en,
-				   const struct db_job *job, const json_t *scenario,
+				   const struct db_job *job, const struct job_spec *spec,
 				   const struct turns *ts)
 {
 	int analysis = engine_analysis_turn(job->max_turns, ts->v, ts->n);
-	enum extract_method em = EXTRACT_RUBRIC;
-	enum score_method sm = SCORE_RUBRIC;
+	enum extract_method em = spec->extraction;
+	enum score_method sm = spec->scoring;
 	struct score_turn *st = xcalloc(ts->n ? ts->n : 1, sizeof(*st));
 	struct optim_list ol;
 	struct score_input in;
@@ -281,8 +282,6 @@ static enum job_end finish_success(struct engine_ctx *ctx, struct ending *en,
 	enum job_end out = JOB_GOES_ON;
 	size_t i;
 
-	extract_method_parse(job->extraction, &em);
-	score_method_parse(job->scoring, &sm);
 	optim_list_init(&ol);
 	for (i = 0; i < ts->n; i++)
 		if (ts->v[i].idx == analysis)
@@ -296,8 +295,8 @@ static enum job_end finish_success(struct engine_ctx *ctx, struct ending *en,
 	in.turns = st;
 	in.nturns = ts->n;
 	in.optims = &ol;
-	in.problem = json_string_value(json_object_get(scenario, "problem"));
-	in.goal = json_string_value(json_object_get(scenario, "goal"));
+	in.problem = json_string_value(json_object_get(spec->scenario, "problem"));
+	in.goal = json_string_value(json_object_get(spec->scenario, "goal"));
 	memset(&sr, 0, sizeof(sr));
 	score_conversation(sm, &in, &sr);
 	/* from here on, whatever ends the job keeps the scores and the optimizations */
@@ -309,9 +308,10 @@ static enum job_end finish_success(struct engine_ctx *ctx, struct ending *en,
 		struct judge_call jc = {.fleet = ctx->fleet,
 					.curl = ctx->curl,
 					.cancel = ctx->cancel,
-					.spec = job->judge,
-					.scenario = scenario,
-					.options = job->options,
+					.model = spec->judge_model,
+					.backend = spec->judge_backend,
+					.scenario = spec->scenario,
+					.options = spec->options,
 					.turns = ts->v,
 					.nturns = ts->n};
 		json_object_set_new(en->metrics, "judge", judge_run(&jc));
@@ -347,21 +347,20 @@ enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job)
 	struct strbuf scratch, note;
 	struct chat_msg *msgs = NULL;
 	struct ending en;
-	json_t *scenario, *options; /* owned */
-	json_error_t jerr;
+	struct job_spec spec;
 	struct perr e = {0};
 	size_t i;
 
 	ending_init(&en, ctx->db, job->id, job->attempts, ctx->cancel, ctx->stopping);
-	scenario = json_loads(job->scenario, 0, &jerr);
-	options = json_loads(job->options ? job->options : "{}", 0, &jerr);
 	strbuf_init(&scratch, 4096);
 	strbuf_init(&note, 0);
-	if (!scenario || !options) {
-		out = ending_finish(&en, "failed", "internal", "the stored job cannot be read");
+	if (job_spec_parse(job, &spec, &e) < 0) {
+		log_error("cannot read job", "job=%s error=\"%s\"", job->id, e.msg);
+		out = ending_finish(&en, "failed", "internal", e.msg);
 		goto out;
 	}
-	prompt_render(scenario, job->interviewer_model, job->candidate_model, job->max_turns, &pr);
+	prompt_render(spec.scenario, job->interviewer_model, job->candidate_model, job->max_turns,
+		      &pr);
 	if (db_turn_list(ctx->db, job->id, &ts.v, &ts.n, &e) < 0) {
 		log_error("cannot load turns", "job=%s error=\"%s\"", job->id, e.msg);
 		out = ending_requeue(&en);
@@ -405,7 +404,7 @@ enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job)
 		req.msgs = msgs;
 		req.nmsgs = prompt_messages(&pr, ts.v, ts.n, idx, interviewer && idx == analysis,
 					    msgs, &scratch);
-		req.options = options;
+		req.options = spec.options;
 		req.cancel = ctx->cancel;
 		tc.job_id = job->id;
 		tc.turn = idx;
@@ -460,7 +459,7 @@ enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job)
 		log_debug("turn stored", "job=%s turn=%d wall_ms=%.0f", job->id, idx, t.wall_ms);
 		turns_push(&ts, &t);
 	}
-	out = finish_success(ctx, &en, job, scenario, &ts);
+	out = finish_success(ctx, &en, job, &spec, &ts);
 out:
 	ending_release(&en);
 	for (i = 0; i < ts.n; i++)
@@ -470,7 +469,6 @@ out:
 	prompt_release(&pr);
 	strbuf_release(&scratch);
 	strbuf_release(&note);
-	json_decref(scenario);
-	json_decref(options);
+	job_spec_release(&spec);
 	return out;
 }
