@@ -386,10 +386,18 @@ long events_sub_read(struct events_sub *s, char *buf, size_t max)
 {
 	struct event_node *node;
 	struct strbuf next;
-	size_t n;
+	size_t n, got = 0;
 
 	pthread_mutex_lock(&hub.lock);
-	while (s->off == s->out.len && (node = s->head)) {
+	for (;;) {
+		n = s->out.len - s->off;
+		if (n > max - got)
+			n = max - got;
+		memcpy(buf + got, s->out.buf + s->off, n);
+		s->off += n;
+		got += n;
+		if (got == max || !(node = s->head))
+			break;
 		/* the next event is formatted here, on the reader's thread, outside the lock */
 		s->head = node->next;
 		if (!s->head)
@@ -407,14 +415,9 @@ long events_sub_read(struct events_sub *s, char *buf, size_t max)
 		s->out = next;
 		s->off = 0;
 	}
-	n = s->out.len - s->off;
-	if (n) {
-		if (n > max)
-			n = max;
-		memcpy(buf, s->out.buf + s->off, n);
-		s->off += n;
+	if (got) {
 		pthread_mutex_unlock(&hub.lock);
-		return (long)n;
+		return (long)got;
 	}
 	if (s->ended) {
 		pthread_mutex_unlock(&hub.lock);
