@@ -96,11 +96,6 @@ static char *submit(const char *extra)
 	return id;
 }
 
-static char *submit_judged(void)
-{
-	return submit(",\"scoring\":\"judge\",\"judge\":{\"model\":\"judge-slow\"}");
-}
-
 static const char *str(json_t *o, const char *key)
 {
 	const char *s = json_string_value(json_object_get(o, key));
@@ -134,6 +129,18 @@ static int wait_call_in_flight(const char *model, long timeout_ms)
 	return 0;
 }
 
+/* Starts both daemons and a job whose slow judge is grading it when this returns. */
+static char *start_judging(void)
+{
+	char *id;
+
+	start("0");
+	script_judge(150);
+	id = submit(",\"scoring\":\"judge\",\"judge\":{\"model\":\"judge-slow\"}");
+	ck_assert_msg(wait_call_in_flight("judge-slow", 30000), "the judge was never called");
+	return id;
+}
+
 static void cancel(const char *id, int want)
 {
 	char path[96];
@@ -162,10 +169,7 @@ START_TEST(cancel_while_the_judge_grades)
 	json_t *job, *m;
 	char *id;
 
-	start("0");
-	script_judge(150);
-	id = submit_judged();
-	ck_assert_msg(wait_call_in_flight("judge-slow", 30000), "the judge was never called");
+	id = start_judging();
 	cancel(id, 202);
 	job = harness_wait_job(parleyd.port, id, 20000);
 	ck_assert_ptr_nonnull(job);
@@ -194,10 +198,7 @@ START_TEST(sigterm_while_the_judge_grades)
 	json_t *job, *g;
 	char *id;
 
-	start("0");
-	script_judge(150);
-	id = submit_judged();
-	ck_assert_msg(wait_call_in_flight("judge-slow", 30000), "the judge was never called");
+	id = start_judging();
 	ck_assert_int_eq(harness_stop(&parleyd, SIGTERM), 0);
 	/* after the restart the judge answers at once, and the job is graded */
 	script_judge(0);
