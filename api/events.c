@@ -57,19 +57,17 @@ static void release(void *cls)
  * does. The hub calls this on the connection's thread as it reads the event;
  * data is shared with other readers, so the HTML goes on a copy.
  */
-static int render(const char *type, const char *id, json_t *data, struct strbuf *out)
+static void render(const char *type, const char *id, json_t *data, struct strbuf *out)
 {
-	json_t *ev;
+	json_t *ev = json_copy(data);
 
-	if (strcmp(type, "turn_finished") != 0)
-		return 0;
-	ev = json_copy(data);
 	json_object_set_new(ev, "html",
 			    html_render_json(json_string_value(json_object_get(data, "message"))));
 	events_format(out, type, id, ev);
 	json_decref(ev);
-	return 1;
 }
+
+static const struct events_render turn_html = {"turn_finished", render};
 
 static int terminal(const char *status)
 {
@@ -104,7 +102,8 @@ void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id)
 	s = xcalloc(1, sizeof(*s));
 	s->conn = q->conn;
 	strbuf_init(&inflight, 0);
-	s->sub = events_subscribe_inflight(id, park, wake, render, s, &inflight, &inflight_turn);
+	s->sub =
+	    events_subscribe_inflight(id, park, wake, &turn_html, s, &inflight, &inflight_turn);
 
 	strbuf_init(&replay, 4096);
 	strbuf_addstr(&replay, "retry: 2000\n\n");

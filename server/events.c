@@ -12,9 +12,10 @@
 
 /*
  * One published event, shared by every subscriber it went to and freed by
- * the last one to read it. data is the publisher's, kept and never changed;
- * text is the event as plain SSE, what a subscriber without a renderer reads
- * and what counts against its EVENTS_SUB_MAX.
+ * the last one to read it. data is the publisher's, kept (never changed) only
+ * when a subscriber renders events of this type; text is the event as plain
+ * SSE, what every other subscriber reads and what counts against each
+ * subscriber's EVENTS_SUB_MAX.
  */
 struct event {
 	atomic_int refs;
@@ -39,7 +40,7 @@ struct events_sub {
 	int parked, ended, skip_turns;
 	void (*park)(void *ud);
 	void (*wake)(void *ud);
-	events_render_fn render; /* NULL: plain text */
+	const struct events_render *render; /* NULL: plain text only */
 	void *ud;
 };
 
@@ -274,8 +275,9 @@ struct events_sub *events_subscribe(const char *job_id, void (*park)(void *ud),
 }
 
 struct events_sub *events_subscribe_inflight(const char *job_id, void (*park)(void *ud),
-					     void (*wakefn)(void *ud), events_render_fn render,
-					     void *ud, struct strbuf *inflight, int *turn)
+					     void (*wakefn)(void *ud),
+					     const struct events_render *render, void *ud,
+					     struct strbuf *inflight, int *turn)
 {
 	struct events_sub *s = xcalloc(1, sizeof(*s));
 	struct inflight *t;
@@ -405,8 +407,9 @@ long events_sub_read(struct events_sub *s, char *buf, size_t max)
 		s->queued -= node->ev->len;
 		pthread_mutex_unlock(&hub.lock);
 		strbuf_init(&next, 0);
-		if (!node->ev->data || !s->render ||
-		    !s->render(node->ev->type, node->ev->id, node->ev->data, &next))
+		if (node->ev->data && s->render && !strcmp(node->ev->type, s->render->type))
+			s->render->fn(node->ev->type, node->ev->id, node->ev->data, &next);
+		else
 			strbuf_add(&next, node->ev->text, node->ev->len);
 		event_put(node->ev);
 		free(node);
@@ -437,15 +440,26 @@ void events_format(struct strbuf *out, const char *type, const char *id, const j
 	free(text);
 }
 
-/* Whether anyone listens to job_id for an event of turn (0 = any). Caller holds the lock. */
-static int listened(const char *job_id, int turn)
+/*
+ * Whether anyone listens to job_id for an event of turn (0 = any); with type,
+ * *renders says whether one of them renders that type itself. Caller holds
+ * the lock.
+ */
+static int listened(const char *job_id, int turn, const char *type, int *renders)
 {
 	struct events_sub *s;
+	int any = 0;
 
-	for (s = hub.head; s; s = s->next)
-		if (!s->ended && strcmp(s->job_id, job_id) == 0 && (!turn || turn > s->skip_turns))
-			return 1;
-	return 0;
+	for (s = hub.head; s; s = s->next) {
+		if (s->ended || strcmp(s->job_id, job_id) != 0 || (turn && turn <= s->skip_turns))
+			continue;
+		any = 1;
+		if (!type)
+			break;
+		if (s->render && !strcmp(s->render->type, type))
+			*renders = 1;
+	}
+	return any;
 }
 
 int events_listening(const char *job_id)
@@ -453,7 +467,7 @@ int events_listening(const char *job_id)
 	int any;
 
 	pthread_mutex_lock(&hub.lock);
-	any = listened(job_id, 0);
+	any = listened(job_id, 0, NULL, NULL);
 	pthread_mutex_unlock(&hub.lock);
 	return any;
 }
@@ -481,10 +495,10 @@ void events_publish(const char *job_id, const char *type, int turn, int done, js
 	struct strbuf sb;
 	char id[48];
 	size_t len;
-	int any;
+	int any, renders = 0;
 
 	pthread_mutex_lock(&hub.lock);
-	any = listened(job_id, turn);
+	any = listened(job_id, turn, type, &renders);
 	pthread_mutex_unlock(&hub.lock);
 	if (!any)
 		return;
@@ -492,7 +506,8 @@ void events_publish(const char *job_id, const char *type, int turn, int done, js
 	strbuf_init(&sb, 256);
 	events_format(&sb, type, id, data);
 	len = sb.len;
-	ev = event_new(type, id, data, strbuf_detach(&sb, NULL), len);
+	/* a subscriber that renders this type and joins in the meantime gets the plain text */
+	ev = event_new(type, id, renders ? data : NULL, strbuf_detach(&sb, NULL), len);
 	pthread_mutex_lock(&hub.lock);
 	deliver(job_id, turn, ev, strcmp(type, "job_finished") == 0);
 	pthread_mutex_unlock(&hub.lock);
@@ -509,7 +524,7 @@ void events_publish_token(const char *job_id, int turn, int done, const char *te
 	t = *inflight_find(job_id);
 	if (t && t->turn == turn)
 		strbuf_add(&t->text, text, len);
-	any = listened(job_id, turn);
+	any = listened(job_id, turn, NULL, NULL);
 	pthread_mutex_unlock(&hub.lock);
 	if (!any)
 		return;

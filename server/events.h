@@ -39,13 +39,17 @@ void events_shutdown(void);
 int events_wait_idle(long ms);
 
 /*
- * A subscriber's own formatting of an event: appends the whole SSE event
- * (events_format()) to out and returns 1, or returns 0 to send the plain
- * text. Called by events_sub_read(), on the reader's thread, without the
- * hub's lock. data is the publisher's, shared with other readers: read it,
- * never change it.
+ * How a subscriber formats one type of event itself (the API: turn_finished
+ * with its HTML). fn appends the whole SSE event (events_format()) to out;
+ * events_sub_read() calls it on the reader's thread, without the hub's lock.
+ * data is the publisher's, shared with other readers: read it, never change
+ * it. The hub keeps an event's data only for a subscriber that renders its
+ * type, so the other events cost their plain text alone.
  */
-typedef int (*events_render_fn)(const char *type, const char *id, json_t *data, struct strbuf *out);
+struct events_render {
+	const char *type;
+	void (*fn)(const char *type, const char *id, json_t *data, struct strbuf *out);
+};
 
 /*
  * park(ud) is called, under the hub's lock, when the subscriber has nothing
@@ -55,14 +59,15 @@ typedef int (*events_render_fn)(const char *type, const char *id, json_t *data, 
 struct events_sub *events_subscribe(const char *job_id, void (*park)(void *ud),
 				    void (*wake)(void *ud), void *ud);
 /*
- * The same, with a renderer (may be NULL), and at the same instant (so that
+ * The same, with a renderer (may be NULL; kept, so static), and at the same instant (so that
  * no token is in both or in neither) appends to inflight the events that show
  * the turn in progress, if any: its turn_started and one token holding its
  * text so far. *turn is that turn's number, 0 when none is in progress.
  */
 struct events_sub *events_subscribe_inflight(const char *job_id, void (*park)(void *ud),
-					     void (*wake)(void *ud), events_render_fn render,
-					     void *ud, struct strbuf *inflight, int *turn);
+					     void (*wake)(void *ud),
+					     const struct events_render *render, void *ud,
+					     struct strbuf *inflight, int *turn);
 void events_unsubscribe(struct events_sub *s);
 
 /* Turn number up to which turn_finished (and its tokens) must not be sent again. */
