@@ -60,11 +60,11 @@ struct api_resp {
 	char *location;      /* Location header or NULL */
 	int retry_after;     /* seconds; 0 = none */
 	struct MHD_Response *raw; /* a streamed response (SSE) sent instead of body; owned */
-	struct {
+	struct api_hdr {
 		const char *name; /* a static string */
 		char *value;      /* owned */
-	} hdr[16];                /* more headers: api_add_header() */
-	int nhdr;
+	} *hdr;                   /* more headers: api_add_header() */
+	int nhdr, hdr_alloc;
 	/*
 	 * Set by a handler when what it answers no longer changes (a finished job,
 	 * its transcript, a finished batch): the answer then gets an ETag, a 304
@@ -75,7 +75,10 @@ struct api_resp {
 	const char *instance; /* the request path, a problem document's "instance" */
 };
 
-/* Adds a response header (value copied); the seventeenth and later are dropped. */
+/* A response as a handler receives it (status 200, empty body); api_resp_release() frees it. */
+void api_resp_init(struct api_resp *r);
+void api_resp_release(struct api_resp *r);
+/* Adds a response header (value copied); the list grows, none is ever dropped. */
 void api_add_header(struct api_resp *r, const char *name, const char *value);
 
 /* Response bodies and problems (api/errors.c). Sets a JSON body; j is stolen. */
@@ -157,8 +160,6 @@ void api_openapi_get(struct api_req *q, struct api_resp *r);
 void api_dashboard_index(struct api_req *q, struct api_resp *r);
 void api_dashboard_asset(struct api_req *q, struct api_resp *r, const char *name);
 void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id);
-/* Adds rendered HTML to a turn_finished event's data (registered with the event hub). */
-void api_events_decorate(const char *type, json_t *data);
 
 /* batches and optimizations (api/batches.c, api/optimizations.c) */
 void api_batches_post(struct api_req *q, struct api_resp *r);

@@ -64,14 +64,34 @@ static void session_sign(long long expiry, char out[96])
 	out[n + 64] = '\0';
 }
 
+/*
+ * The expiry of a cookie value, in seconds: 1 to 12 digits and a dot, no sign
+ * and no blanks (the cookie comes from an unauthenticated client, so nothing
+ * it holds may reach an arithmetic overflow). 0, or -1 when malformed.
+ */
+static int session_expiry(const char *value, long long *expiry)
+{
+	long long v = 0;
+	int n;
+
+	for (n = 0; value[n] >= '0' && value[n] <= '9'; n++) {
+		if (n == 12)
+			return -1;
+		v = v * 10 + (value[n] - '0');
+	}
+	if (n == 0 || value[n] != '.')
+		return -1;
+	*expiry = v;
+	return 0;
+}
+
 static int session_ok(const char *value)
 {
+	long long now = (long long)(util_now_us() / 1000000), expiry;
 	char want[96];
-	long long expiry;
-	char *dot;
 
-	expiry = strtoll(value, &dot, 10);
-	if (*dot != '.' || expiry * 1000000 < util_now_us())
+	/* expired, or later than any cookie this process signs: refused before the MAC */
+	if (session_expiry(value, &expiry) < 0 || expiry < now || expiry > now + SESSION_SECONDS)
 		return 0;
 	session_sign(expiry, want);
 	return strlen(value) == strlen(want) && ct_equal(value, want, strlen(want));

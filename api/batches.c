@@ -22,6 +22,7 @@
 #include "server/events.h"
 #include "server/record.h"
 #include "server/summary.h"
+#include "server/ending.h"
 
 #define MAX_CANDIDATES 32
 #define MAX_SCENARIOS 32
@@ -303,40 +304,13 @@ void api_batches_report(struct api_req *q, struct api_resp *r, const char *id)
 	api_markdown(r, &md);
 }
 
-/* Tells anyone watching a job that it ended without running (cancelled while queued). */
-static void publish_ended(struct api_req *q, const char *job_id)
-{
-	struct db_job j;
-	json_t *rec;
-
-	if (db_job_get(q->db, job_id, &j, NULL) < 0)
-		return;
-	rec = record_job(&j);
-	events_publish(j.id, "status", 0, j.turns_completed, rec);
-	events_publish(j.id, "job_finished", 0, j.turns_completed, rec);
-	json_decref(rec);
-	db_job_release(&j);
-}
-
 void api_batches_cancel(struct api_req *q, struct api_resp *r, const char *id)
 {
 	struct perr e = {0};
-	char **running, **queued;
-	size_t nrunning, nqueued, i;
 	json_t *view;
 
-	if (db_batch_cancel(q->db, id, &running, &nrunning, &queued, &nqueued, &e) < 0)
+	if (ending_cancel_batch(q->db, q->deps->pool, id, &e) < 0)
 		return api_perr(r, &e);
-	for (i = 0; i < nrunning; i++) {
-		pool_cancel(q->deps->pool, running[i]);
-		free(running[i]);
-	}
-	for (i = 0; i < nqueued; i++) {
-		publish_ended(q, queued[i]);
-		free(queued[i]);
-	}
-	free(running);
-	free(queued);
 	if (!(view = load_batch(q, id, &e)))
 		return api_perr(r, &e);
 	api_json(r, 202, view);

@@ -19,6 +19,7 @@
 
 #include "api/api.h"
 #include "api/html.h"
+#include "api/views.h"
 #include "db/job.h"
 #include "db/turn.h"
 #include "server/events.h"
@@ -56,13 +57,24 @@ static void release(void *cls)
 	free(s);
 }
 
-void api_events_decorate(const char *type, json_t *data)
+/*
+ * A finished turn carries its Markdown rendered safely, as the transcript
+ * does; a job (status, job_finished) carries its links, as GET /v1/jobs/{id}
+ * gives it. The hub calls this on the connection's thread as it reads the
+ * event; data is shared with other readers, so the additions go on a copy.
+ */
+static void render(const char *type, const char *id, json_t *data, struct strbuf *out)
 {
-	/* a finished turn carries its Markdown rendered safely, as the transcript does */
+	json_t *ev = json_copy(data);
+
 	if (strcmp(type, "turn_finished") == 0)
 		json_object_set_new(
-		    data, "html",
-		    html_render_json(json_string_value(json_object_get(data, "message"))));
+		    ev, "html", html_render_json(json_string_value(json_object_get(data, "message"))));
+	else if (json_is_string(json_object_get(data, "id")))
+		json_object_set_new(ev, "links",
+				    view_job_links(json_string_value(json_object_get(data, "id"))));
+	events_format(out, type, id, ev);
+	json_decref(ev);
 }
 
 static ssize_t no_stream(void *cls, uint64_t pos, char *buf, size_t max)
@@ -82,6 +94,9 @@ static void stream_headers(struct api_resp *r)
 	MHD_add_response_header(r->raw, "X-Content-Type-Options", "nosniff");
 	r->status = 200;
 }
+
+static const char *const rendered_types[] = {"turn_finished", "status", "job_finished", NULL};
+static const struct events_render rendering = {rendered_types, render};
 
 static int terminal(const char *status)
 {
@@ -155,7 +170,8 @@ void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id)
 	s = xcalloc(1, sizeof(*s));
 	s->conn = q->conn;
 	strbuf_init(&inflight, 0);
-	s->sub = events_subscribe_inflight(id, park, wake, s, &inflight, &inflight_turn);
+	s->sub =
+	    events_subscribe_inflight(id, park, wake, &rendering, s, &inflight, &inflight_turn);
 
 	strbuf_init(&replay, 4096);
 	strbuf_addstr(&replay, "retry: 2000\n\n");
@@ -164,9 +180,8 @@ void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id)
 			if (turns[i].idx <= seen)
 				continue;
 			rec = record_turn(&turns[i]);
-			api_events_decorate("turn_finished", rec);
 			snprintf(evid, sizeof(evid), "%d-0", turns[i].idx);
-			events_format(&replay, "turn_finished", evid, rec);
+			render("turn_finished", evid, rec, &replay);
 			json_decref(rec);
 		}
 		if (n)
@@ -178,11 +193,11 @@ void api_jobs_events(struct api_req *q, struct api_resp *r, const char *id)
 		rec = record_job(&j);
 		snprintf(evid, sizeof(evid), "%d-%lld", j.turns_completed,
 			 (long long)events_sub_replay_id(s->sub, 0));
-		events_format(&replay, "status", evid, rec);
+		render("status", evid, rec, &replay);
 		if (terminal(j.status)) {
 			snprintf(evid, sizeof(evid), "%d-%lld", j.turns_completed,
 				 (long long)events_sub_replay_id(s->sub, 1));
-			events_format(&replay, "job_finished", evid, rec);
+			render("job_finished", evid, rec, &replay);
 			events_sub_end(s->sub);
 		}
 		json_decref(rec);

@@ -270,8 +270,10 @@ static void route(struct api_req *q, struct api_resp *r)
 
 void api_add_header(struct api_resp *r, const char *name, const char *value)
 {
-	if (r->nhdr >= (int)ARRAY_SIZE(r->hdr))
-		return;
+	if (r->nhdr == r->hdr_alloc) {
+		r->hdr_alloc = r->hdr_alloc ? 2 * r->hdr_alloc : 4;
+		r->hdr = xrealloc(r->hdr, (size_t)r->hdr_alloc * sizeof(*r->hdr));
+	}
 	r->hdr[r->nhdr].name = name;
 	r->hdr[r->nhdr].value = xstrdup(value);
 	r->nhdr++;
@@ -326,19 +328,20 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct api_resp *r
 	return ret;
 }
 
-static void resp_init(struct api_resp *r)
+void api_resp_init(struct api_resp *r)
 {
 	memset(r, 0, sizeof(*r));
 	strbuf_init(&r->body, 256);
 	r->status = 200;
 }
 
-static void resp_release(struct api_resp *r)
+void api_resp_release(struct api_resp *r)
 {
 	int i;
 
 	for (i = 0; i < r->nhdr; i++)
 		free(r->hdr[i].value);
+	free(r->hdr);
 	if (r->raw)
 		MHD_destroy_response(r->raw);
 	strbuf_release(&r->body);
@@ -775,7 +778,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*con_cls = cs;
 		if (cl && strtoull(cl, NULL, 10) > a->deps.cfg->max_body_bytes) {
 			/* refuse before reading: the client may stop sending now */
-			resp_init(&r);
+			api_resp_init(&r);
 			r.instance = url;
 			request_id(conn, rid);
 			api_fail(&r, PERR_TOO_LARGE, NULL, "the body is larger than %zu bytes",
@@ -785,7 +788,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			access_log(conn, early_route(url), method, 413, util_mono_us());
 			log_set_request_id(NULL);
 			ret = send_resp(conn, &r);
-			resp_release(&r);
+			api_resp_release(&r);
 			cs->too_large = 2; /* answered */
 			return ret;
 		}
@@ -810,7 +813,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	t0 = util_mono_us();
 	request_id(conn, rid);
 	log_set_request_id(rid);
-	resp_init(&r);
+	api_resp_init(&r);
 	r.instance = url;
 	memset(&q, 0, sizeof(q));
 	q.conn = conn;
@@ -839,7 +842,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	access_log(conn, q.route, method, r.status, t0);
 	log_set_request_id(NULL);
 	ret = send_resp(conn, &r);
-	resp_release(&r);
+	api_resp_release(&r);
 	return ret;
 }
 

@@ -13,6 +13,7 @@
 #include "db/job.h"
 #include "db/scenario.h"
 #include "db/turn.h"
+#include "server/ending.h"
 
 /* A short stable digest of the request, for Idempotency-Key (FNV-1a, 64 bits). */
 static void body_digest(json_t *body, char out[17])
@@ -221,10 +222,8 @@ void api_jobs_cancel(struct api_req *q, struct api_resp *r, const char *id)
 	struct perr e = {0};
 	char was[16] = "";
 
-	if (db_job_cancel(q->db, id, was, &e) < 0)
+	if (ending_cancel_job(q->db, q->deps->pool, id, was, &e) < 0)
 		return api_perr(r, &e);
-	if (strcmp(was, "running") == 0)
-		pool_cancel(q->deps->pool, id);
 	if (db_job_get(q->db, id, &j, &e) < 0)
 		return api_perr(r, &e);
 	if (strcmp(was, "queued") != 0 && strcmp(was, "running") != 0) {

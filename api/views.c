@@ -11,16 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static json_t *loads_or(const char *text, json_t *fallback)
-{
-	json_t *j = text ? json_loads(text, 0, NULL) : NULL;
-
-	if (!j)
-		return fallback;
-	json_decref(fallback);
-	return j;
-}
-
 static json_t *or_null(json_t *v)
 {
 	return v ? v : json_null();
@@ -122,12 +112,12 @@ json_t *view_transcript(const struct db_job_full *tr)
 	const struct db_optim *optims = tr->optims;
 	size_t nturns = tr->nturns, noptims = tr->noptims;
 	json_t *o = json_object(), *scen, *conv = json_array(), *opts = json_array();
-	json_t *metrics = loads_or(j->metrics, json_object()), *sm = json_object();
+	json_t *metrics = record_json(j->metrics, json_object()), *sm = json_object();
 	double total = 0;
 	int analysis = engine_analysis_turn(j->max_turns, turns, nturns);
 	size_t i;
 
-	scen = loads_or(j->scenario, json_object());
+	scen = record_json(j->scenario, json_object());
 	/* the origin calls the goal "description" */
 	if (json_object_get(scen, "goal"))
 		json_object_set(scen, "description", json_object_get(scen, "goal"));

@@ -402,6 +402,7 @@ int db_job_requeue_running(struct db *db, struct perr *e)
 int db_job_requeue(struct db *db, const char *id, int attempt, struct perr *e)
 {
 	sqlite3_stmt *st;
+	int n;
 
 	if (db_begin(db, e) < 0)
 		return -1;
@@ -409,8 +410,15 @@ int db_job_requeue(struct db *db, const char *id, int attempt, struct perr *e)
 		goto fail;
 	db_bind_text(st, 1, id);
 	sqlite3_bind_int(st, 2, attempt);
-	if (step_done(db, st, e, "requeue job") < 0)
+	if ((n = step_done(db, st, e, "requeue job")) < 0)
 		goto fail;
+	if (n == 0) {
+		/* the claim is gone: saying "requeued" would make the caller believe
+		 * the job is safe in the queue */
+		db_rollback(db);
+		return perr_set(e, PERR_CONFLICT, "job '%s' attempt %d is no longer running", id,
+				attempt);
+	}
 	return db_commit(db, e);
 fail:
 	db_rollback(db);

@@ -91,7 +91,8 @@ int db_job_claim(struct db *db, struct db_job *out, struct perr *e);
 /* Start-up: running jobs go back to queued. Returns how many, or -1. */
 int db_job_requeue_running(struct db *db, struct perr *e);
 
-/* A worker gives its running job back (shutdown): running → queued, if attempt matches. */
+/* A worker gives its running job back (shutdown): running → queued, if attempt matches;
+ * PERR_CONFLICT (nothing written) when the job is no longer running at that attempt. */
 int db_job_requeue(struct db *db, const char *id, int attempt, struct perr *e);
 
 struct db_optim;

@@ -1,40 +1,25 @@
 /*
- * backend.c - what both kinds of model server share: names, metrics, the curl transfer with
- * its deadlines, the mapping of failures to error codes, and dispatch by kind.
+ * backend.c - what both kinds of model server share: names, metrics, requests, dispatch by
+ * kind, and the mapping of what went wrong to an error code and a message.
  *
- * DESIGN: a call runs on its worker's thread from start to end. The caller's easy handle is
- * reset, configured, and driven by a curl multi handle that belongs to the thread (made on
- * first use, freed when the thread exits). Owning the multi keeps connections cached across
- * turns, as curl_easy_perform() would, and lets the wait be cut into 100 ms polls: the
- * xferinfo callback then runs at least ten times a second even while the server is silent
- * (curl_easy_perform() waits up to a second), and it enforces the cancel flag and the
- * deadlines of each phase: first body byte (model load plus prompt processing), idle gap
- * between bytes, and total; connecting is bounded by CURLOPT_CONNECTTIMEOUT_MS. A 2xx body
- * goes from the write callback straight into the stream parser; any other body is kept, up
- * to 64 KiB, for the kind to read the server's error from. Messages always say which backend
- * (name and URL), which model, and what to do about it.
+ * DESIGN: the HTTP exchange itself (curl, deadlines, the thread's multi handle) is
+ * server/transport.c; this file decides what its outcome means. A deadline, a cancel, a
+ * network failure, an HTTP error status (the kind reads its server's error body first, kept
+ * up to 64 KiB) and a stream the parser refused each become one perr code, and the message
+ * always says which backend (name and URL), which model, and what to do about it.
  */
 #include "server/backend.h"
 
-#include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/stream.h"
+#include "server/transport.h"
 
 #define ERROR_BODY_MAX (64 * 1024)
 #define PROBE_BODY_MAX (1024 * 1024)
 #define PROBE_TIMEOUT_MS 2000L
-#define POLL_MS 100
-
-#define DEFAULT_CONNECT_MS 3000L
-#define DEFAULT_FIRST_BYTE_MS 300000L
-#define DEFAULT_IDLE_OLLAMA_MS 120000L
-#define DEFAULT_IDLE_LLAMA_MS 60000L
-#define DEFAULT_TOTAL_MS 1800000L
 
 const char *backend_kind_name(enum backend_kind kind)
 {
@@ -124,238 +109,9 @@ static void start_hint(const struct backend_cfg *be, char *out, size_t outsz)
 		snprintf(out, outsz, "start it with 'llama-server -m MODEL.gguf' or fix the url");
 }
 
-/*
- * The curl multi handle of the calling thread. Every worker thread gets its own; nothing
- * else touches it, so it needs no lock.
- */
-static pthread_once_t multi_once = PTHREAD_ONCE_INIT;
-static pthread_key_t multi_key;
-
-static void multi_free(void *multi)
-{
-	curl_multi_cleanup(multi);
-}
-
-static void multi_key_create(void)
-{
-	if (pthread_key_create(&multi_key, multi_free)) {
-		fprintf(stderr, "fatal: cannot create a thread key for curl\n");
-		abort();
-	}
-}
-
-static CURLM *thread_multi(void)
-{
-	CURLM *multi;
-
-	pthread_once(&multi_once, multi_key_create);
-	multi = pthread_getspecific(multi_key);
-	if (!multi) {
-		multi = curl_multi_init();
-		if (multi && pthread_setspecific(multi_key, multi)) {
-			curl_multi_cleanup(multi);
-			multi = NULL;
-		}
-	}
-	return multi;
-}
-
-enum call_abort {
-	ABORT_NONE,
-	ABORT_CANCEL,
-	ABORT_FIRST_BYTE,
-	ABORT_IDLE,
-	ABORT_TOTAL,
-};
-
-/* One HTTP exchange. */
-struct call {
-	CURL *curl;
-	const struct backend_cfg *be;
-	struct chat_stream *stream; /* a 2xx body is parsed here; NULL: kept in body */
-	struct strbuf body;	    /* a body that is not parsed, up to body_max bytes */
-	size_t body_max;
-	int body_cut;	   /* the body was longer than body_max */
-	int status;	   /* HTTP status; 0 until a response arrived */
-	int stream_failed; /* the parser refused the body: see stream->err */
-	const atomic_int *cancel;
-	long connect_ms, first_byte_ms, idle_ms, total_ms;
-	int64_t t0_us, first_byte_us, last_byte_us;
-	enum call_abort abort;
-	struct curl_slist *headers;
-	const char *path; /* for messages: "/health" */
-	char url[1024];
-};
-
-static size_t call_write(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-	struct call *c = ud;
-	size_t n = size * nmemb;
-
-	c->last_byte_us = util_mono_us();
-	if (!c->first_byte_us) {
-		long status = 0;
-
-		c->first_byte_us = c->last_byte_us;
-		curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
-		c->status = (int)status;
-	}
-	if (c->stream && c->status / 100 == 2) {
-		if (chat_stream_feed(c->stream, ptr, n, NULL)) {
-			c->stream_failed = 1;
-			return 0; /* not n: curl aborts with CURLE_WRITE_ERROR */
-		}
-		return n;
-	}
-	if (c->body.len < c->body_max) {
-		size_t room = c->body_max - c->body.len;
-
-		strbuf_add(&c->body, ptr, n < room ? n : room);
-		c->body_cut |= n > room;
-	} else {
-		/* Read on rather than abort, so that the connection can be reused. */
-		c->body_cut |= n > 0;
-	}
-	return n;
-}
-
-static int call_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-			 curl_off_t ulnow)
-{
-	struct call *c = ud;
-	int64_t now = util_mono_us();
-
-	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-	if (c->cancel && atomic_load(c->cancel))
-		c->abort = ABORT_CANCEL;
-	else if (now - c->t0_us > (int64_t)c->total_ms * 1000)
-		c->abort = ABORT_TOTAL;
-	else if (!c->first_byte_us && now - c->t0_us > (int64_t)c->first_byte_ms * 1000)
-		c->abort = ABORT_FIRST_BYTE;
-	else if (c->first_byte_us && now - c->last_byte_us > (int64_t)c->idle_ms * 1000)
-		c->abort = ABORT_IDLE;
-	return c->abort != ABORT_NONE;
-}
-
-static long pick_ms(long configured, long dflt)
-{
-	return configured > 0 ? configured : dflt;
-}
-
-static void call_init(struct call *c, CURL *curl, const struct backend_cfg *be,
-		      struct chat_stream *stream, size_t body_max)
-{
-	memset(c, 0, sizeof(*c));
-	c->curl = curl;
-	c->be = be;
-	c->stream = stream;
-	strbuf_init(&c->body, 0);
-	c->body_max = body_max;
-	c->connect_ms = pick_ms(be->connect_timeout_ms, DEFAULT_CONNECT_MS);
-	c->first_byte_ms = pick_ms(be->first_byte_timeout_ms, DEFAULT_FIRST_BYTE_MS);
-	c->idle_ms =
-	    pick_ms(be->idle_timeout_ms,
-		    be->kind == BACKEND_LLAMA ? DEFAULT_IDLE_LLAMA_MS : DEFAULT_IDLE_OLLAMA_MS);
-	c->total_ms = pick_ms(be->total_timeout_ms, DEFAULT_TOTAL_MS);
-}
-
-static void call_release(struct call *c)
-{
-	strbuf_release(&c->body);
-	curl_slist_free_all(c->headers);
-	c->headers = NULL;
-}
-
-/* Configures the caller's handle for one request; post is NULL for a GET. */
-static void call_setup(struct call *c, const char *path, const char *post, const char *accept)
-{
-	CURL *curl = c->curl;
-	const char *base = c->be->url ? c->be->url : "";
-	size_t blen = strlen(base);
-
-	while (blen && base[blen - 1] == '/')
-		blen--;
-	snprintf(c->url, sizeof(c->url), "%.*s%s", (int)blen, base, path);
-	c->path = path;
-
-	/* The reset keeps live connections; they live in the thread's multi handle anyway. */
-	curl_easy_reset(curl);
-	curl_easy_setopt(curl, CURLOPT_URL, c->url);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(curl, CURLOPT_TCP_KEEPIDLE, 30L);
-	curl_easy_setopt(curl, CURLOPT_TCP_KEEPINTVL, 15L);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, c->connect_ms);
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "parleyd");
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, call_write);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, c);
-	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, call_progress);
-	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, c);
-
-	c->headers = curl_slist_append(c->headers, accept);
-	if (post) {
-		c->headers = curl_slist_append(c->headers, "Content-Type: application/json");
-		/* curl would wait for "100 Continue" before sending a long history. */
-		c->headers = curl_slist_append(c->headers, "Expect:");
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, post);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(post));
-	} else {
-		curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
-	}
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, c->headers);
-}
-
-/* Runs the configured transfer to its end; returns curl's result for it. */
-static CURLcode call_run(struct call *c)
-{
-	CURLM *multi = thread_multi();
-	CURLcode cc = CURLE_FAILED_INIT;
-	CURLMsg *msg;
-	long status = 0;
-	int running = 1, left;
-
-	c->t0_us = util_mono_us();
-	if (!multi || curl_multi_add_handle(multi, c->curl) != CURLM_OK)
-		return CURLE_FAILED_INIT;
-	while (running) {
-		if (curl_multi_perform(multi, &running) != CURLM_OK)
-			break;
-		if (running && curl_multi_poll(multi, NULL, 0, POLL_MS, NULL) != CURLM_OK)
-			break;
-	}
-	while ((msg = curl_multi_info_read(multi, &left)))
-		if (msg->msg == CURLMSG_DONE && msg->easy_handle == c->curl)
-			cc = msg->data.result;
-	curl_multi_remove_handle(multi, c->curl);
-	/* A response without a body never reached call_write(). */
-	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
-	c->status = (int)status;
-	return cc;
-}
-
-/* "connection refused" rather than curl's "Couldn't connect to server". */
-static void transport_reason(const struct call *c, CURLcode cc, char *out, size_t outsz)
-{
-	long oserr = 0;
-	char buf[128];
-	const char *s;
-
-	curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &oserr);
-	if (oserr && cc != CURLE_OPERATION_TIMEDOUT)
-		s = strerror_r((int)oserr, buf, sizeof(buf));
-	else if (cc == CURLE_OPERATION_TIMEDOUT)
-		s = "no connection within the connect timeout";
-	else
-		s = curl_easy_strerror(cc);
-	snprintf(out, outsz, "%s", s);
-	if (out[0] >= 'A' && out[0] <= 'Z' && !(out[1] >= 'A' && out[1] <= 'Z'))
-		out[0] = (char)(out[0] - 'A' + 'a');
-}
-
 /* A call that ended without a response to interpret: deadlines, cancel, network. */
-static int call_transport_error(const struct call *c, const char *model, CURLcode cc,
-				struct perr *e)
+static int call_error(const struct transport_call *c, const char *model, CURLcode cc,
+		      struct perr *e)
 {
 	const struct backend_cfg *be = c->be;
 	char reason[160], hint[96];
@@ -364,9 +120,9 @@ static int call_transport_error(const struct call *c, const char *model, CURLcod
 	if (model)
 		snprintf(mclause, sizeof(mclause), " for model '%s'", model);
 	switch (c->abort) {
-	case ABORT_CANCEL:
+	case TRANSPORT_ABORT_CANCEL:
 		return backend_fail(e, PERR_CANCELLED, be, ": the call%s was cancelled", mclause);
-	case ABORT_FIRST_BYTE:
+	case TRANSPORT_ABORT_FIRST_BYTE:
 		if (!model)
 			break;
 		return backend_fail(
@@ -374,24 +130,24 @@ static int call_transport_error(const struct call *c, const char *model, CURLcod
 		    " sent nothing for %ld ms%s (model load and prompt processing); "
 		    "raise first_byte_timeout_ms or use a smaller model or prompt",
 		    c->first_byte_ms, mclause);
-	case ABORT_IDLE:
+	case TRANSPORT_ABORT_IDLE:
 		if (!model)
 			break;
 		return backend_fail(e, PERR_BACKEND_TIMEOUT, be,
 				    " went silent for %ld ms in the middle of the reply%s; raise "
 				    "idle_timeout_ms or check the server",
 				    c->idle_ms, mclause);
-	case ABORT_TOTAL:
+	case TRANSPORT_ABORT_TOTAL:
 		if (!model)
 			break;
 		return backend_fail(e, PERR_BACKEND_TIMEOUT, be,
 				    " did not finish the reply%s within %ld ms; raise "
 				    "total_timeout_ms or lower num_predict",
 				    mclause, c->total_ms);
-	case ABORT_NONE:
+	case TRANSPORT_ABORT_NONE:
 		break;
 	}
-	if (c->abort != ABORT_NONE)
+	if (c->abort != TRANSPORT_ABORT_NONE)
 		return backend_fail(
 		    e, PERR_BACKEND_TIMEOUT, be,
 		    " did not answer %s within %ld ms; check that the url points at "
@@ -433,18 +189,19 @@ static int call_transport_error(const struct call *c, const char *model, CURLcod
 int backend_get(CURL *curl, const struct backend_cfg *be, const char *path, int *status,
 		struct strbuf *body, struct perr *e)
 {
-	struct call c;
+	struct transport_call c;
 	CURLcode cc;
 	int rc = 0;
 
-	call_init(&c, curl, be, NULL, PROBE_BODY_MAX);
+	transport_init(&c, curl, be, NULL, PROBE_BODY_MAX);
 	if (c.connect_ms > PROBE_TIMEOUT_MS)
 		c.connect_ms = PROBE_TIMEOUT_MS;
 	c.first_byte_ms = c.idle_ms = c.total_ms = PROBE_TIMEOUT_MS;
-	call_setup(&c, path, NULL, "Accept: application/json");
-	cc = call_run(&c);
+	transport_setup(&c, path, NULL, "Accept: application/json");
+	cc = transport_run(&c);
 	*status = c.status;
-	if (c.abort == ABORT_NONE && c.status && (cc == CURLE_OK || c.status / 100 != 2)) {
+	if (c.abort == TRANSPORT_ABORT_NONE && c.status &&
+	    (cc == CURLE_OK || c.status / 100 != 2)) {
 		if (c.body_cut && c.status / 100 == 2)
 			rc =
 			    backend_fail(e, PERR_BACKEND_PROTOCOL, be,
@@ -454,9 +211,9 @@ int backend_get(CURL *curl, const struct backend_cfg *be, const char *path, int 
 		else
 			strbuf_add(body, c.body.buf, c.body.len);
 	} else {
-		rc = call_transport_error(&c, NULL, cc, e);
+		rc = call_error(&c, NULL, cc, e);
 	}
-	call_release(&c);
+	transport_release(&c);
 	return rc;
 }
 
@@ -606,7 +363,8 @@ static int status_code(int status)
 	return PERR_BACKEND_PROTOCOL;
 }
 
-static int chat_http_error(const struct chat_req *req, const struct call *c, struct perr *e)
+static int chat_http_error(const struct chat_req *req, const struct transport_call *c,
+			   struct perr *e)
 {
 	/* NULL: not json; anything after the JSON value is ignored */
 	json_t *body = json_loadb(c->body.buf, c->body.len, JSON_DISABLE_EOF_CHECK, NULL);
@@ -642,8 +400,8 @@ static int chat_http_error(const struct chat_req *req, const struct call *c, str
 }
 
 /* The parser refused the stream, or it ended early: say so with the backend and model. */
-static int chat_stream_error(const struct chat_req *req, const struct call *c, CURLcode cc,
-			     const struct perr *se, struct perr *e)
+static int chat_stream_error(const struct chat_req *req, const struct transport_call *c,
+			     CURLcode cc, const struct perr *se, struct perr *e)
 {
 	char reason[160];
 
@@ -675,7 +433,7 @@ static int chat_stream_error(const struct chat_req *req, const struct call *c, C
 struct chat_call {
 	const struct chat_req *req;
 	struct chat_result *res;
-	const struct call *c;
+	const struct transport_call *c;
 };
 
 static int chat_delta(void *ud, const char *delta, size_t len)
@@ -690,17 +448,17 @@ static int chat_delta(void *ud, const char *delta, size_t len)
 	return 0;
 }
 
-static int chat_outcome(const struct chat_req *req, struct call *c, CURLcode cc, struct perr *e)
+static int chat_outcome(const struct chat_req *req, struct transport_call *c, CURLcode cc,
+			struct perr *e)
 {
 	struct perr se;
 
 	/* A deadline that passed after the end marker cost nothing: the reply is whole. */
-	if (c->abort != ABORT_NONE && c->abort != ABORT_CANCEL && c->stream->done)
-		return chat_stream_finish(c->stream, &se)
-			   ? call_transport_error(c, req->model, cc, e)
-			   : 0;
-	if (c->abort != ABORT_NONE)
-		return call_transport_error(c, req->model, cc, e);
+	if (c->abort != TRANSPORT_ABORT_NONE && c->abort != TRANSPORT_ABORT_CANCEL &&
+	    c->stream->done)
+		return chat_stream_finish(c->stream, &se) ? call_error(c, req->model, cc, e) : 0;
+	if (c->abort != TRANSPORT_ABORT_NONE)
+		return call_error(c, req->model, cc, e);
 	if (c->stream_failed) {
 		chat_stream_finish(c->stream, &se); /* hands back the failure */
 		return chat_stream_error(req, c, cc, &se, e);
@@ -713,7 +471,7 @@ static int chat_outcome(const struct chat_req *req, struct call *c, CURLcode cc,
 	}
 	if (c->status)
 		return chat_http_error(req, c, e);
-	return call_transport_error(c, req->model, cc, e);
+	return call_error(c, req->model, cc, e);
 }
 
 int backend_chat(CURL *curl, const struct chat_req *req, struct chat_result *res, struct perr *e)
@@ -722,7 +480,7 @@ int backend_chat(CURL *curl, const struct chat_req *req, struct chat_result *res
 	int llama = be && be->kind == BACKEND_LLAMA;
 	struct chat_stream cs;
 	struct chat_call x;
-	struct call c;
+	struct transport_call c;
 	json_t *body;
 	char *payload;
 	CURLcode cc;
@@ -748,11 +506,11 @@ int backend_chat(CURL *curl, const struct chat_req *req, struct chat_result *res
 	x.res = res;
 	x.c = &c;
 	chat_stream_init(&cs, llama ? STREAM_SSE : STREAM_NDJSON, &res->m, chat_delta, &x);
-	call_init(&c, curl, be, &cs, ERROR_BODY_MAX);
+	transport_init(&c, curl, be, &cs, ERROR_BODY_MAX);
 	c.cancel = req->cancel;
-	call_setup(&c, llama ? "/v1/chat/completions" : "/api/chat", payload,
-		   llama ? "Accept: text/event-stream" : "Accept: application/x-ndjson");
-	cc = call_run(&c);
+	transport_setup(&c, llama ? "/v1/chat/completions" : "/api/chat", payload,
+			llama ? "Accept: text/event-stream" : "Accept: application/x-ndjson");
+	cc = transport_run(&c);
 	res->m.wall_ms = (double)(util_mono_us() - c.t0_us) / 1000.0;
 	res->http_status = c.status;
 	if ((c.status == 429 || c.status == 503) &&
@@ -763,7 +521,7 @@ int backend_chat(CURL *curl, const struct chat_req *req, struct chat_result *res
 	rc = chat_outcome(req, &c, cc, e);
 	res->partial = rc && res->text.len > 0;
 
-	call_release(&c);
+	transport_release(&c);
 	chat_stream_release(&cs);
 	free(payload);
 	return rc;

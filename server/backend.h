@@ -9,8 +9,9 @@
  * what it measures itself (wall time, time to first token). The stream
  * parsers (stream.h) survive lines split across reads and many lines in one
  * read. Deadlines are per phase (connect, first byte, idle gap, total) and
- * are enforced from curl's progress callback, which also watches the cancel
- * flag, so a cancelled call is aborted within a fraction of a second.
+ * are enforced from curl's progress callback (server/transport.h), which also
+ * watches the cancel flag, so a cancelled call is aborted within a fraction of
+ * a second; backend.c turns what went wrong into an error that says what to do.
  * Nothing here blocks a request handler: only workers call backend_chat().
  */
 #ifndef PARLEY_BACKEND_H

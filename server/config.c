@@ -220,6 +220,8 @@ static const struct int_key file_ints[] = {
 	    "HTTP connections per client; default 256"),
     CFG_INT("drain_timeout_s", drain_timeout_s, 0, 3600,
 	    "on SIGTERM, time for turns in flight; default 30"),
+    CFG_INT("idempotency_sweep_s", idempotency_sweep_s, 1, 86400,
+	    "how often idempotency keys past 48 hours are dropped; default 3600"),
     CFG_INT("retry_max_attempts", retry_max_attempts, 1, 20,
 	    "attempts of a failing model call; default 5"),
     CFG_INT("retry_base_delay_ms", retry_base_delay_ms, 1, 600000,
@@ -757,6 +759,7 @@ int config_load(struct config *cfg, int argc, char **argv, struct perr *e)
 	cfg->max_connections = 1024;
 	cfg->max_connections_per_ip = 256;
 	cfg->drain_timeout_s = 30;
+	cfg->idempotency_sweep_s = 3600;
 	cfg->retry_max_attempts = 5;
 	cfg->retry_base_delay_ms = 500;
 	cfg->retry_max_delay_ms = 30000;

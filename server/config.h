@@ -29,6 +29,7 @@ struct config {
 	int max_connections;
 	int max_connections_per_ip;
 	int drain_timeout_s;
+	int idempotency_sweep_s; /* how often keys past their time are dropped */
 	int retry_max_attempts;
 	long retry_base_delay_ms;
 	long retry_max_delay_ms;

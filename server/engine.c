@@ -9,8 +9,10 @@
 #include <strings.h>
 
 #include "db/turn.h"
+#include "server/ending.h"
 #include "server/events.h"
 #include "server/extract.h"
+#include "server/job_spec.h"
 #include "server/judge.h"
 #include "server/log.h"
 #include "server/metrics.h"
@@ -22,27 +24,6 @@ struct turns {
 	struct db_turn *v;
 	size_t n, alloc;
 };
-
-/* Publishes the job as it now is in the store: a status event, and job_finished at the end. */
-static void publish_job(struct engine_ctx *ctx, const char *id)
-{
-	struct db_job j;
-	json_t *rec;
-	int done;
-
-	if (!events_listening(id))
-		return; /* no one to tell: skip reading and building the job */
-	if (db_job_get(ctx->db, id, &j, NULL) < 0)
-		return;
-	rec = record_job(&j);
-	events_publish(j.id, "status", 0, j.turns_completed, rec);
-	done = strcmp(j.status, "succeeded") == 0 || strcmp(j.status, "failed") == 0 ||
-	       strcmp(j.status, "cancelled") == 0;
-	if (done)
-		events_publish(j.id, "job_finished", 0, j.turns_completed, rec);
-	json_decref(rec);
-	db_job_release(&j);
-}
 
 struct token_ctx {
 	const char *job_id;
@@ -95,13 +76,6 @@ int engine_last_turn(int max_turns, const struct db_turn *turns, size_t nturns)
 
 	/* with an even max_turns the candidate answers the analysis, unless it came early */
 	return analysis == natural && max_turns % 2 == 0 ? analysis + 1 : analysis;
-}
-
-static int cancelled(struct engine_ctx *ctx, const char *job_id)
-{
-	if (atomic_load(ctx->cancel) && !atomic_load(ctx->stopping))
-		return 1;
-	return db_job_cancel_requested(ctx->db, job_id);
 }
 
 static long backoff_ms(const struct config *cfg, int attempt, long retry_after_ms)
@@ -253,42 +227,6 @@ static void turns_push(struct turns *ts, struct db_turn *t)
 	ts->v[ts->n++] = *t;
 }
 
-static int finish(struct engine_ctx *ctx, struct db_job *job, const char *status, const char *code,
-		  const char *msg, json_t *metrics, const struct optim_list *ol)
-{
-	struct db_optim *dv = NULL;
-	char *mtext = metrics ? json_dumps(metrics, JSON_COMPACT) : NULL;
-	int64_t now = util_now_us();
-	struct perr e = {0};
-	size_t i, n = ol ? ol->n : 0;
-	int rc;
-
-	if (n) {
-		dv = xcalloc(n, sizeof(*dv));
-		for (i = 0; i < n; i++) {
-			dv[i].turn = ol->v[i].turn;
-			dv[i].title = ol->v[i].title;
-			dv[i].detail = ol->v[i].detail;
-			dv[i].test = ol->v[i].test;
-			dv[i].suggestion = ol->v[i].suggestion;
-			dv[i].extracted_at = now;
-		}
-	}
-	rc = db_job_finish(ctx->db, job->id, job->attempts, status, code, msg, mtext, dv, n, &e);
-	free(dv); /* the strings belong to ol */
-	free(mtext);
-	if (rc < 0) {
-		log_error("cannot finish job", "job=%s status=%s error=\"%s\"", job->id, status,
-			  e.msg);
-		return -1;
-	}
-	log_info("job finished", "job=%s status=%s%s%s", job->id, status, code ? " error=" : "",
-		 code ? code : "");
-	events_turn_end(job->id);
-	publish_job(ctx, job->id);
-	return 0;
-}
-
 static json_t *job_metrics(const struct turns *ts, const struct optim_list *ol,
 			   const struct score_result *sr, enum score_method sm)
 {
@@ -329,22 +267,21 @@ static json_t *job_metrics(const struct turns *ts, const struct optim_list *ol,
 	return m;
 }
 
-static int finish_success(struct engine_ctx *ctx, struct db_job *job, const json_t *scenario,
-			  const struct turns *ts)
+/* Extracts, scores, lets the judge grade when asked to, and ends the job. */
+static enum job_end finish_success(struct engine_ctx *ctx, struct ending *en,
+				   const struct db_job *job, const struct job_spec *spec,
+				   const struct turns *ts)
 {
 	int analysis = engine_analysis_turn(job->max_turns, ts->v, ts->n);
-	enum extract_method em = EXTRACT_RUBRIC;
-	enum score_method sm = SCORE_RUBRIC;
+	enum extract_method em = spec->extraction;
+	enum score_method sm = spec->scoring;
 	struct score_turn *st = xcalloc(ts->n ? ts->n : 1, sizeof(*st));
 	struct optim_list ol;
 	struct score_input in;
 	struct score_result sr;
-	json_t *metrics;
+	enum job_end out = JOB_GOES_ON;
 	size_t i;
-	int rc;
 
-	extract_method_parse(job->extraction, &em);
-	score_method_parse(job->scoring, &sm);
 	optim_list_init(&ol);
 	for (i = 0; i < ts->n; i++)
 		if (ts->v[i].idx == analysis)
@@ -358,30 +295,35 @@ static int finish_success(struct engine_ctx *ctx, struct db_job *job, const json
 	in.turns = st;
 	in.nturns = ts->n;
 	in.optims = &ol;
-	in.problem = json_string_value(json_object_get(scenario, "problem"));
-	in.goal = json_string_value(json_object_get(scenario, "goal"));
+	in.problem = json_string_value(json_object_get(spec->scenario, "problem"));
+	in.goal = json_string_value(json_object_get(spec->scenario, "goal"));
 	memset(&sr, 0, sizeof(sr));
 	score_conversation(sm, &in, &sr);
-	metrics = job_metrics(ts, &ol, &sr, sm);
+	/* from here on, whatever ends the job keeps the scores and the optimizations */
+	ending_set_metrics(en, job_metrics(ts, &ol, &sr, sm));
+	en->optims = &ol;
 	/* scoring "judge": a third model grades the transcript, stored beside the rubric scores;
 	 * a judge that fails is recorded there and the job still succeeds (server/judge.h) */
-	if (sm == SCORE_JUDGE) {
+	if (sm == SCORE_JUDGE && (out = ending_check(en, ENDING_BEFORE_CALL)) == JOB_GOES_ON) {
 		struct judge_call jc = {.fleet = ctx->fleet,
 					.curl = ctx->curl,
 					.cancel = ctx->cancel,
-					.spec = job->judge,
-					.scenario = scenario,
-					.options = job->options,
+					.model = spec->judge_model,
+					.backend = spec->judge_backend,
+					.scenario = spec->scenario,
+					.options = spec->options,
 					.turns = ts->v,
 					.nturns = ts->n};
-		json_object_set_new(metrics, "judge", judge_run(&jc));
+		json_object_set_new(en->metrics, "judge", judge_run(&jc));
+		out = ending_check(en, ENDING_CALL_DONE);
 	}
-	rc = finish(ctx, job, "succeeded", NULL, NULL, metrics, &ol);
-	json_decref(metrics);
+	if (out == JOB_GOES_ON)
+		out = ending_finish(en, "succeeded", NULL, NULL);
+	en->optims = NULL;
 	score_result_release(&sr);
 	optim_list_release(&ol);
 	free(st);
-	return rc;
+	return out;
 }
 
 static json_t *partial_metrics(const struct turns *ts)
@@ -397,60 +339,37 @@ static json_t *partial_metrics(const struct turns *ts)
 	return m;
 }
 
-static enum engine_outcome end_cancelled(struct engine_ctx *ctx, struct db_job *job,
-					 const struct turns *ts)
+enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job)
 {
-	json_t *m = partial_metrics(ts);
-	int rc = finish(ctx, job, "cancelled", "cancelled", "cancelled by request", m, NULL);
-
-	json_decref(m);
-	return rc < 0 ? ENGINE_LOST : ENGINE_FINISHED;
-}
-
-static enum engine_outcome requeue(struct engine_ctx *ctx, struct db_job *job)
-{
-	struct perr e = {0};
-
-	if (db_job_requeue(ctx->db, job->id, job->attempts, &e) < 0) {
-		log_error("cannot requeue job", "job=%s error=\"%s\"", job->id, e.msg);
-		return ENGINE_LOST;
-	}
-	log_info("job requeued", "job=%s turns_completed=%d", job->id, job->turns_completed);
-	events_turn_end(job->id);
-	publish_job(ctx, job->id);
-	return ENGINE_REQUEUED;
-}
-
-enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
-{
-	enum engine_outcome out = ENGINE_FINISHED;
+	enum job_end out = JOB_GOES_ON;
 	struct turns ts = {0};
 	struct prompts pr = {0};
 	struct strbuf scratch, note;
 	struct chat_msg *msgs = NULL;
-	json_t *scenario, *options; /* owned */
-	json_error_t jerr;
+	struct ending en;
+	struct job_spec spec;
 	struct perr e = {0};
 	size_t i;
 
-	scenario = json_loads(job->scenario, 0, &jerr);
-	options = json_loads(job->options ? job->options : "{}", 0, &jerr);
+	ending_init(&en, ctx->db, job->id, job->attempts, ctx->cancel, ctx->stopping);
 	strbuf_init(&scratch, 4096);
 	strbuf_init(&note, 0);
-	if (!scenario || !options) {
-		finish(ctx, job, "failed", "internal", "the stored job cannot be read", NULL, NULL);
+	if (job_spec_parse(job, &spec, &e) < 0) {
+		log_error("cannot read job", "job=%s error=\"%s\"", job->id, e.msg);
+		out = ending_finish(&en, "failed", "internal", e.msg);
 		goto out;
 	}
-	prompt_render(scenario, job->interviewer_model, job->candidate_model, job->max_turns, &pr);
+	prompt_render(spec.scenario, job->interviewer_model, job->candidate_model, job->max_turns,
+		      &pr);
 	if (db_turn_list(ctx->db, job->id, &ts.v, &ts.n, &e) < 0) {
 		log_error("cannot load turns", "job=%s error=\"%s\"", job->id, e.msg);
-		out = requeue(ctx, job);
+		out = ending_requeue(&en);
 		goto out;
 	}
 	ts.alloc = ts.n;
 	log_info("job started", "job=%s attempt=%d resume_at=%zu", job->id, job->attempts,
 		 ts.n + 1);
-	publish_job(ctx, job->id);
+	ending_publish(ctx->db, job->id);
 
 	for (;;) {
 		int idx = (int)ts.n + 1;
@@ -466,14 +385,10 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 
 		if (idx > last)
 			break;
-		if (atomic_load(ctx->stopping)) {
-			out = requeue(ctx, job);
+		/* what a job ended from here on keeps: its turns so far */
+		ending_set_metrics(&en, partial_metrics(&ts));
+		if ((out = ending_check(&en, ENDING_BEFORE_CALL)) != JOB_GOES_ON)
 			goto out;
-		}
-		if (cancelled(ctx, job->id)) {
-			out = end_cancelled(ctx, job, &ts);
-			goto out;
-		}
 		memset(&req, 0, sizeof(req));
 		req.be = fleet_find(ctx->fleet, interviewer ? job->interviewer_backend
 							    : job->candidate_backend);
@@ -482,14 +397,14 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 			char msg[256];
 			snprintf(msg, sizeof(msg), "backend '%s' is no longer configured",
 				 interviewer ? job->interviewer_backend : job->candidate_backend);
-			finish(ctx, job, "failed", "backend_missing", msg, NULL, NULL);
+			out = ending_finish(&en, "failed", "backend_missing", msg);
 			goto out;
 		}
 		msgs = xrealloc(msgs, (ts.n + 3) * sizeof(*msgs));
 		req.msgs = msgs;
 		req.nmsgs = prompt_messages(&pr, ts.v, ts.n, idx, interviewer && idx == analysis,
 					    msgs, &scratch);
-		req.options = options;
+		req.options = spec.options;
 		req.cancel = ctx->cancel;
 		tc.job_id = job->id;
 		tc.turn = idx;
@@ -502,33 +417,26 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 		memset(&res, 0, sizeof(res));
 		strbuf_reset(&note);
 		co = call_with_retries(ctx, &req, &res, &t, &note, &e);
-		if (co != CALL_OK) {
+		if (co == CALL_CANCELLED) {
 			chat_result_release(&res);
-			if (co == CALL_CANCELLED && atomic_load(ctx->stopping) &&
-			    !db_job_cancel_requested(ctx->db, job->id)) {
-				out = requeue(ctx, job);
-			} else if (co == CALL_CANCELLED) {
-				out = end_cancelled(ctx, job, &ts);
-			} else {
-				char msg[sizeof(e.msg) + 64];
-				json_t *m = partial_metrics(&ts);
-				if (t.attempts > 1)
-					snprintf(msg, sizeof(msg),
-						 "turn %d (%s), after %d attempts: %s", idx,
-						 interviewer ? "interviewer" : "candidate",
-						 t.attempts, e.msg);
-				else
-					snprintf(msg, sizeof(msg), "turn %d (%s): %s", idx,
-						 interviewer ? "interviewer" : "candidate", e.msg);
-				if (finish(ctx, job, "failed", perr_code_name(e.code), msg, m,
-					   NULL) < 0)
-					out = ENGINE_LOST;
-				json_decref(m);
-			}
+			out = ending_check(&en, ENDING_CALL_CUT);
+			goto out;
+		}
+		if (co == CALL_FAILED) {
+			char msg[sizeof(e.msg) + 64];
+
+			chat_result_release(&res);
+			if (t.attempts > 1)
+				snprintf(msg, sizeof(msg), "turn %d (%s), after %d attempts: %s",
+					 idx, tc.speaker, t.attempts, e.msg);
+			else
+				snprintf(msg, sizeof(msg), "turn %d (%s): %s", idx, tc.speaker,
+					 e.msg);
+			out = ending_finish(&en, "failed", perr_code_name(e.code), msg);
 			goto out;
 		}
 		t.idx = idx;
-		snprintf(t.role, sizeof(t.role), "%s", interviewer ? "interviewer" : "candidate");
+		snprintf(t.role, sizeof(t.role), "%s", tc.speaker);
 		t.model = xstrdup(req.model);
 		t.backend = xstrdup(req.be->name);
 		t.text = strbuf_detach(&res.text, NULL);
@@ -539,7 +447,7 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 			log_error("cannot store turn", "job=%s turn=%d error=\"%s\"", job->id, idx,
 				  e.msg);
 			db_turn_release(&t);
-			out = e.code == PERR_CONFLICT ? ENGINE_LOST : requeue(ctx, job);
+			out = e.code == PERR_CONFLICT ? ending_lost(&en) : ending_requeue(&en);
 			goto out;
 		}
 		job->turns_completed = idx;
@@ -551,9 +459,9 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 		log_debug("turn stored", "job=%s turn=%d wall_ms=%.0f", job->id, idx, t.wall_ms);
 		turns_push(&ts, &t);
 	}
-	if (finish_success(ctx, job, scenario, &ts) < 0)
-		out = ENGINE_LOST;
+	out = finish_success(ctx, &en, job, &spec, &ts);
 out:
+	ending_release(&en);
 	for (i = 0; i < ts.n; i++)
 		db_turn_release(&ts.v[i]);
 	free(ts.v);
@@ -561,7 +469,6 @@ out:
 	prompt_release(&pr);
 	strbuf_release(&scratch);
 	strbuf_release(&note);
-	json_decref(scenario);
-	json_decref(options);
+	job_spec_release(&spec);
 	return out;
 }

@@ -8,10 +8,12 @@
  * failures (exponential backoff with jitter, Retry-After honoured, a turn cut
  * after partial output restarted from scratch and noted), and stores the turn
  * under the attempt number of its claim. After the interviewer's analysis it
- * extracts the optimizations, scores the conversation and finishes the job in
- * one transaction. Cancellation and shutdown are seen within a fraction of a
- * second, at any point: the cancel flag aborts the model call, and every
- * wait (slot, backoff) wakes for it.
+ * extracts the optimizations, scores the conversation (a judge model grades
+ * it when asked to) and finishes the job in one transaction. Cancellation and
+ * shutdown are seen within a fraction of a second, at any point: the cancel
+ * flag aborts the model call, and every wait (slot, backoff) wakes for it.
+ * Before and after every model call the engine asks server/ending.h whether
+ * the job goes on; every end of the job goes through there.
  */
 #ifndef PARLEY_ENGINE_H
 #define PARLEY_ENGINE_H
@@ -23,6 +25,7 @@
 #include "db/job.h"
 #include "db/turn.h"
 #include "server/config.h"
+#include "server/ending.h"
 #include "server/fleet.h"
 
 struct engine_ctx {
@@ -37,13 +40,11 @@ struct engine_ctx {
 	void *wait_ud;
 };
 
-enum engine_outcome {
-	ENGINE_FINISHED, /* succeeded, failed or cancelled, and stored */
-	ENGINE_REQUEUED, /* given back to the queue (shutdown) */
-	ENGINE_LOST,     /* the claim went stale or the database failed; nothing written */
-};
-
-enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job);
+/*
+ * Runs the job to its end and says which end (server/ending.h): JOB_FINISHED,
+ * JOB_REQUEUED or JOB_LOST, never JOB_GOES_ON.
+ */
+enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job);
 
 /* Index of the interviewer's analysis turn for max_turns and the stored
  * turns (an early #stop_progress brings it forward). Exposed for tests. */

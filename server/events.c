@@ -2,22 +2,47 @@
  * events.c - the live event hub. See events.h.
  */
 #include "server/events.h"
+#include "server/record.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+/*
+ * One published event, shared by every subscriber it went to and freed by
+ * the last one to read it. data is the publisher's, kept (never changed) only
+ * when a subscriber renders events of this type; text is the event as plain
+ * SSE, what every other subscriber reads and what counts against each
+ * subscriber's EVENTS_SUB_MAX.
+ */
+struct event {
+	atomic_int refs;
+	char type[24], id[48];
+	json_t *data; /* NULL for text that was formatted before (replay, heartbeat) */
+	char *text;
+	size_t len;
+};
+
+struct event_node {
+	struct event_node *next;
+	struct event *ev;
+};
+
 struct events_sub {
 	struct events_sub *prev, *next;
 	char job_id[32];
-	struct strbuf buf; /* pending SSE text from off on */
+	struct event_node *head, *tail; /* events not yet formatted for the reader */
+	size_t queued;			/* their plain text's bytes */
+	struct strbuf out;		/* the event being read, formatted, from off on */
 	size_t off;
 	int parked, ended, skip_turns;
 	int64_t replay_id; /* first of the ids reserved for its replay */
 	void (*park)(void *ud);
 	void (*wake)(void *ud);
+	const struct events_render *render; /* NULL: plain text only */
 	void *ud;
 };
 
@@ -37,10 +62,9 @@ static struct {
 	struct events_sub *head;
 	int started, stopping, heartbeat_ms;
 	pthread_t heartbeat;
-	void (*decorate)(const char *type, json_t *data);
 	struct inflight *turns;
 	int64_t last_id; /* the last event id's sequence part handed out */
-} hub = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0, NULL, NULL, 0};
+} hub = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0, NULL, 0};
 
 /*
  * The sequence part of the next event id, caller holds the lock: the wall
@@ -102,9 +126,48 @@ void events_turn_end(const char *job_id)
 	pthread_mutex_unlock(&hub.lock);
 }
 
+/* An event of plain SSE text (steals text); data, when given, is kept (a new reference). */
+static struct event *event_new(const char *type, const char *id, json_t *data, char *text,
+			       size_t len)
+{
+	struct event *ev = xcalloc(1, sizeof(*ev));
+
+	atomic_init(&ev->refs, 1);
+	snprintf(ev->type, sizeof(ev->type), "%s", type ? type : "");
+	snprintf(ev->id, sizeof(ev->id), "%s", id ? id : "");
+	ev->data = data ? json_incref(data) : NULL;
+	ev->text = text;
+	ev->len = len;
+	return ev;
+}
+
+static void event_put(struct event *ev)
+{
+	if (atomic_fetch_sub(&ev->refs, 1) != 1)
+		return;
+	json_decref(ev->data);
+	free(ev->text);
+	free(ev);
+}
+
+/* Caller holds the lock. */
 static size_t pending(const struct events_sub *s)
 {
-	return s->buf.len - s->off;
+	return s->queued + (s->out.len - s->off);
+}
+
+/* Caller holds the lock. Drops the events the reader has not had yet. */
+static void drop_queue(struct events_sub *s)
+{
+	struct event_node *n;
+
+	while ((n = s->head)) {
+		s->head = n->next;
+		event_put(n->ev);
+		free(n);
+	}
+	s->tail = NULL;
+	s->queued = 0;
 }
 
 /* Caller holds the lock. */
@@ -116,23 +179,42 @@ static void wake(struct events_sub *s)
 	}
 }
 
-/* Caller holds the lock. A subscriber too far behind is ended: it reconnects. */
-static void append(struct events_sub *s, const char *text, size_t len)
+/* Caller holds the lock. Queues ev for s, first or last. */
+static void enqueue(struct events_sub *s, struct event *ev, int first)
+{
+	struct event_node *n = xcalloc(1, sizeof(*n));
+
+	atomic_fetch_add(&ev->refs, 1);
+	n->ev = ev;
+	if (first) {
+		n->next = s->head;
+		s->head = n;
+		if (!s->tail)
+			s->tail = n;
+	} else {
+		if (s->tail)
+			s->tail->next = n;
+		else
+			s->head = n;
+		s->tail = n;
+	}
+	s->queued += ev->len;
+	wake(s);
+}
+
+/* Caller holds the lock. A subscriber too far behind is ended (after the event it is
+ * reading): it reconnects and is replayed from the store. */
+static void append(struct events_sub *s, struct event *ev)
 {
 	if (s->ended)
 		return;
-	if (pending(s) + len > EVENTS_SUB_MAX) {
-		strbuf_release(&s->buf);
-		s->off = 0;
+	if (pending(s) + ev->len > EVENTS_SUB_MAX) {
+		drop_queue(s);
 		s->ended = 1;
-	} else {
-		if (s->off && s->off == s->buf.len) {
-			strbuf_reset(&s->buf);
-			s->off = 0;
-		}
-		strbuf_add(&s->buf, text, len);
+		wake(s);
+		return;
 	}
-	wake(s);
+	enqueue(s, ev, 0);
 }
 
 static void *heartbeat_main(void *arg)
@@ -140,6 +222,7 @@ static void *heartbeat_main(void *arg)
 	static const char ping[] = ": ping\n\n";
 	struct timespec ts;
 	struct events_sub *s;
+	struct event *ev;
 
 	(void)arg;
 	pthread_mutex_lock(&hub.lock);
@@ -154,9 +237,11 @@ static void *heartbeat_main(void *arg)
 		pthread_cond_timedwait(&hub.tick, &hub.lock, &ts);
 		if (hub.stopping)
 			break;
+		ev = event_new(NULL, NULL, NULL, xstrdup(ping), sizeof(ping) - 1);
 		for (s = hub.head; s; s = s->next)
 			if (!pending(s))
-				append(s, ping, sizeof(ping) - 1);
+				append(s, ev);
+		event_put(ev);
 	}
 	pthread_mutex_unlock(&hub.lock);
 	return NULL;
@@ -199,28 +284,25 @@ void events_shutdown(void)
 	pthread_join(hub.heartbeat, NULL);
 }
 
-void events_set_decorator(void (*fn)(const char *type, json_t *data))
-{
-	hub.decorate = fn;
-}
-
 struct events_sub *events_subscribe(const char *job_id, void (*park)(void *ud),
 				    void (*wakefn)(void *ud), void *ud)
 {
-	return events_subscribe_inflight(job_id, park, wakefn, ud, NULL, NULL);
+	return events_subscribe_inflight(job_id, park, wakefn, NULL, ud, NULL, NULL);
 }
 
 struct events_sub *events_subscribe_inflight(const char *job_id, void (*park)(void *ud),
-					     void (*wakefn)(void *ud), void *ud,
+					     void (*wakefn)(void *ud),
+					     const struct events_render *render, void *ud,
 					     struct strbuf *inflight, int *turn)
 {
 	struct events_sub *s = xcalloc(1, sizeof(*s));
 	struct inflight *t;
 
 	snprintf(s->job_id, sizeof(s->job_id), "%s", job_id);
-	strbuf_init(&s->buf, 0);
+	strbuf_init(&s->out, 0);
 	s->park = park;
 	s->wake = wakefn;
+	s->render = render;
 	s->ud = ud;
 	if (turn)
 		*turn = 0;
@@ -245,10 +327,10 @@ struct events_sub *events_subscribe_inflight(const char *job_id, void (*park)(vo
 		events_format(inflight, "turn_started", id, ev);
 		json_decref(ev);
 		if (t->text.len) {
-			snprintf(id, sizeof(id), "%d-%lld", t->turn - 1,
-				 (long long)s->replay_id + 3);
 			ev = json_pack("{s:i, s:s%}", "turn", t->turn, "text", t->text.buf,
 				       t->text.len);
+			snprintf(id, sizeof(id), "%d-%lld", t->turn - 1,
+				 (long long)s->replay_id + 3);
 			if (ev)
 				events_format(inflight, "token", id, ev);
 			json_decref(ev);
@@ -256,6 +338,11 @@ struct events_sub *events_subscribe_inflight(const char *job_id, void (*park)(vo
 	}
 	pthread_mutex_unlock(&hub.lock);
 	return s;
+}
+
+int64_t events_sub_replay_id(struct events_sub *s, int k)
+{
+	return s->replay_id + k;
 }
 
 void events_unsubscribe(struct events_sub *s)
@@ -269,9 +356,10 @@ void events_unsubscribe(struct events_sub *s)
 		hub.head = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
+	drop_queue(s);
 	pthread_cond_broadcast(&hub.tick);
 	pthread_mutex_unlock(&hub.lock);
-	strbuf_release(&s->buf);
+	strbuf_release(&s->out);
 	free(s);
 }
 
@@ -291,11 +379,6 @@ int events_wait_idle(long ms)
 	return idle;
 }
 
-int64_t events_sub_replay_id(struct events_sub *s, int k)
-{
-	return s->replay_id + k;
-}
-
 void events_sub_skip_turns(struct events_sub *s, int up_to)
 {
 	pthread_mutex_lock(&hub.lock);
@@ -306,17 +389,16 @@ void events_sub_skip_turns(struct events_sub *s, int up_to)
 
 void events_sub_prepend(struct events_sub *s, const char *text, size_t len)
 {
-	struct strbuf nb;
+	struct event *ev;
+	struct strbuf copy;
 
+	strbuf_init(&copy, len);
+	strbuf_add(&copy, text, len);
+	ev = event_new(NULL, NULL, NULL, strbuf_detach(&copy, NULL), len);
 	pthread_mutex_lock(&hub.lock);
-	strbuf_init(&nb, len + pending(s));
-	strbuf_add(&nb, text, len);
-	strbuf_add(&nb, s->buf.buf + s->off, pending(s));
-	strbuf_release(&s->buf);
-	s->buf = nb;
-	s->off = 0;
-	wake(s);
+	enqueue(s, ev, 1); /* even to an ended stream: the replay is what it ends with */
 	pthread_mutex_unlock(&hub.lock);
+	event_put(ev);
 }
 
 void events_sub_end(struct events_sub *s)
@@ -327,19 +409,58 @@ void events_sub_end(struct events_sub *s)
 	pthread_mutex_unlock(&hub.lock);
 }
 
+/* Whether a subscriber's render formats events of type itself. */
+static int renders(const struct events_render *r, const char *type)
+{
+	const char *const *t;
+
+	for (t = r ? r->types : NULL; t && *t; t++)
+		if (strcmp(*t, type) == 0)
+			return 1;
+	return 0;
+}
+
 long events_sub_read(struct events_sub *s, char *buf, size_t max)
 {
-	size_t n;
+	struct event_node *node;
+	struct strbuf next;
+	size_t n, got = 0;
 
 	pthread_mutex_lock(&hub.lock);
-	n = pending(s);
-	if (n) {
-		if (n > max)
-			n = max;
-		memcpy(buf, s->buf.buf + s->off, n);
+	for (;;) {
+		n = s->out.len - s->off;
+		if (n > max - got)
+			n = max - got;
+		memcpy(buf + got, s->out.buf + s->off, n);
 		s->off += n;
+		got += n;
+		if (got == max || !(node = s->head))
+			break;
+		/* the next event is formatted here, on the reader's thread, outside the lock */
+		s->head = node->next;
+		if (!s->head)
+			s->tail = NULL;
+		s->queued -= node->ev->len;
 		pthread_mutex_unlock(&hub.lock);
-		return (long)n;
+		strbuf_init(&next, 0);
+		if (node->ev->data && renders(s->render, node->ev->type)) {
+			s->render->fn(node->ev->type, node->ev->id, node->ev->data, &next);
+		} else {
+			/* a published event's id is taken as it is delivered (events_publish) */
+			if (node->ev->id[0])
+				strbuf_addf(&next, "id: %s\n", node->ev->id);
+			strbuf_add(&next, node->ev->text, node->ev->len);
+		}
+		event_put(node->ev);
+		free(node);
+		pthread_mutex_lock(&hub.lock);
+		strbuf_release(&s->out);
+		s->out = next;
+		s->off = 0;
+	}
+	if (got) {
+		pthread_mutex_unlock(&hub.lock);
+		return (long)got;
 	}
 	if (s->ended) {
 		pthread_mutex_unlock(&hub.lock);
@@ -353,35 +474,48 @@ long events_sub_read(struct events_sub *s, char *buf, size_t max)
 
 void events_format(struct strbuf *out, const char *type, const char *id, const json_t *data)
 {
-	char *text = json_dumps(data, JSON_COMPACT);
+	char *text = record_dumps(data);
 
-	strbuf_addf(out, "id: %s\nevent: %s\ndata: %s\n\n", id, type, text ? text : "null");
+	if (id)
+		strbuf_addf(out, "id: %s\n", id);
+	strbuf_addf(out, "event: %s\ndata: %s\n\n", type, text ? text : "null");
 	free(text);
 }
 
-/* Whether anyone listens to job_id for an event of turn (0 = any). Caller holds the lock. */
-static int listened(const char *job_id, int turn)
+/*
+ * Whether anyone listens to job_id for an event of turn (0 = any); with type,
+ * *rendered says whether one of them renders that type itself. Caller holds
+ * the lock.
+ */
+static int listened(const char *job_id, int turn, const char *type, int *rendered)
 {
 	struct events_sub *s;
+	int any = 0;
 
-	for (s = hub.head; s; s = s->next)
-		if (!s->ended && strcmp(s->job_id, job_id) == 0 && (!turn || turn > s->skip_turns))
-			return 1;
-	return 0;
+	for (s = hub.head; s; s = s->next) {
+		if (s->ended || strcmp(s->job_id, job_id) != 0 || (turn && turn <= s->skip_turns))
+			continue;
+		any = 1;
+		if (!type)
+			break;
+		if (renders(s->render, type))
+			*rendered = 1;
+	}
+	return any;
 }
 
-/* Caller holds the lock. The last event of a job ends its streams. */
 int events_listening(const char *job_id)
 {
 	int any;
 
 	pthread_mutex_lock(&hub.lock);
-	any = listened(job_id, 0);
+	any = listened(job_id, 0, NULL, NULL);
 	pthread_mutex_unlock(&hub.lock);
 	return any;
 }
 
-static void deliver(const char *job_id, int turn, const struct strbuf *text, int last)
+/* Caller holds the lock. The last event of a job ends its streams. */
+static void deliver(const char *job_id, int turn, struct event *ev, int last)
 {
 	struct events_sub *s;
 
@@ -389,7 +523,7 @@ static void deliver(const char *job_id, int turn, const struct strbuf *text, int
 		if (strcmp(s->job_id, job_id) != 0)
 			continue;
 		if (!turn || turn > s->skip_turns)
-			append(s, text->buf, text->len);
+			append(s, ev);
 		if (last) {
 			s->ended = 1;
 			wake(s);
@@ -399,9 +533,10 @@ static void deliver(const char *job_id, int turn, const struct strbuf *text, int
 
 void events_publish(const char *job_id, const char *type, int turn, int done, json_t *data)
 {
+	struct event *ev;
 	struct strbuf sb;
-	char *text;
-	int any;
+	size_t len;
+	int any, rendered = 0;
 
 	pthread_mutex_lock(&hub.lock);
 	if (strcmp(type, "turn_started") == 0) {
@@ -411,22 +546,21 @@ void events_publish(const char *job_id, const char *type, int turn, int done, js
 		if (t && t->turn == turn && json_is_integer(a))
 			t->attempt = (int)json_integer_value(a);
 	}
-	any = listened(job_id, turn);
+	any = listened(job_id, turn, type, &rendered);
 	pthread_mutex_unlock(&hub.lock);
 	if (!any)
 		return;
-	if (hub.decorate)
-		hub.decorate(type, data);
-	text = json_dumps(data, JSON_COMPACT);
 	strbuf_init(&sb, 256);
+	events_format(&sb, type, NULL, data);
+	len = sb.len;
+	/* a subscriber that renders this type and joins in the meantime gets the plain text */
+	ev = event_new(type, NULL, rendered ? data : NULL, strbuf_detach(&sb, NULL), len);
 	pthread_mutex_lock(&hub.lock);
 	/* the id is taken where the event is delivered, so ids reach each stream in order */
-	strbuf_addf(&sb, "id: %d-%lld\nevent: %s\ndata: %s\n\n", done, (long long)next_id(1), type,
-		    text ? text : "null");
-	deliver(job_id, turn, &sb, strcmp(type, "job_finished") == 0);
+	snprintf(ev->id, sizeof(ev->id), "%d-%lld", done, (long long)next_id(1));
+	deliver(job_id, turn, ev, strcmp(type, "job_finished") == 0);
 	pthread_mutex_unlock(&hub.lock);
-	free(text);
-	strbuf_release(&sb);
+	event_put(ev);
 }
 
 void events_publish_token(const char *job_id, int turn, int done, const char *text, size_t len)
@@ -439,7 +573,7 @@ void events_publish_token(const char *job_id, int turn, int done, const char *te
 	t = *inflight_find(job_id);
 	if (t && t->turn == turn)
 		strbuf_add(&t->text, text, len);
-	any = listened(job_id, turn);
+	any = listened(job_id, turn, NULL, NULL);
 	pthread_mutex_unlock(&hub.lock);
 	if (!any)
 		return;

@@ -217,9 +217,7 @@ static json_t *reply_excerpt(const struct strbuf *text)
 
 json_t *judge_run(const struct judge_call *c)
 {
-	json_t *spec = c->spec ? json_loads(c->spec, 0, NULL) : NULL;
-	const char *model = json_string_value(json_object_get(spec, "model"));
-	const char *bname = json_string_value(json_object_get(spec, "backend"));
+	const char *model = c->model, *bname = c->backend;
 	const struct backend_cfg *be = bname ? fleet_find(c->fleet, bname) : NULL;
 	json_t *out = json_object(), *schema = NULL, *opts = NULL, *grade, *v;
 	struct chat_msg msgs[2];
@@ -249,11 +247,8 @@ json_t *judge_run(const struct judge_call *c)
 	/* grading is not creative writing: the same transcript should get the same grade */
 	opts = json_pack("{s:i, s:i, s:i}", "temperature", 0, "seed", 42, "num_predict",
 			 JUDGE_NUM_PREDICT);
-	if (c->options && (v = json_loads(c->options, 0, NULL))) {
-		if (json_object_get(v, "num_ctx"))
-			json_object_set(opts, "num_ctx", json_object_get(v, "num_ctx"));
-		json_decref(v);
-	}
+	if ((v = json_object_get(c->options, "num_ctx"))) /* borrowed, so set() increfs */
+		json_object_set(opts, "num_ctx", v);
 	judge_prompt(c->scenario, c->turns, c->nturns, &user);
 	msgs[0] = (struct chat_msg){"system", judge_rubric};
 	msgs[1] = (struct chat_msg){"user", user.buf};
@@ -295,6 +290,5 @@ out:
 	strbuf_release(&user);
 	json_decref(schema);
 	json_decref(opts);
-	json_decref(spec);
 	return out;
 }

@@ -50,9 +50,10 @@ struct judge_call {
 	struct fleet *fleet;
 	CURL *curl;		  /* the worker's handle */
 	const atomic_int *cancel; /* the job's cancel flag; may be NULL */
-	const char *spec;	  /* the job's judge: JSON text {"model", "backend"} */
+	const char *model;	  /* the judge's model and backend (struct job_spec); */
+	const char *backend;	  /* either may be NULL, which the grade records as an error */
 	const json_t *scenario;	  /* the job's scenario snapshot */
-	const char *options; /* the job's options, JSON text (num_ctx is passed on); may be NULL */
+	const json_t *options;	  /* the job's options (num_ctx is passed on); may be NULL */
 	const struct db_turn *turns;
 	size_t nturns;
 };

@@ -3,8 +3,8 @@
  *
  * Each line is `ts=<iso8601> level=<level> msg="<text>" key=value ...`, one
  * write(2) per line so lines from different threads never interleave.
- * Callers pass the key=value part preformatted; values with spaces are quoted
- * by the caller with log_q().
+ * Callers pass the key=value part preformatted; a value that may hold spaces
+ * is quoted in the caller's format itself (`error="%s"`).
  */
 #ifndef PARLEY_LOG_H
 #define PARLEY_LOG_H

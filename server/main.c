@@ -4,12 +4,16 @@
  * DESIGN: the main thread sets everything up (config, database and
  * migrations, requeue of jobs a crash left running, backends, workers, the
  * HTTP daemon), tells systemd it is ready when run under a Type=notify unit,
- * then sleeps in sigwait() until SIGINT or SIGTERM. Shutdown
+ * then waits for SIGINT or SIGTERM, waking every idempotency_sweep_s to drop
+ * idempotency keys older than IDEM_KEEP_HOURS (a daemon that never restarts
+ * must not keep them forever, nor drop one before the README's 24 hours). Shutdown
  * closes the listening socket at once, lets the workers finish the turns in
  * flight up to the drain timeout, requeues what is left, and exits 0. The
- * signals are blocked in every thread, so only sigwait() sees them.
+ * signals are blocked in every thread, so only the main thread's
+ * sigtimedwait() sees them.
  */
 #include <curl/curl.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +29,17 @@
 #include "server/metrics.h"
 #include "server/notify.h"
 #include "server/pool.h"
+
+/* Idempotency keys are kept at least this long (README: at least 24 hours). */
+#define IDEM_KEEP_HOURS 48
+
+static void expire_idempotency_keys(struct db *db)
+{
+	struct perr e = {0};
+
+	if (db_idem_expire(db, util_now_us() - (int64_t)IDEM_KEEP_HOURS * 3600 * 1000000, &e) < 0)
+		log_warn("cannot expire idempotency keys", "error=\"%s\"", e.msg);
+}
 
 static void die(const char *what, const struct perr *e)
 {
@@ -80,10 +95,9 @@ int main(int argc, char **argv)
 		die("cannot migrate the database", &e);
 	if ((requeued = db_job_requeue_running(db, &e)) < 0)
 		die("cannot requeue interrupted jobs", &e);
-	db_idem_expire(db, util_now_us() - (int64_t)48 * 3600 * 1000000, NULL);
+	expire_idempotency_keys(db);
 
 	events_init(15000);
-	events_set_decorator(api_events_decorate);
 	fleet = fleet_start(cfg.backends, cfg.nbackends);
 	if (!(pool = pool_start(&cfg, fleet, &e)))
 		die("cannot start workers", &e);
@@ -109,8 +123,14 @@ int main(int argc, char **argv)
 	if (notify_send("READY=1\nSTATUS=serving") < 0)
 		log_warn("cannot notify systemd", "socket=%s", getenv("NOTIFY_SOCKET"));
 
-	while (sigwait(&sigs, &sig) != 0)
-		;
+	for (;;) {
+		struct timespec every = {cfg.idempotency_sweep_s, 0};
+
+		if ((sig = sigtimedwait(&sigs, NULL, &every)) > 0)
+			break;
+		if (errno == EAGAIN)
+			expire_idempotency_keys(db);
+	}
 	log_info("shutting down", "signal=%s drain_timeout_s=%d",
 		 sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_timeout_s);
 	notify_send("STOPPING=1\nSTATUS=draining");

@@ -99,6 +99,7 @@ static void *worker_main(void *arg)
 
 	while (!atomic_load(&p->stopping)) {
 		struct db_job job;
+		enum job_end end;
 		int rc;
 
 		pthread_mutex_lock(&p->lock);
@@ -126,7 +127,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		atomic_fetch_add(&p->busy, 1);
 
-		engine_run(&ctx, &job);
+		end = engine_run(&ctx, &job);
 
 		atomic_fetch_sub(&p->busy, 1);
 		pthread_mutex_lock(&w->lock);
@@ -135,6 +136,17 @@ static void *worker_main(void *arg)
 			atomic_store(&w->cancel, 0);
 		pthread_mutex_unlock(&w->lock);
 		db_job_release(&job);
+		if (end == JOB_REQUEUED && !atomic_load(&p->stopping)) {
+			/* given back outside shutdown: the store failed under the job. Another
+			 * worker may take it now; this one pauses so a store that keeps failing
+			 * is not claimed from in a tight loop */
+			pool_wake(p);
+			worker_wait_ms(w, 1000);
+		} else if (end == JOB_LOST && !atomic_load(&p->stopping)) {
+			/* a stale claim (another process has the job) or a store that failed
+			 * twice: either way, pause before claiming again */
+			worker_wait_ms(w, 1000);
+		}
 	}
 	curl_easy_cleanup(curl);
 	db_close(db);

@@ -23,7 +23,7 @@ char *record_dumps(const json_t *j)
 	return json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(16));
 }
 
-static json_t *loads_or(const char *text, json_t *fallback)
+json_t *record_json(const char *text, json_t *fallback)
 {
 	json_t *j = text ? json_loads(text, 0, NULL) : NULL;
 
@@ -72,19 +72,19 @@ json_t *record_job(const struct db_job *j)
 	else
 		snprintf(buf, sizeof(buf), "%d of %d turns", j->turns_completed, j->max_turns);
 	json_object_set_new(o, "progress", json_string(buf));
-	json_object_set_new(o, "options", loads_or(j->options, json_object()));
+	json_object_set_new(o, "options", record_json(j->options, json_object()));
 	json_object_set_new(o, "scoring", json_string(j->scoring));
 	json_object_set_new(o, "extraction", json_string(j->extraction));
-	json_object_set_new(o, "labels", loads_or(j->labels, json_object()));
+	json_object_set_new(o, "labels", record_json(j->labels, json_object()));
 	json_object_set_new(o, "batch", j->batch_id ? json_string(j->batch_id) : json_null());
-	json_object_set_new(o, "judge", loads_or(j->judge, json_null())); /* scoring "judge" */
+	json_object_set_new(o, "judge", record_json(j->judge, json_null())); /* scoring "judge" */
 	json_object_set_new(o, "created_at", record_time(j->created_at));
 	json_object_set_new(o, "started_at", record_time(j->started_at));
 	json_object_set_new(o, "finished_at", record_time(j->finished_at));
 	json_object_set_new(o, "attempts", json_integer(j->attempts));
 	json_object_set_new(o, "cancel_requested", json_boolean(j->cancel_requested));
 	json_object_set_new(o, "error", record_error(j));
-	json_object_set_new(o, "metrics", loads_or(j->metrics, json_null()));
+	json_object_set_new(o, "metrics", record_json(j->metrics, json_null()));
 	return o;
 }
 

@@ -27,6 +27,9 @@ json_t *record_turn(const struct db_turn *t);
  * out through this. The caller frees the text; NULL when j cannot be encoded.
  */
 char *record_dumps(const json_t *j);
+/* A JSON text the store holds, parsed (a new reference); fallback (stolen) when text is
+ * NULL or not JSON, else fallback is released. */
+json_t *record_json(const char *text, json_t *fallback);
 /* ISO 8601 string, or null for a time not yet known (<= 0). New reference. */
 json_t *record_time(int64_t us);
 

@@ -8,6 +8,7 @@
  * origin's Python got for the same numbers (8.666666666666666 for 9, 8, 9).
  */
 #include "server/summary.h"
+#include "server/record.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -92,16 +93,6 @@ double summary_stdev(const double *v, size_t n)
 static json_t *mean_or_null(double sum, size_t n)
 {
 	return n ? json_real(sum / (double)n) : json_null();
-}
-
-static json_t *loads_or(const char *text, json_t *fallback)
-{
-	json_t *j = text ? json_loads(text, 0, NULL) : NULL;
-
-	if (!j)
-		return fallback;
-	json_decref(fallback);
-	return j;
 }
 
 /* ---- accumulators ---- */
@@ -273,8 +264,8 @@ static void ctx_init(struct batch_ctx *c, const struct db_batch *b, const struct
 
 	memset(c, 0, sizeof(*c));
 	c->b = b;
-	c->cands = loads_or(b->candidates, json_array());
-	c->scens = loads_or(b->scenarios, json_array());
+	c->cands = record_json(b->candidates, json_array());
+	c->scens = record_json(b->scenarios, json_array());
 	c->ncand = json_array_size(c->cands);
 	c->nscen = json_array_size(c->scens);
 	c->labels = xcalloc(c->ncand ? c->ncand : 1, sizeof(*c->labels));
@@ -302,7 +293,7 @@ static void ctx_init(struct batch_ctx *c, const struct db_batch *b, const struct
 	for (i = 0; i < njobs; i++) {
 		struct run *r = &c->runs[i];
 		r->job = &jobs[i];
-		r->metrics = loads_or(jobs[i].metrics, NULL);
+		r->metrics = record_json(jobs[i].metrics, NULL);
 		if (r->metrics && !json_is_object(r->metrics)) {
 			json_decref(r->metrics);
 			r->metrics = NULL;
@@ -366,8 +357,8 @@ json_t *summary_batch_brief(const struct db_batch *b)
 	json_object_set_new(o, "interviewer",
 			    json_pack("{s:s, s:s}", "model", b->interviewer_model, "backend",
 				      b->interviewer_backend));
-	json_object_set_new(o, "candidates", loads_or(b->candidates, json_array()));
-	scens = loads_or(b->scenarios, json_array());
+	json_object_set_new(o, "candidates", record_json(b->candidates, json_array()));
+	scens = record_json(b->scenarios, json_array());
 	json_array_foreach(scens, i, s)
 	{
 		json_array_append(names, json_object_get(s, "name"));
@@ -376,11 +367,11 @@ json_t *summary_batch_brief(const struct db_batch *b)
 	json_object_set_new(o, "scenario_names", names);
 	json_object_set_new(o, "repeat", json_integer(b->repeat));
 	json_object_set_new(o, "max_turns", json_integer(b->max_turns));
-	json_object_set_new(o, "options", loads_or(b->options, json_object()));
+	json_object_set_new(o, "options", record_json(b->options, json_object()));
 	json_object_set_new(o, "scoring", json_string(b->scoring));
 	json_object_set_new(o, "extraction", json_string(b->extraction));
-	json_object_set_new(o, "judge", loads_or(b->judge, json_null()));
-	json_object_set_new(o, "labels", loads_or(b->labels, json_object()));
+	json_object_set_new(o, "judge", record_json(b->judge, json_null()));
+	json_object_set_new(o, "labels", record_json(b->labels, json_object()));
 	json_object_set_new(o, "created_at", record_time(b->created_at));
 	json_object_set_new(o, "finished_at", record_time(b->finished_at));
 	json_object_set_new(o, "cancelled_at", record_time(b->cancelled_at));

@@ -190,9 +190,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	q.seg[0] = "v1";
 	q.seg[1] = "jobs";
 	q.nseg = 2;
-	memset(&r, 0, sizeof(r));
-	strbuf_init(&r.body, 256);
-	r.status = 200;
+	api_resp_init(&r);
 
 	api_jobs_post(&q, &r);
 
@@ -220,8 +218,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fail("an unexpected status", &r);
 	}
 	json_decref(answer);
-	strbuf_release(&r.body);
-	free(r.location);
+	api_resp_release(&r);
 	free(body);
 
 	/* keep the database small: the queue cap is reached now and then, never for long */

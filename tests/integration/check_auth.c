@@ -86,6 +86,10 @@ START_TEST(session_cookie_for_the_dashboard)
 	const char *auth[] = {"Authorization: Bearer " TOKEN, NULL};
 	char cookie[256], *p, *end;
 	const char *with_cookie[3] = {cookie, NULL, NULL};
+	static const char *const crafted[] = {
+	    "9223372036854775807", "9223372036854775808", "99999999999999999999999",
+	    "-9223372036854775808", "+1999999999", " 1999999999", "", "18446744073709551615"};
+	size_t i;
 
 	setenv("PARLEY_TOKEN", TOKEN, 1);
 	start(NULL);
@@ -103,6 +107,16 @@ START_TEST(session_cookie_for_the_dashboard)
 			 200);
 	/* a forged cookie is refused */
 	ck_assert_int_eq(get("/v1/jobs", "Cookie: parley_session=99999999999.00ff"), 401);
+	/* and so are crafted expiries, each read with bounds (no overflow, no sign, no blank) */
+	for (i = 0; i < sizeof(crafted) / sizeof(crafted[0]); i++) {
+		char h[200];
+		snprintf(h, sizeof(h), "Cookie: parley_session=%s.%064d", crafted[i], 0);
+		int st = get("/v1/jobs", h);
+		ck_assert_msg(st == 401, "cookie expiry '%s': status %d, want 401 (0: no answer)",
+			      crafted[i], st);
+	}
+	ck_assert_int_eq(harness_http(parleyd.port, "GET", "/v1/jobs", NULL, with_cookie, NULL),
+			 200);
 	/* a state change with the cookie from another origin is refused */
 	with_cookie[1] = "Origin: http://evil.example";
 	ck_assert_int_eq(harness_http(parleyd.port, "POST", "/v1/jobs/jx/cancel", "", with_cookie,

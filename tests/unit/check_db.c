@@ -161,6 +161,30 @@ START_TEST(crash_requeue_resumes_with_a_new_attempt)
 }
 END_TEST
 
+START_TEST(requeue_only_what_the_claim_still_holds)
+{
+	struct db_job j, c;
+	struct perr e = {0};
+
+	fill_job(&j);
+	ck_assert_int_eq(db_job_insert(db, &j, NULL, NULL, 0, &e), 0);
+	ck_assert_int_eq(db_job_claim(db, &c, &e), 1);
+	/* a stale attempt gives nothing back, and says so */
+	ck_assert_int_eq(db_job_requeue(db, j.id, c.attempts + 1, &e), -1);
+	ck_assert_int_eq(e.code, PERR_CONFLICT);
+	ck_assert_int_eq(db_job_requeue(db, j.id, c.attempts, &e), 0);
+	db_job_release(&c);
+	ck_assert_int_eq(db_job_get(db, j.id, &c, &e), 0);
+	ck_assert_str_eq(c.status, "queued");
+	db_job_release(&c);
+	/* a job that is no longer running cannot be given back again */
+	e.code = 0;
+	ck_assert_int_eq(db_job_requeue(db, j.id, 1, &e), -1);
+	ck_assert_int_eq(e.code, PERR_CONFLICT);
+	db_job_release(&j);
+}
+END_TEST
+
 START_TEST(idempotency_keys)
 {
 	struct db_job a, b, c;
@@ -255,6 +279,7 @@ int main(void)
 	tcase_add_test(tc, migrations_seed_the_origin_scenarios);
 	tcase_add_test(tc, job_life_cycle);
 	tcase_add_test(tc, crash_requeue_resumes_with_a_new_attempt);
+	tcase_add_test(tc, requeue_only_what_the_claim_still_holds);
 	tcase_add_test(tc, idempotency_keys);
 	tcase_add_test(tc, cancel_and_queue_cap);
 	tcase_add_test(tc, list_filters_and_pages);

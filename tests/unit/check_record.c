@@ -96,28 +96,31 @@ static struct db_turn turn(int idx, const char *role, char *text)
 }
 
 /* The type of each conversation item of a transcript of turns, "-" for none. */
-static void types_of(int max_turns, const struct db_turn *turns, size_t n, char *out)
+static void types_of(int max_turns, struct db_turn *turns, size_t n, char *out)
 {
-	struct db_job j;
+	struct db_job_full f;
+	struct db_job *jp = &f.job;
 	json_t *t, *c;
-	size_t i;
+	size_t i, k = 0;
 
-	memset(&j, 0, sizeof(j));
-	snprintf(j.id, sizeof(j.id), "jtest");
-	snprintf(j.status, sizeof(j.status), "succeeded");
-	j.scenario_name = (char *)"s";
-	j.interviewer_model = j.candidate_model = (char *)"m";
-	j.interviewer_backend = j.candidate_backend = (char *)"b";
-	j.scoring = j.extraction = (char *)"rubric";
-	j.max_turns = max_turns;
-	j.created_at = 1;
-	t = view_transcript(&j, turns, n, NULL, 0);
-	out[0] = '\0';
+	memset(&f, 0, sizeof(f));
+	snprintf(jp->id, sizeof(jp->id), "jtest");
+	snprintf(jp->status, sizeof(jp->status), "succeeded");
+	jp->scenario_name = (char *)"s";
+	jp->interviewer_model = jp->candidate_model = (char *)"m";
+	jp->interviewer_backend = jp->candidate_backend = (char *)"b";
+	jp->scoring = jp->extraction = (char *)"rubric";
+	jp->max_turns = max_turns;
+	jp->created_at = 1;
+	f.turns = turns;
+	f.nturns = n;
+	t = view_transcript(&f);
 	json_array_foreach(json_object_get(t, "conversation"), i, c)
 	{
 		const char *ty = json_string_value(json_object_get(c, "type"));
-		strcat(out, ty ? (strcmp(ty, "optimization_suggestions") ? "?" : "A") : "-");
+		out[k++] = ty ? (strcmp(ty, "optimization_suggestions") ? '?' : 'A') : '-';
 	}
+	out[k] = '\0';
 	ck_assert_msg(json_is_real(json_object_get(
 			  json_array_get(json_object_get(t, "conversation"), 0), "duration")),
 		      "duration is a number of seconds");
