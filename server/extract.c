@@ -1,20 +1,28 @@
 /*
  * extract.c - the optimizations an interviewer suggested. See extract.h.
  *
- * DESIGN: the text is split into lines once (struct doc); every later step
- * works on line indexes. The rubric method finds the concrete-suggestions
- * section (a numbered heading naming concrete suggestions, else numbered
- * section 3, else an unnumbered heading naming them) and ends it at the next
- * section heading, a rule, or a plain paragraph after its list. Its top-level
- * list items are the suggestions; deeper lines belong to their parent. Items
- * that merely restate an analysis section ("* **Concrete Suggestions Using
- * #test_this Format:**") are headings: their own nested items are promoted,
- * the heading itself is never a suggestion. Then every line not yet used that
- * is a list item marked test_this in any spelling (or a paragraph opening with
- * the marker) becomes a suggestion too, unless it only names the format.
- * Results come out in text order. Each item is turned into title / detail /
- * test / suggestion by small string passes over a strbuf. The origin method
- * is the old line grep and shares nothing with this.
+ * DESIGN: the rubric method reads the analysis as a Markdown document tree
+ * (libcmark). Quote marks and "•" bullets are taken off first, line for
+ * line, so every node's source lines are also lines of struct doc. The
+ * top-level blocks are classified once (struct blk): headings, paragraphs,
+ * lists, table paragraphs (plain CommonMark has no tables: a paragraph whose
+ * second line is a |---| row is one), rules; an ordered list whose items name
+ * parts ("1. Analysis: ...", "3. Concrete suggestions:") is taken item by
+ * item. A block that names a part of the analysis (a heading, a bold line,
+ * a "Name:" label, an all-caps line, a numbered item) says which part. The
+ * concrete-suggestions part is the block naming it, else the numbered 3,
+ * else any suggestions part; it runs to the next heading of its level or the
+ * next named part (for a non-heading label, to any heading, named part or
+ * rule), or it is the label item's own nested blocks. Its items: one per
+ * sub-heading (or bold sub-heading line) when it has them; else each list's
+ * top-level items (line scan below, with lines inside code blocks never
+ * items), each table row, each paragraph opening in bold or with a label,
+ * until prose follows them; text after the label ("none yet", or one inline
+ * suggestion) counts too. Without such a part, labelled paragraphs and items
+ * marked test_this anywhere are the suggestions. Each item's lines are then
+ * turned into title / detail / test / suggestion by small string passes over
+ * a strbuf; table rows by their columns. The origin method is the old line
+ * grep and shares nothing with this.
  */
 #include "server/extract.h"
 
@@ -22,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <cmark.h>
 
 #include "db/util.h"
 
@@ -35,6 +45,7 @@ struct line {
 	int blank;
 	int list;   /* starts with a list marker: "* ", "- ", "+ ", "1. ", "1) " */
 	size_t off; /* offset of the content: after the indent and the list marker */
+	int code; /* inside a code block (set from the document tree): never an item or a marker */
 };
 
 struct doc {
@@ -44,6 +55,9 @@ struct doc {
 
 struct range {
 	size_t first, last; /* line indexes, inclusive */
+	char *title;	    /* given title (owned; the first line is then not read), or NULL */
+	int row;	    /* a table row: title and test are the cells at tcol and xcol */
+	int tcol, xcol;
 };
 
 struct ranges {
@@ -121,6 +135,7 @@ static void doc_init(struct doc *d, const char *text)
 		while (i < len && (p[i] == ' ' || p[i] == '\t'))
 			i++;
 		l->off = i;
+		l->code = 0;
 		if (!nl)
 			break;
 		p = nl + 1;
@@ -164,6 +179,7 @@ static void ranges_push(struct ranges *r, size_t first, size_t last)
 		r->alloc = r->alloc ? r->alloc * 2 : 8;
 		r->v = xrealloc(r->v, r->alloc * sizeof(*r->v));
 	}
+	memset(&r->v[r->n], 0, sizeof(r->v[r->n]));
 	r->v[r->n].first = first;
 	r->v[r->n].last = last;
 	r->n++;
@@ -211,6 +227,10 @@ static void md_clean(const char *p, size_t n, struct strbuf *out)
 			i++;
 			continue;
 		}
+		/* "_two_" is emphasis; "test_this" and "num_ctx" are names */
+		if (c == '_' && (i > 0 && isalnum((unsigned char)p[i - 1])) !=
+				    (i + 1 < n && isalnum((unsigned char)p[i + 1])))
+			continue;
 		if (c == '[') {
 			const char *close = memchr(p + i, ']', n - i);
 
@@ -344,6 +364,26 @@ static void strip_enumerator(char *s)
 	}
 }
 
+/* "(Test: hit rate)" leaves "hit rate)": a closing bracket that was never opened goes. */
+static void strip_unopened(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n > 0 && (s[n - 1] == ')' || s[n - 1] == ']')) {
+		char open = s[n - 1] == ')' ? '(' : '[';
+		int depth = 0;
+		size_t i;
+
+		for (i = 0; i + 1 < n; i++)
+			depth += (s[i] == open) - (s[i] == s[n - 1]);
+		if (depth > 0)
+			return;
+		s[--n] = '\0';
+		rstrip_set(s, " .");
+		n = strlen(s);
+	}
+}
+
 static int is_abbreviation(const char *s, size_t dot)
 {
 	static const char *const abbr[] = {"e.g",  "i.e", "etc", "vs", "eg", "ie", "approx",
@@ -384,11 +424,94 @@ static size_t first_sentence_end(const char *s)
 }
 
 /*
- * Cleans src and cuts it into a title (its first sentence, enumerator,
- * surrounding quotes and final colon or full stop removed) and the rest,
- * which is appended to rest when rest is not NULL.
+ * "Suggestion A: ", "Option 2 – ", "Suggestion #1 — ", "3.1 " in front of a
+ * title label the item; they are not its name.
  */
-static char *title_split(const char *src, size_t n, struct strbuf *rest)
+static void strip_label(char *s)
+{
+	static const char *const labels[] = {"suggestion", "option",   "recommendation",
+					     "idea",	   "proposal", "change",
+					     "step",	   "fix",      "action"};
+	size_t k, i = 0, n;
+
+	for (k = 0; k < ARRAY_SIZE(labels); k++)
+		if (!strncasecmp(s, labels[k], strlen(labels[k])))
+			break;
+	if (k < ARRAY_SIZE(labels)) {
+		i = strlen(labels[k]);
+		if (s[i] != ' ')
+			return;
+		i++;
+		if (s[i] == '#')
+			i++;
+		n = i;
+		while (isdigit((unsigned char)s[i]))
+			i++;
+		if (i == n && isupper((unsigned char)s[i]) && !isalnum((unsigned char)s[i + 1]))
+			i++;
+		if (i == n)
+			return;
+	} else {
+		/* "3.1 Group alerts": a sub-section number */
+		while (isdigit((unsigned char)s[i]) ||
+		       (s[i] == '.' && i > 0 && isdigit((unsigned char)s[i + 1])))
+			i++;
+		if (i == 0 || !memchr(s, '.', i) || s[i] != ' ')
+			return;
+		lstrip_n(s, i);
+		trim(s);
+		return;
+	}
+	while (s[i] == ' ')
+		i++;
+	if (s[i] == ':' || s[i] == '.' || s[i] == ')' || s[i] == '-')
+		i++;
+	else if (!strncmp(s + i, "\xe2\x80\x93", 3) || !strncmp(s + i, "\xe2\x80\x94", 3))
+		i += 3;
+	else if (s[i] != '\0')
+		return;
+	lstrip_n(s, i);
+	trim(s);
+}
+
+/* Cuts s at its first ": " or spaced dash: "Limit the plan - longer plans fail" names the plan. */
+static void cut_at_separator(char *s)
+{
+	static const char *const seps[] = {": ", " - ", " \xe2\x80\x93 ", " \xe2\x80\x94 "};
+	size_t k, best = strlen(s);
+
+	for (k = 0; k < ARRAY_SIZE(seps); k++) {
+		const char *f = strstr(s, seps[k]);
+
+		if (f && (size_t)(f - s) < best && f > s)
+			best = (size_t)(f - s);
+	}
+	s[best] = '\0';
+}
+
+/* Drops trailing full stops, colons, blanks and dashes: "Downsample to 300 dpi —" */
+static void rstrip_dashes(char *s)
+{
+	size_t n = strlen(s);
+
+	for (;;) {
+		rstrip_set(s, ".: -");
+		n = strlen(s);
+		if (n >= 3 && !memcmp(s + n - 3, "\xe2\x80", 2) &&
+		    (s[n - 1] == '\x93' || s[n - 1] == '\x94'))
+			s[n - 3] = '\0';
+		else
+			return;
+	}
+}
+
+/*
+ * Cleans src and cuts it into a title (its first sentence, enumerator,
+ * label, surrounding quotes and final colon or full stop removed; with cut,
+ * also what follows its first colon or spaced dash) and the rest, which is
+ * appended to rest when rest is not NULL.
+ */
+static char *title_split(const char *src, size_t n, struct strbuf *rest, int cut)
 {
 	char *s = clean_dup(src, n), *title;
 	size_t e;
@@ -396,11 +519,20 @@ static char *title_split(const char *src, size_t n, struct strbuf *rest)
 	rstrip_set(s, ": ");
 	strip_quote_pair(s);
 	strip_enumerator(s);
+	strip_label(s);
 	e = first_sentence_end(s);
+	if (cut) {
+		char *t = xstrndup(s, e);
+
+		cut_at_separator(t);
+		if (*t)
+			e = strlen(t);
+		free(t);
+	}
 	title = xstrndup(s, e);
 	rstrip_set(title, ".: ");
 	strip_quote_pair(title);
-	rstrip_set(title, ".: ");
+	rstrip_dashes(title);
 	if (rest) {
 		char *r = s + e;
 
@@ -483,6 +615,10 @@ static int marker_boundary(const char *p, size_t i)
 {
 	unsigned char c;
 
+	while (i > 0 && is_emph(p[i - 1]))
+		i--;
+	if (i > 0 && (p[i - 1] == '(' || p[i - 1] == '['))
+		return 1; /* "(Test_This: ...)": a test in brackets */
 	while (i > 0 && (is_emph(p[i - 1]) || p[i - 1] == '(' || p[i - 1] == '[' ||
 			 isspace((unsigned char)p[i - 1])))
 		i--;
@@ -502,8 +638,8 @@ static int marker_boundary(const char *p, size_t i)
  * mstart is where the marker begins (its emphasis included); tstart where the
  * text after it begins.
  */
-static int find_test_marker_at(const char *p, size_t n, size_t from, size_t *mstart,
-			       size_t *tstart, int *is_hash)
+static int find_test_marker_at(const char *p, size_t n, size_t from, size_t *mstart, size_t *tstart,
+			       int *is_hash)
 {
 	size_t i;
 
@@ -524,6 +660,19 @@ static int find_test_marker_at(const char *p, size_t n, size_t from, size_t *mst
 				end = i + 5;
 			else if (starts_with_ci(p + i, n - i, "test") && word_end(p, n, i + 4))
 				end = i + 4;
+		} else if ((p[i] == 'm' || p[i] == 'M') &&
+			   (i == 0 || !isalnum((unsigned char)p[i - 1])) &&
+			   starts_with_ci(p + i, n - i, "measure") && word_end(p, n, i + 7)) {
+			end = i + 7;
+		} else if ((p[i] == 'h' || p[i] == 'H') &&
+			   (i == 0 || !isalnum((unsigned char)p[i - 1]))) {
+			static const char *const how[] = {"how to test", "how to measure",
+							  "how to verify"};
+
+			for (k = 0; k < ARRAY_SIZE(how) && !end; k++)
+				if (starts_with_ci(p + i, n - i, how[k]) &&
+				    word_end(p, n, i + strlen(how[k])))
+					end = i + strlen(how[k]);
 		}
 		if (!end)
 			continue;
@@ -536,8 +685,11 @@ static int find_test_marker_at(const char *p, size_t n, size_t from, size_t *mst
 			continue;
 		if (!hash && !marker_boundary(p, i))
 			continue;
-		while (k < n && (is_emph(p[k]) || isspace((unsigned char)p[k]) || p[k] == ':'))
-			k++;
+		while (k < n && (is_emph(p[k]) || isspace((unsigned char)p[k]) || p[k] == ':' ||
+				 (p[k] == '-' && k + 1 < n && p[k + 1] == ' ') ||
+				 (k + 2 < n && !memcmp(p + k, "\xe2\x80", 2) &&
+				  (p[k + 2] == '\x93' || p[k + 2] == '\x94'))))
+			k += (unsigned char)p[k] == 0xe2 ? 3 : 1;
 		while (i > 0 && (is_emph(p[i - 1]) || p[i - 1] == '(' || p[i - 1] == '['))
 			i--;
 		*mstart = i;
@@ -676,28 +828,6 @@ static int names_section(const char *s, size_t n)
 	return 0;
 }
 
-/* Words that end the concrete-suggestions section when a heading opens with them. */
-static int names_later_section(const char *s, size_t n)
-{
-	static const char *const names[] = {"reasoning",
-					    "why these",
-					    "why this",
-					    "rationale",
-					    "next step",
-					    "actionable next",
-					    "conclusion",
-					    "summary",
-					    "specific optimization",
-					    "optimization opportunit",
-					    "analysis of"};
-	size_t k;
-
-	for (k = 0; k < ARRAY_SIZE(names); k++)
-		if (starts_with_ci(s, n, names[k]))
-			return 1;
-	return 0;
-}
-
 struct heading {
 	int is;	    /* the line is a heading */
 	int num;    /* its section number 1..9, or 0 */
@@ -717,7 +847,7 @@ static void heading_classify(const struct line *l, struct heading *h)
 	char *s;
 
 	memset(h, 0, sizeof(*h));
-	if (l->blank || l->indent > 3 || n == 0)
+	if (l->blank || l->code || l->indent > 3 || n == 0)
 		return;
 	if (t[0] == '#') {
 		while (i < n && t[i] == '#')
@@ -759,73 +889,6 @@ static void heading_classify(const struct line *l, struct heading *h)
 	h->text = s;
 }
 
-/* Finds the concrete-suggestions section: lines (from, to) exclusive of its heading. */
-static int find_section(const struct doc *d, size_t *from, size_t *to)
-{
-	size_t i, start = (size_t)-1, by_num = (size_t)-1, by_word = (size_t)-1;
-	size_t unnumbered = (size_t)-1;
-	struct heading h, sh;
-
-	for (i = 0; i < d->n; i++) {
-		size_t tn;
-
-		heading_classify(&d->v[i], &h);
-		if (!h.is) {
-			continue;
-		}
-		tn = strlen(h.text);
-		if (h.num && memmem_ci(h.text, tn, "concrete suggestion") && start == (size_t)-1)
-			start = i;
-		if (h.num == 3 && by_num == (size_t)-1)
-			by_num = i;
-		if (h.num && (memmem_ci(h.text, tn, "suggestion") || has_test_this(h.text, tn)) &&
-		    by_word == (size_t)-1)
-			by_word = i;
-		if (!h.num && memmem_ci(h.text, tn, "concrete suggestion") &&
-		    unnumbered == (size_t)-1)
-			unnumbered = i;
-		free(h.text);
-	}
-	if (start == (size_t)-1)
-		start = by_num;
-	if (start == (size_t)-1)
-		start = by_word;
-	if (start == (size_t)-1)
-		start = unnumbered;
-	if (start == (size_t)-1)
-		return 0;
-	heading_classify(&d->v[start], &sh);
-	*from = start + 1;
-	*to = d->n;
-	for (i = start + 1; i < d->n; i++) {
-		size_t n;
-		const char *t = line_trimmed(&d->v[i], &n);
-		int end = 0;
-
-		if (d->v[i].indent <= 3 && is_rule(t, n) && n > 0) {
-			*to = i;
-			break;
-		}
-		heading_classify(&d->v[i], &h);
-		if (!h.is)
-			continue;
-		if (h.md && (!sh.md || h.md <= sh.md))
-			end = 1;
-		else if (h.num && h.num != sh.num &&
-			 (h.md || names_section(h.text, strlen(h.text))))
-			end = 1;
-		else if (names_later_section(h.text, strlen(h.text)))
-			end = 1;
-		free(h.text);
-		if (end) {
-			*to = i;
-			break;
-		}
-	}
-	free(sh.text);
-	return 1;
-}
-
 static int is_heading_line(const struct line *l)
 {
 	struct heading h;
@@ -856,6 +919,11 @@ static void split_items(const struct doc *d, size_t from, size_t to, struct rang
 
 		if (l->blank) {
 			blank_since = 1;
+			continue;
+		}
+		if (l->code) {
+			if (have)
+				last = i;
 			continue;
 		}
 		if (l->list) {
@@ -921,7 +989,7 @@ static char *line_title(const struct line *l)
 	size_t n;
 	const char *c = line_content(l, &n);
 
-	return title_split(c, n, NULL);
+	return title_split(c, n, NULL, 0);
 }
 
 /*
@@ -983,7 +1051,7 @@ static void collect_marked(const struct doc *d, struct ranges *out, char *used)
 		const char *c;
 		int take = 0;
 
-		if (used[i] || l->blank || is_heading_line(l))
+		if (used[i] || l->blank || l->code || is_heading_line(l))
 			continue;
 		c = line_content(l, &n);
 		if (!has_test_this(c, n) || mentions_format(c, n))
@@ -1034,30 +1102,52 @@ static struct optim *optim_list_add(struct optim_list *l)
  * line); all else is detail. An item that is only a test ("* **Test:** ...")
  * takes its title from the test.
  */
-static void build_item(const struct doc *d, size_t first, size_t last, int turn,
+/* A line that is one italic sentence ("*Compare FID on 100 prompts.*"), the way models write a
+ * test. */
+static int italic_line(const char *c, size_t n)
+{
+	return n > 2 && (c[0] == '*' || c[0] == '_') && c[1] != c[0] && c[n - 1] == c[0] &&
+	       c[n - 2] != c[0] && !memchr(c + 1, c[0], n - 2);
+}
+
+static void build_item(const struct doc *d, size_t first, size_t last, const char *given, int turn,
 		       struct optim_list *out)
 {
 	struct strbuf detail, test, sugg;
-	char *title = NULL;
+	char *title = given ? xstrdup(given) : NULL;
 	char *as_test = xcalloc(last - first + 1, 1);
 	size_t j;
 
 	struct strbuf untagged;
-	int plain = 0;
+	int plain = 0, marked = 0;
 
 	strbuf_init(&detail, 128);
 	strbuf_init(&test, 128);
 	strbuf_init(&sugg, 256);
 	strbuf_init(&untagged, 0);
 	/* with a "Test:" line of its own, an item's "#test_this:" is only a tag */
-	for (j = first; j <= last && !plain; j++) {
+	for (j = first; j <= last; j++) {
+		size_t n, ms, ts;
+		const char *c;
+
+		if (d->v[j].blank || d->v[j].code)
+			continue;
+		c = line_content(&d->v[j], &n);
+		plain = plain || item_has_plain_test(c, n);
+		marked = marked || find_test_marker(c, n, &ms, &ts);
+	}
+	/* without any marker, an italic sentence after the first line is the test */
+	for (j = first + 1; j <= last && !marked; j++) {
 		size_t n;
 		const char *c;
 
-		if (d->v[j].blank)
+		if (d->v[j].blank || d->v[j].code)
 			continue;
 		c = line_content(&d->v[j], &n);
-		plain = item_has_plain_test(c, n);
+		if (italic_line(c, n)) {
+			add_piece(&test, c, n);
+			as_test[j - first] = 1;
+		}
 	}
 	for (j = first; j <= last; j++) {
 		const struct line *l = &d->v[j];
@@ -1065,9 +1155,17 @@ static void build_item(const struct doc *d, size_t first, size_t last, int turn,
 		const char *c;
 		int found;
 
-		if (l->blank)
+		if (l->blank || l->code || (given && j == first))
 			continue;
 		c = line_content(l, &n);
+		if (j == first && n > 4 && c[0] == '[' && strchr(" xX", c[1]) && c[2] == ']' &&
+		    c[3] == ' ') {
+			/* a task-list box; a ticked and struck-out one is done, not suggested */
+			if (c[1] != ' ' && n > 6 && c[4] == '~' && c[5] == '~')
+				goto done;
+			c += 4;
+			n -= 4;
+		}
 		if (sugg.len)
 			strbuf_addch(&sugg, ' ');
 		strbuf_add(&sugg, c, n);
@@ -1097,7 +1195,7 @@ static void build_item(const struct doc *d, size_t first, size_t last, int turn,
 					size_t mn, mms, mts;
 					const char *mc;
 
-					if (m->blank)
+					if (m->blank || m->code)
 						continue;
 					if (m->indent <= l->indent)
 						break;
@@ -1110,7 +1208,7 @@ static void build_item(const struct doc *d, size_t first, size_t last, int turn,
 				}
 			}
 		}
-		if (j == first) {
+		if (j == first && !given) {
 			size_t b = 0;
 
 			/* a bold lead is the title; the rest of the line is detail */
@@ -1123,13 +1221,13 @@ static void build_item(const struct doc *d, size_t first, size_t last, int turn,
 					b = 0;
 			}
 			if (b > 2) {
-				title = title_split(c + 2, b - 2, &detail);
+				title = title_split(c + 2, b - 2, &detail, 0);
 				b += 2;
 				while (b < pre && (c[b] == ':' || isspace((unsigned char)c[b])))
 					b++;
 				add_piece(&detail, c + b, pre - b);
 			} else {
-				title = title_split(c, pre, &detail);
+				title = title_split(c, pre, &detail, 1);
 			}
 		} else {
 			add_piece(&detail, c, pre);
@@ -1137,7 +1235,7 @@ static void build_item(const struct doc *d, size_t first, size_t last, int turn,
 	}
 	if (title && !*title && test.len) {
 		free(title);
-		title = title_split(test.buf, test.len, NULL);
+		title = title_split(test.buf, test.len, NULL, 0);
 	}
 	if (title && *title) {
 		struct optim *o = optim_list_add(out);
@@ -1146,10 +1244,13 @@ static void build_item(const struct doc *d, size_t first, size_t last, int turn,
 		o->detail = strbuf_detach(&detail, NULL);
 		strip_separator(o->detail);
 		o->test = test.len ? strbuf_detach(&test, NULL) : NULL;
+		if (o->test)
+			strip_unopened(o->test);
 		o->suggestion = strbuf_detach(&sugg, NULL);
 		o->turn = turn;
 		title = NULL;
 	}
+done:
 	free(title);
 	free(as_test);
 	strbuf_release(&detail);
@@ -1158,25 +1259,689 @@ static void build_item(const struct doc *d, size_t first, size_t last, int turn,
 	strbuf_release(&untagged);
 }
 
+/* ---------------------------------------------------------------- tree */
+
+/*
+ * Quotes and "•" bullets are not structure a suggestion depends on: the text
+ * is unquoted and "•" becomes "-" before parsing, line for line, so the
+ * document tree and the lines stay aligned.
+ */
+static char *normalise(const char *text)
+{
+	struct strbuf sb;
+	const char *p = text;
+
+	strbuf_init(&sb, strlen(text) + 1);
+	while (*p) {
+		const char *q = p;
+		size_t sp = 0;
+
+		for (;;) {
+			while (q[sp] == ' ' && sp < 3)
+				sp++;
+			if (q[sp] != '>')
+				break;
+			q += sp + 1;
+			if (*q == ' ')
+				q++;
+			sp = 0;
+		}
+		p = q;
+		while (*q == ' ' || *q == '\t')
+			q++;
+		if ((!strncmp(q, "\xe2\x80\xa2", 3) || !strncmp(q, "\xe2\x97\xa6", 3) ||
+		     !strncmp(q, "\xe2\x96\xaa", 3)) &&
+		    (q[3] == ' ' || q[3] == '\t')) {
+			strbuf_add(&sb, p, (size_t)(q - p));
+			strbuf_addch(&sb, '-');
+			p = q + 3;
+		}
+		q = strchr(p, '\n');
+		q = q ? q + 1 : p + strlen(p);
+		strbuf_add(&sb, p, (size_t)(q - p));
+		p = q;
+	}
+	return strbuf_detach(&sb, NULL);
+}
+
+enum blk_kind { BLK_OTHER, BLK_HEADING, BLK_PARA, BLK_LIST, BLK_ITEM, BLK_TABLE, BLK_RULE };
+
+/* One block of the document (or of a list item): what it is and which part of the analysis it
+ * opens. */
+struct blk {
+	cmark_node *node; /* borrowed from the parsed document */
+	enum blk_kind kind;
+	size_t first, last; /* its lines */
+	int level;	    /* heading level, 0 for other blocks */
+	int part;   /* 0 none, -1 another part, 1 names #test_this, 2 suggestions, 4 concrete
+		       suggestions */
+	int num;    /* the part's number, or 0 */
+	int pseudo; /* a paragraph that is one bold line naming no part: a sub-heading */
+	int lead;   /* a paragraph that opens in bold or with a "Suggestion A:" label */
+	char *rest; /* text after a part's label on the same line ("none yet"), or NULL */
+};
+
+struct blks {
+	struct blk *v;
+	size_t n, alloc;
+};
+
+static void blks_release(struct blks *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		free(b->v[i].rest);
+	free(b->v);
+}
+
+static int is_word_at(const char *s, const char *w)
+{
+	size_t k = strlen(w);
+
+	return !strncasecmp(s, w, k);
+}
+
+/*
+ * Whether the line (Markdown, list marker already off) names a part of the
+ * analysis: "### 3. Concrete Suggestions", "**Reasoning:**", "Analysis: the
+ * candidate ...", "CONCRETE SUGGESTIONS". heading says the line is a heading
+ * (its words alone decide). Returns the part (see struct blk), sets num and,
+ * when text follows the label on the line, rest (cleaned, owned).
+ */
+static int part_name(const char *raw, size_t n, int heading, int *num, char **rest)
+{
+	static const struct {
+		const char *w;
+		int part;
+	} names[] = {{"concrete suggestion", 4},
+		     {"concrete recommendation", 4},
+		     {"actionable suggestion", 2},
+		     {"suggestion", 2},
+		     {"recommendation", 2},
+		     {"recommended change", 2},
+		     {"analysis", -1},
+		     {"assessment", -1},
+		     {"specific optimization", -1},
+		     {"optimization opportunit", -1},
+		     {"opportunit", -1},
+		     {"reasoning", -1},
+		     {"why", -1},
+		     {"rationale", -1},
+		     {"next step", -1},
+		     {"conclusion", -1},
+		     {"summary", -1},
+		     {"closing", -1},
+		     {"final thought", -1},
+		     {"what you do", -1},
+		     {"where the time goes", -1}};
+	char *c, *s;
+	size_t k, i, words = 1;
+	int part = 0, bold = bold_only(raw, n);
+
+	*num = 0;
+	*rest = NULL;
+	c = clean_dup(raw, n);
+	s = c;
+	while (*s == '#' || *s == ' ')
+		s++;
+	if (isdigit((unsigned char)s[0]) && (s[1] == '.' || s[1] == ')') && s[2] == ' ') {
+		*num = s[0] - '0';
+		s += 3;
+	}
+	for (k = 0; k < ARRAY_SIZE(names) && !part; k++)
+		if (is_word_at(s, names[k].w))
+			part = names[k].part;
+	if (part == 2) {
+		/* "Suggestion A:", "Suggestion #1" label an item; they do not open a part */
+		char *t = xstrdup(s);
+
+		strip_label(t);
+		if (strcmp(t, s))
+			part = 0;
+		free(t);
+	}
+	/* the part's name runs to a colon, a full stop or a dash, or to the end of the line */
+	for (i = 0; s[i]; i++) {
+		if ((s[i] == ':' || s[i] == '.') && (s[i + 1] == ' ' || s[i + 1] == '\0'))
+			break;
+		if (!strncmp(s + i, " \xe2\x80\x94 ", 5) || !strncmp(s + i, " \xe2\x80\x93 ", 5) ||
+		    !strncmp(s + i, " - ", 3))
+			break;
+		words += s[i] == ' ';
+	}
+	if (part == 0 && has_test_this(s, i) && (heading || bold) && i < 80)
+		part = 1;
+	if (part && !heading) {
+		if (s[i] == '\0' && !bold && words > 6)
+			part = 0; /* a sentence that happens to open with the word */
+		else if (words > 8)
+			part = 0;
+	}
+	if (part && !heading && !bold) {
+		/* what follows the bold label, or the colon or full stop, is the part's own text */
+		char *r = NULL;
+
+		if (n > 4 && raw[0] == '*' && raw[1] == '*') {
+			const char *close = NULL;
+			size_t j;
+
+			for (j = 2; j + 1 < n && !close; j++)
+				if (raw[j] == '*' && raw[j + 1] == '*')
+					close = raw + j + 2;
+			if (close) {
+				free(c);
+				c = clean_dup(close, n - (size_t)(close - raw));
+				r = c;
+			}
+		} else if (s[i] == ':' || s[i] == '.') {
+			r = s + i + 1;
+		}
+		while (r && (*r == ' ' || *r == ':' || *r == '.'))
+			r++;
+		if (r && *r)
+			*rest = xstrdup(r);
+	}
+	free(c);
+	return part;
+}
+
+/* A paragraph whose first two lines are a table's header and delimiter row. */
+static int is_table(const struct doc *d, size_t first, size_t last)
+{
+	size_t n, i;
+	const char *t;
+
+	if (last <= first)
+		return 0;
+	t = line_trimmed(&d->v[first], &n);
+	if (n == 0 || !memchr(t, '|', n))
+		return 0;
+	t = line_trimmed(&d->v[first + 1], &n);
+	if (n == 0 || !memchr(t, '-', n))
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!strchr("|-: \t", t[i]))
+			return 0;
+	return 1;
+}
+
+static size_t node_line(const struct doc *d, cmark_node *node, int end)
+{
+	int l = end ? cmark_node_get_end_line(node) : cmark_node_get_start_line(node);
+	size_t i = l > 0 ? (size_t)l - 1 : 0;
+
+	return i < d->n ? i : d->n - 1;
+}
+
+static struct blk *blks_add(struct blks *b, const struct doc *d, cmark_node *node,
+			    enum blk_kind kind)
+{
+	struct blk *k;
+
+	if (b->n == b->alloc) {
+		b->alloc = b->alloc ? b->alloc * 2 : 16;
+		b->v = xrealloc(b->v, b->alloc * sizeof(*b->v));
+	}
+	k = &b->v[b->n++];
+	memset(k, 0, sizeof(*k));
+	k->node = node;
+	k->kind = kind;
+	k->first = node_line(d, node, 0);
+	k->last = node_line(d, node, 1);
+	if (k->last < k->first)
+		k->last = k->first;
+	return k;
+}
+
+/* The first line of a block as Markdown: its content, list marker off. */
+static const char *blk_line(const struct doc *d, const struct blk *k, size_t *n)
+{
+	const struct line *l = &d->v[k->first];
+
+	if (k->kind == BLK_HEADING) {
+		const char *t = line_trimmed(l, n);
+		size_t i = 0;
+
+		while (i < *n && t[i] == '#')
+			i++;
+		*n -= i;
+		return t + i;
+	}
+	return line_content(l, n);
+}
+
+/* The blocks among the children of parent, from child from on. */
+static void blocks_of(const struct doc *d, cmark_node *from, struct blks *out)
+{
+	cmark_node *node, *item;
+
+	for (node = from; node; node = cmark_node_next(node)) {
+		cmark_node_type t = cmark_node_get_type(node);
+		struct blk *k;
+		size_t n;
+		const char *c;
+
+		if (t == CMARK_NODE_HEADING) {
+			k = blks_add(out, d, node, BLK_HEADING);
+			k->level = cmark_node_get_heading_level(node);
+			c = blk_line(d, k, &n);
+			k->part = part_name(c, n, 1, &k->num, &k->rest);
+		} else if (t == CMARK_NODE_PARAGRAPH) {
+			cmark_node *fc = cmark_node_first_child(node);
+			char *title, *label;
+
+			k = blks_add(out, d, node, BLK_PARA);
+			if (is_table(d, k->first, k->last)) {
+				k->kind = BLK_TABLE;
+				continue;
+			}
+			c = blk_line(d, k, &n);
+			k->part = part_name(c, n, 0, &k->num, &k->rest);
+			title = clean_dup(c, n);
+			label = xstrdup(title);
+			strip_label(label);
+			k->lead = (fc && cmark_node_get_type(fc) == CMARK_NODE_STRONG) ||
+				  strcmp(title, label) != 0;
+			free(title);
+			free(label);
+			k->pseudo = !k->part && bold_only(c, n) && k->first == k->last;
+		} else if (t == CMARK_NODE_LIST) {
+			int parts = 0;
+
+			/* "1. Analysis: ... 3. Concrete suggestions: ..." is a list of parts */
+			for (item = cmark_node_first_child(node);
+			     item && cmark_node_get_list_type(node) == CMARK_ORDERED_LIST;
+			     item = cmark_node_next(item)) {
+				int num;
+				char *rest;
+				struct blk probe = {.first = node_line(d, item, 0)};
+
+				c = line_content(&d->v[probe.first], &n);
+				parts += part_name(c, n, 0, &num, &rest) != 0;
+				free(rest);
+			}
+			if (!parts) {
+				blks_add(out, d, node, BLK_LIST);
+				continue;
+			}
+			for (item = cmark_node_first_child(node); item;
+			     item = cmark_node_next(item)) {
+				k = blks_add(out, d, item, BLK_ITEM);
+				c = line_content(&d->v[k->first], &n);
+				k->part = part_name(c, n, 0, &k->num, &k->rest);
+				if (!k->num)
+					k->num = cmark_node_get_list_start(node);
+			}
+		} else if (t == CMARK_NODE_THEMATIC_BREAK) {
+			blks_add(out, d, node, BLK_RULE);
+		} else if (t != CMARK_NODE_CODE_BLOCK && t != CMARK_NODE_HTML_BLOCK) {
+			blks_add(out, d, node, BLK_OTHER);
+		}
+	}
+}
+
+static void mark_code(struct doc *d, cmark_node *root)
+{
+	cmark_iter *it = cmark_iter_new(root);
+	cmark_event_type ev;
+
+	while ((ev = cmark_iter_next(it)) != CMARK_EVENT_DONE) {
+		cmark_node *node = cmark_iter_get_node(it);
+		cmark_node_type t = cmark_node_get_type(node);
+		size_t i;
+
+		if (ev != CMARK_EVENT_ENTER ||
+		    (t != CMARK_NODE_CODE_BLOCK && t != CMARK_NODE_HTML_BLOCK))
+			continue;
+		for (i = node_line(d, node, 0); i <= node_line(d, node, 1); i++)
+			d->v[i].code = 1;
+	}
+	cmark_iter_free(it);
+}
+
+/* "none yet", "no suggestions": the part says there is nothing. */
+static int says_none(const char *s)
+{
+	static const char *const none[] = {"none", "no ", "n/a", "nothing", "not yet", "—", "-"};
+	size_t k;
+
+	for (k = 0; k < ARRAY_SIZE(none); k++)
+		if (is_word_at(s, none[k]))
+			return 1;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- tables */
+
+/* Splits a table line into at most max cells (border pipes dropped); returns the count. */
+static size_t table_cells(const struct line *l, const char **cell, size_t *len, size_t max)
+{
+	size_t n, i, start, k = 0;
+	const char *t = line_trimmed(l, &n);
+
+	if (n && t[0] == '|') {
+		t++;
+		n--;
+	}
+	if (n && t[n - 1] == '|' && (n < 2 || t[n - 2] != '\\'))
+		n--;
+	for (i = start = 0; i <= n && k < max; i++) {
+		if (i < n && !(t[i] == '|' && (i == 0 || t[i - 1] != '\\')))
+			continue;
+		cell[k] = t + start;
+		len[k] = i - start;
+		k++;
+		start = i + 1;
+	}
+	return k;
+}
+
+#define TABLE_COLS 16
+
+/* The title column (the one naming the suggestion, else the first that is not a number) and the
+ * test column. */
+static void table_columns(const struct doc *d, size_t first, int *tcol, int *xcol)
+{
+	static const char *const title_words[] = {"suggestion", "change",     "recommendation",
+						  "optimi",	"idea",	      "action",
+						  "title",	"improvement"};
+	static const char *const test_words[] = {"test",  "measure", "validat",
+						 "verif", "metric",  "evaluat"};
+	const char *cell[TABLE_COLS];
+	size_t len[TABLE_COLS], n = table_cells(&d->v[first], cell, len, TABLE_COLS), i, k;
+
+	*tcol = *xcol = -1;
+	for (i = 0; i < n; i++) {
+		char *h = clean_dup(cell[i], len[i]);
+
+		for (k = 0; k < ARRAY_SIZE(test_words) && *xcol < 0; k++)
+			if (memmem_ci(h, strlen(h), test_words[k]))
+				*xcol = (int)i;
+		for (k = 0; k < ARRAY_SIZE(title_words) && *tcol < 0 && *xcol != (int)i; k++)
+			if (memmem_ci(h, strlen(h), title_words[k]))
+				*tcol = (int)i;
+		free(h);
+	}
+	for (i = 0; i < n && *tcol < 0; i++) {
+		char *h = clean_dup(cell[i], len[i]);
+
+		if (h[0] && strcmp(h, "#") && strcasecmp(h, "no") && strcasecmp(h, "id") &&
+		    (int)i != *xcol)
+			*tcol = (int)i;
+		free(h);
+	}
+}
+
+static void build_row(const struct doc *d, const struct range *r, int turn, struct optim_list *out)
+{
+	const char *cell[TABLE_COLS];
+	size_t len[TABLE_COLS], n = table_cells(&d->v[r->first], cell, len, TABLE_COLS), i;
+	struct strbuf detail, sugg;
+	char *title;
+	struct optim *o;
+
+	if (r->tcol < 0 || (size_t)r->tcol >= n)
+		return;
+	title = title_split(cell[r->tcol], len[r->tcol], NULL, 0);
+	if (!*title) {
+		free(title);
+		return;
+	}
+	strbuf_init(&detail, 128);
+	strbuf_init(&sugg, 128);
+	for (i = 0; i < n; i++) {
+		char *c = clean_dup(cell[i], len[i]);
+
+		if ((int)i != r->tcol && (int)i != r->xcol && *c && !isdigit((unsigned char)c[0]))
+			add_piece(&detail, cell[i], len[i]);
+		free(c);
+	}
+	strbuf_add(&sugg, d->v[r->first].s, d->v[r->first].len);
+	o = optim_list_add(out);
+	o->title = title;
+	o->detail = strbuf_detach(&detail, NULL);
+	o->test = NULL;
+	if (r->xcol >= 0 && (size_t)r->xcol < n) {
+		o->test = clean_dup(cell[r->xcol], len[r->xcol]);
+		if (!*o->test) {
+			free(o->test);
+			o->test = NULL;
+		}
+	}
+	o->suggestion = strbuf_detach(&sugg, NULL);
+	trim(o->suggestion);
+	o->turn = turn;
+	strbuf_release(&detail);
+	strbuf_release(&sugg);
+}
+
+/* ---------------------------------------------------------------- parts */
+
+static void push_titled(struct ranges *r, size_t first, size_t last, const char *raw, size_t n)
+{
+	ranges_push(r, first, last);
+	r->v[r->n - 1].title = title_split(raw, n, NULL, 0);
+}
+
+/* Whether a list holds an item that opens in bold: then its items are the suggestions. */
+static int list_has_bold_items(const struct doc *d, const struct blk *k)
+{
+	size_t i, n;
+
+	for (i = k->first; i <= k->last; i++) {
+		const char *c = line_content(&d->v[i], &n);
+
+		if (d->v[i].list && !d->v[i].code && n > 2 && c[0] == '*' && c[1] == '*')
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The items among blocks v[from, to) of a part: one per sub-heading (or
+ * bold sub-heading line) when it has them, with everything up to the next
+ * one; else every list's items, every table's rows, and every paragraph that
+ * opens in bold, with a label or carries #test_this, until prose follows them.
+ */
+static void collect_blocks(const struct doc *d, const struct blks *b, size_t from, size_t to,
+			   struct ranges *out, char *used)
+{
+	size_t i, heads = 0, pseudo = 0, items = 0;
+	int bold_lists = 0;
+
+	for (i = from; i < to; i++) {
+		heads += b->v[i].kind == BLK_HEADING;
+		pseudo += b->v[i].kind == BLK_PARA && b->v[i].pseudo;
+		bold_lists |= b->v[i].kind == BLK_LIST && list_has_bold_items(d, &b->v[i]);
+	}
+	if (heads || (pseudo >= 2 && !bold_lists)) {
+		for (i = from; i < to; i++) {
+			const struct blk *k = &b->v[i];
+			size_t j = i + 1, n;
+			const char *c;
+
+			if (heads ? k->kind != BLK_HEADING : !(k->kind == BLK_PARA && k->pseudo))
+				continue;
+			while (j < to && (heads ? b->v[j].kind != BLK_HEADING
+						: !(b->v[j].kind == BLK_PARA && b->v[j].pseudo)))
+				j++;
+			c = blk_line(d, k, &n);
+			push_titled(out, k->first, j > i + 1 ? b->v[j - 1].last : k->last, c, n);
+		}
+		return;
+	}
+	for (i = from; i < to; i++) {
+		const struct blk *k = &b->v[i];
+		size_t before = out->n, j;
+		const char *c;
+		size_t n;
+
+		if (k->kind == BLK_TABLE) {
+			int tcol, xcol;
+
+			table_columns(d, k->first, &tcol, &xcol);
+			for (j = k->first + 2; j <= k->last; j++) {
+				ranges_push(out, j, j);
+				out->v[out->n - 1].row = 1;
+				out->v[out->n - 1].tcol = tcol;
+				out->v[out->n - 1].xcol = xcol;
+			}
+		} else if (k->kind == BLK_LIST) {
+			collect_section(d, k->first, k->last + 1, 0, out, used);
+		} else if (k->kind == BLK_PARA) {
+			const char *e;
+			size_t en;
+
+			c = blk_line(d, k, &n);
+			e = line_content(&d->v[k->last], &en);
+			if ((en > 0 && e[en - 1] == ':') || k->pseudo)
+				continue; /* it introduces what follows, or is a sub-heading */
+			if (k->lead || (has_test_this(c, n) && !mentions_format(c, n))) {
+				ranges_push(out, k->first, k->last);
+			} else if (items) {
+				return; /* closing remarks */
+			}
+		}
+		items += out->n - before;
+	}
+}
+
+/* No concrete-suggestions part: labelled paragraphs and #test_this items, wherever they are. */
+static void collect_loose(const struct doc *d, const struct blks *b, struct ranges *out, char *used)
+{
+	size_t i, j, n;
+	const char *c;
+
+	for (i = 0; i < b->n; i++) {
+		const struct blk *k = &b->v[i];
+		char *t;
+		int label;
+
+		if (k->kind != BLK_PARA)
+			continue;
+		c = blk_line(d, k, &n);
+		t = clean_dup(c, n);
+		strip_label(t);
+		label = strlen(t) < n && strncmp(t, c, strlen(t)) && !k->part &&
+			(is_word_at(c, "suggestion") || is_word_at(c, "option") ||
+			 is_word_at(c, "**suggestion") || is_word_at(c, "**option") ||
+			 is_word_at(c, "recommendation") || is_word_at(c, "**recommendation"));
+		free(t);
+		if (label && k->pseudo) {
+			/* "**Suggestion 1 — Title**" heads the paragraphs that follow it */
+			for (j = i + 1; j < b->n && b->v[j].kind == BLK_PARA && !b->v[j].pseudo &&
+					!b->v[j].part;
+			     j++)
+				;
+			push_titled(out, k->first, b->v[j - 1].last, c, n);
+		} else if (label || (has_test_this(c, n) && !mentions_format(c, n))) {
+			ranges_push(out, k->first, k->last);
+		} else {
+			size_t l;
+
+			for (l = k->first; l <= k->last && !label; l++) {
+				c = line_content(&d->v[l], &n);
+				label = has_test_this(c, n) && !mentions_format(c, n);
+			}
+			if (label)
+				ranges_push(out, k->first, k->last);
+			else
+				continue;
+		}
+		for (j = out->v[out->n - 1].first; j <= out->v[out->n - 1].last; j++)
+			used[j] = 1;
+	}
+	collect_marked(d, out, used);
+}
+
+/* The part's own items when its label line carries them: "3. Concrete suggestions: use X. Test: Y".
+ */
+static void build_rest(const char *rest, int turn, struct optim_list *out)
+{
+	struct doc t;
+
+	if (says_none(rest))
+		return;
+	doc_init(&t, rest);
+	build_item(&t, 0, t.n - 1, NULL, turn, out);
+	doc_release(&t);
+}
+
 static void extract_rubric(const char *text, int turn, struct optim_list *out)
 {
+	char *norm = normalise(text);
 	struct doc d;
 	struct ranges found = {0};
-	size_t from, to, k;
+	struct blks b = {0}, inner = {0};
+	cmark_node *root;
+	size_t i, k, best = (size_t)-1, end;
+	int best_key = 0;
 	char *used;
 
-	doc_init(&d, text);
+	doc_init(&d, norm);
+	root = cmark_parse_document(norm, strlen(norm), CMARK_OPT_DEFAULT);
 	used = xcalloc(d.n, 1);
-	if (find_section(&d, &from, &to))
-		collect_section(&d, from, to, 0, &found, used);
-	collect_marked(&d, &found, used);
-	if (found.n > 1) /* found.v is NULL when nothing was found: qsort must not see it */
-		qsort(found.v, found.n, sizeof(*found.v), range_cmp);
-	for (k = 0; k < found.n; k++)
-		build_item(&d, found.v[k].first, found.v[k].last, turn, out);
+	if (root) {
+		mark_code(&d, root);
+		blocks_of(&d, cmark_node_first_child(root), &b);
+	}
+	/* the concrete-suggestions part: by name, else numbered 3, else any suggestions part */
+	for (i = 0; i < b.n; i++) {
+		int key = b.v[i].part == 4  ? 10
+			  : b.v[i].part > 0 ? b.v[i].part + (b.v[i].num == 3) * 5
+					    : 0;
+
+		if (key > best_key) {
+			best_key = key;
+			best = i;
+		}
+	}
+	if (best != (size_t)-1) {
+		struct blk *h = &b.v[best];
+		cmark_node *second = h->kind == BLK_ITEM ? cmark_node_first_child(h->node) : NULL;
+
+		second = second ? cmark_node_next(second) : NULL;
+		if (h->rest)
+			build_rest(h->rest, turn, out);
+		if (second) {
+			/* "3. Concrete suggestions:" with the items nested under it */
+			blocks_of(&d, second, &inner);
+			collect_blocks(&d, &inner, 0, inner.n, &found, used);
+		} else {
+			for (end = best + 1; end < b.n; end++) {
+				const struct blk *k2 = &b.v[end];
+
+				if (h->kind == BLK_HEADING
+					? k2->part < 0 ||
+					      (k2->kind == BLK_HEADING && k2->level <= h->level)
+					: k2->kind == BLK_HEADING || k2->part != 0 ||
+					      k2->kind == BLK_RULE)
+					break;
+			}
+			collect_blocks(&d, &b, best + 1, end, &found, used);
+		}
+	} else {
+		collect_loose(&d, &b, &found, used);
+		if (found.n > 1) /* found.v is NULL when nothing was found: qsort must not see it */
+			qsort(found.v, found.n, sizeof(*found.v), range_cmp);
+	}
+	for (k = 0; k < found.n; k++) {
+		if (found.v[k].row)
+			build_row(&d, &found.v[k], turn, out);
+		else
+			build_item(&d, found.v[k].first, found.v[k].last, found.v[k].title, turn,
+				   out);
+		free(found.v[k].title);
+	}
 	free(found.v);
 	free(used);
+	blks_release(&b);
+	blks_release(&inner);
+	if (root)
+		cmark_node_free(root);
 	doc_release(&d);
+	free(norm);
 }
 
 /* The origin's grep: every line containing "#test_this", as it was, trimmed. */

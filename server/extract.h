@@ -2,13 +2,19 @@
  * extract.h - the optimizations an interviewer suggested, read from its text.
  *
  * DESIGN: two methods. "rubric" (the default, and the one that reads what a
- * person would call a suggestion): every top-level list item of the
- * concrete-suggestions section of the analysis (numbered section 3, or a
- * heading that names concrete suggestions / #test_this), with nested bullets
- * and its "Test:" line folded into its parent, plus any other line item marked
- * #test_this / Test_This / "Test This" in any case. A heading that merely
- * mentions the format is never a suggestion. "origin" reproduces the system
- * parley replaces: every line containing the literal "#test_this", trimmed.
+ * person would call a suggestion) parses the text as Markdown and takes the
+ * items of its concrete-suggestions part, in whatever form the part comes (a
+ * heading, a bold line, a numbered or inline "3. Concrete suggestions: ...")
+ * and whatever form its items take: list items of any marker (nested items
+ * belong to their parent), one block per sub-heading, table rows (title and
+ * test columns), bold-lead or labelled paragraphs ("Suggestion A: ...").
+ * Without such a part, items marked #test_this (any spelling) and labelled
+ * paragraphs anywhere. A title is the bold lead, else the text up to the
+ * first colon, spaced dash or full stop; a test is a "Test:", "Measure:",
+ * "How to test:", "#test_this ..." part, an italic sentence, or a table
+ * column. A heading that merely mentions the format is never a suggestion.
+ * "origin" reproduces the system parley replaces: every line containing the
+ * literal "#test_this", trimmed.
  * Pure functions over text; no I/O, no allocation failure paths.
  */
 #ifndef PARLEY_EXTRACT_H

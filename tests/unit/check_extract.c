@@ -364,34 +364,47 @@ END_TEST
 
 START_TEST(test_test_this_variants)
 {
-	static const char *const text =
-	    "**1. Analysis**\n\nFine.\n\n**2. Opportunities**\n\n"
+	static const char *const marked =
 	    "- **Enable batching** #TEST_THIS: measure throughput at 4 parallel requests\n"
 	    "- A plain opportunity without a marker.\n"
 	    "- Test this: drop the context to 2k tokens and compare latency\n"
 	    "* **Stream tokens.** test-this: time to first token under 1 s\n\n"
-	    "#test_this: pin the model in memory; compare load_ms\n\n"
-	    "**3. Concrete Suggestions – Test_This Format**\n\n"
-	    "* **Cache the system prompt:** reuse the KV cache. Test_This: TTFT on turn 3.\n"
-	    "* **Shorter context** — Test This: compare 2k vs 8k context.\n\n"
-	    "**4. Reasoning**\n\n- Faster.\n";
+	    "#test_this: pin the model in memory; compare load_ms\n\n";
+	struct strbuf text;
 	struct optim_list l;
 
-	extract_text(EXTRACT_RUBRIC, text, &l);
-	ck_assert_uint_eq(l.n, 6);
-	/* text order: marked items of section 2, the marked paragraph, then section 3 */
+	/* without a concrete-suggestions part, the marked items are the suggestions */
+	strbuf_init(&text, 0);
+	strbuf_addf(&text, "**1. Analysis**\n\nFine.\n\n%s**4. Reasoning**\n\n- Faster.\n", marked);
+	extract_text(EXTRACT_RUBRIC, text.buf, &l);
+	ck_assert_uint_eq(l.n, 4);
 	ck_assert_str_eq(l.v[0].title, "Enable batching");
 	ck_assert_str_eq(l.v[0].test, "measure throughput at 4 parallel requests");
 	ck_assert_str_eq(l.v[1].title, "drop the context to 2k tokens and compare latency");
 	ck_assert_str_eq(l.v[2].title, "Stream tokens");
 	ck_assert_str_eq(l.v[2].test, "time to first token under 1 s");
 	ck_assert_str_eq(l.v[3].title, "pin the model in memory; compare load_ms");
-	ck_assert_str_eq(l.v[4].title, "Cache the system prompt");
-	ck_assert_str_eq(l.v[4].detail, "reuse the KV cache.");
-	ck_assert_str_eq(l.v[4].test, "TTFT on turn 3.");
-	ck_assert_str_eq(l.v[5].title, "Shorter context");
-	ck_assert_str_eq(l.v[5].test, "compare 2k vs 8k context.");
 	optim_list_release(&l);
+
+	/* with one, marked items of the opportunities part are not suggestions */
+	strbuf_reset(&text);
+	strbuf_addf(
+	    &text,
+	    "**1. Analysis**\n\nFine.\n\n**2. Opportunities**\n\n%s"
+	    "**3. Concrete Suggestions – Test_This Format**\n\n"
+	    "* **Cache the system prompt:** reuse the KV cache. Test_This: TTFT on turn 3.\n"
+	    "* **Shorter context** — Test This: compare 2k vs 8k context.\n\n"
+	    "**4. Reasoning**\n\n- Faster.\n",
+	    marked);
+	extract_text(EXTRACT_RUBRIC, text.buf, &l);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert_str_eq(l.v[0].title, "Cache the system prompt");
+	ck_assert_str_eq(l.v[0].detail, "reuse the KV cache.");
+	ck_assert_str_eq(l.v[0].test, "TTFT on turn 3.");
+	ck_assert_str_eq(l.v[1].title, "Shorter context");
+	ck_assert_str_eq(l.v[1].test, "compare 2k vs 8k context.");
+	optim_list_release(&l);
+	strbuf_release(&text);
 }
 END_TEST
 
@@ -497,6 +510,187 @@ START_TEST(test_method_names)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- corpus */
+
+/*
+ * The corpus (tests/corpus/extract): analyses in the shapes models write,
+ * each with the titles and tests a reader finds in it (labels.json).
+ * Titles and tests are compared after collapsing blanks and dropping
+ * trailing punctuation, which says nothing about what the item is.
+ */
+#define CORPUS_DIR "tests/corpus/extract"
+
+static json_t *corpus_labels(void)
+{
+	json_error_t err;
+	json_t *j = json_load_file(CORPUS_DIR "/labels.json", JSON_REJECT_DUPLICATES, &err);
+
+	ck_assert_msg(j != NULL, "cannot load '%s': %s", CORPUS_DIR "/labels.json", err.text);
+	return j;
+}
+
+static char *corpus_text(const char *name)
+{
+	char path[512];
+	FILE *f;
+	struct strbuf sb;
+	char chunk[4096];
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s.md", CORPUS_DIR, name);
+	f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "cannot open '%s'", path);
+	strbuf_init(&sb, 4096);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		strbuf_add(&sb, chunk, n);
+	fclose(f);
+	return strbuf_detach(&sb, NULL);
+}
+
+static char *norm(const char *s)
+{
+	struct strbuf sb;
+	int space = 0;
+	size_t n;
+
+	strbuf_init(&sb, strlen(s) + 1);
+	for (; *s; s++) {
+		if (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n') {
+			space = sb.len > 0;
+			continue;
+		}
+		if (space)
+			strbuf_addch(&sb, ' ');
+		space = 0;
+		strbuf_addch(&sb, *s);
+	}
+	n = sb.len;
+	while (n > 0 && strchr(".;:, ", sb.buf[n - 1]))
+		n--;
+	sb.buf[n] = '\0';
+	sb.len = n;
+	return strbuf_detach(&sb, NULL);
+}
+
+static int same(const char *a, const char *b)
+{
+	char *x, *y;
+	int r;
+
+	if (!a || !b)
+		return a == b;
+	x = norm(a);
+	y = norm(b);
+	r = !strcmp(x, y);
+	free(x);
+	free(y);
+	return r;
+}
+
+struct figures {
+	size_t cases, exact, titles, found, tests, tests_ok, empty_cases, false_items;
+};
+
+/* Extracts one case and adds its figures; returns 1 when count, titles and tests all match. */
+static int corpus_case(const char *name, const json_t *want, struct figures *f, int verbose)
+{
+	char *text = corpus_text(name);
+	struct optim_list l;
+	size_t i, k, n = json_array_size(want);
+	int ok = 1;
+
+	optim_list_init(&l);
+	extract_optimizations(EXTRACT_RUBRIC, text, 3, &l);
+	f->cases++;
+	f->exact += l.n == n;
+	f->titles += n;
+	if (n == 0) {
+		f->empty_cases++;
+		f->false_items += l.n;
+	}
+	ok = l.n == n;
+	for (i = 0; i < n; i++) {
+		const json_t *w = json_array_get(want, i);
+		const char *title = json_string_value(json_object_get(w, "title"));
+		const char *test = json_string_value(json_object_get(w, "test"));
+		int hit = 0;
+
+		for (k = 0; k < l.n && !hit; k++)
+			hit = same(l.v[k].title, title);
+		f->found += hit;
+		f->tests += test != NULL;
+		if (i < l.n && same(l.v[i].title, title) && same(l.v[i].test, test)) {
+			f->tests_ok += test != NULL;
+			continue;
+		}
+		ok = 0;
+		if (verbose)
+			fprintf(stderr, "%s item %zu: want '%s' / '%s', got '%s' / '%s'\n", name,
+				i + 1, title, test ? test : "(none)", i < l.n ? l.v[i].title : "-",
+				i < l.n && l.v[i].test ? l.v[i].test : "(none)");
+	}
+	if (verbose && l.n != n) {
+		fprintf(stderr, "%s: want %zu items, got %zu:\n", name, n, l.n);
+		for (k = 0; k < l.n; k++)
+			fprintf(stderr, "    '%s' / '%s'\n", l.v[k].title,
+				l.v[k].test ? l.v[k].test : "(none)");
+	}
+	optim_list_release(&l);
+	free(text);
+	return ok;
+}
+
+START_TEST(test_corpus_case)
+{
+	json_t *labels = corpus_labels();
+	const char *name = NULL;
+	const json_t *want;
+	struct figures f = {0};
+	int i = 0;
+
+	json_object_foreach(labels, name, want)
+	{
+		if (i++ != _i)
+			continue;
+		ck_assert_msg(corpus_case(name, want, &f, 1), "%s: extraction differs from labels",
+			      name);
+	}
+	json_decref(labels);
+}
+END_TEST
+
+/* The figures over the whole corpus, printed for the record. */
+START_TEST(test_corpus_figures)
+{
+	json_t *labels = corpus_labels();
+	const char *name;
+	const json_t *want;
+	struct figures f = {0};
+
+	json_object_foreach(labels, name, want) corpus_case(name, want, &f, 0);
+	fprintf(stderr,
+		"corpus: %zu analyses, exact count %zu (%.1f %%), title recall %zu/%zu (%.3f), "
+		"tests right %zu/%zu, items found in %zu analyses with none: %zu\n",
+		f.cases, f.exact, 100.0 * (double)f.exact / (double)f.cases, f.found, f.titles,
+		(double)f.found / (double)f.titles, f.tests_ok, f.tests, f.empty_cases,
+		f.false_items);
+	ck_assert_uint_ge(f.cases, 40);
+	ck_assert_uint_eq(f.exact, f.cases);
+	ck_assert_uint_eq(f.found, f.titles);
+	ck_assert_uint_eq(f.false_items, 0);
+	json_decref(labels);
+}
+END_TEST
+
+static int corpus_size(void)
+{
+	json_t *labels = json_load_file(CORPUS_DIR "/labels.json", 0, NULL);
+	int n = labels ? (int)json_object_size(labels) : 1;
+
+	json_decref(labels);
+	return n;
+}
+
 static Suite *extract_suite(void)
 {
 	Suite *s = suite_create("extract");
@@ -516,6 +710,10 @@ static Suite *extract_suite(void)
 	tcase_add_test(tc, test_nothing_to_find);
 	tcase_add_test(tc, test_method_names);
 	tcase_add_test(tc, test_tag_and_test_line);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("corpus");
+	tcase_add_loop_test(tc, test_corpus_case, 0, corpus_size());
+	tcase_add_test(tc, test_corpus_figures);
 	suite_add_tcase(s, tc);
 	return s;
 }
