@@ -1383,7 +1383,8 @@ static int part_name(const char *raw, size_t n, int heading, int *num, char **re
 	*rest = NULL;
 	c = clean_dup(raw, n);
 	s = c;
-	while (*s == '#' || *s == ' ')
+	/* "### ✅ Concrete Suggestions": marks and pictures before the name */
+	while (*s && !isalnum((unsigned char)*s))
 		s++;
 	if (isdigit((unsigned char)s[0]) && (s[1] == '.' || s[1] == ')') && s[2] == ' ') {
 		*num = s[0] - '0';
@@ -1612,6 +1613,23 @@ static int says_none(const char *s)
 	return 0;
 }
 
+/* An item that says there is none: "None yet", "N/A", "No suggestions for now". */
+static int says_none_item(const char *raw, size_t n)
+{
+	static const char *const none[] = {"none",	    "n/a",	   "nothing",
+					   "no suggestion", "no concrete", "not yet"};
+	char *c = clean_dup(raw, n);
+	size_t k, len;
+	int r = 0;
+
+	for (k = 0; k < ARRAY_SIZE(none) && !r; k++) {
+		len = strlen(none[k]);
+		r = is_word_at(c, none[k]) && !isalnum((unsigned char)c[len]);
+	}
+	free(c);
+	return r;
+}
+
 /* ---------------------------------------------------------------- tables */
 
 /* Splits a table line into at most max cells (border pipes dropped); returns the count. */
@@ -1789,6 +1807,14 @@ static void collect_blocks(const struct doc *d, const struct blks *b, size_t fro
 			}
 		} else if (k->kind == BLK_LIST) {
 			collect_section(d, k->first, k->last + 1, 0, out, used);
+			/* "* None yet – ..." says there is nothing */
+			while (out->n > before) {
+				c = line_content(&d->v[out->v[out->n - 1].first], &n);
+				if (!says_none_item(c, n))
+					break;
+				out->n--;
+				free(out->v[out->n].title);
+			}
 		} else if (k->kind == BLK_PARA) {
 			const char *e;
 			size_t en;
