@@ -1805,7 +1805,8 @@ static void collect_blocks(const struct doc *d, const struct blks *b, size_t fro
 				out->v[out->n - 1].tcol = tcol;
 				out->v[out->n - 1].xcol = xcol;
 			}
-		} else if (k->kind == BLK_LIST) {
+		} else if (k->kind == BLK_LIST || k->kind == BLK_ITEM) {
+			/* an item of a list of parts: "3. Concrete suggestions" then "1. ..." */
 			collect_section(d, k->first, k->last + 1, 0, out, used);
 			/* "* None yet – ..." says there is nothing */
 			while (out->n > before) {

@@ -495,6 +495,30 @@ START_TEST(test_tag_and_test_line)
 }
 END_TEST
 
+/* The shape the interviewer is asked for (server/prompt.c) reads back cleanly. */
+START_TEST(test_asked_shape)
+{
+	const char *t = "1. Analysis of the candidate's approach\n\nIt is slow.\n\n"
+			"2. Specific optimization opportunities identified\n\nCaching.\n\n"
+			"3. Concrete suggestions (#test_this):\n\n"
+			"1. **Cache the prompt prefix** \u2014 keep the system prompt first. Test: "
+			"cached tokens per request.\n"
+			"2. **Use four slots** \u2014 serve requests in parallel. Test: requests per "
+			"second at 8 clients.\n\n"
+			"4. Reasoning for why these optimizations will help\n\nLess work.\n";
+	struct optim_list l;
+
+	extract_text(EXTRACT_RUBRIC, t, &l);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert_str_eq(l.v[0].title, "Cache the prompt prefix");
+	ck_assert_str_eq(l.v[0].detail, "keep the system prompt first.");
+	ck_assert_str_eq(l.v[0].test, "cached tokens per request.");
+	ck_assert_str_eq(l.v[1].title, "Use four slots");
+	ck_assert_str_eq(l.v[1].test, "requests per second at 8 clients.");
+	optim_list_release(&l);
+}
+END_TEST
+
 START_TEST(test_method_names)
 {
 	enum extract_method m;
@@ -710,6 +734,7 @@ static Suite *extract_suite(void)
 	tcase_add_test(tc, test_nothing_to_find);
 	tcase_add_test(tc, test_method_names);
 	tcase_add_test(tc, test_tag_and_test_line);
+	tcase_add_test(tc, test_asked_shape);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("corpus");
 	tcase_add_loop_test(tc, test_corpus_case, 0, corpus_size());
