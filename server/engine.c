@@ -14,6 +14,7 @@
 #include "server/judge.h"
 #include "server/log.h"
 #include "server/metrics.h"
+#include "server/outcome.h"
 #include "server/prompt.h"
 #include "server/record.h"
 #include "server/score.h"
@@ -260,20 +261,11 @@ static int finish(struct engine_ctx *ctx, struct db_job *job, const char *status
 	char *mtext = metrics ? json_dumps(metrics, JSON_COMPACT) : NULL;
 	int64_t now = util_now_us();
 	struct perr e = {0};
-	size_t i, n = ol ? ol->n : 0;
+	size_t n = ol ? ol->n : 0;
 	int rc;
 
-	if (n) {
-		dv = xcalloc(n, sizeof(*dv));
-		for (i = 0; i < n; i++) {
-			dv[i].turn = ol->v[i].turn;
-			dv[i].title = ol->v[i].title;
-			dv[i].detail = ol->v[i].detail;
-			dv[i].test = ol->v[i].test;
-			dv[i].suggestion = ol->v[i].suggestion;
-			dv[i].extracted_at = now;
-		}
-	}
+	if (n)
+		dv = outcome_db_optims(ol, now);
 	rc = db_job_finish(ctx->db, job->id, job->attempts, status, code, msg, mtext, dv, n, &e);
 	free(dv); /* the strings belong to ol */
 	free(mtext);
@@ -289,80 +281,18 @@ static int finish(struct engine_ctx *ctx, struct db_job *job, const char *status
 	return 0;
 }
 
-static json_t *job_metrics(const struct turns *ts, const struct optim_list *ol,
-			   const struct score_result *sr, enum score_method sm)
-{
-	json_t *m = json_object();
-	double total_ms = 0, ttft_sum = 0;
-	long ptok = 0, ctok = 0, cached = 0;
-	int have_cached = 0, nttft = 0;
-	size_t i;
-
-	for (i = 0; i < ts->n; i++) {
-		const struct db_turn *t = &ts->v[i];
-		total_ms += t->wall_ms;
-		if (t->ttft_ms >= 0) {
-			ttft_sum += t->ttft_ms;
-			nttft++;
-		}
-		if (t->prompt_tokens > 0)
-			ptok += t->prompt_tokens;
-		if (t->completion_tokens > 0)
-			ctok += t->completion_tokens;
-		if (t->cached_tokens >= 0) {
-			cached += t->cached_tokens;
-			have_cached = 1;
-		}
-	}
-	json_object_set_new(m, "total_duration", json_real(total_ms / 1000.0));
-	json_object_set_new(m, "turns_completed", json_integer((json_int_t)ts->n));
-	json_object_set_new(m, "optimizations_found", json_integer((json_int_t)ol->n));
-	json_object_set_new(m, "interview_quality", json_real(sr->interview_quality));
-	json_object_set_new(m, "candidate_engagement", json_real(sr->candidate_engagement));
-	json_object_set_new(m, "scoring", json_string(score_method_name(sm)));
-	json_object_set_new(m, "mean_ttft_ms", nttft ? json_real(ttft_sum / nttft) : json_null());
-	json_object_set_new(m, "prompt_tokens", json_integer(ptok));
-	json_object_set_new(m, "completion_tokens", json_integer(ctok));
-	json_object_set_new(m, "cached_tokens", have_cached ? json_integer(cached) : json_null());
-	if (sr->components)
-		json_object_set(m, "scores", sr->components); /* borrowed, so incref */
-	return m;
-}
-
 static int finish_success(struct engine_ctx *ctx, struct db_job *job, const json_t *scenario,
 			  const struct turns *ts)
 {
-	int analysis = engine_analysis_turn(job->max_turns, ts->v, ts->n);
-	enum extract_method em = EXTRACT_RUBRIC;
 	enum score_method sm = SCORE_RUBRIC;
-	struct score_turn *st = xcalloc(ts->n ? ts->n : 1, sizeof(*st));
 	struct optim_list ol;
-	struct score_input in;
-	struct score_result sr;
 	json_t *metrics;
-	size_t i;
 	int rc;
 
-	extract_method_parse(job->extraction, &em);
 	score_method_parse(job->scoring, &sm);
 	optim_list_init(&ol);
-	for (i = 0; i < ts->n; i++)
-		if (ts->v[i].idx == analysis)
-			extract_optimizations(em, ts->v[i].text, ts->v[i].idx, &ol);
-	for (i = 0; i < ts->n; i++) {
-		st[i].role = ts->v[i].role;
-		st[i].text = ts->v[i].text;
-		st[i].duration_s = ts->v[i].wall_ms / 1000.0;
-	}
-	memset(&in, 0, sizeof(in));
-	in.turns = st;
-	in.nturns = ts->n;
-	in.optims = &ol;
-	in.problem = json_string_value(json_object_get(scenario, "problem"));
-	in.goal = json_string_value(json_object_get(scenario, "goal"));
-	memset(&sr, 0, sizeof(sr));
-	score_conversation(sm, &in, &sr);
-	metrics = job_metrics(ts, &ol, &sr, sm);
+	outcome_extract(job->extraction, job->max_turns, ts->v, ts->n, &ol);
+	metrics = outcome_metrics(job->scoring, scenario, ts->v, ts->n, &ol);
 	/* scoring "judge": a third model grades the transcript, stored beside the rubric scores;
 	 * a judge that fails is recorded there and the job still succeeds (server/judge.h) */
 	if (sm == SCORE_JUDGE) {
@@ -378,9 +308,7 @@ static int finish_success(struct engine_ctx *ctx, struct db_job *job, const json
 	}
 	rc = finish(ctx, job, "succeeded", NULL, NULL, metrics, &ol);
 	json_decref(metrics);
-	score_result_release(&sr);
 	optim_list_release(&ol);
-	free(st);
 	return rc;
 }
 
