@@ -438,12 +438,40 @@ fail:
 	return -1;
 }
 
+int db_job_put_optims(struct db *db, const char *id, const struct db_optim *optims,
+		      size_t noptims, struct perr *e)
+{
+	sqlite3_stmt *st;
+	size_t i;
+
+	if (!(st = db_stmt(db, sql_optim_clear, e)))
+		return -1;
+	db_bind_text(st, 1, id);
+	if (step_done(db, st, e, "clear optimizations") < 0)
+		return -1;
+	for (i = 0; i < noptims; i++) {
+		const struct db_optim *o = &optims[i];
+		if (!(st = db_stmt(db, sql_optim_put, e)))
+			return -1;
+		db_bind_text(st, 1, id);
+		sqlite3_bind_int(st, 2, (int)i + 1);
+		sqlite3_bind_int(st, 3, o->turn);
+		db_bind_text(st, 4, o->title ? o->title : "");
+		db_bind_text(st, 5, o->detail);
+		db_bind_text(st, 6, o->test);
+		db_bind_text(st, 7, o->suggestion ? o->suggestion : "");
+		sqlite3_bind_int64(st, 8, o->extracted_at);
+		if (step_done(db, st, e, "store optimization") < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int db_job_finish(struct db *db, const char *id, int attempt, const char *status,
 		  const char *error_code, const char *error_message, const char *metrics,
 		  const struct db_optim *optims, size_t noptims, struct perr *e)
 {
 	sqlite3_stmt *st;
-	size_t i;
 	int n;
 
 	if (db_begin(db, e) < 0)
@@ -464,26 +492,8 @@ int db_job_finish(struct db *db, const char *id, int attempt, const char *status
 		return perr_set(e, PERR_CONFLICT, "job '%s' attempt %d is no longer running", id,
 				attempt);
 	}
-	if (!(st = db_stmt(db, sql_optim_clear, e)))
+	if (db_job_put_optims(db, id, optims, noptims, e) < 0)
 		goto fail;
-	db_bind_text(st, 1, id);
-	if (step_done(db, st, e, "clear optimizations") < 0)
-		goto fail;
-	for (i = 0; i < noptims; i++) {
-		const struct db_optim *o = &optims[i];
-		if (!(st = db_stmt(db, sql_optim_put, e)))
-			goto fail;
-		db_bind_text(st, 1, id);
-		sqlite3_bind_int(st, 2, (int)i + 1);
-		sqlite3_bind_int(st, 3, o->turn);
-		db_bind_text(st, 4, o->title ? o->title : "");
-		db_bind_text(st, 5, o->detail);
-		db_bind_text(st, 6, o->test);
-		db_bind_text(st, 7, o->suggestion ? o->suggestion : "");
-		sqlite3_bind_int64(st, 8, o->extracted_at);
-		if (step_done(db, st, e, "store optimization") < 0)
-			goto fail;
-	}
 	return db_commit(db, e);
 fail:
 	db_rollback(db);

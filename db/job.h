@@ -102,6 +102,12 @@ int db_job_finish(struct db *db, const char *id, int attempt, const char *status
 		  const struct db_optim *optims, size_t noptims, struct perr *e);
 
 /*
+ * Replaces the optimizations of job id with optims (ord 1..n) inside the
+ * caller's transaction (db_job_finish(), db/import.c).
+ */
+int db_job_put_optims(struct db *db, const char *id, const struct db_optim *optims,
+		      size_t noptims, struct perr *e);
+/*
  * Cancels: a queued job becomes cancelled at once (*was = "queued"); a
  * running one gets cancel_requested and its worker ends it (*was =
  * "running"). A finished job is left as it is (*was = its status).
