@@ -168,8 +168,11 @@ static void check_methods(json_t *o, json_t *outer, const char *prefix, struct d
 		 v && v == json_object_get(o, "extraction") ? prefix : "");
 	if (!v)
 		j->extraction = xstrdup("rubric");
-	else if (!json_is_string(v) || extract_method_parse(json_string_value(v), &em) < 0)
-		api_field_error(errs, field, "must be \"rubric\" or \"origin\"");
+	else if (!json_is_string(v) || extract_method_parse(json_string_value(v), &em) < 0 ||
+		 em == EXTRACT_MODEL)
+		api_field_error(errs, field,
+				"must be \"rubric\" or \"origin\" (a model extracts only in a "
+				"conversation parley runs)");
 	else
 		j->extraction = xstrdup(json_string_value(v));
 	v = json_object_get(o, "scoring");
@@ -392,6 +395,39 @@ static void bad_request(struct api_resp *r, json_t *errs)
 	api_problem(r, 400, "Bad Request", detail, errs);
 }
 
+/* ---------------------------------------------------------------- extractor */
+
+void api_check_extractor(struct api_req *q, json_t *body, struct db_job *j, json_t *errs)
+{
+	json_t *x = json_object_get(body, "extractor"); /* borrowed */
+	char *model = NULL, *backend = NULL;
+	int model_extraction = j->extraction && !strcmp(j->extraction, "model");
+
+	if (!model_extraction) {
+		if (x)
+			api_field_error(errs, "extractor",
+					"only used with \"extraction\": \"model\"");
+		return;
+	}
+	if (!x) {
+		if (!j->judge && !json_object_get(body, "judge"))
+			api_field_error(
+			    errs, "extractor",
+			    "required with \"extraction\": \"model\" unless the job has a "
+			    "judge: an object {\"model\": ..., \"backend\": ...}");
+		return;
+	}
+	api_check_party(q, x, "extractor", &model, &backend, errs);
+	if (model && backend) {
+		json_t *o = json_pack("{s:s, s:s}", "model", model, "backend", backend);
+
+		j->extractor = json_dumps(o, JSON_COMPACT);
+		json_decref(o);
+	}
+	free(model);
+	free(backend);
+}
+
 /* ---------------------------------------------------------------- handlers */
 
 void api_import_post(struct api_req *q, struct api_resp *r)
@@ -495,7 +531,8 @@ void api_import_extract(struct api_req *q, struct api_resp *r, const char *id)
 	errs = json_array();
 	api_reject_unknown(body, keys, "", errs);
 	v = json_object_get(body, "extraction");
-	if (!json_is_string(v) || extract_method_parse(json_string_value(v), &em) < 0)
+	if (!json_is_string(v) || extract_method_parse(json_string_value(v), &em) < 0 ||
+	    em == EXTRACT_MODEL)
 		api_field_error(errs, "extraction", "required: \"rubric\" or \"origin\"");
 	if (json_array_size(errs) > 0) {
 		bad_request(r, errs);

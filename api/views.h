@@ -36,6 +36,8 @@ void api_reject_unknown(json_t *o, const char *const *keys, const char *prefix, 
 /* p (borrowed, may be NULL) as {model, backend?}; backend defaults to the first configured. */
 void api_check_party(struct api_req *q, json_t *p, const char *field, char **model, char **backend,
 		     json_t *errs);
+/* "extractor": the model of extraction "model" (else the judge's); fills j->extractor. */
+void api_check_extractor(struct api_req *q, json_t *body, struct db_job *j, json_t *errs);
 /* v: a stored scenario's name or an inline object; fills j->scenario_name and j->scenario. */
 void api_check_scenario(struct api_req *q, json_t *v, const char *field, struct db_job *j,
 			json_t *errs);

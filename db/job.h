@@ -33,6 +33,7 @@ struct db_job {
 	char *labels; /* JSON object text */
 	char *batch_id;
 	char *judge; /* JSON {model, backend} text when scoring is "judge", else NULL */
+	char *extractor; /* JSON {model, backend} text named for extraction "model", else NULL */
 	int64_t created_at, started_at, finished_at; /* -1 when not yet */
 	int attempts;
 	int turns_completed;

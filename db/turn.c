@@ -22,7 +22,7 @@ static const char sql_list[] =
     "prompt_tokens, cached_tokens, completion_tokens, prompt_ms, gen_ms, tokens_per_s, "
     "load_ms, finish_reason, attempts, note FROM turns WHERE job_id = ?1 ORDER BY idx";
 static const char sql_optims[] =
-    "SELECT ord, turn, title, detail, test, suggestion, extracted_at FROM optimizations "
+    "SELECT ord, turn, title, detail, test, suggestion, extracted_at, method FROM optimizations "
     "WHERE job_id = ?1 ORDER BY ord";
 
 void db_turn_release(struct db_turn *t)
@@ -219,6 +219,9 @@ int db_optim_list(struct db *db, const char *job_id, struct db_optim **out, size
 		o->test = db_col_text(st, 4);
 		o->suggestion = db_col_text(st, 5);
 		o->extracted_at = db_col_int(st, 6);
+		if (sqlite3_column_text(st, 7))
+			snprintf(o->method, sizeof(o->method), "%s",
+				 (const char *)sqlite3_column_text(st, 7));
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {

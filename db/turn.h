@@ -47,6 +47,7 @@ struct db_optim {
 	int ord, turn;
 	char *title, *detail, *test, *suggestion;
 	int64_t extracted_at;
+	char method[8]; /* how it was found: "rubric", "origin", "model"; "" when not recorded */
 };
 
 void db_optims_free(struct db_optim *v, size_t n);

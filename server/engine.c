@@ -11,6 +11,7 @@
 #include "db/turn.h"
 #include "server/events.h"
 #include "server/extract.h"
+#include "server/extract_model.h"
 #include "server/judge.h"
 #include "server/log.h"
 #include "server/metrics.h"
@@ -286,13 +287,18 @@ static int finish_success(struct engine_ctx *ctx, struct db_job *job, const json
 {
 	enum score_method sm = SCORE_RUBRIC;
 	struct optim_list ol;
-	json_t *metrics;
+	json_t *metrics, *extractor;
 	int rc;
 
 	score_method_parse(job->scoring, &sm);
 	optim_list_init(&ol);
-	outcome_extract(job->extraction, job->max_turns, ts->v, ts->n, &ol);
+	/* extraction "model" is one more model call (server/extract_model.h); NULL otherwise */
+	extractor = extract_model_job(ctx->fleet, ctx->curl, ctx->cancel, job, ts->v, ts->n, &ol);
+	if (!extractor)
+		outcome_extract(job->extraction, job->max_turns, ts->v, ts->n, &ol);
 	metrics = outcome_metrics(job->scoring, scenario, ts->v, ts->n, &ol);
+	if (extractor)
+		json_object_set_new(metrics, "extractor", extractor);
 	/* scoring "judge": a third model grades the transcript, stored beside the rubric scores;
 	 * a judge that fails is recorded there and the job still succeeds (server/judge.h) */
 	if (sm == SCORE_JUDGE) {

@@ -2009,6 +2009,8 @@ int extract_method_parse(const char *s, enum extract_method *out)
 		*out = EXTRACT_RUBRIC;
 	else if (!strcmp(s, "origin"))
 		*out = EXTRACT_ORIGIN;
+	else if (!strcmp(s, "model"))
+		*out = EXTRACT_MODEL;
 	else
 		return -1;
 	return 0;
@@ -2016,7 +2018,7 @@ int extract_method_parse(const char *s, enum extract_method *out)
 
 const char *extract_method_name(enum extract_method m)
 {
-	return m == EXTRACT_ORIGIN ? "origin" : "rubric";
+	return m == EXTRACT_ORIGIN ? "origin" : m == EXTRACT_MODEL ? "model" : "rubric";
 }
 
 void optim_list_init(struct optim_list *l)
@@ -2043,10 +2045,14 @@ void optim_list_release(struct optim_list *l)
 void extract_optimizations(enum extract_method m, const char *text, int turn,
 			   struct optim_list *out)
 {
+	size_t i = out->n;
+
 	if (!text)
 		return;
 	if (m == EXTRACT_ORIGIN)
 		extract_origin(text, turn, out);
 	else
 		extract_rubric(text, turn, out);
+	for (; i < out->n; i++)
+		out->v[i].method = m == EXTRACT_ORIGIN ? "origin" : "rubric";
 }

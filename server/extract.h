@@ -28,6 +28,7 @@ struct optim {
 	char *test;       /* how to measure it ("Replace the retrieval process ..."), or NULL */
 	char *suggestion; /* the whole item as one line (origin field), markup kept */
 	int turn;         /* 1-based turn index the item came from */
+	const char *method; /* how it was found: "rubric", "origin", "model" (a static string) */
 };
 
 struct optim_list {
@@ -39,9 +40,10 @@ struct optim_list {
 enum extract_method {
 	EXTRACT_RUBRIC,
 	EXTRACT_ORIGIN,
+	EXTRACT_MODEL, /* a model lists them (server/extract_model.h); here, as the rubric */
 };
 
-/* "rubric" / "origin"; parse returns -1 on an unknown name. */
+/* "rubric" / "origin" / "model"; parse returns -1 on an unknown name. */
 int extract_method_parse(const char *s, enum extract_method *out);
 const char *extract_method_name(enum extract_method m);
 

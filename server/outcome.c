@@ -3,6 +3,7 @@
  */
 #include "server/outcome.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +107,8 @@ struct db_optim *outcome_db_optims(const struct optim_list *ol, int64_t now)
 		dv[i].test = ol->v[i].test;
 		dv[i].suggestion = ol->v[i].suggestion;
 		dv[i].extracted_at = now;
+		snprintf(dv[i].method, sizeof(dv[i].method), "%s",
+			 ol->v[i].method ? ol->v[i].method : "");
 	}
 	return dv;
 }

@@ -16,6 +16,7 @@
 
 #include "db/util.h"
 #include "server/extract.h"
+#include "server/extract_model.h"
 
 struct expect {
 	const char *name;
@@ -498,14 +499,15 @@ END_TEST
 /* The shape the interviewer is asked for (server/prompt.c) reads back cleanly. */
 START_TEST(test_asked_shape)
 {
-	const char *t = "1. Analysis of the candidate's approach\n\nIt is slow.\n\n"
-			"2. Specific optimization opportunities identified\n\nCaching.\n\n"
-			"3. Concrete suggestions (#test_this):\n\n"
-			"1. **Cache the prompt prefix** \u2014 keep the system prompt first. Test: "
-			"cached tokens per request.\n"
-			"2. **Use four slots** \u2014 serve requests in parallel. Test: requests per "
-			"second at 8 clients.\n\n"
-			"4. Reasoning for why these optimizations will help\n\nLess work.\n";
+	const char *t =
+	    "1. Analysis of the candidate's approach\n\nIt is slow.\n\n"
+	    "2. Specific optimization opportunities identified\n\nCaching.\n\n"
+	    "3. Concrete suggestions (#test_this):\n\n"
+	    "1. **Cache the prompt prefix** \u2014 keep the system prompt first. Test: "
+	    "cached tokens per request.\n"
+	    "2. **Use four slots** \u2014 serve requests in parallel. Test: requests per "
+	    "second at 8 clients.\n\n"
+	    "4. Reasoning for why these optimizations will help\n\nLess work.\n";
 	struct optim_list l;
 
 	extract_text(EXTRACT_RUBRIC, t, &l);
@@ -519,6 +521,49 @@ START_TEST(test_asked_shape)
 }
 END_TEST
 
+/* extraction "model": what a model says is kept only where the analysis says it too */
+START_TEST(test_model_reply)
+{
+	const char *text = "### 3. Concrete suggestions\n\n1. **Cache the *system* prompt** "
+			   "\xe2\x80\x94 reuse it. Test: cached tokens.\n";
+	json_t *dropped = json_array(), *schema = extract_model_schema();
+	struct optim_list l;
+	struct perr e = {0};
+
+	optim_list_init(&l);
+	ck_assert_str_eq(json_string_value(json_object_get(schema, "type")), "array");
+	ck_assert_int_eq(extract_model_parse("[{\"title\": \"cache the system PROMPT\", "
+					     "\"detail\": \"reuse it\", \"test\": \"cached "
+					     "tokens\"}, {\"title\": \"Buy a bigger GPU\", "
+					     "\"detail\": \"\", \"test\": null}]",
+					     text, 3, &l, dropped, &e),
+			 0);
+	ck_assert_uint_eq(l.n, 1);
+	ck_assert_str_eq(l.v[0].title, "cache the system PROMPT");
+	ck_assert_str_eq(l.v[0].test, "cached tokens");
+	ck_assert_str_eq(l.v[0].method, "model");
+	ck_assert_int_eq(l.v[0].turn, 3);
+	ck_assert_str_eq(json_string_value(json_array_get(dropped, 0)), "Buy a bigger GPU");
+	/* not the schema: refused whole, nothing kept */
+	ck_assert_int_eq(
+	    extract_model_parse("Sure! Cache the system prompt.", text, 3, &l, dropped, &e), -1);
+	ck_assert_int_eq(extract_model_parse("{\"title\": \"Cache\"}", text, 3, &l, dropped, &e),
+			 -1);
+	ck_assert_int_eq(extract_model_parse("[{\"title\": \"Cache the system prompt\"}, "
+					     "{\"detail\": \"x\", \"test\": null}]",
+					     text, 3, &l, dropped, &e),
+			 -1);
+	ck_assert_ptr_nonnull(strstr(e.msg, "item 1"));
+	ck_assert_uint_eq(l.n, 1);
+	/* the tree extractor says how it found them */
+	extract_optimizations(EXTRACT_RUBRIC, text, 3, &l);
+	ck_assert_str_eq(l.v[1].method, "rubric");
+	optim_list_release(&l);
+	json_decref(dropped);
+	json_decref(schema);
+}
+END_TEST
+
 START_TEST(test_method_names)
 {
 	enum extract_method m;
@@ -527,6 +572,9 @@ START_TEST(test_method_names)
 	ck_assert_int_eq(m, EXTRACT_ORIGIN);
 	ck_assert_int_eq(extract_method_parse("rubric", &m), 0);
 	ck_assert_int_eq(m, EXTRACT_RUBRIC);
+	ck_assert_int_eq(extract_method_parse("model", &m), 0);
+	ck_assert_int_eq(m, EXTRACT_MODEL);
+	ck_assert_str_eq(extract_method_name(EXTRACT_MODEL), "model");
 	ck_assert_int_eq(extract_method_parse("grep", &m), -1);
 	ck_assert_int_eq(extract_method_parse(NULL, &m), -1);
 	ck_assert_str_eq(extract_method_name(EXTRACT_ORIGIN), "origin");
@@ -735,6 +783,7 @@ static Suite *extract_suite(void)
 	tcase_add_test(tc, test_method_names);
 	tcase_add_test(tc, test_tag_and_test_line);
 	tcase_add_test(tc, test_asked_shape);
+	tcase_add_test(tc, test_model_reply);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("corpus");
 	tcase_add_loop_test(tc, test_corpus_case, 0, corpus_size());
