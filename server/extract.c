@@ -474,6 +474,20 @@ static void strip_label(char *s)
 	trim(s);
 }
 
+/* "First, split the transcript": the ordinal orders the suggestions; it is not the name. */
+static void strip_ordinal(char *s)
+{
+	static const char *const words[] = {"first, ", "second, ", "third, ",	"fourth, ",
+					    "fifth, ", "next, ",   "finally, ", "lastly, "};
+	size_t k;
+
+	for (k = 0; k < ARRAY_SIZE(words); k++)
+		if (!strncasecmp(s, words[k], strlen(words[k]))) {
+			lstrip_n(s, strlen(words[k]));
+			return;
+		}
+}
+
 /* Cuts s at its first ": " or spaced dash: "Limit the plan - longer plans fail" names the plan. */
 static void cut_at_separator(char *s)
 {
@@ -520,6 +534,7 @@ static char *title_split(const char *src, size_t n, struct strbuf *rest, int cut
 	strip_quote_pair(s);
 	strip_enumerator(s);
 	strip_label(s);
+	strip_ordinal(s);
 	e = first_sentence_end(s);
 	if (cut) {
 		char *t = xstrndup(s, e);
@@ -1742,6 +1757,36 @@ static void push_titled(struct ranges *r, size_t first, size_t last, const char 
 	r->v[r->n - 1].title = title_split(raw, n, NULL, 0);
 }
 
+/* A heading that labels its suggestion: "Suggestion 1: ...", "Option B – ...". */
+static int heading_labelled(const struct doc *d, const struct blk *k)
+{
+	size_t n;
+	const char *c = blk_line(d, k, &n);
+	char *t = clean_dup(c, n), *u = xstrdup(t);
+	int r;
+
+	strip_label(u);
+	r = strcmp(t, u) != 0;
+	free(t);
+	free(u);
+	return r;
+}
+
+/* A paragraph that says how to test something ("... Test: recall on 20 meetings."). */
+static int blk_has_test(const struct doc *d, const struct blk *k)
+{
+	size_t i, n, ms, ts;
+	int hash;
+
+	for (i = k->first; i <= k->last; i++) {
+		const char *c = line_content(&d->v[i], &n);
+
+		if (find_test_marker_at(c, n, 0, &ms, &ts, &hash) && ts < n)
+			return 1;
+	}
+	return 0;
+}
+
 /* Whether a list holds an item that opens in bold: then its items are the suggestions. */
 static int list_has_bold_items(const struct doc *d, const struct blk *k)
 {
@@ -1765,15 +1810,17 @@ static int list_has_bold_items(const struct doc *d, const struct blk *k)
 static void collect_blocks(const struct doc *d, const struct blks *b, size_t from, size_t to,
 			   struct ranges *out, char *used)
 {
-	size_t i, heads = 0, pseudo = 0, items = 0;
+	size_t i, heads = 0, labelled = 0, pseudo = 0, items = 0;
 	int bold_lists = 0;
 
 	for (i = from; i < to; i++) {
 		heads += b->v[i].kind == BLK_HEADING;
+		labelled += b->v[i].kind == BLK_HEADING && heading_labelled(d, &b->v[i]);
 		pseudo += b->v[i].kind == BLK_PARA && b->v[i].pseudo;
 		bold_lists |= b->v[i].kind == BLK_LIST && list_has_bold_items(d, &b->v[i]);
 	}
-	if (heads || (pseudo >= 2 && !bold_lists)) {
+	/* sub-headings over lists of bold items group them ("Quick wins"); else each heads one */
+	if ((heads && (!bold_lists || labelled)) || (!heads && pseudo >= 2 && !bold_lists)) {
 		for (i = from; i < to; i++) {
 			const struct blk *k = &b->v[i];
 			size_t j = i + 1, n;
@@ -1824,7 +1871,8 @@ static void collect_blocks(const struct doc *d, const struct blks *b, size_t fro
 			e = line_content(&d->v[k->last], &en);
 			if ((en > 0 && e[en - 1] == ':') || k->pseudo)
 				continue; /* it introduces what follows, or is a sub-heading */
-			if (k->lead || (has_test_this(c, n) && !mentions_format(c, n))) {
+			if (k->lead || (has_test_this(c, n) && !mentions_format(c, n)) ||
+			    blk_has_test(d, k)) {
 				ranges_push(out, k->first, k->last);
 			} else if (items) {
 				return; /* closing remarks */
