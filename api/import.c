@@ -126,7 +126,7 @@ static void turn_metrics(json_t *m, const char *prefix, struct db_turn *t, json_
 	t->tokens_per_s = num_field(m, "tokens_per_s", p, errs);
 	t->load_ms = num_field(m, "load_ms", p, errs);
 	if ((v = json_object_get(m, "finish_reason")) && json_is_string(v))
-		t->finish_reason = strndup(json_string_value(v), 32);
+		t->finish_reason = xstrndup(json_string_value(v), 32);
 	if ((v = json_object_get(m, "attempts")) && json_is_integer(v) &&
 	    json_integer_value(v) > 0 && json_integer_value(v) < 1000)
 		t->attempts = (int)json_integer_value(v);
@@ -340,9 +340,18 @@ static void check_conv(struct api_req *q, json_t *o, json_t *outer, const char *
 	if (!v && outer)
 		v = json_object_get(outer, "labels");
 	if (v) {
-		if (!json_is_object(v)) {
+		const char *key;
+		json_t *lv; /* borrowed */
+		int ok = json_is_object(v) && json_object_size(v) <= 16;
+
+		json_object_foreach(v, key, lv) ok = ok && json_is_string(lv) &&
+						     json_string_length(lv) <= 256 &&
+						     strlen(key) >= 1 && strlen(key) <= 64;
+		if (!ok) {
 			snprintf(field, sizeof(field), "%slabels", prefix);
-			api_field_error(errs, field, "must be an object of strings");
+			api_field_error(errs, field,
+					"must be an object of up to 16 strings of up to 256 "
+					"characters, as in POST /v1/jobs");
 		} else {
 			j->labels = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
 		}
@@ -384,6 +393,7 @@ static void conclude(struct conv *c, int64_t now)
 	json_decref(scenario);
 }
 
+/* A 400 naming the first field in error; errs is stolen. */
 static void bad_request(struct api_resp *r, json_t *errs)
 {
 	char detail[300];
@@ -468,7 +478,8 @@ void api_import_post(struct api_req *q, struct api_resp *r)
 		}
 	}
 	if (json_array_size(errs) > 0) {
-		bad_request(r, errs);
+		bad_request(r, errs); /* stole errs */
+		errs = NULL;
 		goto done;
 	}
 	json_decref(errs);

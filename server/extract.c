@@ -1453,8 +1453,11 @@ static int part_name(const char *raw, size_t n, int heading, int *num, char **re
 		} else if (s[i] == ':' || s[i] == '.') {
 			r = s + i + 1;
 		}
-		while (r && (*r == ' ' || *r == ':' || *r == '.'))
-			r++;
+		/* "**Concrete suggestions:** none yet", "... — use a cache": the label's marks go
+		 */
+		while (r && (*r == ' ' || *r == ':' || *r == '.' || *r == '-' ||
+			     !strncmp(r, "\xe2\x80\x94", 3) || !strncmp(r, "\xe2\x80\x93", 3)))
+			r += (unsigned char)*r == 0xe2 ? 3 : 1;
 		if (r && *r)
 			*rest = xstrdup(r);
 	}
@@ -1619,7 +1622,7 @@ static void mark_code(struct doc *d, cmark_node *root)
 /* "none yet", "no suggestions": the part says there is nothing. */
 static int says_none(const char *s)
 {
-	static const char *const none[] = {"none", "no ", "n/a", "nothing", "not yet", "—", "-"};
+	static const char *const none[] = {"none", "no ", "n/a", "nothing", "not yet"};
 	size_t k;
 
 	for (k = 0; k < ARRAY_SIZE(none); k++)

@@ -33,7 +33,7 @@ static void setup(void)
 static void teardown(void)
 {
 	if (parleyd.pid > 0)
-		harness_stop(&parleyd, SIGKILL);
+		harness_stop(&parleyd, SIGTERM);
 }
 
 static json_t *origin(int i)
