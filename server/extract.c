@@ -1886,7 +1886,8 @@ static void collect_blocks(const struct doc *d, const struct blks *b, size_t fro
 }
 
 /* No concrete-suggestions part: labelled paragraphs and #test_this items, wherever they are. */
-static void collect_loose(const struct doc *d, const struct blks *b, struct ranges *out, char *used)
+static void collect_loose(const struct doc *d, const struct blks *b, int marked_only,
+			  struct ranges *out, char *used)
 {
 	size_t i, j, n;
 	const char *c;
@@ -1901,7 +1902,7 @@ static void collect_loose(const struct doc *d, const struct blks *b, struct rang
 		c = blk_line(d, k, &n);
 		t = clean_dup(c, n);
 		strip_label(t);
-		label = strlen(t) < n && strncmp(t, c, strlen(t)) && !k->part &&
+		label = !marked_only && strlen(t) < n && strncmp(t, c, strlen(t)) && !k->part &&
 			(is_word_at(c, "suggestion") || is_word_at(c, "option") ||
 			 is_word_at(c, "**suggestion") || is_word_at(c, "**option") ||
 			 is_word_at(c, "recommendation") || is_word_at(c, "**recommendation"));
@@ -1933,8 +1934,7 @@ static void collect_loose(const struct doc *d, const struct blks *b, struct rang
 	collect_marked(d, out, used);
 }
 
-/* The part's own items when its label line carries them: "3. Concrete suggestions: use X. Test: Y".
- */
+/* The part's own items on its label line: "3. Concrete suggestions: use X. Test: Y". */
 static void build_rest(const char *rest, int turn, struct optim_list *out)
 {
 	struct doc t;
@@ -1946,7 +1946,9 @@ static void build_rest(const char *rest, int turn, struct optim_list *out)
 	doc_release(&t);
 }
 
-static void extract_rubric(const char *text, int turn, struct optim_list *out)
+/* The rubric method; marked_only takes only items marked test_this. Returns 1 when it found a
+ * concrete-suggestions part. */
+static int extract_tree(const char *text, int turn, int marked_only, struct optim_list *out)
 {
 	char *norm = normalise(text);
 	struct doc d;
@@ -1965,7 +1967,7 @@ static void extract_rubric(const char *text, int turn, struct optim_list *out)
 		blocks_of(&d, cmark_node_first_child(root), &b);
 	}
 	/* the concrete-suggestions part: by name, else numbered 3, else any suggestions part */
-	for (i = 0; i < b.n; i++) {
+	for (i = 0; i < b.n && !marked_only; i++) {
 		int key = b.v[i].part == 4  ? 10
 			  : b.v[i].part > 0 ? b.v[i].part + (b.v[i].num == 3) * 5
 					    : 0;
@@ -2000,7 +2002,7 @@ static void extract_rubric(const char *text, int turn, struct optim_list *out)
 			collect_blocks(&d, &b, best + 1, end, &found, used);
 		}
 	} else {
-		collect_loose(&d, &b, &found, used);
+		collect_loose(&d, &b, marked_only, &found, used);
 		if (found.n > 1) /* found.v is NULL when nothing was found: qsort must not see it */
 			qsort(found.v, found.n, sizeof(*found.v), range_cmp);
 	}
@@ -2020,6 +2022,7 @@ static void extract_rubric(const char *text, int turn, struct optim_list *out)
 		cmark_node_free(root);
 	doc_release(&d);
 	free(norm);
+	return best != (size_t)-1;
 }
 
 /* The origin's grep: every line containing "#test_this", as it was, trimmed. */
@@ -2093,17 +2096,29 @@ void optim_list_release(struct optim_list *l)
 	optim_list_init(l);
 }
 
-void extract_optimizations(enum extract_method m, const char *text, int turn,
-			   struct optim_list *out)
+int extract_optimizations(enum extract_method m, const char *text, int turn, struct optim_list *out)
+{
+	size_t i = out->n;
+	int part = 0;
+
+	if (!text)
+		return 0;
+	if (m == EXTRACT_ORIGIN)
+		extract_origin(text, turn, out);
+	else
+		part = extract_tree(text, turn, 0, out);
+	for (; i < out->n; i++)
+		out->v[i].method = m == EXTRACT_ORIGIN ? "origin" : "rubric";
+	return part;
+}
+
+void extract_marked(const char *text, int turn, struct optim_list *out)
 {
 	size_t i = out->n;
 
 	if (!text)
 		return;
-	if (m == EXTRACT_ORIGIN)
-		extract_origin(text, turn, out);
-	else
-		extract_rubric(text, turn, out);
+	extract_tree(text, turn, 1, out);
 	for (; i < out->n; i++)
-		out->v[i].method = m == EXTRACT_ORIGIN ? "origin" : "rubric";
+		out->v[i].method = "rubric";
 }

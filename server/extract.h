@@ -23,11 +23,11 @@
 #include <stddef.h>
 
 struct optim {
-	char *title;      /* short name, markup stripped: "Implement a Knowledge Graph Interface" */
-	char *detail;     /* the item's text without the title and the test, markup stripped */
-	char *test;       /* how to measure it ("Replace the retrieval process ..."), or NULL */
+	char *title;	  /* short name, markup stripped: "Implement a Knowledge Graph Interface" */
+	char *detail;	  /* the item's text without the title and the test, markup stripped */
+	char *test;	  /* how to measure it ("Replace the retrieval process ..."), or NULL */
 	char *suggestion; /* the whole item as one line (origin field), markup kept */
-	int turn;         /* 1-based turn index the item came from */
+	int turn;	  /* 1-based turn index the item came from */
 	const char *method; /* how it was found: "rubric", "origin", "model" (a static string) */
 };
 
@@ -50,8 +50,15 @@ const char *extract_method_name(enum extract_method m);
 void optim_list_init(struct optim_list *l);
 void optim_list_release(struct optim_list *l);
 
-/* Appends to out the optimizations found in text (an interviewer turn). */
-void extract_optimizations(enum extract_method m, const char *text, int turn,
-			   struct optim_list *out);
+/*
+ * Appends to out the optimizations found in text (an interviewer turn).
+ * Returns 1 when the text has a concrete-suggestions part (rubric), else 0.
+ */
+int extract_optimizations(enum extract_method m, const char *text, int turn,
+			  struct optim_list *out);
+
+/* Appends to out only the items of text marked test_this (any spelling), as the rubric reads them.
+ */
+void extract_marked(const char *text, int turn, struct optim_list *out);
 
 #endif

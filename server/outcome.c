@@ -14,14 +14,19 @@
 void outcome_extract(const char *extraction, int max_turns, const struct db_turn *turns,
 		     size_t nturns, struct optim_list *ol)
 {
-	int analysis = engine_analysis_turn(max_turns, turns, nturns);
+	int analysis = engine_analysis_turn(max_turns, turns, nturns), part = 1;
 	enum extract_method em = EXTRACT_RUBRIC;
 	size_t i;
 
 	extract_method_parse(extraction, &em);
 	for (i = 0; i < nturns; i++)
 		if (turns[i].idx == analysis)
-			extract_optimizations(em, turns[i].text, turns[i].idx, ol);
+			part = extract_optimizations(em, turns[i].text, turns[i].idx, ol);
+	/* an analysis without a concrete-suggestions part: the marked items of the interviewer's
+	 * earlier turns count too (never the candidate's) */
+	for (i = 0; i < nturns && !part && em != EXTRACT_ORIGIN; i++)
+		if (turns[i].idx < analysis && !strcmp(turns[i].role, "interviewer"))
+			extract_marked(turns[i].text, turns[i].idx, ol);
 }
 
 static json_t *totals(const struct db_turn *turns, size_t nturns, const struct optim_list *ol,

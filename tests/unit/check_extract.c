@@ -10,6 +10,7 @@
  */
 #include <check.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "db/util.h"
 #include "server/extract.h"
 #include "server/extract_model.h"
+#include "server/outcome.h"
 
 struct expect {
 	const char *name;
@@ -564,6 +566,38 @@ START_TEST(test_model_reply)
 }
 END_TEST
 
+/* Without a concrete-suggestions part, the interviewer's earlier marked items count; never the
+ * candidate's, and not when the part exists and says "none yet". */
+START_TEST(test_earlier_interviewer_turns)
+{
+	struct db_turn t[3];
+	struct optim_list l;
+
+	memset(t, 0, sizeof(t));
+	t[0].idx = 1;
+	snprintf(t[0].role, sizeof(t[0].role), "interviewer");
+	t[0].text =
+	    (char *)(uintptr_t) "Hello. One idea already:\n\n"
+				"- Pin the model in memory #test_this: load_ms after idle\n";
+	t[1].idx = 2;
+	snprintf(t[1].role, sizeof(t[1].role), "candidate");
+	t[1].text = (char *)(uintptr_t) "- I cache everything #test_this: my own idea\n";
+	t[2].idx = 3;
+	snprintf(t[2].role, sizeof(t[2].role), "interviewer");
+	t[2].text = (char *)(uintptr_t) "Thanks, that was useful. Let us talk again next week.\n";
+	optim_list_init(&l);
+	outcome_extract("rubric", 3, t, 3, &l);
+	ck_assert_uint_eq(l.n, 1);
+	ck_assert_str_eq(l.v[0].title, "Pin the model in memory");
+	ck_assert_int_eq(l.v[0].turn, 1);
+	optim_list_release(&l);
+	t[2].text = (char *)(uintptr_t) "**3. Concrete suggestions:** none yet.\n";
+	outcome_extract("rubric", 3, t, 3, &l);
+	ck_assert_uint_eq(l.n, 0);
+	optim_list_release(&l);
+}
+END_TEST
+
 START_TEST(test_method_names)
 {
 	enum extract_method m;
@@ -784,6 +818,7 @@ static Suite *extract_suite(void)
 	tcase_add_test(tc, test_tag_and_test_line);
 	tcase_add_test(tc, test_asked_shape);
 	tcase_add_test(tc, test_model_reply);
+	tcase_add_test(tc, test_earlier_interviewer_turns);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("corpus");
 	tcase_add_loop_test(tc, test_corpus_case, 0, corpus_size());
