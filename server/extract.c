@@ -679,6 +679,10 @@ static int find_test_marker_at(const char *p, size_t n, size_t from, size_t *mst
 			   (i == 0 || !isalnum((unsigned char)p[i - 1])) &&
 			   starts_with_ci(p + i, n - i, "measure") && word_end(p, n, i + 7)) {
 			end = i + 7;
+		} else if ((p[i] == 'v' || p[i] == 'V') &&
+			   (i == 0 || !isalnum((unsigned char)p[i - 1])) &&
+			   starts_with_ci(p + i, n - i, "validation") && word_end(p, n, i + 10)) {
+			end = i + 10;
 		} else if ((p[i] == 'h' || p[i] == 'H') &&
 			   (i == 0 || !isalnum((unsigned char)p[i - 1]))) {
 			static const char *const how[] = {"how to test", "how to measure",
@@ -694,6 +698,13 @@ static int find_test_marker_at(const char *p, size_t n, size_t from, size_t *mst
 		k = end;
 		while (k < n && is_emph(p[k]))
 			k++;
+		/* "Test :" as French writes it, with a (no-break) space before the colon */
+		if (k + 1 < n && p[k] == ' ' && p[k + 1] == ':')
+			k++;
+		else if (k + 2 < n && !memcmp(p + k, "\xc2\xa0", 2) && p[k + 2] == ':')
+			k += 2;
+		else if (k + 3 < n && !memcmp(p + k, "\xe2\x80\xaf", 3) && p[k + 3] == ':')
+			k += 3;
 		if (k < n && p[k] == ':')
 			k++;
 		else if (!hash)
@@ -1804,6 +1815,50 @@ static int list_has_bold_items(const struct doc *d, const struct blk *k)
 	return 0;
 }
 
+/* A line that opens an item inside a paragraph: a bold lead, or an enumerator ("a) ", "2. "). */
+static int line_opens_item(const struct line *l)
+{
+	size_t n;
+	const char *c = line_content(l, &n);
+
+	if (l->code || l->blank || n < 3)
+		return 0;
+	if (l->list || (c[0] == '*' && c[1] == '*'))
+		return 1;
+	return isalpha((unsigned char)c[0]) && (c[1] == '.' || c[1] == ')') && c[2] == ' ';
+}
+
+/*
+ * The items among lines [first, last] of one paragraph, each from a line
+ * that opens one to the next ("**Serve thumbnails**: ...\n**Lazy-load**:
+ * ...", "a) ...\nb) ..."); lines before the first are not an item.
+ */
+static size_t collect_lines(const struct doc *d, size_t first, size_t last, struct ranges *out)
+{
+	size_t i, start = (size_t)-1, before = out->n;
+
+	for (i = first; i <= last; i++) {
+		if (!line_opens_item(&d->v[i]))
+			continue;
+		if (start != (size_t)-1)
+			ranges_push(out, start, i - 1);
+		start = i;
+	}
+	if (start != (size_t)-1)
+		ranges_push(out, start, last);
+	return out->n - before;
+}
+
+/* How many lines of paragraph k open an item. */
+static size_t item_lines(const struct doc *d, const struct blk *k)
+{
+	size_t i, n = 0;
+
+	for (i = k->first; i <= k->last; i++)
+		n += line_opens_item(&d->v[i]);
+	return n;
+}
+
 /*
  * The items among blocks v[from, to) of a part: one per sub-heading (or
  * bold sub-heading line) when it has them, with everything up to the next
@@ -1874,8 +1929,10 @@ static void collect_blocks(const struct doc *d, const struct blks *b, size_t fro
 			e = line_content(&d->v[k->last], &en);
 			if ((en > 0 && e[en - 1] == ':') || k->pseudo)
 				continue; /* it introduces what follows, or is a sub-heading */
-			if (k->lead || (has_test_this(c, n) && !mentions_format(c, n)) ||
-			    blk_has_test(d, k)) {
+			if (item_lines(d, k) >= 2) {
+				collect_lines(d, k->first, k->last, out);
+			} else if (k->lead || (has_test_this(c, n) && !mentions_format(c, n)) ||
+				   blk_has_test(d, k)) {
 				ranges_push(out, k->first, k->last);
 			} else if (items) {
 				return; /* closing remarks */
@@ -1984,6 +2041,16 @@ static int extract_tree(const char *text, int turn, int marked_only, struct opti
 		second = second ? cmark_node_next(second) : NULL;
 		if (h->rest)
 			build_rest(h->rest, turn, out);
+		/* the label's own paragraph may go on with the items: "Concrete suggestions:\na)
+		 * ..." */
+		{
+			cmark_node *para =
+			    h->kind == BLK_ITEM ? cmark_node_first_child(h->node) : h->node;
+			size_t plast = para ? node_line(&d, para, 1) : h->first;
+
+			if (h->kind != BLK_HEADING && plast > h->first)
+				collect_lines(&d, h->first + 1, plast, &found);
+		}
 		if (second) {
 			/* "3. Concrete suggestions:" with the items nested under it */
 			blocks_of(&d, second, &inner);
