@@ -1585,9 +1585,8 @@ static void blocks_of(const struct doc *d, cmark_node *from, struct blks *out)
 			     item = cmark_node_next(item)) {
 				int num;
 				char *rest;
-				struct blk probe = {.first = node_line(d, item, 0)};
 
-				c = line_content(&d->v[probe.first], &n);
+				c = line_content(&d->v[node_line(d, item, 0)], &n);
 				parts += part_name(c, n, 0, &num, &rest) != 0;
 				free(rest);
 			}

@@ -11,8 +11,8 @@
  * Without such a part, items marked #test_this (any spelling) and labelled
  * paragraphs anywhere. A title is the bold lead, else the text up to the
  * first colon, spaced dash or full stop; a test is a "Test:", "Measure:",
- * "How to test:", "#test_this ..." part, an italic sentence, or a table
- * column. A heading that merely mentions the format is never a suggestion.
+ * "Validation:", "How to test:", "#test_this ..." part, an italic sentence,
+ * or a table column. A heading that merely mentions the format is never a suggestion.
  * "origin" reproduces the system parley replaces: every line containing the
  * literal "#test_this", trimmed.
  * Pure functions over text; no I/O, no allocation failure paths.
