@@ -57,6 +57,7 @@ struct range {
 	size_t first, last; /* line indexes, inclusive */
 	char *title;	    /* given title (owned; the first line is then not read), or NULL */
 	int row;	    /* a table row: title and test are the cells at tcol and xcol */
+	char *text;	    /* an item cut out of a paragraph (owned): read instead of the lines */
 	int tcol, xcol;
 };
 
@@ -642,6 +643,17 @@ static int marker_boundary(const char *p, size_t i)
 	c = (unsigned char)p[i - 1];
 	if (strchr(".!?;:)-|", c))
 		return 1;
+	if (c >= 0x80) {
+		/* "📏 Test:", "→ Test:": a picture or a symbol before it opens a clause too */
+		size_t b = i - 1;
+
+		while (b > 0 && ((unsigned char)p[b] & 0xC0) == 0x80)
+			b--;
+		if ((unsigned char)p[b] >= 0xF0 ||
+		    ((unsigned char)p[b] == 0xE2 && i - b >= 2 && (unsigned char)p[b + 1] >= 0x86 &&
+		     (unsigned char)p[b + 1] <= 0x9F))
+			return 1;
+	}
 	/* U+2013 and U+2014 (en and em dash) end in 0x93 / 0x94 after E2 80 */
 	return i >= 3 && (unsigned char)p[i - 3] == 0xe2 && (unsigned char)p[i - 2] == 0x80 &&
 	       (c == 0x93 || c == 0x94);
@@ -1292,6 +1304,39 @@ done:
  * is unquoted and "•" becomes "-" before parsing, line for line, so the
  * document tree and the lines stay aligned.
  */
+/* Length of a bullet that Markdown does not know ("• ", "✅ ", "👉 ") at q, or 0. */
+static size_t bullet_len(const char *q)
+{
+	static const char *const bullets[] = {
+	    "\xe2\x80\xa2",		/* • */
+	    "\xe2\x97\xa6",		/* ◦ */
+	    "\xe2\x96\xaa",		/* ▪ */
+	    "\xe2\x97\x8f",		/* ● */
+	    "\xe2\x97\x86",		/* ◆ */
+	    "\xe2\x96\xa0",		/* ■ */
+	    "\xe2\x96\xb6",		/* ▶ */
+	    "\xe2\x96\xba",		/* ► */
+	    "\xe2\x9e\xa4",		/* ➤ */
+	    "\xe2\x9e\x9c",		/* ➜ */
+	    "\xe2\x9c\x85",		/* ✅ */
+	    "\xe2\x9c\x94\xef\xb8\x8f", /* ✔️ */
+	    "\xe2\x9c\x94",		/* ✔ */
+	    "\xe2\x98\x91\xef\xb8\x8f", /* ☑️ */
+	    "\xe2\x98\x91",		/* ☑ */
+	    "\xf0\x9f\x91\x89",		/* 👉 */
+	    "\xf0\x9f\x94\xb9",		/* 🔹 */
+	    "\xf0\x9f\x94\xb8",		/* 🔸 */
+	};
+	size_t k, n;
+
+	for (k = 0; k < ARRAY_SIZE(bullets); k++) {
+		n = strlen(bullets[k]);
+		if (!strncmp(q, bullets[k], n) && (q[n] == ' ' || q[n] == '\t'))
+			return n;
+	}
+	return 0;
+}
+
 static char *normalise(const char *text)
 {
 	struct strbuf sb;
@@ -1300,7 +1345,7 @@ static char *normalise(const char *text)
 	strbuf_init(&sb, strlen(text) + 1);
 	while (*p) {
 		const char *q = p;
-		size_t sp = 0;
+		size_t sp = 0, k;
 
 		for (;;) {
 			while (q[sp] == ' ' && sp < 3)
@@ -1315,12 +1360,10 @@ static char *normalise(const char *text)
 		p = q;
 		while (*q == ' ' || *q == '\t')
 			q++;
-		if ((!strncmp(q, "\xe2\x80\xa2", 3) || !strncmp(q, "\xe2\x97\xa6", 3) ||
-		     !strncmp(q, "\xe2\x96\xaa", 3)) &&
-		    (q[3] == ' ' || q[3] == '\t')) {
+		if ((k = bullet_len(q)) > 0) {
 			strbuf_add(&sb, p, (size_t)(q - p));
 			strbuf_addch(&sb, '-');
-			p = q + 3;
+			p = q + k;
 		}
 		q = strchr(p, '\n');
 		q = q ? q + 1 : p + strlen(p);
@@ -1848,6 +1891,44 @@ static size_t collect_lines(const struct doc *d, size_t first, size_t last, stru
 	return out->n - before;
 }
 
+/*
+ * "First, embed queries locally. Test: p50. Second, cache them. Test: hits."
+ * in one paragraph: each ordinal sentence opens an item, up to the next.
+ * Returns how many were pushed (none unless there are two or more).
+ */
+static size_t collect_ordinals(const struct doc *d, const struct blk *k, struct ranges *out)
+{
+	static const char *const words[] = {"First, ", "Second, ",  "Third, ", "Fourth, ",
+					    "Fifth, ", "Finally, ", "Lastly, "};
+	struct strbuf sb;
+	size_t i, n, w, cut[16], ncut = 0;
+	const char *c;
+
+	strbuf_init(&sb, 256);
+	for (i = k->first; i <= k->last; i++) {
+		c = line_content(&d->v[i], &n);
+		if (sb.len)
+			strbuf_addch(&sb, ' ');
+		strbuf_add(&sb, c, n);
+	}
+	for (i = 0; i < sb.len && ncut < ARRAY_SIZE(cut); i++) {
+		if (i > 0 && !(i >= 2 && sb.buf[i - 1] == ' ' && strchr(".!?", sb.buf[i - 2])))
+			continue;
+		for (w = 0; w < ARRAY_SIZE(words); w++)
+			if (!strncmp(sb.buf + i, words[w], strlen(words[w])))
+				cut[ncut++] = i;
+	}
+	if (ncut >= 2)
+		for (i = 0; i < ncut; i++) {
+			size_t end = i + 1 < ncut ? cut[i + 1] : sb.len;
+
+			ranges_push(out, k->first, k->last);
+			out->v[out->n - 1].text = xstrndup(sb.buf + cut[i], end - cut[i]);
+		}
+	strbuf_release(&sb);
+	return ncut >= 2 ? ncut : 0;
+}
+
 /* How many lines of paragraph k open an item. */
 static size_t item_lines(const struct doc *d, const struct blk *k)
 {
@@ -1930,6 +2011,8 @@ static void collect_blocks(const struct doc *d, const struct blks *b, size_t fro
 				continue; /* it introduces what follows, or is a sub-heading */
 			if (item_lines(d, k) >= 2) {
 				collect_lines(d, k->first, k->last, out);
+			} else if (collect_ordinals(d, k, out)) {
+				;
 			} else if (k->lead || (has_test_this(c, n) && !mentions_format(c, n)) ||
 				   blk_has_test(d, k)) {
 				ranges_push(out, k->first, k->last);
@@ -1990,16 +2073,21 @@ static void collect_loose(const struct doc *d, const struct blks *b, int marked_
 	collect_marked(d, out, used);
 }
 
-/* The part's own items on its label line: "3. Concrete suggestions: use X. Test: Y". */
-static void build_rest(const char *rest, int turn, struct optim_list *out)
+/* One item from a piece of text (a label line's rest, a sentence run of a paragraph). */
+static void build_text(const char *text, int turn, struct optim_list *out)
 {
 	struct doc t;
 
-	if (says_none(rest))
-		return;
-	doc_init(&t, rest);
+	doc_init(&t, text);
 	build_item(&t, 0, t.n - 1, NULL, turn, out);
 	doc_release(&t);
+}
+
+/* The part's own items on its label line: "3. Concrete suggestions: use X. Test: Y". */
+static void build_rest(const char *rest, int turn, struct optim_list *out)
+{
+	if (!says_none(rest))
+		build_text(rest, turn, out);
 }
 
 /* The rubric method; marked_only takes only items marked test_this. Returns 1 when it found a
@@ -2073,12 +2161,15 @@ static int extract_tree(const char *text, int turn, int marked_only, struct opti
 			qsort(found.v, found.n, sizeof(*found.v), range_cmp);
 	}
 	for (k = 0; k < found.n; k++) {
-		if (found.v[k].row)
+		if (found.v[k].text)
+			build_text(found.v[k].text, turn, out);
+		else if (found.v[k].row)
 			build_row(&d, &found.v[k], turn, out);
 		else
 			build_item(&d, found.v[k].first, found.v[k].last, found.v[k].title, turn,
 				   out);
 		free(found.v[k].title);
+		free(found.v[k].text);
 	}
 	free(found.v);
 	free(used);
