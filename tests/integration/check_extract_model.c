@@ -248,6 +248,34 @@ START_TEST(bad_extractors_are_refused)
 }
 END_TEST
 
+/* A batch's jobs extract with the batch's extractor. */
+START_TEST(a_batch_names_its_extractor)
+{
+	json_t *b = call("POST", "/v1/batches",
+			 "{\"interviewer\":{\"model\":\"iv:1b\",\"backend\":\"ollama\"},"
+			 "\"candidates\":[{\"model\":\"cd:1b\",\"backend\":\"ollama\"}],"
+			 "\"scenarios\":[\"response_speed_optimization\"],\"extraction\":\"model\","
+			 "\"extractor\":{\"model\":\"ex-good:1b\",\"backend\":\"ollama\"}}",
+			 202);
+	json_t *jobs = NULL, *job, *x;
+	char path[160];
+
+	snprintf(path, sizeof(path), "/v1/jobs?batch=%s", str(b, "id"));
+	jobs = call("GET", path, NULL, 200);
+	ck_assert_uint_eq(json_array_size(json_object_get(jobs, "items")), 1);
+	job = harness_wait_job(parleyd.port,
+			       str(json_array_get(json_object_get(jobs, "items"), 0), "id"), 30000);
+	ck_assert_ptr_nonnull(job);
+	ck_assert_str_eq(str(json_object_get(job, "extractor"), "model"), "ex-good:1b");
+	x = json_object_get(json_object_get(job, "metrics"), "extractor");
+	ck_assert_str_eq(str(x, "method"), "model");
+	ck_assert_int_eq(json_integer_value(json_object_get(x, "kept")), 2);
+	json_decref(job);
+	json_decref(jobs);
+	json_decref(b);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("extract_model");
@@ -258,6 +286,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, kept_only_what_the_analysis_says);
 	tcase_add_test(tc, a_failed_extractor_leaves_it_to_the_tree);
 	tcase_add_test(tc, bad_extractors_are_refused);
+	tcase_add_test(tc, a_batch_names_its_extractor);
 	suite_add_tcase(s, tc);
 	return s;
 }
