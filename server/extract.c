@@ -2,27 +2,31 @@
  * extract.c - the optimizations an interviewer suggested. See extract.h.
  *
  * DESIGN: the rubric method reads the analysis as a Markdown document tree
- * (libcmark). Quote marks and "•" bullets are taken off first, line for
- * line, so every node's source lines are also lines of struct doc. The
- * top-level blocks are classified once (struct blk): headings, paragraphs,
- * lists, table paragraphs (plain CommonMark has no tables: a paragraph whose
- * second line is a |---| row is one), rules; an ordered list whose items name
- * parts ("1. Analysis: ...", "3. Concrete suggestions:") is taken item by
- * item. A block that names a part of the analysis (a heading, a bold line,
- * a "Name:" label, an all-caps line, a numbered item) says which part. The
- * concrete-suggestions part is the block naming it, else the numbered 3,
- * else any suggestions part; it runs to the next heading of its level or the
- * next named part (for a non-heading label, to any heading, named part or
- * rule), or it is the label item's own nested blocks. Its items: one per
- * sub-heading (or bold sub-heading line) when it has them; else each list's
- * top-level items (line scan below, with lines inside code blocks never
- * items), each table row, each paragraph opening in bold or with a label,
- * until prose follows them; text after the label ("none yet", or one inline
- * suggestion) counts too. Without such a part, labelled paragraphs and items
- * marked test_this anywhere are the suggestions. Each item's lines are then
- * turned into title / detail / test / suggestion by small string passes over
- * a strbuf; table rows by their columns. The origin method is the old line
- * grep and shares nothing with this.
+ * (libcmark). Quote marks are taken off and bullets Markdown does not know
+ * ("•", "✅", "👉") become "-" first, line for line, so every node's source
+ * lines are also lines of struct doc. The top-level blocks are classified
+ * once (struct blk): headings, paragraphs, lists, table paragraphs (plain
+ * CommonMark has no tables: a paragraph whose second line is a |---| row is
+ * one), rules; an ordered list whose items name parts ("1. Analysis: ...",
+ * "3. Concrete suggestions:") is taken item by item. A block that names a
+ * part of the analysis (a heading, a bold line, a "Name:" label, an all-caps
+ * line, a numbered item) says which part. The concrete-suggestions part is
+ * the block naming it, else the numbered 3, else any suggestions part; it
+ * runs to the next heading of its level or the next named part (for a
+ * non-heading label, to any heading, named part or rule), or it is the label
+ * item's own nested blocks; text after the label ("none yet", or one inline
+ * suggestion) and lines of the label's own paragraph ("a) ...", "**Title**:
+ * ...") count too. Its items: one per sub-heading (or bold sub-heading line)
+ * when those head the suggestions rather than group bold-lead lists; else
+ * each list's top-level items (the line scan below, lines inside code blocks
+ * never items), each table row, each paragraph that opens in bold or with a
+ * label or says how to test something (split at lines that open items, or at
+ * "First, ... Second, ..."), until prose follows them. Without such a part,
+ * labelled paragraphs and items marked test_this anywhere are the
+ * suggestions. Each item's lines are then turned into title / detail / test
+ * / suggestion by small string passes over a strbuf; table rows by their
+ * columns. The origin method is the old line grep and shares nothing with
+ * this.
  */
 #include "server/extract.h"
 
