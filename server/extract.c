@@ -524,6 +524,20 @@ static void rstrip_dashes(char *s)
 	}
 }
 
+/* '"Cache the output" – detail' cut at the dash leaves a closing quote whose opening went. */
+static void strip_unopened_quote(char *s)
+{
+	size_t n = strlen(s), i, quotes = 0;
+
+	for (i = 0; i < n; i++)
+		quotes += s[i] == '"';
+	if (n >= 1 && s[n - 1] == '"' && quotes == 1)
+		s[n - 1] = '\0';
+	else if (n >= 3 && !memcmp(s + n - 3, "\xe2\x80\x9d", 3) && !strstr(s, "\xe2\x80\x9c"))
+		s[n - 3] = '\0';
+	rstrip_set(s, " ");
+}
+
 /*
  * Cleans src and cuts it into a title (its first sentence, enumerator,
  * label, surrounding quotes and final colon or full stop removed; with cut,
@@ -553,6 +567,7 @@ static char *title_split(const char *src, size_t n, struct strbuf *rest, int cut
 	rstrip_set(title, ".: ");
 	strip_quote_pair(title);
 	rstrip_dashes(title);
+	strip_unopened_quote(title);
 	if (rest) {
 		char *r = s + e;
 
@@ -663,6 +678,17 @@ static int marker_boundary(const char *p, size_t i)
 	       (c == 0x93 || c == 0x94);
 }
 
+/* Whether a spaced dash stands right before i: "... int8 weights — measure ...". */
+static int after_dash(const char *p, size_t i)
+{
+	if (i < 2 || p[i - 1] != ' ')
+		return 0;
+	if (p[i - 2] == '-')
+		return i < 3 || p[i - 3] == ' ';
+	return i >= 4 && !memcmp(p + i - 4, "\xe2\x80", 2) &&
+	       (p[i - 2] == '\x93' || p[i - 2] == '\x94');
+}
+
 /*
  * Finds the first test marker in p: "#test_this" (any case, _ - or space)
  * anywhere; "Test:", "Testing:", "Tests:", "Test this:" where a clause starts.
@@ -723,8 +749,8 @@ static int find_test_marker_at(const char *p, size_t n, size_t from, size_t *mst
 			k += 3;
 		if (k < n && p[k] == ':')
 			k++;
-		else if (!hash)
-			continue;
+		else if (!hash && !(after_dash(p, i) && (p[i] == 'm' || p[i] == 'M')))
+			continue; /* "Test" needs its colon; "— measure the p95" does not */
 		if (!hash && !marker_boundary(p, i))
 			continue;
 		while (k < n && (is_emph(p[k]) || isspace((unsigned char)p[k]) || p[k] == ':' ||
@@ -1441,7 +1467,10 @@ static int part_name(const char *raw, size_t n, int heading, int *num, char **re
 		     {"reasoning", -1},
 		     {"why", -1},
 		     {"rationale", -1},
-		     {"next step", -1},
+		     /* "Next steps" hold suggestions when nothing else does */
+		     {"actionable next step", 1},
+		     {"next step", 1},
+		     {"action item", 1},
 		     {"conclusion", -1},
 		     {"summary", -1},
 		     {"closing", -1},
@@ -1861,6 +1890,41 @@ static int list_has_bold_items(const struct doc *d, const struct blk *k)
 	return 0;
 }
 
+/*
+ * "- Which GPU do you run?": a question to the candidate is not a suggestion;
+ * "**Model size:** could we fine-tune a smaller one?" has a title and is one.
+ */
+static void drop_questions(const struct doc *d, struct ranges *out, size_t from)
+{
+	size_t i, j, keep = from;
+
+	for (i = from; i < out->n; i++) {
+		const struct range *r = &out->v[i];
+		int question = 0, tested = 0, titled;
+		size_t n0;
+		const char *c0 = line_content(&d->v[r->first], &n0);
+
+		for (j = r->first; j <= r->last; j++) {
+			size_t n, ms, ts;
+			const char *c;
+
+			if (d->v[j].blank || d->v[j].code)
+				continue;
+			c = line_content(&d->v[j], &n);
+			question = n > 0 && c[n - 1] == '?';
+			tested = tested || find_test_marker(c, n, &ms, &ts);
+		}
+		titled = n0 > 2 && c0[0] == '*' && c0[1] == '*';
+		if (question && !tested && !titled) {
+			free(out->v[i].title);
+			free(out->v[i].text);
+			continue;
+		}
+		out->v[keep++] = *r;
+	}
+	out->n = keep;
+}
+
 /* A line that opens an item inside a paragraph: a bold lead, or an enumerator ("a) ", "2. "). */
 static int line_opens_item(const struct line *l)
 {
@@ -1959,10 +2023,13 @@ static void collect_blocks(const struct doc *d, const struct blks *b, size_t fro
 		heads += b->v[i].kind == BLK_HEADING;
 		labelled += b->v[i].kind == BLK_HEADING && heading_labelled(d, &b->v[i]);
 		pseudo += b->v[i].kind == BLK_PARA && b->v[i].pseudo;
+		labelled += b->v[i].kind == BLK_PARA && b->v[i].pseudo && b->v[i].lead &&
+			    heading_labelled(d, &b->v[i]);
 		bold_lists |= b->v[i].kind == BLK_LIST && list_has_bold_items(d, &b->v[i]);
 	}
 	/* sub-headings over lists of bold items group them ("Quick wins"); else each heads one */
-	if ((heads && (!bold_lists || labelled)) || (!heads && pseudo >= 2 && !bold_lists)) {
+	if ((heads && (!bold_lists || labelled)) ||
+	    (!heads && pseudo >= 2 && (!bold_lists || labelled))) {
 		for (i = from; i < to; i++) {
 			const struct blk *k = &b->v[i];
 			size_t j = i + 1, n;
@@ -1997,6 +2064,7 @@ static void collect_blocks(const struct doc *d, const struct blks *b, size_t fro
 		} else if (k->kind == BLK_LIST || k->kind == BLK_ITEM) {
 			/* an item of a list of parts: "3. Concrete suggestions" then "1. ..." */
 			collect_section(d, k->first, k->last + 1, 0, out, used);
+			drop_questions(d, out, before);
 			/* "* None yet – ..." says there is nothing */
 			while (out->n > before) {
 				c = line_content(&d->v[out->v[out->n - 1].first], &n);
