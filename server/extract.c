@@ -1997,6 +1997,62 @@ static size_t collect_ordinals(const struct doc *d, const struct blk *k, struct 
 	return ncut >= 2 ? ncut : 0;
 }
 
+/*
+ * "My suggestions: **cache the prompt** (test: TTFT) and **cut the context**
+ * (test: accuracy)." in one paragraph: each bold run followed by its own test
+ * is an item. Returns how many were pushed (none unless every one of two or
+ * more bold runs has a test).
+ */
+static size_t collect_bold_runs(const struct doc *d, const struct blk *k, struct ranges *out)
+{
+	struct strbuf sb;
+	size_t i, n, cut[16], ncut = 0, ms, ts;
+	const char *c;
+	int ok = 1;
+
+	strbuf_init(&sb, 256);
+	for (i = k->first; i <= k->last; i++) {
+		c = line_content(&d->v[i], &n);
+		if (sb.len)
+			strbuf_addch(&sb, ' ');
+		strbuf_add(&sb, c, n);
+	}
+	/* where each bold run opens: "**" not followed by a blank, every other pair closes one */
+	for (i = 0; i + 2 < sb.len && ncut < ARRAY_SIZE(cut); i++) {
+		const char *close;
+
+		if (sb.buf[i] != '*' || sb.buf[i + 1] != '*' || sb.buf[i + 2] == ' ')
+			continue;
+		close = strstr(sb.buf + i + 2, "**");
+		if (!close)
+			break;
+		cut[ncut++] = i;
+		i = (size_t)(close - sb.buf) + 1;
+	}
+	for (i = 0; i < ncut && ok; i++) {
+		size_t end = i + 1 < ncut ? cut[i + 1] : sb.len;
+
+		ok = find_test_marker(sb.buf + cut[i], end - cut[i], &ms, &ts) && ts < end - cut[i];
+	}
+	if (ncut < 2 || !ok) {
+		strbuf_release(&sb);
+		return 0;
+	}
+	for (i = 0; i < ncut; i++) {
+		size_t end = i + 1 < ncut ? cut[i + 1] : sb.len;
+		const char *seg = sb.buf + cut[i], *close;
+
+		/* "(test: TTFT) and ...": the item ends with the bracket around its test */
+		find_test_marker(seg, end - cut[i], &ms, &ts);
+		if (seg[ms] == '(' && (close = memchr(seg + ts, ')', end - cut[i] - ts)))
+			end = (size_t)(close - sb.buf) + 1;
+		ranges_push(out, k->first, k->last);
+		out->v[out->n - 1].text = xstrndup(seg, end - cut[i]);
+	}
+	strbuf_release(&sb);
+	return ncut;
+}
+
 /* How many lines of paragraph k open an item. */
 static size_t item_lines(const struct doc *d, const struct blk *k)
 {
@@ -2083,7 +2139,7 @@ static void collect_blocks(const struct doc *d, const struct blks *b, size_t fro
 				continue; /* it introduces what follows, or is a sub-heading */
 			if (item_lines(d, k) >= 2) {
 				collect_lines(d, k->first, k->last, out);
-			} else if (collect_ordinals(d, k, out)) {
+			} else if (collect_ordinals(d, k, out) || collect_bold_runs(d, k, out)) {
 				;
 			} else if (k->lead || (has_test_this(c, n) && !mentions_format(c, n)) ||
 				   blk_has_test(d, k)) {
@@ -2110,6 +2166,11 @@ static void collect_loose(const struct doc *d, const struct blks *b, int marked_
 
 		if (k->kind != BLK_PARA)
 			continue;
+		if (!marked_only && collect_bold_runs(d, k, out)) {
+			for (j = k->first; j <= k->last; j++)
+				used[j] = 1;
+			continue;
+		}
 		c = blk_line(d, k, &n);
 		t = clean_dup(c, n);
 		strip_label(t);
