@@ -108,6 +108,7 @@ static void job_from(struct db_job *out, const struct db_job *tmpl, const char *
 	out->extraction = xstrdup(tmpl->extraction);
 	out->labels = xstrdup_or_null(tmpl->labels);
 	out->judge = xstrdup_or_null(tmpl->judge);
+	out->extractor = xstrdup_or_null(tmpl->extractor);
 }
 
 /* The batch resource with its summary, read in one transaction. New reference, or NULL. */
@@ -143,7 +144,7 @@ void api_batches_post(struct api_req *q, struct api_resp *r)
 {
 	static const char *const keys[] = {"interviewer", "candidates", "scenarios", "repeat",
 					   "max_turns",	  "options",	"scoring",   "extraction",
-					   "labels",	  "judge",	NULL};
+					   "labels",	  "judge",	"extractor", NULL};
 	char *models[MAX_CANDIDATES], *backends[MAX_CANDIDATES];
 	struct db_job tmpl, snaps[MAX_SCENARIOS], *jobs = NULL;
 	struct db_batch b;
@@ -213,6 +214,7 @@ void api_batches_post(struct api_req *q, struct api_resp *r)
 	b.scoring = xstrdup(tmpl.scoring);
 	b.extraction = xstrdup(tmpl.extraction);
 	b.judge = xstrdup_or_null(tmpl.judge);
+	b.extractor = xstrdup_or_null(tmpl.extractor);
 	b.labels = xstrdup_or_null(tmpl.labels);
 
 	/* the origin's order: candidates outer, scenarios inner, then the repeats */

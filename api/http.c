@@ -183,10 +183,20 @@ static void route(struct api_req *q, struct api_resp *r)
 					return api_jobs_list(q, r);
 				return not_allowed(r, "GET, POST");
 			}
+			if (n == 3 && strcmp(s[2], "import") == 0) {
+				if (method_is(q, "POST"))
+					return api_import_post(q, r);
+				return not_allowed(r, "POST");
+			}
 			if (n == 3) {
 				if (method_is(q, "GET"))
 					return api_jobs_get(q, r, s[2]);
 				return not_allowed(r, "GET");
+			}
+			if (n == 4 && strcmp(s[3], "extract") == 0) {
+				if (method_is(q, "POST"))
+					return api_import_extract(q, r, s[2]);
+				return not_allowed(r, "POST");
 			}
 			if (n == 4 && (strcmp(s[3], "transcript") == 0 ||
 				       strcmp(s[3], "transcript.md") == 0)) {

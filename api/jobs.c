@@ -34,7 +34,7 @@ void api_jobs_post(struct api_req *q, struct api_resp *r)
 {
 	static const char *const keys[] = {"scenario", "interviewer", "candidate",  "max_turns",
 					   "options",  "scoring",     "extraction", "labels",
-					   "judge",    NULL};
+					   "judge",    "extractor", NULL};
 	struct db_job j;
 	struct perr e = {0};
 	json_t *body, *errs; /* owned */

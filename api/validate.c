@@ -288,12 +288,14 @@ void api_check_job_fields(struct api_req *q, json_t *body, struct db_job *j, jso
 	j->extraction = xstrdup("rubric");
 	if ((v = json_object_get(body, "extraction"))) {
 		if (!json_is_string(v) || extract_method_parse(json_string_value(v), &em) < 0)
-			api_field_error(errs, "extraction", "must be \"rubric\" or \"origin\"");
+			api_field_error(errs, "extraction",
+					"must be \"rubric\", \"origin\" or \"model\"");
 		else {
 			free(j->extraction);
 			j->extraction = xstrdup(json_string_value(v));
 		}
 	}
+	api_check_extractor(q, body, j, errs); /* api/import.c */
 	if ((v = json_object_get(body, "labels"))) {
 		check_labels(v, errs);
 		j->labels = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);

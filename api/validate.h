@@ -54,4 +54,8 @@ int api_list_params(struct api_req *q, struct api_resp *r, int *limit, int64_t *
 /* The 400 problem listing errs (stolen); its detail is the first error. */
 void api_invalid_fields(struct api_resp *r, json_t *errs);
 
+/* "extractor": the model of extraction "model" (else the judge's); fills j->extractor
+ * (api/import.c). */
+void api_check_extractor(struct api_req *q, json_t *body, struct db_job *j, json_t *errs);
+
 #endif

@@ -146,6 +146,7 @@ json_t *view_transcript(const struct db_job_full *tr)
 		json_object_set_new(x, "detail", p->detail ? json_string(p->detail) : json_null());
 		json_object_set_new(x, "test", p->test ? json_string(p->test) : json_null());
 		json_object_set_new(x, "turn", json_integer(p->turn));
+		json_object_set_new(x, "method", p->method[0] ? json_string(p->method) : json_null());
 		json_array_append_new(opts, x);
 	}
 	json_object_set_new(o, "optimizations_discovered", opts);

@@ -11,12 +11,13 @@
 
 #define BATCH_COLS                                                                                 \
 	"seq, id, interviewer_model, interviewer_backend, candidates, scenarios, repeat, "         \
-	"max_turns, options, scoring, extraction, judge, labels, created_at, cancelled_at"
+	"max_turns, options, scoring, extraction, judge, labels, created_at, cancelled_at, "       \
+	"extractor"
 
 static const char sql_insert[] =
     "INSERT INTO batches (id, interviewer_model, interviewer_backend, candidates, scenarios, "
-    "repeat, max_turns, options, scoring, extraction, judge, labels, created_at) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+    "repeat, max_turns, options, scoring, extraction, judge, labels, created_at, extractor) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 static const char sql_get[] = "SELECT " BATCH_COLS " FROM batches WHERE id = ?1";
 static const char sql_list[] = "SELECT " BATCH_COLS " FROM batches WHERE (?1 = 0 OR seq < ?1) "
 			       "ORDER BY seq DESC LIMIT ?2";
@@ -46,6 +47,7 @@ void db_batch_release(struct db_batch *b)
 	free(b->scoring);
 	free(b->extraction);
 	free(b->judge);
+	free(b->extractor);
 	free(b->labels);
 	memset(b, 0, sizeof(*b));
 }
@@ -93,6 +95,7 @@ static void read_row(sqlite3_stmt *st, void *elem)
 	b->labels = db_col_text(st, 12);
 	b->created_at = db_col_int(st, 13);
 	b->cancelled_at = db_col_int(st, 14);
+	b->extractor = db_col_text(st, 15);
 	b->finished_at = -1;
 }
 
@@ -163,6 +166,7 @@ int db_batch_insert(struct db *db, struct db_batch *b, struct db_job *jobs, size
 	db_bind_text(st, 11, b->judge);
 	db_bind_text(st, 12, b->labels ? b->labels : "{}");
 	sqlite3_bind_int64(st, 13, b->created_at);
+	db_bind_text(st, 14, b->extractor);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {

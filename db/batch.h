@@ -30,6 +30,7 @@ struct db_batch {
 	int repeat;
 	int max_turns;
 	char *options, *scoring, *extraction, *judge, *labels; /* as in struct db_job */
+	char *extractor;				       /* as in struct db_job */
 	int64_t created_at, cancelled_at;		       /* -1 when not cancelled */
 	/* read from the jobs */
 	int64_t counts[DB_NSTATES];

@@ -14,13 +14,13 @@
 	"seq, id, status, scenario_name, scenario, interviewer_model, interviewer_backend, "       \
 	"candidate_model, candidate_backend, max_turns, options, scoring, extraction, labels, "    \
 	"batch_id, created_at, started_at, finished_at, attempts, turns_completed, error_code, "   \
-	"error_message, metrics, cancel_requested, judge"
+	"error_message, metrics, cancel_requested, judge, extractor"
 
 static const char sql_insert[] =
     "INSERT INTO jobs (id, status, scenario_name, scenario, interviewer_model, "
     "interviewer_backend, candidate_model, candidate_backend, max_turns, options, scoring, "
-    "extraction, labels, batch_id, created_at, judge) "
-    "VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+    "extraction, labels, batch_id, created_at, judge, extractor) "
+    "VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 static const char sql_idem_get[] = "SELECT body_hash, job_id FROM idempotency_keys WHERE key = ?1";
 static const char sql_idem_put[] =
     "INSERT INTO idempotency_keys (key, body_hash, job_id, created_at) VALUES (?1, ?2, ?3, ?4)";
@@ -60,7 +60,7 @@ static const char sql_finish[] =
 static const char sql_optim_clear[] = "DELETE FROM optimizations WHERE job_id = ?1";
 static const char sql_optim_put[] =
     "INSERT INTO optimizations (job_id, ord, turn, title, detail, test, suggestion, "
-    "extracted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    "extracted_at, method) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 static const char sql_cancel_queued[] =
     "UPDATE jobs SET status = 'cancelled', finished_at = ?2, cancel_requested = 1, "
     "error_code = 'cancelled', error_message = 'cancelled before it started' "
@@ -88,6 +88,7 @@ void db_job_release(struct db_job *j)
 	free(j->labels);
 	free(j->batch_id);
 	free(j->judge);
+	free(j->extractor);
 	free(j->error_code);
 	free(j->error_message);
 	free(j->metrics);
@@ -132,6 +133,7 @@ static void read_job(sqlite3_stmt *st, void *elem)
 	j->metrics = db_col_text(st, 22);
 	j->cancel_requested = sqlite3_column_int(st, 23);
 	j->judge = db_col_text(st, 24);
+	j->extractor = db_col_text(st, 25);
 }
 
 static void read_row(sqlite3_stmt *st, struct db_job *j)
@@ -211,6 +213,7 @@ int db_job_insert_tx(struct db *db, struct db_job *j, struct perr *e)
 	db_bind_text(st, 13, j->batch_id);
 	sqlite3_bind_int64(st, 14, j->created_at);
 	db_bind_text(st, 15, j->judge);
+	db_bind_text(st, 16, j->extractor);
 	if (step_done(db, st, e, "insert job") < 0)
 		return -1;
 	j->seq = sqlite3_last_insert_rowid(db_handle(db));
@@ -425,12 +428,41 @@ fail:
 	return -1;
 }
 
+int db_job_put_optims(struct db *db, const char *id, const struct db_optim *optims,
+		      size_t noptims, struct perr *e)
+{
+	sqlite3_stmt *st;
+	size_t i;
+
+	if (!(st = db_stmt(db, sql_optim_clear, e)))
+		return -1;
+	db_bind_text(st, 1, id);
+	if (step_done(db, st, e, "clear optimizations") < 0)
+		return -1;
+	for (i = 0; i < noptims; i++) {
+		const struct db_optim *o = &optims[i];
+		if (!(st = db_stmt(db, sql_optim_put, e)))
+			return -1;
+		db_bind_text(st, 1, id);
+		sqlite3_bind_int(st, 2, (int)i + 1);
+		sqlite3_bind_int(st, 3, o->turn);
+		db_bind_text(st, 4, o->title ? o->title : "");
+		db_bind_text(st, 5, o->detail);
+		db_bind_text(st, 6, o->test);
+		db_bind_text(st, 7, o->suggestion ? o->suggestion : "");
+		sqlite3_bind_int64(st, 8, o->extracted_at);
+		db_bind_text(st, 9, o->method[0] ? o->method : NULL);
+		if (step_done(db, st, e, "store optimization") < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int db_job_finish(struct db *db, const char *id, int attempt, const char *status,
 		  const char *error_code, const char *error_message, const char *metrics,
 		  const struct db_optim *optims, size_t noptims, struct perr *e)
 {
 	sqlite3_stmt *st;
-	size_t i;
 	int n;
 
 	if (db_begin(db, e) < 0)
@@ -451,26 +483,8 @@ int db_job_finish(struct db *db, const char *id, int attempt, const char *status
 		return perr_set(e, PERR_CONFLICT, "job '%s' attempt %d is no longer running", id,
 				attempt);
 	}
-	if (!(st = db_stmt(db, sql_optim_clear, e)))
+	if (db_job_put_optims(db, id, optims, noptims, e) < 0)
 		goto fail;
-	db_bind_text(st, 1, id);
-	if (step_done(db, st, e, "clear optimizations") < 0)
-		goto fail;
-	for (i = 0; i < noptims; i++) {
-		const struct db_optim *o = &optims[i];
-		if (!(st = db_stmt(db, sql_optim_put, e)))
-			goto fail;
-		db_bind_text(st, 1, id);
-		sqlite3_bind_int(st, 2, (int)i + 1);
-		sqlite3_bind_int(st, 3, o->turn);
-		db_bind_text(st, 4, o->title ? o->title : "");
-		db_bind_text(st, 5, o->detail);
-		db_bind_text(st, 6, o->test);
-		db_bind_text(st, 7, o->suggestion ? o->suggestion : "");
-		sqlite3_bind_int64(st, 8, o->extracted_at);
-		if (step_done(db, st, e, "store optimization") < 0)
-			goto fail;
-	}
 	return db_commit(db, e);
 fail:
 	db_rollback(db);

@@ -37,6 +37,7 @@ struct db_job {
 	char *labels; /* JSON object text */
 	char *batch_id;
 	char *judge; /* JSON {model, backend} text when scoring is "judge", else NULL */
+	char *extractor; /* JSON {model, backend} text named for extraction "model", else NULL */
 	int64_t created_at, started_at, finished_at; /* -1 when not yet */
 	int attempts;
 	int turns_completed;
@@ -106,6 +107,12 @@ int db_job_finish(struct db *db, const char *id, int attempt, const char *status
 		  const char *error_code, const char *error_message, const char *metrics,
 		  const struct db_optim *optims, size_t noptims, struct perr *e);
 
+/*
+ * Replaces the optimizations of job id with optims (ord 1..n) inside the
+ * caller's transaction (db_job_finish(), db/import.c).
+ */
+int db_job_put_optims(struct db *db, const char *id, const struct db_optim *optims,
+		      size_t noptims, struct perr *e);
 /*
  * Cancels: a queued job becomes cancelled at once (*was = "queued"); a
  * running one gets cancel_requested and its worker ends it (*was =

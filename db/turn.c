@@ -24,7 +24,7 @@ static const char sql_list[] =
     "prompt_tokens, cached_tokens, completion_tokens, prompt_ms, gen_ms, tokens_per_s, "
     "load_ms, finish_reason, attempts, note FROM turns WHERE job_id = ?1 ORDER BY idx";
 static const char sql_optims[] =
-    "SELECT ord, turn, title, detail, test, suggestion, extracted_at FROM optimizations "
+    "SELECT ord, turn, title, detail, test, suggestion, extracted_at, method FROM optimizations "
     "WHERE job_id = ?1 ORDER BY ord";
 
 void db_turn_release(struct db_turn *t)
@@ -44,6 +44,43 @@ void db_turns_free(struct db_turn *v, size_t n)
 	for (i = 0; i < n; i++)
 		db_turn_release(&v[i]);
 	free(v);
+}
+
+int db_turn_put(struct db *db, const char *job_id, const struct db_turn *t, struct perr *e)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!(st = db_stmt(db, sql_insert, e)))
+		return -1;
+	db_bind_text(st, 1, job_id);
+	sqlite3_bind_int(st, 2, t->idx);
+	db_bind_text(st, 3, t->role);
+	db_bind_text(st, 4, t->model);
+	db_bind_text(st, 5, t->backend);
+	db_bind_text(st, 6, t->text ? t->text : "");
+	sqlite3_bind_int64(st, 7, t->started_at);
+	sqlite3_bind_int64(st, 8, t->finished_at);
+	sqlite3_bind_double(st, 9, t->wall_ms);
+	db_bind_opt_real(st, 10, t->ttft_ms);
+	db_bind_opt_int(st, 11, t->prompt_tokens);
+	db_bind_opt_int(st, 12, t->cached_tokens);
+	db_bind_opt_int(st, 13, t->completion_tokens);
+	db_bind_opt_real(st, 14, t->prompt_ms);
+	db_bind_opt_real(st, 15, t->gen_ms);
+	db_bind_opt_real(st, 16, t->tokens_per_s);
+	db_bind_opt_real(st, 17, t->load_ms);
+	db_bind_text(st, 18, t->finish_reason && *t->finish_reason ? t->finish_reason : NULL);
+	sqlite3_bind_int(st, 19, t->attempts > 0 ? t->attempts : 1);
+	db_bind_text(st, 20, t->note);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_CONSTRAINT)
+		return perr_set(e, PERR_CONFLICT, "turn %d of job '%s' is already stored", t->idx,
+				job_id);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, e, "store turn");
+	return 0;
 }
 
 int db_turn_insert(struct db *db, const char *job_id, int attempt, const struct db_turn *t,
@@ -73,39 +110,8 @@ int db_turn_insert(struct db *db, const char *job_id, int attempt, const struct 
 		return perr_set(e, PERR_CONFLICT, "job '%s' attempt %d is no longer running",
 				job_id, attempt);
 	}
-	if (!(st = db_stmt(db, sql_insert, e)))
+	if (db_turn_put(db, job_id, t, e) < 0)
 		goto fail;
-	db_bind_text(st, 1, job_id);
-	sqlite3_bind_int(st, 2, t->idx);
-	db_bind_text(st, 3, t->role);
-	db_bind_text(st, 4, t->model);
-	db_bind_text(st, 5, t->backend);
-	db_bind_text(st, 6, t->text ? t->text : "");
-	sqlite3_bind_int64(st, 7, t->started_at);
-	sqlite3_bind_int64(st, 8, t->finished_at);
-	sqlite3_bind_double(st, 9, t->wall_ms);
-	db_bind_opt_real(st, 10, t->ttft_ms);
-	db_bind_opt_int(st, 11, t->prompt_tokens);
-	db_bind_opt_int(st, 12, t->cached_tokens);
-	db_bind_opt_int(st, 13, t->completion_tokens);
-	db_bind_opt_real(st, 14, t->prompt_ms);
-	db_bind_opt_real(st, 15, t->gen_ms);
-	db_bind_opt_real(st, 16, t->tokens_per_s);
-	db_bind_opt_real(st, 17, t->load_ms);
-	db_bind_text(st, 18, t->finish_reason && *t->finish_reason ? t->finish_reason : NULL);
-	sqlite3_bind_int(st, 19, t->attempts > 0 ? t->attempts : 1);
-	db_bind_text(st, 20, t->note);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc == SQLITE_CONSTRAINT) {
-		db_rollback(db);
-		return perr_set(e, PERR_CONFLICT, "turn %d of job '%s' is already stored", t->idx,
-				job_id);
-	}
-	if (rc != SQLITE_DONE) {
-		db_fail(db, e, "store turn");
-		goto fail;
-	}
 	if (!(st = db_stmt(db, sql_progress, e)))
 		goto fail;
 	db_bind_text(st, 1, job_id);
@@ -199,6 +205,8 @@ static void read_optim(sqlite3_stmt *st, void *elem)
 	o->test = db_col_text(st, 4);
 	o->suggestion = db_col_text(st, 5);
 	o->extracted_at = db_col_int(st, 6);
+	if (sqlite3_column_text(st, 7))
+		snprintf(o->method, sizeof(o->method), "%s", (const char *)sqlite3_column_text(st, 7));
 }
 
 int db_optim_list(struct db *db, const char *job_id, struct db_optim **out, size_t *n,

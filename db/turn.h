@@ -34,6 +34,11 @@ void db_turns_free(struct db_turn *v, size_t n);
 int db_turn_insert(struct db *db, const char *job_id, int attempt, const struct db_turn *t,
 		   struct perr *e);
 
+/*
+ * Stores turn t of job_id inside the caller's transaction (db/import.c),
+ * without the checks of db_turn_insert(). PERR_CONFLICT when already stored.
+ */
+int db_turn_put(struct db *db, const char *job_id, const struct db_turn *t, struct perr *e);
 /* In index order. *out is a new array (db_turns_free()). */
 int db_turn_list(struct db *db, const char *job_id, struct db_turn **out, size_t *n,
 		 struct perr *e);
@@ -42,6 +47,7 @@ struct db_optim {
 	int ord, turn;
 	char *title, *detail, *test, *suggestion;
 	int64_t extracted_at;
+	char method[8]; /* how it was found: "rubric", "origin", "model"; "" when not recorded */
 };
 
 void db_optims_free(struct db_optim *v, size_t n);

@@ -11,6 +11,7 @@
 #include "db/turn.h"
 #include "server/events.h"
 #include "server/log.h"
+#include "server/outcome.h"
 #include "server/pool.h"
 #include "server/record.h"
 
@@ -86,24 +87,15 @@ enum job_end ending_finish(struct ending *en, const char *status, const char *co
 {
 	const struct optim_list *ol = en->optims;
 	char *mtext = en->metrics ? json_dumps(en->metrics, JSON_COMPACT) : NULL;
-	size_t i, n = ol ? ol->n : 0;
+	size_t n = ol ? ol->n : 0;
 	struct db_optim *dv = NULL;
 	int64_t now = util_now_us();
 	struct perr e = {0};
 	int rc;
 
 	events_turn_end(en->job_id);
-	if (n) {
-		dv = xcalloc(n, sizeof(*dv));
-		for (i = 0; i < n; i++) {
-			dv[i].turn = ol->v[i].turn;
-			dv[i].title = ol->v[i].title;
-			dv[i].detail = ol->v[i].detail;
-			dv[i].test = ol->v[i].test;
-			dv[i].suggestion = ol->v[i].suggestion;
-			dv[i].extracted_at = now;
-		}
-	}
+	if (n)
+		dv = outcome_db_optims(ol, now);
 	rc = db_job_finish(en->db, en->job_id, en->attempt, status, code, msg, mtext, dv, n, &e);
 	free(dv); /* the strings belong to ol */
 	free(mtext);

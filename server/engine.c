@@ -13,9 +13,11 @@
 #include "server/events.h"
 #include "server/extract.h"
 #include "server/job_spec.h"
+#include "server/extract_model.h"
 #include "server/judge.h"
 #include "server/log.h"
 #include "server/metrics.h"
+#include "server/outcome.h"
 #include "server/prompt.h"
 #include "server/record.h"
 #include "server/score.h"
@@ -227,84 +229,44 @@ static void turns_push(struct turns *ts, struct db_turn *t)
 	ts->v[ts->n++] = *t;
 }
 
-static json_t *job_metrics(const struct turns *ts, const struct optim_list *ol,
-			   const struct score_result *sr, enum score_method sm)
-{
-	json_t *m = json_object();
-	double total_ms = 0, ttft_sum = 0;
-	long ptok = 0, ctok = 0, cached = 0;
-	int have_cached = 0, nttft = 0;
-	size_t i;
-
-	for (i = 0; i < ts->n; i++) {
-		const struct db_turn *t = &ts->v[i];
-		total_ms += t->wall_ms;
-		if (t->ttft_ms >= 0) {
-			ttft_sum += t->ttft_ms;
-			nttft++;
-		}
-		if (t->prompt_tokens > 0)
-			ptok += t->prompt_tokens;
-		if (t->completion_tokens > 0)
-			ctok += t->completion_tokens;
-		if (t->cached_tokens >= 0) {
-			cached += t->cached_tokens;
-			have_cached = 1;
-		}
-	}
-	json_object_set_new(m, "total_duration", json_real(total_ms / 1000.0));
-	json_object_set_new(m, "turns_completed", json_integer((json_int_t)ts->n));
-	json_object_set_new(m, "optimizations_found", json_integer((json_int_t)ol->n));
-	json_object_set_new(m, "interview_quality", json_real(sr->interview_quality));
-	json_object_set_new(m, "candidate_engagement", json_real(sr->candidate_engagement));
-	json_object_set_new(m, "scoring", json_string(score_method_name(sm)));
-	json_object_set_new(m, "mean_ttft_ms", nttft ? json_real(ttft_sum / nttft) : json_null());
-	json_object_set_new(m, "prompt_tokens", json_integer(ptok));
-	json_object_set_new(m, "completion_tokens", json_integer(ctok));
-	json_object_set_new(m, "cached_tokens", have_cached ? json_integer(cached) : json_null());
-	if (sr->components)
-		json_object_set(m, "scores", sr->components); /* borrowed, so incref */
-	return m;
-}
-
 /* Extracts, scores, lets the judge grade when asked to, and ends the job. */
 static enum job_end finish_success(struct engine_ctx *ctx, struct ending *en,
 				   const struct db_job *job, const struct job_spec *spec,
 				   const struct turns *ts)
 {
-	int analysis = engine_analysis_turn(job->max_turns, ts->v, ts->n);
-	enum extract_method em = spec->extraction;
 	enum score_method sm = spec->scoring;
-	struct score_turn *st = xcalloc(ts->n ? ts->n : 1, sizeof(*st));
-	struct optim_list ol;
-	struct score_input in;
-	struct score_result sr;
 	enum job_end out = JOB_GOES_ON;
-	size_t i;
+	struct optim_list ol, found;
+	json_t *extractor;
 
 	optim_list_init(&ol);
-	for (i = 0; i < ts->n; i++)
-		if (ts->v[i].idx == analysis)
-			extract_optimizations(em, ts->v[i].text, ts->v[i].idx, &ol);
-	for (i = 0; i < ts->n; i++) {
-		st[i].role = ts->v[i].role;
-		st[i].text = ts->v[i].text;
-		st[i].duration_s = ts->v[i].wall_ms / 1000.0;
-	}
-	memset(&in, 0, sizeof(in));
-	in.turns = st;
-	in.nturns = ts->n;
-	in.optims = &ol;
-	in.problem = json_string_value(json_object_get(spec->scenario, "problem"));
-	in.goal = json_string_value(json_object_get(spec->scenario, "goal"));
-	memset(&sr, 0, sizeof(sr));
-	score_conversation(sm, &in, &sr);
+	outcome_extract(job->extraction, job->max_turns, ts->v, ts->n, &ol);
 	/* from here on, whatever ends the job keeps the scores and the optimizations */
-	ending_set_metrics(en, job_metrics(ts, &ol, &sr, sm));
+	ending_set_metrics(en, outcome_metrics(job->scoring, spec->scenario, ts->v, ts->n, &ol));
 	en->optims = &ol;
+	/* extraction "model" is one more model call (server/extract_model.h); what the tree
+	 * extractor found stands if the job ends during it */
+	if (spec->extraction == EXTRACT_MODEL &&
+	    (out = ending_check(en, ENDING_BEFORE_CALL)) == JOB_GOES_ON) {
+		optim_list_init(&found);
+		extractor = extract_model_job(ctx->fleet, ctx->curl, ctx->cancel, job, ts->v,
+					      ts->n, &found);
+		if ((out = ending_check(en, ENDING_CALL_DONE)) == JOB_GOES_ON) {
+			optim_list_release(&ol);
+			ol = found;
+			ending_set_metrics(en, outcome_metrics(job->scoring, spec->scenario, ts->v,
+							       ts->n, &ol));
+			if (extractor)
+				json_object_set_new(en->metrics, "extractor", extractor);
+		} else {
+			optim_list_release(&found);
+			json_decref(extractor);
+		}
+	}
 	/* scoring "judge": a third model grades the transcript, stored beside the rubric scores;
 	 * a judge that fails is recorded there and the job still succeeds (server/judge.h) */
-	if (sm == SCORE_JUDGE && (out = ending_check(en, ENDING_BEFORE_CALL)) == JOB_GOES_ON) {
+	if (out == JOB_GOES_ON && sm == SCORE_JUDGE &&
+	    (out = ending_check(en, ENDING_BEFORE_CALL)) == JOB_GOES_ON) {
 		struct judge_call jc = {.fleet = ctx->fleet,
 					.curl = ctx->curl,
 					.cancel = ctx->cancel,
@@ -320,9 +282,7 @@ static enum job_end finish_success(struct engine_ctx *ctx, struct ending *en,
 	if (out == JOB_GOES_ON)
 		out = ending_finish(en, "succeeded", NULL, NULL);
 	en->optims = NULL;
-	score_result_release(&sr);
 	optim_list_release(&ol);
-	free(st);
 	return out;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "server/log.h"
+#include "server/structured.h"
 
 #define REASONING_MAX 400      /* characters of one line of reasoning */
 #define REPLY_SHOWN 200	       /* characters of a bad reply kept in the error record */
@@ -220,12 +221,10 @@ json_t *judge_run(const struct judge_call *c)
 	const char *model = c->model, *bname = c->backend;
 	const struct backend_cfg *be = bname ? fleet_find(c->fleet, bname) : NULL;
 	json_t *out = json_object(), *schema = NULL, *opts = NULL, *grade, *v;
-	struct chat_msg msgs[2];
+	struct structured_req sq;
 	struct chat_result res;
-	struct chat_req req;
 	struct strbuf user;
 	struct perr e = {0};
-	int rc;
 
 	memset(&res, 0, sizeof(res));
 	strbuf_init(&res.text, 0);
@@ -250,25 +249,16 @@ json_t *judge_run(const struct judge_call *c)
 	if ((v = json_object_get(c->options, "num_ctx"))) /* borrowed, so set() increfs */
 		json_object_set(opts, "num_ctx", v);
 	judge_prompt(c->scenario, c->turns, c->nturns, &user);
-	msgs[0] = (struct chat_msg){"system", judge_rubric};
-	msgs[1] = (struct chat_msg){"user", user.buf};
-	memset(&req, 0, sizeof(req));
-	req.be = be;
-	req.model = model;
-	req.msgs = msgs;
-	req.nmsgs = 2;
-	req.options = opts;
-	req.cancel = c->cancel;
-	req.format = schema;
-
-	if (fleet_acquire(c->fleet, be->name, c->cancel) < 0) {
-		json_object_set_new(out, "error",
-				    json_string("cancelled while waiting for the judge's backend"));
-		goto out;
-	}
-	rc = backend_chat(c->curl, &req, &res, &e);
-	fleet_release(c->fleet, be->name);
-	if (rc < 0) {
+	sq = (struct structured_req){.fleet = c->fleet,
+				     .curl = c->curl,
+				     .cancel = c->cancel,
+				     .be = be,
+				     .model = model,
+				     .system = judge_rubric,
+				     .user = user.buf,
+				     .schema = schema,
+				     .options = opts};
+	if (structured_call(&sq, &res, &e) < 0) {
 		json_object_set_new(out, "error", json_string(e.msg));
 		goto out;
 	}

@@ -28,9 +28,9 @@ static const char default_interviewer_system[] =
     "\n"
     "1. Analysis of the candidate's approach\n"
     "2. Specific optimization opportunities identified\n"
-    "3. Concrete suggestions using #test_this format: one list item per suggestion, each "
-    "starting with a short bold title, marked #test_this, with a line \"Test:\" that says how "
-    "to measure whether it worked\n"
+    "3. Concrete suggestions (#test_this): a numbered list, one item per suggestion, each "
+    "written as \"**Short title** \xe2\x80\x94 what to change. Test: how to measure whether it "
+    "worked\"\n"
     "4. Reasoning for why these optimizations will help";
 
 static const char default_candidate_system[] =

@@ -78,6 +78,8 @@ json_t *record_job(const struct db_job *j)
 	json_object_set_new(o, "labels", record_json(j->labels, json_object()));
 	json_object_set_new(o, "batch", j->batch_id ? json_string(j->batch_id) : json_null());
 	json_object_set_new(o, "judge", record_json(j->judge, json_null())); /* scoring "judge" */
+	/* extraction "model": the model named for it (else the judge's) */
+	json_object_set_new(o, "extractor", record_json(j->extractor, json_null()));
 	json_object_set_new(o, "created_at", record_time(j->created_at));
 	json_object_set_new(o, "started_at", record_time(j->started_at));
 	json_object_set_new(o, "finished_at", record_time(j->finished_at));

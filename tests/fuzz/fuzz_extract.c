@@ -7,7 +7,8 @@
  * suggestion, carries the turn it was given, and when the text is valid UTF-8
  * so is every field (a field cut inside a character would be dropped by the
  * JSON views); no field grows past twice the text it came from (lines joined
- * with "; ").
+ * with "; "). The same bytes are also read as a model extractor's reply
+ * (extraction "model") checked against themselves.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "server/extract.h"
+#include "server/extract_model.h"
 
 static int utf8_valid(const char *s)
 {
@@ -78,6 +80,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_field("test", o->test, len, utf8, 0);
 		}
 		optim_list_release(&l);
+	}
+	/* the same bytes as a model extractor's reply about itself: kept items occur in it */
+	{
+		struct optim_list l;
+		json_t *dropped = json_array();
+		struct perr e = {0};
+
+		optim_list_init(&l);
+		extract_model_parse(text, text, 3, &l, dropped, &e);
+		for (i = 0; i < l.n; i++) {
+			check_field("title", l.v[i].title, len, utf8, 1);
+			check_field("detail", l.v[i].detail, len, utf8, 0);
+		}
+		optim_list_release(&l);
+		json_decref(dropped);
 	}
 	free(text);
 	return 0;

@@ -18,6 +18,7 @@
  * OLLAMA_HOST and OLLAMA_MODEL (for ollama), PARLEYD. Exits 77 when it cannot run here.
  */
 #include <check.h>
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -702,6 +703,86 @@ START_TEST(curl_flow_three_turns)
 }
 END_TEST
 
+/* Lower-case letters and digits of s, one blank between words: titles compared as extraction
+ * "model" compares them. */
+static char *plain_words(const char *s)
+{
+	char *out = xmalloc(strlen(s) + 1), *o = out;
+	int gap = 0;
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 0x80 || isalnum(c)) {
+			if (gap && o > out)
+				*o++ = ' ';
+			gap = 0;
+			*o++ = (char)(c >= 0x80 ? c : tolower(c));
+		} else {
+			gap = 1;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* extraction "model" on a real llama-server: the extractor's call goes out under json_schema
+ * and the job ends with the extractor's record; what the model said is kept only where the
+ * analysis says it, and when the reply is not the schema the tree extractor reads it. */
+START_TEST(model_extraction_plumbing)
+{
+	char body[1024], opts[160], *id, *hay;
+	json_t *j = NULL, *job, *t, *x, *o, *conv;
+	const char *method, *analysis;
+	size_t i;
+
+	job_options(opts, sizeof(opts), live.num_predict);
+	snprintf(body, sizeof(body),
+		 "{\"scenario\":\"%s\",\"interviewer\":{\"model\":\"%s\",\"backend\":\"live\"},"
+		 "\"candidate\":{\"model\":\"%s\",\"backend\":\"live\"},\"max_turns\":3,"
+		 "\"options\":%s,\"extraction\":\"model\","
+		 "\"extractor\":{\"model\":\"%s\",\"backend\":\"live\"}}",
+		 SCENARIO, live.model, live.model, opts, live.model);
+	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", body, &j), 202);
+	id = xstrdup(str(j, "id"));
+	json_decref(j);
+	job = wait_job(parleyd.port, id, 120000);
+	assert_succeeded(job);
+	x = json_object_get(json_object_get(job, "metrics"), "extractor");
+	ck_assert_msg(json_is_object(x), "no extractor record: %s",
+		      json_dumps(json_object_get(job, "metrics"), 0));
+	ck_assert_str_eq(str(x, "model"), live.model);
+	method = str(x, "method");
+	printf("model extraction: method %s, kept %lld, dropped %zu%s%s\n", method,
+	       (long long)json_integer_value(json_object_get(x, "kept")),
+	       json_array_size(json_object_get(x, "dropped")), *str(x, "error") ? ", error: " : "",
+	       str(x, "error"));
+	t = transcript(parleyd.port, id);
+	conv = json_object_get(t, "conversation");
+	analysis = str(json_array_get(conv, 2), "message");
+	hay = plain_words(analysis);
+	json_array_foreach(json_object_get(t, "optimizations_discovered"), i, o)
+	{
+		ck_assert_str_eq(str(o, "method"), !strcmp(method, "model") ? "model" : "rubric");
+		if (!strcmp(method, "model")) {
+			char *needle = plain_words(str(o, "title"));
+
+			ck_assert_msg(strstr(hay, needle), "kept a title not in the analysis: %s",
+				      str(o, "title"));
+			free(needle);
+		}
+	}
+	if (strcmp(method, "model") != 0) {
+		ck_assert_str_eq(method, "rubric");
+		ck_assert_msg(*str(x, "error"), "fell back without saying why");
+	}
+	free(hay);
+	json_decref(t);
+	json_decref(job);
+	free(id);
+}
+END_TEST
+
 /* 7 turns: from the second turn of each role on, most of the prompt comes from the backend's
  * cache, which it can only be if every earlier message is resent byte for byte. */
 START_TEST(seven_turns_reuse_the_prompt_cache)
@@ -1033,7 +1114,7 @@ static int configure(void)
 int main(void)
 {
 	Suite *s = suite_create("live");
-	TCase *conv = tcase_create("conversation"), *limits;
+	TCase *conv = tcase_create("conversation"), *extraction, *limits;
 	SRunner *sr;
 	int failed, rc;
 
@@ -1049,6 +1130,11 @@ int main(void)
 	tcase_add_test(conv, seven_turns_reuse_the_prompt_cache);
 	tcase_add_test(conv, two_jobs_add_no_serialisation);
 	suite_add_tcase(s, conv);
+	extraction = tcase_create("extraction");
+	tcase_add_unchecked_fixture(extraction, conversation_setup, conversation_teardown);
+	tcase_set_timeout(extraction, 300);
+	tcase_add_test(extraction, model_extraction_plumbing);
+	suite_add_tcase(s, extraction);
 	if (live.ollama) {
 		printf("SKIP context overflow, loading and kill cases: they start and stop their "
 		       "own llama-server\n");

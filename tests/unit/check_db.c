@@ -91,7 +91,7 @@ START_TEST(job_life_cycle)
 	struct perr e = {0};
 	struct db_turn t;
 	struct db_turn *tv;
-	struct db_optim o = {0, 3, "Cache it", "detail", "measure", "* **Cache it**", 5};
+	struct db_optim o = {0, 3, "Cache it", "detail", "measure", "* **Cache it**", 5, "rubric"};
 	struct db_optim *ov;
 	size_t n;
 

@@ -8,12 +8,15 @@
  */
 #include <check.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "db/util.h"
 #include "server/extract.h"
+#include "server/extract_model.h"
+#include "server/outcome.h"
 #include "tests/harness.h"
 
 static json_t *load_fixture(const char *name)
@@ -250,34 +253,47 @@ END_TEST
 
 START_TEST(test_test_this_variants)
 {
-	static const char *const text =
-	    "**1. Analysis**\n\nFine.\n\n**2. Opportunities**\n\n"
+	static const char *const marked =
 	    "- **Enable batching** #TEST_THIS: measure throughput at 4 parallel requests\n"
 	    "- A plain opportunity without a marker.\n"
 	    "- Test this: drop the context to 2k tokens and compare latency\n"
 	    "* **Stream tokens.** test-this: time to first token under 1 s\n\n"
-	    "#test_this: pin the model in memory; compare load_ms\n\n"
-	    "**3. Concrete Suggestions – Test_This Format**\n\n"
-	    "* **Cache the system prompt:** reuse the KV cache. Test_This: TTFT on turn 3.\n"
-	    "* **Shorter context** — Test This: compare 2k vs 8k context.\n\n"
-	    "**4. Reasoning**\n\n- Faster.\n";
+	    "#test_this: pin the model in memory; compare load_ms\n\n";
+	struct strbuf text;
 	struct optim_list l;
 
-	extract_text(EXTRACT_RUBRIC, text, &l);
-	ck_assert_uint_eq(l.n, 6);
-	/* text order: marked items of section 2, the marked paragraph, then section 3 */
+	/* without a concrete-suggestions part, the marked items are the suggestions */
+	strbuf_init(&text, 0);
+	strbuf_addf(&text, "**1. Analysis**\n\nFine.\n\n%s**4. Reasoning**\n\n- Faster.\n", marked);
+	extract_text(EXTRACT_RUBRIC, text.buf, &l);
+	ck_assert_uint_eq(l.n, 4);
 	ck_assert_str_eq(l.v[0].title, "Enable batching");
 	ck_assert_str_eq(l.v[0].test, "measure throughput at 4 parallel requests");
 	ck_assert_str_eq(l.v[1].title, "drop the context to 2k tokens and compare latency");
 	ck_assert_str_eq(l.v[2].title, "Stream tokens");
 	ck_assert_str_eq(l.v[2].test, "time to first token under 1 s");
 	ck_assert_str_eq(l.v[3].title, "pin the model in memory; compare load_ms");
-	ck_assert_str_eq(l.v[4].title, "Cache the system prompt");
-	ck_assert_str_eq(l.v[4].detail, "reuse the KV cache.");
-	ck_assert_str_eq(l.v[4].test, "TTFT on turn 3.");
-	ck_assert_str_eq(l.v[5].title, "Shorter context");
-	ck_assert_str_eq(l.v[5].test, "compare 2k vs 8k context.");
 	optim_list_release(&l);
+
+	/* with one, marked items of the opportunities part are not suggestions */
+	strbuf_reset(&text);
+	strbuf_addf(
+	    &text,
+	    "**1. Analysis**\n\nFine.\n\n**2. Opportunities**\n\n%s"
+	    "**3. Concrete Suggestions – Test_This Format**\n\n"
+	    "* **Cache the system prompt:** reuse the KV cache. Test_This: TTFT on turn 3.\n"
+	    "* **Shorter context** — Test This: compare 2k vs 8k context.\n\n"
+	    "**4. Reasoning**\n\n- Faster.\n",
+	    marked);
+	extract_text(EXTRACT_RUBRIC, text.buf, &l);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert_str_eq(l.v[0].title, "Cache the system prompt");
+	ck_assert_str_eq(l.v[0].detail, "reuse the KV cache.");
+	ck_assert_str_eq(l.v[0].test, "TTFT on turn 3.");
+	ck_assert_str_eq(l.v[1].title, "Shorter context");
+	ck_assert_str_eq(l.v[1].test, "compare 2k vs 8k context.");
+	optim_list_release(&l);
+	strbuf_release(&text);
 }
 END_TEST
 
@@ -368,6 +384,106 @@ START_TEST(test_tag_and_test_line)
 }
 END_TEST
 
+/* The shape the interviewer is asked for (server/prompt.c) reads back cleanly. */
+START_TEST(test_asked_shape)
+{
+	const char *t =
+	    "1. Analysis of the candidate's approach\n\nIt is slow.\n\n"
+	    "2. Specific optimization opportunities identified\n\nCaching.\n\n"
+	    "3. Concrete suggestions (#test_this):\n\n"
+	    "1. **Cache the prompt prefix** \u2014 keep the system prompt first. Test: "
+	    "cached tokens per request.\n"
+	    "2. **Use four slots** \u2014 serve requests in parallel. Test: requests per "
+	    "second at 8 clients.\n\n"
+	    "4. Reasoning for why these optimizations will help\n\nLess work.\n";
+	struct optim_list l;
+
+	extract_text(EXTRACT_RUBRIC, t, &l);
+	ck_assert_uint_eq(l.n, 2);
+	ck_assert_str_eq(l.v[0].title, "Cache the prompt prefix");
+	ck_assert_str_eq(l.v[0].detail, "keep the system prompt first.");
+	ck_assert_str_eq(l.v[0].test, "cached tokens per request.");
+	ck_assert_str_eq(l.v[1].title, "Use four slots");
+	ck_assert_str_eq(l.v[1].test, "requests per second at 8 clients.");
+	optim_list_release(&l);
+}
+END_TEST
+
+/* extraction "model": what a model says is kept only where the analysis says it too */
+START_TEST(test_model_reply)
+{
+	const char *text = "### 3. Concrete suggestions\n\n1. **Cache the *system* prompt** "
+			   "\xe2\x80\x94 reuse it. Test: cached tokens.\n";
+	json_t *dropped = json_array(), *schema = extract_model_schema();
+	struct optim_list l;
+	struct perr e = {0};
+
+	optim_list_init(&l);
+	ck_assert_str_eq(json_string_value(json_object_get(schema, "type")), "array");
+	ck_assert_int_eq(extract_model_parse("[{\"title\": \"cache the system PROMPT\", "
+					     "\"detail\": \"reuse it\", \"test\": \"cached "
+					     "tokens\"}, {\"title\": \"Buy a bigger GPU\", "
+					     "\"detail\": \"\", \"test\": null}]",
+					     text, 3, &l, dropped, &e),
+			 0);
+	ck_assert_uint_eq(l.n, 1);
+	ck_assert_str_eq(l.v[0].title, "cache the system PROMPT");
+	ck_assert_str_eq(l.v[0].test, "cached tokens");
+	ck_assert_str_eq(l.v[0].method, "model");
+	ck_assert_int_eq(l.v[0].turn, 3);
+	ck_assert_str_eq(json_string_value(json_array_get(dropped, 0)), "Buy a bigger GPU");
+	/* not the schema: refused whole, nothing kept */
+	ck_assert_int_eq(
+	    extract_model_parse("Sure! Cache the system prompt.", text, 3, &l, dropped, &e), -1);
+	ck_assert_int_eq(extract_model_parse("{\"title\": \"Cache\"}", text, 3, &l, dropped, &e),
+			 -1);
+	ck_assert_int_eq(extract_model_parse("[{\"title\": \"Cache the system prompt\"}, "
+					     "{\"detail\": \"x\", \"test\": null}]",
+					     text, 3, &l, dropped, &e),
+			 -1);
+	ck_assert_ptr_nonnull(strstr(e.msg, "item 1"));
+	ck_assert_uint_eq(l.n, 1);
+	/* the tree extractor says how it found them */
+	extract_optimizations(EXTRACT_RUBRIC, text, 3, &l);
+	ck_assert_str_eq(l.v[1].method, "rubric");
+	optim_list_release(&l);
+	json_decref(dropped);
+	json_decref(schema);
+}
+END_TEST
+
+/* Without a concrete-suggestions part, the interviewer's earlier marked items count; never the
+ * candidate's, and not when the part exists and says "none yet". */
+START_TEST(test_earlier_interviewer_turns)
+{
+	struct db_turn t[3];
+	struct optim_list l;
+
+	memset(t, 0, sizeof(t));
+	t[0].idx = 1;
+	snprintf(t[0].role, sizeof(t[0].role), "interviewer");
+	t[0].text =
+	    (char *)(uintptr_t) "Hello. One idea already:\n\n"
+				"- Pin the model in memory #test_this: load_ms after idle\n";
+	t[1].idx = 2;
+	snprintf(t[1].role, sizeof(t[1].role), "candidate");
+	t[1].text = (char *)(uintptr_t) "- I cache everything #test_this: my own idea\n";
+	t[2].idx = 3;
+	snprintf(t[2].role, sizeof(t[2].role), "interviewer");
+	t[2].text = (char *)(uintptr_t) "Thanks, that was useful. Let us talk again next week.\n";
+	optim_list_init(&l);
+	outcome_extract("rubric", 3, t, 3, &l);
+	ck_assert_uint_eq(l.n, 1);
+	ck_assert_str_eq(l.v[0].title, "Pin the model in memory");
+	ck_assert_int_eq(l.v[0].turn, 1);
+	optim_list_release(&l);
+	t[2].text = (char *)(uintptr_t) "**3. Concrete suggestions:** none yet.\n";
+	outcome_extract("rubric", 3, t, 3, &l);
+	ck_assert_uint_eq(l.n, 0);
+	optim_list_release(&l);
+}
+END_TEST
+
 START_TEST(test_method_names)
 {
 	enum extract_method m;
@@ -376,12 +492,196 @@ START_TEST(test_method_names)
 	ck_assert_int_eq(m, EXTRACT_ORIGIN);
 	ck_assert_int_eq(extract_method_parse("rubric", &m), 0);
 	ck_assert_int_eq(m, EXTRACT_RUBRIC);
+	ck_assert_int_eq(extract_method_parse("model", &m), 0);
+	ck_assert_int_eq(m, EXTRACT_MODEL);
+	ck_assert_str_eq(extract_method_name(EXTRACT_MODEL), "model");
 	ck_assert_int_eq(extract_method_parse("grep", &m), -1);
 	ck_assert_int_eq(extract_method_parse(NULL, &m), -1);
 	ck_assert_str_eq(extract_method_name(EXTRACT_ORIGIN), "origin");
 	ck_assert_str_eq(extract_method_name(EXTRACT_RUBRIC), "rubric");
 }
 END_TEST
+
+/* ---------------------------------------------------------------- corpus */
+
+/*
+ * The corpus (tests/corpus/extract): analyses in the shapes models write,
+ * each with the titles and tests a reader finds in it (labels.json).
+ * Titles and tests are compared after collapsing blanks and dropping
+ * trailing punctuation, which says nothing about what the item is.
+ */
+#define CORPUS_DIR "tests/corpus/extract"
+
+static json_t *corpus_labels(void)
+{
+	json_error_t err;
+	json_t *j = json_load_file(CORPUS_DIR "/labels.json", JSON_REJECT_DUPLICATES, &err);
+
+	ck_assert_msg(j != NULL, "cannot load '%s': %s", CORPUS_DIR "/labels.json", err.text);
+	return j;
+}
+
+static char *corpus_text(const char *name)
+{
+	char path[512];
+	FILE *f;
+	struct strbuf sb;
+	char chunk[4096];
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s.md", CORPUS_DIR, name);
+	f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "cannot open '%s'", path);
+	strbuf_init(&sb, 4096);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		strbuf_add(&sb, chunk, n);
+	fclose(f);
+	return strbuf_detach(&sb, NULL);
+}
+
+static char *norm(const char *s)
+{
+	struct strbuf sb;
+	int space = 0;
+	size_t n;
+
+	strbuf_init(&sb, strlen(s) + 1);
+	for (; *s; s++) {
+		if (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n') {
+			space = sb.len > 0;
+			continue;
+		}
+		if (space)
+			strbuf_addch(&sb, ' ');
+		space = 0;
+		strbuf_addch(&sb, *s);
+	}
+	n = sb.len;
+	while (n > 0 && strchr(".;:, ", sb.buf[n - 1]))
+		n--;
+	sb.buf[n] = '\0';
+	sb.len = n;
+	return strbuf_detach(&sb, NULL);
+}
+
+static int same(const char *a, const char *b)
+{
+	char *x, *y;
+	int r;
+
+	if (!a || !b)
+		return a == b;
+	x = norm(a);
+	y = norm(b);
+	r = !strcmp(x, y);
+	free(x);
+	free(y);
+	return r;
+}
+
+struct figures {
+	size_t cases, exact, titles, found, tests, tests_ok, empty_cases, false_items;
+};
+
+/* Extracts one case and adds its figures; returns 1 when count, titles and tests all match. */
+static int corpus_case(const char *name, const json_t *want, struct figures *f, int verbose)
+{
+	char *text = corpus_text(name);
+	struct optim_list l;
+	size_t i, k, n = json_array_size(want);
+	int ok = 1;
+
+	optim_list_init(&l);
+	extract_optimizations(EXTRACT_RUBRIC, text, 3, &l);
+	f->cases++;
+	f->exact += l.n == n;
+	f->titles += n;
+	if (n == 0) {
+		f->empty_cases++;
+		f->false_items += l.n;
+	}
+	ok = l.n == n;
+	for (i = 0; i < n; i++) {
+		const json_t *w = json_array_get(want, i);
+		const char *title = json_string_value(json_object_get(w, "title"));
+		const char *test = json_string_value(json_object_get(w, "test"));
+		int hit = 0;
+
+		for (k = 0; k < l.n && !hit; k++)
+			hit = same(l.v[k].title, title);
+		f->found += hit;
+		f->tests += test != NULL;
+		if (i < l.n && same(l.v[i].title, title) && same(l.v[i].test, test)) {
+			f->tests_ok += test != NULL;
+			continue;
+		}
+		ok = 0;
+		if (verbose)
+			fprintf(stderr, "%s item %zu: want '%s' / '%s', got '%s' / '%s'\n", name,
+				i + 1, title, test ? test : "(none)", i < l.n ? l.v[i].title : "-",
+				i < l.n && l.v[i].test ? l.v[i].test : "(none)");
+	}
+	if (verbose && l.n != n) {
+		fprintf(stderr, "%s: want %zu items, got %zu:\n", name, n, l.n);
+		for (k = 0; k < l.n; k++)
+			fprintf(stderr, "    '%s' / '%s'\n", l.v[k].title,
+				l.v[k].test ? l.v[k].test : "(none)");
+	}
+	optim_list_release(&l);
+	free(text);
+	return ok;
+}
+
+START_TEST(test_corpus_case)
+{
+	json_t *labels = corpus_labels();
+	const char *name = NULL;
+	const json_t *want;
+	struct figures f = {0};
+	int i = 0;
+
+	json_object_foreach(labels, name, want)
+	{
+		if (i++ != _i)
+			continue;
+		ck_assert_msg(corpus_case(name, want, &f, 1), "%s: extraction differs from labels",
+			      name);
+	}
+	json_decref(labels);
+}
+END_TEST
+
+/* The figures over the whole corpus, printed for the record. */
+START_TEST(test_corpus_figures)
+{
+	json_t *labels = corpus_labels();
+	const char *name;
+	const json_t *want;
+	struct figures f = {0};
+
+	json_object_foreach(labels, name, want) corpus_case(name, want, &f, 0);
+	fprintf(stderr,
+		"corpus: %zu analyses, exact count %zu (%.1f %%), title recall %zu/%zu (%.3f), "
+		"tests right %zu/%zu, items found in %zu analyses with none: %zu\n",
+		f.cases, f.exact, 100.0 * (double)f.exact / (double)f.cases, f.found, f.titles,
+		(double)f.found / (double)f.titles, f.tests_ok, f.tests, f.empty_cases,
+		f.false_items);
+	ck_assert_uint_ge(f.cases, 40);
+	ck_assert_uint_eq(f.exact, f.cases);
+	ck_assert_uint_eq(f.found, f.titles);
+	ck_assert_uint_eq(f.false_items, 0);
+	json_decref(labels);
+}
+END_TEST
+
+static int corpus_size(void)
+{
+	json_t *labels = json_load_file(CORPUS_DIR "/labels.json", 0, NULL);
+	int n = labels ? (int)json_object_size(labels) : 1;
+
+	json_decref(labels);
+	return n;
+}
 
 static Suite *extract_suite(void)
 {
@@ -402,6 +702,13 @@ static Suite *extract_suite(void)
 	tcase_add_test(tc, test_nothing_to_find);
 	tcase_add_test(tc, test_method_names);
 	tcase_add_test(tc, test_tag_and_test_line);
+	tcase_add_test(tc, test_asked_shape);
+	tcase_add_test(tc, test_model_reply);
+	tcase_add_test(tc, test_earlier_interviewer_turns);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("corpus");
+	tcase_add_loop_test(tc, test_corpus_case, 0, corpus_size());
+	tcase_add_test(tc, test_corpus_figures);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -35,7 +35,11 @@ START_TEST(scenario_fills_the_system_prompts)
 	ck_assert_ptr_nonnull(strstr(p.interviewer_system, "5 turns"));
 	ck_assert_ptr_nonnull(strstr(p.candidate_system, "Reduce response time"));
 	/* the analysis instructions sit in the cached prefix; the last turn adds a short cue */
-	ck_assert_ptr_nonnull(strstr(p.interviewer_system, "Concrete suggestions using #test_this"));
+	ck_assert_ptr_nonnull(strstr(p.interviewer_system, "3. Concrete suggestions (#test_this): "
+							   "a numbered list"));
+	ck_assert_ptr_nonnull(strstr(p.interviewer_system,
+				     "\"**Short title** \xe2\x80\x94 what to change. "
+				     "Test: how to measure"));
 	ck_assert_ptr_nonnull(strcasestr(p.analysis, "final turn"));
 	ck_assert_uint_lt(strlen(p.analysis), 200);
 	prompt_release(&p);
@@ -45,9 +49,10 @@ END_TEST
 
 START_TEST(scenario_overrides_and_unknown_braces)
 {
-	json_t *s = json_loads("{\"name\":\"x\",\"problem\":\"P\",\"context\":\"C\",\"goal\":\"G\","
-			       "\"prompts\":{\"opening\":\"Hi {candidate_model}: {problem} {json}\"}}",
-			       0, NULL);
+	json_t *s =
+	    json_loads("{\"name\":\"x\",\"problem\":\"P\",\"context\":\"C\",\"goal\":\"G\","
+		       "\"prompts\":{\"opening\":\"Hi {candidate_model}: {problem} {json}\"}}",
+		       0, NULL);
 	struct prompts p;
 
 	prompt_render(s, "a", "b", 3, &p);
@@ -104,7 +109,8 @@ END_TEST
 
 START_TEST(where_the_conversation_ends)
 {
-	struct db_turn t[3] = {turn(1, "Q1"), turn(2, "A1"), turn(3, "I have enough. #stop_progress")};
+	struct db_turn t[3] = {turn(1, "Q1"), turn(2, "A1"),
+			       turn(3, "I have enough. #stop_progress")};
 
 	ck_assert_int_eq(engine_analysis_turn(3, NULL, 0), 3);
 	ck_assert_int_eq(engine_last_turn(3, NULL, 0), 3);

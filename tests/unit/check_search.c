@@ -88,13 +88,13 @@ END_TEST
 
 START_TEST(search_words_newest_first)
 {
-	struct db_optim a[2] = {
-	    {0, 3, "Cache repeated results", "keep an LRU of 1,000 entries", "p95 latency", "a", 1},
-	    {0, 3, "Batch concurrent requests", "group requests within 20 ms", "throughput", "b",
-	     1}};
+	struct db_optim a[2] = {{0, 3, "Cache repeated results", "keep an LRU of 1,000 entries",
+				 "p95 latency", "a", 1, "rubric"},
+				{0, 3, "Batch concurrent requests", "group requests within 20 ms",
+				 "throughput", "b", 1, "rubric"}};
 	struct db_optim b[1] = {{0, 3, "Trim the context",
 				 "send only the last four exchanges and a cached summary",
-				 "time to first token", "c", 2}};
+				 "time to first token", "c", 2, "rubric"}};
 	struct db_found *v;
 	char ja[DB_JOB_ID_LEN], jb[DB_JOB_ID_LEN];
 	size_t n;
@@ -152,7 +152,8 @@ END_TEST
 
 START_TEST(index_follows_the_table)
 {
-	struct db_optim a[1] = {{0, 3, "Quantize the model", "4-bit weights", NULL, "a", 1}};
+	struct db_optim a[1] = {
+	    {0, 3, "Quantize the model", "4-bit weights", NULL, "a", 1, "rubric"}};
 	struct db_found *v;
 	char id[DB_JOB_ID_LEN];
 	struct perr e = {0};
