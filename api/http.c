@@ -2,6 +2,7 @@
  * http.c - the libmicrohttpd daemon, request bodies, routing. See api.h.
  */
 #include "api/api.h"
+#include "api/guard.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -17,6 +18,7 @@
 struct api {
 	struct MHD_Daemon *d;
 	struct api_deps deps;
+	struct api_guard *guard;
 	int port;
 };
 
@@ -24,6 +26,9 @@ struct api {
 struct conn_state {
 	struct strbuf body;
 	int too_large;
+	int started;	   /* the headers have been seen */
+	int refuse;	   /* a status to answer at once (the URI was refused), or 0 */
+	char detail[128]; /* why */
 };
 
 /* Every thread-local database connection, so api_stop() can close them. */
@@ -353,6 +358,44 @@ static int split_path(const char *path, char *buf, size_t size, const char *seg[
 	return n;
 }
 
+static struct conn_state *conn_state_new(void)
+{
+	struct conn_state *cs = xcalloc(1, sizeof(*cs));
+
+	strbuf_init(&cs->body, 0);
+	return cs;
+}
+
+/*
+ * Sees the request's URI as the client sent it, before libmicrohttpd decodes
+ * it: a %00 would end the decoded path early (`/v1/scenarios/a%00b` would
+ * name scenario `a`). What it returns is the request's conn_state.
+ */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct conn_state *cs = conn_state_new();
+
+	(void)cls;
+	(void)conn;
+	cs->refuse = api_guard_uri(uri, cs->detail, sizeof(cs->detail));
+	return cs;
+}
+
+/* Answers a request refused by its URI alone as soon as its headers are in. */
+static enum MHD_Result refuse_at_once(struct MHD_Connection *conn, struct conn_state *cs)
+{
+	struct api_resp r;
+	enum MHD_Result ret;
+
+	resp_init(&r);
+	api_problem(&r, cs->refuse, NULL, cs->detail, NULL);
+	metrics_http(r.status);
+	ret = send_resp(conn, &r);
+	resp_release(&r);
+	cs->too_large = 2; /* answered: whatever body follows is dropped */
+	return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version,
 				  const char *upload_data, size_t *upload_data_size,
@@ -368,12 +411,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	int64_t t0;
 
 	(void)version;
-	if (!cs) {
+	if (!cs)
+		*con_cls = cs = conn_state_new();
+	if (!cs->started) {
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
-		cs = xcalloc(1, sizeof(*cs));
-		strbuf_init(&cs->body, 0);
-		*con_cls = cs;
+		cs->started = 1;
+		if (cs->refuse)
+			return refuse_at_once(conn, cs);
 		if (cl && strtoull(cl, NULL, 10) > a->deps.cfg->max_body_bytes) {
 			char detail[128];
 			/* refuse before reading: the client may stop sending now */
@@ -404,6 +449,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (cs->too_large == 2)
 		return MHD_YES;
 
+	api_guard_received(conn);
 	t0 = util_mono_us();
 	resp_init(&r);
 	memset(&q, 0, sizeof(q));
@@ -421,6 +467,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	} else if ((q.nseg = split_path(url, pathbuf, sizeof(pathbuf), q.seg)) < 0 ||
 		   strlen(url) >= sizeof(pathbuf)) {
 		api_problem(&r, 404, "Not Found", "no such resource", NULL);
+	} else if (api_guard_origin(&q, &r) < 0) {
+		/* r holds the 403 */
 	} else if (!(q.db = api_db(&a->deps, &e))) {
 		api_perr(&r, &e);
 	} else {
@@ -440,8 +488,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct conn_state *cs = *con_cls;
 
 	(void)cls;
-	(void)conn;
 	(void)toe;
+	api_guard_answered(conn);
 	if (!cs)
 		return;
 	strbuf_release(&cs->body);
@@ -481,6 +529,11 @@ struct api *api_start(const struct api_deps *deps, struct perr *e)
 				deps->cfg->listen_host),
 		       NULL;
 	}
+	a->guard = api_guard_start(deps->cfg->request_timeout_s);
+	if (!a->guard) {
+		free(a);
+		return perr_set(e, PERR_INTERNAL, "cannot start the request deadline thread"), NULL;
+	}
 	a->d = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
 		MHD_USE_ERROR_LOG,
@@ -491,8 +544,10 @@ struct api *api_start(const struct api_deps *deps, struct perr *e)
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)deps->cfg->max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)deps->cfg->max_connections_per_ip,
 	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-	    MHD_OPTION_END);
+	    MHD_OPTION_NOTIFY_CONNECTION, api_guard_notify, a->guard, MHD_OPTION_URI_LOG_CALLBACK,
+	    on_uri, a, MHD_OPTION_END);
 	if (!a->d) {
+		api_guard_stop(a->guard);
 		free(a);
 		return perr_set(e, PERR_INVALID, "cannot listen on %s:%d (in use, or not allowed)",
 				deps->cfg->listen_host, deps->cfg->listen_port),
@@ -523,6 +578,7 @@ void api_stop(struct api *a)
 	if (!a)
 		return;
 	MHD_stop_daemon(a->d);
+	api_guard_stop(a->guard);
 	pthread_mutex_lock(&dbs_lock);
 	for (i = 0; i < ndbs; i++)
 		db_close(dbs[i]);

@@ -39,6 +39,7 @@ struct backend_cfg {
 	long total_timeout_ms;       /* default 1800000 */
 	char *keep_alive;            /* Ollama keep_alive, default "30m" */
 	int num_ctx;                 /* Ollama num_ctx when options do not give one; default 8192 */
+	size_t max_reply_bytes;      /* the config's max_reply_bytes; 0 = no cap */
 };
 
 /* "ollama" / "llama-server"; parse returns -1 on an unknown name. */

@@ -227,6 +227,48 @@ static int json_backend(json_t *o, struct backend_cfg *b, struct perr *e)
 	return 0;
 }
 
+static void free_names(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/*
+ * A list of host names or origins: non-empty strings of printable ASCII (a
+ * Host or Origin header holds nothing else), kept in lower case because both
+ * compare case-insensitively.
+ */
+static int load_names(json_t *arr, char ***out, size_t *nout)
+{
+	json_t *t; /* borrowed */
+	size_t i, k;
+
+	free_names(*out, *nout);
+	*out = NULL;
+	*nout = 0;
+	json_array_foreach(arr, i, t)
+	{
+		const char *s = json_string_value(t);
+		char *copy;
+
+		if (!s || !*s)
+			return -1;
+		for (k = 0; s[k]; k++)
+			if ((unsigned char)s[k] <= ' ' || (unsigned char)s[k] >= 0x7f)
+				return -1;
+		copy = xstrdup(s);
+		for (k = 0; copy[k]; k++)
+			if (copy[k] >= 'A' && copy[k] <= 'Z')
+				copy[k] = (char)(copy[k] - 'A' + 'a');
+		*out = xrealloc(*out, (*nout + 1) * sizeof(char *));
+		(*out)[(*nout)++] = copy;
+	}
+	return 0;
+}
+
 static int load_file(struct config *cfg, const char *path, struct perr *e)
 {
 	json_error_t jerr;
@@ -259,6 +301,8 @@ static int load_file(struct config *cfg, const char *path, struct perr *e)
 		INT_KEY("connection_timeout_s", connection_timeout_s, 1, 3600)
 		INT_KEY("max_connections", max_connections, 1, 100000)
 		INT_KEY("max_connections_per_ip", max_connections_per_ip, 1, 100000)
+		INT_KEY("request_timeout_s", request_timeout_s, 1, 3600)
+		INT_KEY("max_reply_bytes", max_reply_bytes, 4096, (json_int_t)1 << 30)
 		INT_KEY("drain_timeout_s", drain_timeout_s, 0, 3600)
 		INT_KEY("retry_max_attempts", retry_max_attempts, 1, 20)
 		INT_KEY("retry_base_delay_ms", retry_base_delay_ms, 1, 600000)
@@ -282,6 +326,12 @@ static int load_file(struct config *cfg, const char *path, struct perr *e)
 				if (add_token(cfg, json_string_value(t), e) < 0)
 					goto fail;
 			}
+		} else if (strcmp(key, "allowed_hosts") == 0 && json_is_array(v)) {
+			if (load_names(v, &cfg->allowed_hosts, &cfg->nallowed_hosts) < 0)
+				goto bad;
+		} else if (strcmp(key, "allowed_origins") == 0 && json_is_array(v)) {
+			if (load_names(v, &cfg->allowed_origins, &cfg->nallowed_origins) < 0)
+				goto bad;
 		} else if (strcmp(key, "backends") == 0 && json_is_array(v)) {
 			json_t *b; /* borrowed */
 			clear_backends(cfg);
@@ -399,7 +449,10 @@ int config_load(struct config *cfg, int argc, char **argv, struct perr *e)
 	cfg->max_queued_jobs = 100000;
 	cfg->connection_timeout_s = 30;
 	cfg->max_connections = 1024;
-	cfg->max_connections_per_ip = 256;
+	/* 8 addresses at the limit still leave half of max_connections to everyone else */
+	cfg->max_connections_per_ip = 64;
+	cfg->request_timeout_s = 10;
+	cfg->max_reply_bytes = 4 << 20;
 	cfg->drain_timeout_s = 30;
 	cfg->retry_max_attempts = 5;
 	cfg->retry_base_delay_ms = 500;
@@ -506,6 +559,8 @@ int config_load(struct config *cfg, int argc, char **argv, struct perr *e)
 			if (strcmp(cfg->backends[i].name, cfg->backends[j].name) == 0)
 				return perr_set(e, PERR_INVALID, "backend name '%s' is used twice",
 						cfg->backends[i].name);
+	for (size_t i = 0; i < cfg->nbackends; i++)
+		cfg->backends[i].max_reply_bytes = cfg->max_reply_bytes;
 	if (strcmp(cfg->synchronous, "FULL") != 0 && strcmp(cfg->synchronous, "NORMAL") != 0)
 		return perr_set(e, PERR_INVALID, "synchronous must be FULL or NORMAL");
 	return 0;
@@ -522,6 +577,8 @@ void config_release(struct config *cfg)
 	for (i = 0; i < cfg->ntokens; i++)
 		free(cfg->tokens[i]);
 	free(cfg->tokens);
+	free_names(cfg->allowed_hosts, cfg->nallowed_hosts);
+	free_names(cfg->allowed_origins, cfg->nallowed_origins);
 	clear_backends(cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }
