@@ -55,25 +55,11 @@ json_t *api_json_text(const char *s)
 {
 	json_t *j = s ? json_string(s) : json_string("");
 	struct strbuf sb;
-	size_t i, n, len;
 
 	if (j)
 		return j;
-	len = strlen(s);
-	strbuf_init(&sb, len + 16);
-	for (i = 0; i < len; i += n) {
-		json_t *c = NULL;
-		for (n = 1; n <= 4 && i + n <= len; n++)
-			if ((c = json_stringn(s + i, n)))
-				break;
-		if (c) {
-			strbuf_add(&sb, s + i, n);
-			json_decref(c);
-		} else {
-			strbuf_addstr(&sb, "\xEF\xBF\xBD"); /* U+FFFD */
-			n = 1;
-		}
-	}
+	strbuf_init(&sb, strlen(s) + 16);
+	util_utf8_repair(s, strlen(s), &sb);
 	j = json_stringn(sb.buf, sb.len);
 	strbuf_release(&sb);
 	return j;

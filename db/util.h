@@ -85,6 +85,17 @@ void strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap);
 /* Removes the first n bytes. */
 void strbuf_remove_front(struct strbuf *sb, size_t n);
 
+/*
+ * UTF-8. Text from a model or a client is not always valid UTF-8 (a byte cut
+ * off, a stray Latin-1 byte), and JSON cannot carry it: every byte that does
+ * not begin a valid character becomes U+FFFD instead, so that no text is ever
+ * dropped for one bad byte. util_utf8_invalid() counts those bytes in n bytes
+ * of s; util_utf8_repair() appends s to out with each of them replaced and
+ * returns how many there were.
+ */
+size_t util_utf8_invalid(const char *s, size_t n);
+size_t util_utf8_repair(const char *s, size_t n, struct strbuf *out);
+
 /* Wall clock, microseconds since the epoch. */
 int64_t util_now_us(void);
 /* Monotonic clock, microseconds. */

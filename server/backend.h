@@ -93,7 +93,17 @@ struct chat_result {
 	int http_status;          /* 0 when no response arrived */
 	int partial;              /* 1 when some content streamed before the failure */
 	long retry_after_ms;      /* from Retry-After on 429/503; 0 when absent */
+	char note[256];           /* what the turn's note should say about this reply, or "" */
 };
+
+/*
+ * A backend that never stops streaming: a reply is cut at the backend's
+ * max_reply_bytes of text and counts as complete (finish reason "length", and
+ * res->note says so), and a call that receives more than
+ * BACKEND_CALL_BYTES_PER_REPLY_BYTE times that in all (framing included)
+ * fails, not retried: neither can grow without bound.
+ */
+#define BACKEND_CALL_BYTES_PER_REPLY_BYTE 64
 
 /*
  * Makes one streamed chat call. Returns 0 on a complete reply, -1 with e set

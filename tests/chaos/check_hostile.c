@@ -62,6 +62,71 @@ static void stop(void)
 		harness_stop(&fake, SIGTERM);
 }
 
+static void fault(const char *json)
+{
+	char *out = NULL;
+	int st = harness_http(fake.port, "POST", "/_fake/fault", json, NULL, &out);
+
+	ck_assert_msg(st == 200, "the fake refused fault %s: %d %s", json, st, out);
+	free(out);
+}
+
+/* A key of the fake's /_fake/stats. */
+static long fake_stat(const char *key)
+{
+	json_t *j = NULL;
+	long v;
+
+	ck_assert_int_eq(harness_http_json(fake.port, "GET", "/_fake/stats", NULL, &j), 200);
+	v = (long)json_integer_value(json_object_get(j, key));
+	json_decref(j);
+	return v;
+}
+
+/* A field of /proc/<pid>/status in kB ("VmRSS", "VmHWM"); -1 when it cannot be read. */
+static long proc_kb(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, strlen(field)) && line[strlen(field)] == ':')
+			kb = strtol(line + strlen(field) + 1, NULL, 10);
+	fclose(f);
+	return kb;
+}
+
+/* Posts a job (body) and returns its id (caller frees). */
+static char *post_job(const char *body)
+{
+	json_t *j = NULL;
+	char *id;
+
+	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", body, &j), 202);
+	id = xstrdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	return id;
+}
+
+static json_t *transcript(const char *id)
+{
+	char path[128];
+	json_t *t = NULL;
+
+	snprintf(path, sizeof(path), "/v1/jobs/%s/transcript", id);
+	ck_assert_int_eq(harness_http_json(parleyd.port, "GET", path, NULL, &t), 200);
+	return t;
+}
+
+static json_t *turn_of(json_t *t, size_t i)
+{
+	return json_array_get(json_object_get(t, "conversation"), i);
+}
+
 static const char job_body[] =
     "{\"scenario\":\"response_speed_optimization\","
     "\"interviewer\":{\"model\":\"iv\"},\"candidate\":{\"model\":\"cd\"},"
@@ -418,6 +483,230 @@ START_TEST(trickling_clients_leave_room)
 }
 END_TEST
 
+/* ---- item 6: a backend that never stops streaming ---- */
+
+#define RSS_LIMIT_KB (128 * 1024)
+
+/* Runs one job whose first turn streams forever; returns peak RSS in kB while it ran. */
+static long endless_job(const char *backend, int *seconds)
+{
+	char body[512], *id;
+	json_t *job = NULL, *t, *t1;
+	int64_t t0 = util_mono_us();
+	long peak = 0, kb;
+	const char *status = NULL;
+
+	fault("{\"mode\":\"endless\",\"after_tokens\":2,\"model\":\"iv\"}");
+	snprintf(body, sizeof(body),
+		 "{\"scenario\":\"response_speed_optimization\",\"interviewer\":{\"model\":\"iv\","
+		 "\"backend\":\"%s\"},\"candidate\":{\"model\":\"cd\",\"backend\":\"%s\"},"
+		 "\"max_turns\":3}",
+		 backend, backend);
+	id = post_job(body);
+	while (util_mono_us() - t0 < 90 * 1000000LL) {
+		char path[96];
+		kb = proc_kb(parleyd.pid, "VmRSS");
+		if (kb > peak)
+			peak = kb;
+		/* never let a runaway take the machine down with it */
+		ck_assert_msg(kb < 4 * RSS_LIMIT_KB, "parleyd RSS passed %ld kB", kb);
+		snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+		json_decref(job);
+		job = NULL;
+		harness_http_json(parleyd.port, "GET", path, NULL, &job);
+		status = json_string_value(json_object_get(job, "status"));
+		if (status && strcmp(status, "queued") && strcmp(status, "running"))
+			break;
+		usleep(20000);
+	}
+	*seconds = (int)((util_mono_us() - t0) / 1000000);
+	kb = proc_kb(parleyd.pid, "VmHWM");
+	if (kb > peak)
+		peak = kb;
+	/* the cut turn stands; the next may then not fit a small context, which is said */
+	ck_assert_msg(
+	    status &&
+		(!strcmp(status, "succeeded") ||
+		 (!strcmp(status, "failed") &&
+		  !strcmp(json_string_value(json_object_get(json_object_get(job, "error"), "code")),
+			  "context_overflow"))),
+	    "the job is %s: %s", status, json_dumps(json_object_get(job, "error"), 0));
+	t = transcript(id);
+	t1 = turn_of(t, 0);
+	printf("hostile: endless stream (%s): turn 1 cut at %zu bytes, job %s in %d s, peak RSS "
+	       "%ld kB; note: %s\n",
+	       backend, strlen(json_string_value(json_object_get(t1, "message"))), status, *seconds,
+	       peak, json_string_value(json_object_get(t1, "note")));
+	ck_assert_uint_le(strlen(json_string_value(json_object_get(t1, "message"))), 4u << 20);
+	ck_assert_uint_ge(strlen(json_string_value(json_object_get(t1, "message"))),
+			  (4u << 20) - 16384);
+	ck_assert_ptr_nonnull(
+	    strstr(json_string_value(json_object_get(t1, "note")), "max_reply_bytes"));
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(t1, "metrics"), "finish_reason")),
+	    "length");
+	json_decref(t);
+	json_decref(job);
+	free(id);
+	return peak;
+}
+
+START_TEST(endless_stream_is_cut)
+{
+	long peak_o, peak_l;
+	int s_o, s_l;
+
+	start("", NULL);
+	peak_o = endless_job("ollama", &s_o);
+	peak_l = endless_job("llama", &s_l);
+	ck_assert_int_lt(peak_o, RSS_LIMIT_KB);
+	ck_assert_int_lt(peak_l, RSS_LIMIT_KB);
+	stop();
+}
+END_TEST
+
+/* ---- item 10: model output that is not clean text ---- */
+
+static void unclean_job(const char *backend)
+{
+	char body[512], *id, path[128], *md = NULL;
+	json_t *job, *t;
+	long before = fake_stat("chat_requests");
+	size_t i;
+
+	fault("{\"mode\":\"invalid_utf8\",\"after_tokens\":2,\"model\":\"iv\"}");
+	fault("{\"mode\":\"lone_surrogate\",\"after_tokens\":1,\"model\":\"cd\"}");
+	snprintf(body, sizeof(body),
+		 "{\"scenario\":\"response_speed_optimization\",\"interviewer\":{\"model\":\"iv\","
+		 "\"backend\":\"%s\"},\"candidate\":{\"model\":\"cd\",\"backend\":\"%s\"},"
+		 "\"max_turns\":3}",
+		 backend, backend);
+	id = post_job(body);
+	job = harness_wait_job(parleyd.port, id, 30000);
+	ck_assert_str_eq(json_string_value(json_object_get(job, "status")), "succeeded");
+	t = transcript(id);
+	for (i = 0; i < 2; i++) {
+		json_t *ti = turn_of(t, i);
+		const char *msg = json_string_value(json_object_get(ti, "message"));
+		const char *note = json_string_value(json_object_get(ti, "note"));
+		ck_assert_ptr_nonnull(msg);
+		ck_assert_msg(strstr(msg, "\xEF\xBF\xBD"), "turn %zu has no U+FFFD: %s", i + 1,
+			      msg);
+		ck_assert_msg(note && strstr(note, "U+FFFD"), "turn %zu note: %s", i + 1, note);
+		ck_assert_int_eq(
+		    json_integer_value(json_object_get(json_object_get(ti, "metrics"), "attempts")),
+		    1);
+	}
+	/* three turns, three calls: nothing was retried */
+	ck_assert_int_eq(fake_stat("chat_requests") - before, 3);
+	printf("hostile: unclean output (%s): turn 1 note: %s\n", backend,
+	       json_string_value(json_object_get(turn_of(t, 0), "note")));
+	snprintf(path, sizeof(path), "/v1/jobs/%s/transcript.md", id);
+	ck_assert_int_eq(harness_http(parleyd.port, "GET", path, NULL, NULL, &md), 200);
+	ck_assert_ptr_nonnull(strstr(md, "\xEF\xBF\xBD"));
+	free(md);
+	json_decref(t);
+	json_decref(job);
+	free(id);
+}
+
+START_TEST(unclean_output_is_repaired_not_retried)
+{
+	static const char script[] =
+	    "{\"models\":{\"ctl\":{\"replies\":[\"red \\u001b[31mALERT\\u001b[0m\\rover"
+	    "\\u007fwritten \\u001b]0;title\\u0007 done\"]}}}";
+	char *id, *md = NULL, path[128];
+	json_t *job, *t;
+	long before;
+
+	start("", NULL);
+	unclean_job("ollama");
+	unclean_job("llama");
+
+	/* terminal control characters reach neither transcript.md nor the log raw */
+	ck_assert_int_eq(harness_http(fake.port, "POST", "/_fake/script", script, NULL, NULL), 200);
+	id = post_job("{\"scenario\":\"response_speed_optimization\",\"interviewer\":{\"model\":"
+		      "\"ctl\"},\"candidate\":{\"model\":\"ctl\"},\"max_turns\":3}");
+	job = harness_wait_job(parleyd.port, id, 30000);
+	ck_assert_str_eq(json_string_value(json_object_get(job, "status")), "succeeded");
+	t = transcript(id);
+	/* the JSON keeps the model's text exactly; only the terminal view neutralises it */
+	ck_assert_ptr_nonnull(
+	    strstr(json_string_value(json_object_get(turn_of(t, 0), "message")), "\x1b[31m"));
+	snprintf(path, sizeof(path), "/v1/jobs/%s/transcript.md", id);
+	ck_assert_int_eq(harness_http(parleyd.port, "GET", path, NULL, NULL, &md), 200);
+	ck_assert_ptr_null(strchr(md, '\x1b'));
+	ck_assert_ptr_null(strchr(md, '\r'));
+	ck_assert_ptr_null(strchr(md, '\x7f'));
+	ck_assert_ptr_null(strchr(md, '\x07'));
+	ck_assert_ptr_nonnull(strstr(md, "\xE2\x90\x9B[31mALERT")); /* U+241B, visible */
+	free(md);
+	json_decref(t);
+	json_decref(job);
+	free(id);
+
+	/* a redirect answers the same on every try: one call, and the job says why */
+	before = fake_stat("chat_requests");
+	fault("{\"mode\":\"redirect\",\"model\":\"iv\"}");
+	id = post_job(job_body);
+	job = harness_wait_job(parleyd.port, id, 30000);
+	ck_assert_str_eq(json_string_value(json_object_get(job, "status")), "failed");
+	ck_assert_ptr_nonnull(
+	    strstr(json_string_value(json_object_get(json_object_get(job, "error"), "message")),
+		   "redirect"));
+	ck_assert_int_eq(fake_stat("chat_requests") - before, 1);
+	json_decref(job);
+	free(id);
+	stop();
+}
+END_TEST
+
+/* ---- item 8: log injection ---- */
+
+START_TEST(names_cannot_forge_log_lines)
+{
+	static const char forged[] = "{\"scenario\":\"response_speed_optimization\","
+				     "\"interviewer\":{\"model\":\"x\\nts=2026-01-01T00:00:00Z "
+				     "level=error msg=\\\"forged\\\"\"},"
+				     "\"candidate\":{\"model\":\"cd\\u001b[2J\"}}";
+	char *out = NULL, *log;
+	json_t *j, *errs;
+	const char *line;
+	size_t n = 0;
+
+	start("\"log_level\": \"debug\"", NULL);
+	ck_assert_int_eq(harness_http(parleyd.port, "POST", "/v1/jobs", forged, NULL, &out), 400);
+	j = json_loads(out, 0, NULL);
+	errs = json_object_get(j, "errors");
+	ck_assert_uint_eq(json_array_size(errs), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(errs, 0), "field")),
+			 "interviewer.model");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(errs, 1), "field")),
+			 "candidate.model");
+	json_decref(j);
+	free(out);
+	ck_assert_int_eq(count_jobs(), 0);
+	/* a value that does reach the log (the request path) stays on its line */
+	ck_assert_int_eq(harness_http(parleyd.port, "GET",
+				      "/v1/jobs/x%0Ats=2026-01-01T00:00:00Z%20level=error%20msg="
+				      "%22forged%22%1b%5B2J",
+				      NULL, NULL, NULL),
+			 404);
+	stop();
+	log = harness_slurp(parleyd.log, NULL);
+	ck_assert_ptr_nonnull(log);
+	for (line = log; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		ck_assert_msg(!strncmp(line, "ts=", 3), "a log line does not start with ts=: %.80s",
+			      line);
+		n++;
+	}
+	ck_assert_ptr_null(strchr(log, '\x1b'));
+	ck_assert_ptr_nonnull(strstr(log, "x\\nts=2026-01-01T00:00:00Z level=error"));
+	printf("hostile: log injection: %zu log lines, every one starts with ts=\n", n);
+	free(log);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("hostile");
@@ -432,6 +721,9 @@ int main(void)
 	tcase_add_test(tc, sign_out_revokes_the_session);
 	tcase_add_test(tc, nul_in_paths_is_refused);
 	tcase_add_test(tc, trickling_clients_leave_room);
+	tcase_add_test(tc, endless_stream_is_cut);
+	tcase_add_test(tc, unclean_output_is_repaired_not_retried);
+	tcase_add_test(tc, names_cannot_forge_log_lines);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
