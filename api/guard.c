@@ -129,6 +129,40 @@ int api_guard_uri(const char *uri, char *detail, size_t size)
 	return 0;
 }
 
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+				       const char *value)
+{
+	size_t *sum = cls;
+
+	(void)kind;
+	*sum += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+	return MHD_YES;
+}
+
+int api_guard_headers(struct MHD_Connection *c, char *detail, size_t size)
+{
+	size_t sum = 0;
+
+	MHD_get_connection_values(c, MHD_HEADER_KIND, add_header_size, &sum);
+	if (sum <= API_GUARD_MAX_HEADERS)
+		return 0;
+	snprintf(detail, size, "the request's headers are %zu bytes, more than %d", sum,
+		 API_GUARD_MAX_HEADERS);
+	return 431;
+}
+
+const char *api_guard_title(int status)
+{
+	switch (status) {
+	case 414:
+		return "URI Too Long";
+	case 431:
+		return "Request Header Fields Too Large";
+	default:
+		return "Bad Request";
+	}
+}
+
 /* ---- the request deadline ---- */
 
 struct guard_conn {

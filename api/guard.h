@@ -45,6 +45,18 @@ int api_guard_origin(struct api_req *q, struct api_resp *r);
  */
 #define API_GUARD_MAX_URI 8192
 int api_guard_uri(const char *uri, char *detail, size_t size);
+/*
+ * 431 with the reason in detail when the request's headers together pass
+ * API_GUARD_MAX_HEADERS bytes, else 0. libmicrohttpd's own refusals (past its
+ * per-connection memory, API_GUARD_MHD_MEMORY) are HTML pages it writes
+ * itself with no hook to change them; with these limits well below its own,
+ * every oversized request a client can plausibly send gets a problem document.
+ */
+#define API_GUARD_MAX_HEADERS (32 * 1024)
+#define API_GUARD_MHD_MEMORY (256 * 1024)
+int api_guard_headers(struct MHD_Connection *c, char *detail, size_t size);
+/* The title of a status api_guard_uri() or api_guard_headers() returns. */
+const char *api_guard_title(int status);
 
 struct api_guard;
 

@@ -388,7 +388,7 @@ static enum MHD_Result refuse_at_once(struct MHD_Connection *conn, struct conn_s
 	enum MHD_Result ret;
 
 	resp_init(&r);
-	api_problem(&r, cs->refuse, NULL, cs->detail, NULL);
+	api_problem(&r, cs->refuse, api_guard_title(cs->refuse), cs->detail, NULL);
 	metrics_http(r.status);
 	ret = send_resp(conn, &r);
 	resp_release(&r);
@@ -417,6 +417,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
 		cs->started = 1;
+		if (!cs->refuse)
+			cs->refuse = api_guard_headers(conn, cs->detail, sizeof(cs->detail));
 		if (cs->refuse)
 			return refuse_at_once(conn, cs);
 		if (cl && strtoull(cl, NULL, 10) > a->deps.cfg->max_body_bytes) {
@@ -497,17 +499,46 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+/*
+ * libmicrohttpd's messages. Under a flood of connections it writes one for
+ * each it refuses (the per-address or total limit): a message repeated within
+ * MHD_LOG_QUIET_US is counted instead of written, and the count goes out with
+ * the next line written, so an attacker cannot fill the disk with the log.
+ */
+#define MHD_LOG_QUIET_US (10 * 1000000LL)
+
+static pthread_mutex_t mhd_log_lock = PTHREAD_MUTEX_INITIALIZER; /* guards the three below */
+static char mhd_log_last[512];
+static int64_t mhd_log_last_us;
+static long mhd_log_repeated;
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char buf[512];
 	size_t n;
+	int64_t now = util_mono_us();
+	long repeated;
 
 	(void)cls;
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	n = strlen(buf);
 	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		buf[--n] = '\0';
-	log_warn("http", "detail=\"%s\"", buf);
+	pthread_mutex_lock(&mhd_log_lock);
+	if (strcmp(buf, mhd_log_last) == 0 && now - mhd_log_last_us < MHD_LOG_QUIET_US) {
+		mhd_log_repeated++;
+		pthread_mutex_unlock(&mhd_log_lock);
+		return;
+	}
+	repeated = mhd_log_repeated;
+	mhd_log_repeated = 0;
+	mhd_log_last_us = now;
+	snprintf(mhd_log_last, sizeof(mhd_log_last), "%s", buf);
+	pthread_mutex_unlock(&mhd_log_lock);
+	if (repeated)
+		log_warn("http", "detail=\"%s\" repeated_before=%ld", buf, repeated);
+	else
+		log_warn("http", "detail=\"%s\"", buf);
 }
 
 struct api *api_start(const struct api_deps *deps, struct perr *e)
@@ -545,7 +576,8 @@ struct api *api_start(const struct api_deps *deps, struct perr *e)
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)deps->cfg->max_connections_per_ip,
 	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
 	    MHD_OPTION_NOTIFY_CONNECTION, api_guard_notify, a->guard, MHD_OPTION_URI_LOG_CALLBACK,
-	    on_uri, a, MHD_OPTION_END);
+	    on_uri, a, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_GUARD_MHD_MEMORY,
+	    MHD_OPTION_END);
 	if (!a->d) {
 		api_guard_stop(a->guard);
 		free(a);
