@@ -69,15 +69,17 @@ void api_json(struct api_resp *r, int status, json_t *j)
 {
 	char *s = json_dumps(j, JSON_COMPACT);
 
+	/* the tree goes first and the text is not copied: a transcript with large turns
+	 * would otherwise be held three times over */
+	json_decref(j);
 	r->status = status;
 	r->content_type = "application/json; charset=utf-8";
 	strbuf_reset(&r->body);
 	if (s) {
-		strbuf_addstr(&r->body, s);
+		size_t n = strlen(s);
+		strbuf_attach(&r->body, s, n, n + 1);
 		strbuf_addch(&r->body, '\n');
 	}
-	free(s);
-	json_decref(j);
 }
 
 void api_text(struct api_resp *r, int status, const char *content_type, const char *text)

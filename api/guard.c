@@ -163,6 +163,34 @@ const char *api_guard_title(int status)
 	}
 }
 
+/* ---- large answers ---- */
+
+static pthread_mutex_t render_lock = PTHREAD_MUTEX_INITIALIZER; /* guards rendering */
+static size_t rendering; /* bytes of text whose answers are being built */
+
+int api_guard_render_begin(size_t bytes)
+{
+	int ok;
+
+	if (bytes < API_GUARD_RENDER_FREE)
+		return 0;
+	pthread_mutex_lock(&render_lock);
+	ok = rendering == 0 || rendering + bytes <= API_GUARD_RENDER_BUDGET;
+	if (ok)
+		rendering += bytes;
+	pthread_mutex_unlock(&render_lock);
+	return ok ? 0 : -1;
+}
+
+void api_guard_render_end(size_t bytes)
+{
+	if (bytes < API_GUARD_RENDER_FREE)
+		return;
+	pthread_mutex_lock(&render_lock);
+	rendering -= bytes;
+	pthread_mutex_unlock(&render_lock);
+}
+
 /* ---- the request deadline ---- */
 
 struct guard_conn {

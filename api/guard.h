@@ -58,6 +58,21 @@ int api_guard_headers(struct MHD_Connection *c, char *detail, size_t size);
 /* The title of a status api_guard_uri() or api_guard_headers() returns. */
 const char *api_guard_title(int status);
 
+/*
+ * Large answers. A transcript is built whole in memory, a few times the size
+ * of its turns' text (the text, its JSON, its HTML, the answer): eight readers
+ * of a job with 50 MB turns at once would take gigabytes. A reader takes the
+ * job's text size from a process-wide budget of API_GUARD_RENDER_BUDGET bytes
+ * until its answer has been sent; when the budget is taken it gets -1 (to
+ * answer 503 with Retry-After) instead of waiting on an HTTP thread. A job
+ * under API_GUARD_RENDER_FREE bytes (every ordinary one) takes nothing, and a
+ * job larger than the whole budget is served when no other large one is.
+ */
+#define API_GUARD_RENDER_BUDGET ((size_t)64 << 20)
+#define API_GUARD_RENDER_FREE ((size_t)1 << 20)
+int api_guard_render_begin(size_t bytes);
+void api_guard_render_end(size_t bytes);
+
 struct api_guard;
 
 /* Starts the deadline thread; timeout_s is request_timeout_s. */

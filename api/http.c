@@ -28,6 +28,7 @@ struct conn_state {
 	int too_large;
 	int started;	   /* the headers have been seen */
 	int refuse;	   /* a status to answer at once (the URI was refused), or 0 */
+	size_t render_bytes; /* the answer's share of the large-answer budget */
 	char detail[128]; /* why */
 };
 
@@ -479,6 +480,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	metrics_http(r.status);
 	log_debug("request", "method=%s path=%s status=%d us=%lld", method, url, r.status,
 		  (long long)(util_mono_us() - t0));
+	cs->render_bytes = r.render_bytes;
 	ret = send_resp(conn, &r);
 	resp_release(&r);
 	return ret;
@@ -494,6 +496,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	api_guard_answered(conn);
 	if (!cs)
 		return;
+	api_guard_render_end(cs->render_bytes);
 	strbuf_release(&cs->body);
 	free(cs);
 	*con_cls = NULL;

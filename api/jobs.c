@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/guard.h"
 #include "api/markdown.h"
 #include "api/views.h"
 #include "db/job.h"
@@ -538,7 +539,28 @@ void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id)
 	db_job_release(&j);
 }
 
+static void transcript_build(struct api_req *q, struct api_resp *r, const char *id, int markdown);
+
+/* A transcript, built within the budget for large answers (api/guard.h). */
 void api_jobs_transcript(struct api_req *q, struct api_resp *r, const char *id, int markdown)
+{
+	struct perr e = {0};
+	int64_t bytes;
+
+	if (db_turn_text_bytes(q->db, id, &bytes, &e) < 0)
+		return api_perr(r, &e);
+	if (api_guard_render_begin((size_t)bytes) < 0) {
+		r->retry_after = 1;
+		return api_problem(r, 503, "Service Unavailable",
+				   "other large transcripts are being served; retry in a second",
+				   NULL);
+	}
+	/* given back once the answer has been sent: a slow reader holds it all that time */
+	r->render_bytes = (size_t)bytes;
+	transcript_build(q, r, id, markdown);
+}
+
+static void transcript_build(struct api_req *q, struct api_resp *r, const char *id, int markdown)
 {
 	struct db_job j;
 	struct db_turn *turns = NULL;
@@ -560,6 +582,10 @@ void api_jobs_transcript(struct api_req *q, struct api_resp *r, const char *id, 
 	}
 	sqlite3_exec(db_handle(q->db), "COMMIT", NULL, NULL, NULL);
 	t = view_transcript(&j, turns, nturns, optims, noptims);
+	/* the turns live on in t: their text need not be held twice while it is printed */
+	db_turns_free(turns, nturns);
+	turns = NULL;
+	nturns = 0;
 	if (markdown) {
 		struct strbuf md;
 		strbuf_init(&md, 16384);

@@ -119,6 +119,14 @@ void strbuf_release(struct strbuf *sb)
 	sb->len = sb->alloc = 0;
 }
 
+void strbuf_attach(struct strbuf *sb, char *buf, size_t len, size_t alloc)
+{
+	strbuf_release(sb);
+	sb->buf = buf;
+	sb->len = len;
+	sb->alloc = alloc;
+}
+
 char *strbuf_detach(struct strbuf *sb, size_t *len)
 {
 	char *p = sb->alloc ? sb->buf : xcalloc(1, 1);

@@ -73,6 +73,9 @@ struct strbuf {
 
 void strbuf_init(struct strbuf *sb, size_t hint);
 void strbuf_release(struct strbuf *sb);
+/* Gives sb the malloc()ed, NUL-terminated buf of len bytes in alloc (> len): sb owns it,
+ * whatever it held before is released. The way to take a string without a copy. */
+void strbuf_attach(struct strbuf *sb, char *buf, size_t len, size_t alloc);
 /* Hands the buffer to the caller (free() it); sb is left empty and reusable. */
 char *strbuf_detach(struct strbuf *sb, size_t *len);
 void strbuf_reset(struct strbuf *sb);

@@ -782,6 +782,127 @@ START_TEST(oversized_requests_get_problem_documents)
 }
 END_TEST
 
+/* ---- item 6, the other half: serving large transcripts ---- */
+
+#define BIG_TURN (12u << 20) /* max_reply_bytes here: three turns of 12 MiB */
+#define NREADERS 8
+
+struct reader {
+	int port;
+	char path[128];
+	int status;
+	size_t bytes;
+};
+
+/* GET path, the whole answer read and dropped; the status is kept. */
+static void *reader_main(void *arg)
+{
+	struct reader *rd = arg;
+	char rq[256], buf[65536];
+	int fd = connect_from("127.0.0.1", rd->port, 0);
+	ssize_t n;
+
+	if (fd < 0)
+		return NULL;
+	snprintf(rq, sizeof(rq), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+		 rd->path);
+	if (send(fd, rq, strlen(rq), MSG_NOSIGNAL) > 0) {
+		while ((n = recv(fd, buf, sizeof(buf) - 1, 0)) > 0) {
+			if (!rd->bytes) {
+				buf[n] = '\0';
+				sscanf(buf, "HTTP/1.1 %d", &rd->status);
+			}
+			rd->bytes += (size_t)n;
+		}
+	}
+	close(fd);
+	return NULL;
+}
+
+/* n readers of the transcript at once (JSON and Markdown in turn); the peak RSS while they
+ * read, in kB; *ok and *busy count the 200 and 503 answers, *largest the largest answer. */
+static long serve_readers(const char *id, int n, int *ok, int *busy, size_t *largest)
+{
+	struct reader rd[NREADERS];
+	pthread_t th[NREADERS];
+	int i, joined[NREADERS] = {0};
+	long peak = 0, kb;
+
+	*ok = *busy = 0;
+	for (i = 0; i < n; i++) {
+		rd[i].port = parleyd.port;
+		snprintf(rd[i].path, sizeof(rd[i].path), "/v1/jobs/%s/transcript%s", id,
+			 i % 2 ? ".md" : "");
+		rd[i].status = 0;
+		rd[i].bytes = 0;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, reader_main, &rd[i]), 0);
+	}
+	for (;;) {
+		int alive = 0;
+		kb = proc_kb(parleyd.pid, "VmRSS");
+		if (kb > peak)
+			peak = kb;
+		ck_assert_msg(kb < 3L * 1024 * 1024, "parleyd RSS passed %ld kB", kb);
+		for (i = 0; i < n; i++) {
+			if (!joined[i] && pthread_tryjoin_np(th[i], NULL) == 0)
+				joined[i] = 1;
+			alive += !joined[i];
+		}
+		if (!alive)
+			break;
+		usleep(5000);
+	}
+	for (i = 0; i < n; i++) {
+		*ok += rd[i].status == 200;
+		*busy += rd[i].status == 503;
+		if (rd[i].status == 200 && rd[i].bytes > *largest)
+			*largest = rd[i].bytes;
+	}
+	return peak;
+}
+
+START_TEST(large_transcripts_are_served_within_bounds)
+{
+	char extra[64], *id;
+	json_t *job;
+	long base_kb, one_kb, all_kb;
+	int ok, busy;
+	size_t largest = 0;
+	double text = 3.0 * BIG_TURN;
+
+	snprintf(extra, sizeof(extra), "\"max_reply_bytes\": %u", BIG_TURN);
+	start(extra, NULL);
+	fault("{\"mode\":\"endless\",\"after_tokens\":1,\"count\":-1}");
+	id = post_job(job_body);
+	job = harness_wait_job(parleyd.port, id, 60000);
+	ck_assert_msg(!strcmp(json_string_value(json_object_get(job, "status")), "succeeded"), "%s",
+		      json_dumps(json_object_get(job, "error"), 0));
+	json_decref(job);
+	usleep(500000);
+	base_kb = proc_kb(parleyd.pid, "VmRSS");
+	/* what one reader costs, then eight at once, in the same run */
+	one_kb = serve_readers(id, 1, &ok, &busy, &largest);
+	ck_assert_int_eq(ok, 1);
+	all_kb = serve_readers(id, NREADERS, &ok, &busy, &largest);
+	if (all_kb < one_kb)
+		all_kb = one_kb;
+	printf("hostile: a transcript of 3 x %u MiB: one reader +%ld MB (%.1f times its text); "
+	       "%d at once: %d answered 200, %d 503 with Retry-After, +%ld MB (%.1f times)\n",
+	       BIG_TURN >> 20, (one_kb - base_kb) / 1024, (one_kb - base_kb) * 1024.0 / text,
+	       NREADERS, ok, busy, (all_kb - base_kb) / 1024, (all_kb - base_kb) * 1024.0 / text);
+	ck_assert_int_ge(ok, 1);
+	ck_assert_int_eq(ok + busy, NREADERS);
+	ck_assert_uint_ge(largest, 3 * (size_t)BIG_TURN);
+	/* eight readers cost about what one does (the allocator keeps some slack), not eight times
+	 */
+	ck_assert_msg(all_kb - base_kb < 2 * (one_kb - base_kb) + 32 * 1024,
+		      "%d readers took %ld kB, one %ld kB", NREADERS, all_kb - base_kb,
+		      one_kb - base_kb);
+	free(id);
+	stop();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("hostile");
@@ -800,6 +921,7 @@ int main(void)
 	tcase_add_test(tc, unclean_output_is_repaired_not_retried);
 	tcase_add_test(tc, names_cannot_forge_log_lines);
 	tcase_add_test(tc, oversized_requests_get_problem_documents);
+	tcase_add_test(tc, large_transcripts_are_served_within_bounds);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
