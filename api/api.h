@@ -58,8 +58,7 @@ struct api_resp {
 	char *location;      /* Location header or NULL */
 	const char *allow;   /* Allow header on 405 */
 	int retry_after;     /* seconds; 0 = none */
-	size_t render_bytes; /* taken from the budget for large answers (api/guard.h) until
-				the answer has been sent */
+	size_t render_bytes; /* held from the large-answer budget until sent (guard.h) */
 	struct MHD_Response *raw; /* a streamed response (SSE) sent instead of body; owned */
 	struct {
 		const char *name; /* a static string */

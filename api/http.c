@@ -26,10 +26,10 @@ struct api {
 struct conn_state {
 	struct strbuf body;
 	int too_large;
-	int started;	   /* the headers have been seen */
-	int refuse;	   /* a status to answer at once (the URI was refused), or 0 */
+	int started;	     /* the headers have been seen */
+	int refuse;	     /* a status to answer at once (the URI was refused), or 0 */
 	size_t render_bytes; /* the answer's share of the large-answer budget */
-	char detail[128]; /* why */
+	char detail[128];    /* why */
 };
 
 /* Every thread-local database connection, so api_stop() can close them. */
@@ -505,10 +505,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 /*
  * libmicrohttpd's messages. Under a flood of connections it writes one for
  * each it refuses (the per-address or total limit): a message repeated within
- * MHD_LOG_QUIET_US is counted instead of written, and the count goes out with
+ * HTTP_LOG_QUIET_US is counted instead of written, and the count goes out with
  * the next line written, so an attacker cannot fill the disk with the log.
  */
-#define MHD_LOG_QUIET_US (10 * 1000000LL)
+#define HTTP_LOG_QUIET_US (10 * 1000000LL)
 
 static pthread_mutex_t mhd_log_lock = PTHREAD_MUTEX_INITIALIZER; /* guards the three below */
 static char mhd_log_last[512];
@@ -528,7 +528,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		buf[--n] = '\0';
 	pthread_mutex_lock(&mhd_log_lock);
-	if (strcmp(buf, mhd_log_last) == 0 && now - mhd_log_last_us < MHD_LOG_QUIET_US) {
+	if (strcmp(buf, mhd_log_last) == 0 && now - mhd_log_last_us < HTTP_LOG_QUIET_US) {
 		mhd_log_repeated++;
 		pthread_mutex_unlock(&mhd_log_lock);
 		return;

@@ -178,8 +178,8 @@ struct call {
 	int body_cut;	   /* the body was longer than body_max */
 	int status;	   /* HTTP status; 0 until a response arrived */
 	int stream_failed; /* the parser refused the body: see stream->err */
-	size_t received;   /* bytes of the body so far */
-	size_t received_max; /* more than this fails the call (flooded); 0 = no limit */
+	/* bytes of the body so far; more than received_max (0: no limit) fail the call */
+	size_t received, received_max;
 	int flooded;
 	const atomic_int *cancel;
 	long connect_ms, first_byte_ms, idle_ms, total_ms;

@@ -28,9 +28,9 @@ struct config {
 	int connection_timeout_s;
 	int max_connections;
 	int max_connections_per_ip;
-	int request_timeout_s; /* a request's headers and body must arrive within this */
+	int request_timeout_s;	/* a request's headers and body must arrive within this */
 	size_t max_reply_bytes; /* one model reply; the turn is cut there, with a note */
-	char **allowed_hosts;   /* Host names served besides the listen address and localhost */
+	char **allowed_hosts;	/* Host names served besides the listen address and localhost */
 	size_t nallowed_hosts;
 	char **allowed_origins; /* Origins whose state-changing requests are taken */
 	size_t nallowed_origins;
