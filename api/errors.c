@@ -67,19 +67,30 @@ json_t *api_json_text(const char *s)
 
 void api_json(struct api_resp *r, int status, json_t *j)
 {
-	char *s = json_dumps(j, JSON_COMPACT);
+	char small[16384], *s;
+	size_t n = json_dumpb(j, small, sizeof(small), JSON_COMPACT);
 
-	/* the tree goes first and the text is not copied: a transcript with large turns
-	 * would otherwise be held three times over */
-	json_decref(j);
+	/*
+	 * Printed straight into a buffer of the exact size: a transcript with large
+	 * turns, printed by json_dumps() into a buffer that doubles as it grows and
+	 * then copied, was held three or four times over.
+	 */
 	r->status = status;
 	r->content_type = "application/json; charset=utf-8";
 	strbuf_reset(&r->body);
-	if (s) {
-		size_t n = strlen(s);
-		strbuf_attach(&r->body, s, n, n + 1);
-		strbuf_addch(&r->body, '\n');
+	if (n == 0) {
+		json_decref(j);
+		return;
 	}
+	s = xmalloc(n + 2);
+	if (n <= sizeof(small))
+		memcpy(s, small, n);
+	else
+		json_dumpb(j, s, n, JSON_COMPACT);
+	json_decref(j);
+	s[n] = '\n';
+	s[n + 1] = '\0';
+	strbuf_attach(&r->body, s, n + 1, n + 2);
 }
 
 void api_text(struct api_resp *r, int status, const char *content_type, const char *text)
