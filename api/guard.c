@@ -201,21 +201,29 @@ void api_guard_render_end(size_t bytes)
 struct guard_conn {
 	struct api_guard *g;
 	MHD_socket fd;
-	int64_t deadline_us; /* 0: a request is being answered, no deadline */
+	int64_t since_us; /* its request is awaited since; 0: one is being answered */
 	struct guard_conn *prev, *next;
 };
 
 struct api_guard {
-	pthread_mutex_t lock; /* guards the list, every deadline_us, stopping */
+	pthread_mutex_t lock; /* guards the list, nconns, every since_us, stopping */
 	pthread_cond_t wake;
 	struct guard_conn list; /* sentinel of a circular list */
 	int64_t timeout_us;
+	size_t nconns, pressure; /* connections open; as many as make the pressure deadline */
 	int stopping;
 	pthread_t thread;
 };
 
 /* How often the deadlines are looked at: the deadline is kept to within this. */
 #define GUARD_TICK_MS 250
+/*
+ * The deadline once three quarters of max_connections are open. Past
+ * max_connections libmicrohttpd accepts nobody, so when many addresses
+ * trickle at once (more than max_connections / max_connections_per_ip of
+ * them), the time each may hold a slot decides how soon a new client is in.
+ */
+#define GUARD_PRESSURE_US (2 * 1000000LL)
 
 static void *guard_main(void *arg)
 {
@@ -226,14 +234,17 @@ static void *guard_main(void *arg)
 
 	pthread_mutex_lock(&g->lock);
 	while (!g->stopping) {
-		int64_t now = util_mono_us();
+		int64_t now = util_mono_us(), limit = g->timeout_us;
 		struct guard_conn *c;
 
+		/* slots running out: whoever is still sending a request gets less time */
+		if (g->nconns >= g->pressure && limit > GUARD_PRESSURE_US)
+			limit = GUARD_PRESSURE_US;
 		for (c = g->list.next; c != &g->list; c = c->next) {
-			if (c->deadline_us && now > c->deadline_us) {
+			if (c->since_us && now - c->since_us > limit) {
 				/* libmicrohttpd sees the end of the stream and closes it */
 				shutdown(c->fd, SHUT_RDWR);
-				c->deadline_us = 0;
+				c->since_us = 0;
 				cut++;
 			}
 		}
@@ -257,7 +268,7 @@ static void *guard_main(void *arg)
 	return NULL;
 }
 
-struct api_guard *api_guard_start(int timeout_s)
+struct api_guard *api_guard_start(int timeout_s, int max_connections)
 {
 	struct api_guard *g = xcalloc(1, sizeof(*g));
 	pthread_condattr_t ca;
@@ -269,6 +280,7 @@ struct api_guard *api_guard_start(int timeout_s)
 	pthread_condattr_destroy(&ca);
 	g->list.next = g->list.prev = &g->list;
 	g->timeout_us = (int64_t)timeout_s * 1000000;
+	g->pressure = (size_t)max_connections * 3 / 4;
 	if (pthread_create(&g->thread, NULL, guard_main, g) != 0) {
 		pthread_cond_destroy(&g->wake);
 		pthread_mutex_destroy(&g->lock);
@@ -308,7 +320,8 @@ void api_guard_notify(void *cls, struct MHD_Connection *c, void **socket_context
 		gc->g = g;
 		gc->fd = info->connect_fd;
 		pthread_mutex_lock(&g->lock);
-		gc->deadline_us = util_mono_us() + g->timeout_us;
+		gc->since_us = util_mono_us();
+		g->nconns++;
 		gc->next = &g->list;
 		gc->prev = g->list.prev;
 		g->list.prev->next = gc;
@@ -323,6 +336,7 @@ void api_guard_notify(void *cls, struct MHD_Connection *c, void **socket_context
 	pthread_mutex_lock(&g->lock);
 	gc->prev->next = gc->next;
 	gc->next->prev = gc->prev;
+	g->nconns--;
 	pthread_mutex_unlock(&g->lock);
 	free(gc);
 	*socket_context = NULL;
@@ -343,7 +357,7 @@ static void set_deadline(struct MHD_Connection *c, int on)
 	if (!gc)
 		return;
 	pthread_mutex_lock(&gc->g->lock);
-	gc->deadline_us = on ? util_mono_us() + gc->g->timeout_us : 0;
+	gc->since_us = on ? util_mono_us() : 0;
 	pthread_mutex_unlock(&gc->g->lock);
 }
 

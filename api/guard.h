@@ -75,8 +75,9 @@ void api_guard_render_end(size_t bytes);
 
 struct api_guard;
 
-/* Starts the deadline thread; timeout_s is request_timeout_s. */
-struct api_guard *api_guard_start(int timeout_s);
+/* Starts the deadline thread: request_timeout_s, and max_connections for the
+ * shorter deadline (2 s) once three quarters of them are open. */
+struct api_guard *api_guard_start(int timeout_s, int max_connections);
 void api_guard_stop(struct api_guard *g);
 /* MHD_OPTION_NOTIFY_CONNECTION: puts connections on the list and takes them off. */
 void api_guard_notify(void *cls, struct MHD_Connection *c, void **socket_context,

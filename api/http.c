@@ -563,7 +563,7 @@ struct api *api_start(const struct api_deps *deps, struct perr *e)
 				deps->cfg->listen_host),
 		       NULL;
 	}
-	a->guard = api_guard_start(deps->cfg->request_timeout_s);
+	a->guard = api_guard_start(deps->cfg->request_timeout_s, deps->cfg->max_connections);
 	if (!a->guard) {
 		free(a);
 		return perr_set(e, PERR_INTERNAL, "cannot start the request deadline thread"), NULL;
