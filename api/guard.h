@@ -17,9 +17,12 @@
  * trickles a byte every few seconds would hold its connection forever. The
  * guard keeps every connection on a list with a deadline: the request's
  * headers and body must have arrived within request_timeout_s of the
- * connection's start (or of the previous answer on a kept-alive connection);
- * a thread of its own shuts down the sockets that miss it, and libmicrohttpd
- * then closes them as it does any connection the client dropped. The list is
+ * connection's start (or of the previous answer on a kept-alive connection),
+ * 2 s once three quarters of max_connections are open (past max_connections
+ * nobody new gets in: how long a trickler may hold a slot is then how long a
+ * new client waits). A thread of its own shuts down the sockets that miss
+ * it, and libmicrohttpd then closes them as it does any connection the
+ * client dropped. The list is
  * changed only under its lock, and libmicrohttpd tells the guard a connection
  * is closed before it closes the socket, so the guard never touches a socket
  * number that has been reused.
