@@ -59,6 +59,7 @@ struct api_resp {
 	struct strbuf body;
 	char *location;      /* Location header or NULL */
 	int retry_after;     /* seconds; 0 = none */
+	size_t render_bytes; /* held from the large-answer budget until sent (guard.h) */
 	struct MHD_Response *raw; /* a streamed response (SSE) sent instead of body; owned */
 	struct api_hdr {
 		const char *name; /* a static string */
@@ -113,7 +114,7 @@ void api_invalid(struct api_resp *r, const char *field, const char *message);
  * s as a new JSON string. Text cut to fit a buffer ("%.64s" of a key) may end
  * inside a UTF-8 character, which json_string() refuses (NULL, and a problem
  * or field error silently lost); here each byte that is not part of a valid
- * UTF-8 character becomes U+FFFD instead. NULL gives "".
+ * UTF-8 character becomes U+FFFD instead (util_utf8_repair()). NULL gives "".
  */
 json_t *api_json_text(const char *s);
 

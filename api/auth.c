@@ -10,7 +10,16 @@
  * cookie: "<expiry>.<HMAC-SHA-256 of the expiry>" under a key made at start-up
  * (restarting parleyd ends every session). Requests that change something
  * and come with the cookie alone must also come from this origin.
+ *
+ * Sign-out (DELETE /v1/session) revokes the cookie on the server: its MAC goes
+ * on a list that session_ok() consults until the cookie would have expired
+ * anyway. The list lives in memory on purpose: the key is made at start-up, so
+ * after a restart no cookie signed before it is valid and there is nothing
+ * left to revoke. It is bounded: should it ever fill (thousands of sign-outs
+ * within a session's lifetime), the key is renewed and the list emptied, which
+ * ends every session: it errs towards signing people out, never in.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +29,20 @@
 
 #define SESSION_SECONDS (12 * 3600)
 
-static unsigned char session_key[32];
+#define MAX_REVOKED 4096
 
-void api_auth_init(void)
+struct revoked {
+	char mac[65];	  /* the cookie's MAC, hex */
+	long long expiry; /* seconds since the epoch; the entry is dropped after it */
+};
+
+static pthread_mutex_t revoked_lock = PTHREAD_MUTEX_INITIALIZER; /* guards the below */
+static unsigned char session_key[32];
+static struct revoked revoked[MAX_REVOKED];
+static size_t nrevoked;
+
+/* Makes a new key: every cookie signed before is invalid. Caller holds revoked_lock. */
+static void new_key_locked(void)
 {
 	char hex[65];
 	size_t i;
@@ -33,6 +53,14 @@ void api_auth_init(void)
 		sscanf(hex + 2 * i, "%2x", &b);
 		session_key[i] = (unsigned char)b;
 	}
+	nrevoked = 0;
+}
+
+void api_auth_init(void)
+{
+	pthread_mutex_lock(&revoked_lock);
+	new_key_locked();
+	pthread_mutex_unlock(&revoked_lock);
 }
 
 static int token_ok(const struct config *cfg, const char *token)
@@ -55,7 +83,9 @@ static void session_sign(long long expiry, char out[96])
 	int n, i;
 
 	n = snprintf(msg, sizeof(msg), "%lld", expiry);
+	pthread_mutex_lock(&revoked_lock);
 	hmac_sha256(session_key, sizeof(session_key), msg, (size_t)n, mac);
+	pthread_mutex_unlock(&revoked_lock);
 	n = snprintf(out, 96, "%lld.", expiry);
 	for (i = 0; i < 32; i++) {
 		out[n + 2 * i] = hexd[mac[i] >> 4];
@@ -85,6 +115,39 @@ static int session_expiry(const char *value, long long *expiry)
 	return 0;
 }
 
+static int session_revoked(const char *mac)
+{
+	size_t i;
+	int found = 0;
+
+	pthread_mutex_lock(&revoked_lock);
+	for (i = 0; i < nrevoked && !found; i++)
+		found = strcmp(revoked[i].mac, mac) == 0;
+	pthread_mutex_unlock(&revoked_lock);
+	return found;
+}
+
+/* Puts a valid cookie's MAC on the revoked list until its expiry. */
+static void session_revoke(const char *value)
+{
+	long long expiry = strtoll(value, NULL, 10), now = (long long)(util_now_us() / 1000000);
+	const char *mac = strchr(value, '.') + 1;
+	size_t i, k = 0;
+
+	pthread_mutex_lock(&revoked_lock);
+	for (i = 0; i < nrevoked; i++)
+		if (revoked[i].expiry >= now)
+			revoked[k++] = revoked[i];
+	nrevoked = k;
+	if (nrevoked == MAX_REVOKED) {
+		new_key_locked();
+	} else {
+		snprintf(revoked[nrevoked].mac, sizeof(revoked[nrevoked].mac), "%s", mac);
+		revoked[nrevoked++].expiry = expiry;
+	}
+	pthread_mutex_unlock(&revoked_lock);
+}
+
 static int session_ok(const char *value)
 {
 	long long now = (long long)(util_now_us() / 1000000), expiry;
@@ -94,7 +157,9 @@ static int session_ok(const char *value)
 	if (session_expiry(value, &expiry) < 0 || expiry < now || expiry > now + SESSION_SECONDS)
 		return 0;
 	session_sign(expiry, want);
-	return strlen(value) == strlen(want) && ct_equal(value, want, strlen(want));
+	if (strlen(value) != strlen(want) || !ct_equal(value, want, strlen(want)))
+		return 0;
+	return !session_revoked(strchr(value, '.') + 1); /* checked: it has one */
 }
 
 static const char *bearer(struct api_req *q)
@@ -180,7 +245,10 @@ void api_session_post(struct api_req *q, struct api_resp *r)
 
 void api_session_delete(struct api_req *q, struct api_resp *r)
 {
-	(void)q;
+	const char *cookie = MHD_lookup_connection_value(q->conn, MHD_COOKIE_KIND, "parley_session");
+
+	if (cookie && session_ok(cookie))
+		session_revoke(cookie);
 	r->status = 204;
 	strbuf_reset(&r->body);
 	api_add_header(r, "Set-Cookie",

@@ -61,25 +61,11 @@ json_t *api_json_text(const char *s)
 {
 	json_t *j = s ? json_string(s) : json_string("");
 	struct strbuf sb;
-	size_t i, n, len;
 
 	if (j)
 		return j;
-	len = strlen(s);
-	strbuf_init(&sb, len + 16);
-	for (i = 0; i < len; i += n) {
-		json_t *c = NULL;
-		for (n = 1; n <= 4 && i + n <= len; n++)
-			if ((c = json_stringn(s + i, n)))
-				break;
-		if (c) {
-			strbuf_add(&sb, s + i, n);
-			json_decref(c);
-		} else {
-			strbuf_addstr(&sb, "\xEF\xBF\xBD"); /* U+FFFD */
-			n = 1;
-		}
-	}
+	strbuf_init(&sb, strlen(s) + 16);
+	util_utf8_repair(s, strlen(s), &sb);
 	j = json_stringn(sb.buf, sb.len);
 	strbuf_release(&sb);
 	return j;
@@ -87,17 +73,30 @@ json_t *api_json_text(const char *s)
 
 void api_json(struct api_resp *r, int status, json_t *j)
 {
-	char *s = record_dumps(j);
+	char small[16384], *s;
+	size_t n = json_dumpb(j, small, sizeof(small), RECORD_DUMP_FLAGS);
 
+	/*
+	 * Printed straight into a buffer of the exact size: a transcript with large
+	 * turns, printed by json_dumps() into a buffer that doubles as it grows and
+	 * then copied, was held three or four times over.
+	 */
 	r->status = status;
 	r->content_type = "application/json; charset=utf-8";
 	strbuf_reset(&r->body);
-	if (s) {
-		strbuf_addstr(&r->body, s);
-		strbuf_addch(&r->body, '\n');
+	if (n == 0) {
+		json_decref(j);
+		return;
 	}
-	free(s);
+	s = xmalloc(n + 2);
+	if (n <= sizeof(small))
+		memcpy(s, small, n);
+	else
+		json_dumpb(j, s, n, RECORD_DUMP_FLAGS);
 	json_decref(j);
+	s[n] = '\n';
+	s[n + 1] = '\0';
+	strbuf_attach(&r->body, s, n + 1, n + 2);
 }
 
 void api_text(struct api_resp *r, int status, const char *content_type, const char *text)

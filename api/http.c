@@ -2,6 +2,7 @@
  * http.c - the libmicrohttpd daemon, request bodies, routing. See api.h.
  */
 #include "api/api.h"
+#include "api/guard.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -19,6 +20,7 @@
 struct api {
 	struct MHD_Daemon *d;
 	struct api_deps deps;
+	struct api_guard *guard;
 	int port;
 };
 
@@ -26,6 +28,10 @@ struct api {
 struct conn_state {
 	struct strbuf body;
 	int too_large;
+	int started;	     /* the headers have been seen */
+	int refuse;	     /* a status to answer at once (the URI was refused), or 0 */
+	size_t render_bytes; /* the answer's share of the large-answer budget */
+	char detail[128];    /* why */
 };
 
 /* Every thread-local database connection, so api_stop() can close them. */
@@ -723,9 +729,13 @@ void api_link_next(struct api_req *q, struct api_resp *r, const char *cursor)
 	strbuf_release(&sb);
 }
 
-/* The access log line and the request metrics of an answered request. */
-static void access_log(struct MHD_Connection *conn, const char *route, const char *method,
-		       int status, int64_t t0)
+/*
+ * The access log line and the request metrics of an answered request. The
+ * metrics count by route template (a bounded set); the log line names the
+ * path as the client sent it too, escaped by the logger like every value.
+ */
+static void access_log(struct MHD_Connection *conn, const char *route, const char *url,
+		       const char *method, int status, int64_t t0)
 {
 	static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 	double s = (double)(util_mono_us() - t0) / 1e6;
@@ -734,8 +744,8 @@ static void access_log(struct MHD_Connection *conn, const char *route, const cha
 
 	client_address(conn, addr, sizeof(addr));
 	metrics_http(method_label(method), route, classes[c >= 0 && c < 5 ? c : 4], s);
-	log_info("request", "client=%s method=%s route=%s status=%d ms=%.1f", addr,
-		 method_label(method), route, status, s * 1000);
+	log_info("request", "client=%s method=%s route=%s path=%s status=%d ms=%.1f", addr,
+		 method_label(method), route, url, status, s * 1000);
 }
 
 static int split_path(const char *path, char *buf, size_t size, const char *seg[8])
@@ -765,6 +775,51 @@ static const char *early_route(const char *url)
 	return route_template(seg, n);
 }
 
+static struct conn_state *conn_state_new(void)
+{
+	struct conn_state *cs = xcalloc(1, sizeof(*cs));
+
+	strbuf_init(&cs->body, 0);
+	return cs;
+}
+
+/*
+ * Sees the request's URI as the client sent it, before libmicrohttpd decodes
+ * it: a %00 would end the decoded path early (`/v1/scenarios/a%00b` would
+ * name scenario `a`). What it returns is the request's conn_state.
+ */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct conn_state *cs = conn_state_new();
+
+	(void)cls;
+	(void)conn;
+	cs->refuse = api_guard_uri(uri, cs->detail, sizeof(cs->detail));
+	return cs;
+}
+
+/* Answers a request refused by its URI alone as soon as its headers are in. */
+static enum MHD_Result refuse_at_once(struct MHD_Connection *conn, struct conn_state *cs,
+				       const char *url, const char *method)
+{
+	char rid[REQUEST_ID_MAX + 1];
+	struct api_resp r;
+	enum MHD_Result ret;
+
+	api_resp_init(&r);
+	r.instance = url;
+	request_id(conn, rid);
+	api_problem(&r, cs->refuse, api_guard_title(cs->refuse), cs->detail, NULL);
+	api_add_header(&r, "X-Request-Id", rid);
+	log_set_request_id(rid);
+	access_log(conn, early_route(url), url, method, r.status, util_mono_us());
+	log_set_request_id(NULL);
+	ret = send_resp(conn, &r);
+	api_resp_release(&r);
+	cs->too_large = 2; /* answered: whatever body follows is dropped */
+	return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version,
 				  const char *upload_data, size_t *upload_data_size,
@@ -780,12 +835,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	int64_t t0;
 
 	(void)version;
-	if (!cs) {
+	if (!cs)
+		*con_cls = cs = conn_state_new();
+	if (!cs->started) {
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
-		cs = xcalloc(1, sizeof(*cs));
-		strbuf_init(&cs->body, 0);
-		*con_cls = cs;
+		cs->started = 1;
+		if (!cs->refuse)
+			cs->refuse = api_guard_headers(conn, cs->detail, sizeof(cs->detail));
+		if (cs->refuse)
+			return refuse_at_once(conn, cs, url, method);
 		if (cl && strtoull(cl, NULL, 10) > a->deps.cfg->max_body_bytes) {
 			/* refuse before reading: the client may stop sending now */
 			api_resp_init(&r);
@@ -795,7 +854,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				 a->deps.cfg->max_body_bytes);
 			api_add_header(&r, "X-Request-Id", rid);
 			log_set_request_id(rid);
-			access_log(conn, early_route(url), method, 413, util_mono_us());
+			access_log(conn, early_route(url), url, method, 413, util_mono_us());
 			log_set_request_id(NULL);
 			ret = send_resp(conn, &r);
 			api_resp_release(&r);
@@ -820,6 +879,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (cs->too_large == 2)
 		return MHD_YES;
 
+	api_guard_received(conn);
 	t0 = util_mono_us();
 	request_id(conn, rid);
 	log_set_request_id(rid);
@@ -843,14 +903,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		api_fail(&r, PERR_NOT_FOUND, NULL, "no such resource");
 	} else {
 		q.route = route_template(q.seg, q.nseg);
-		if (!(q.db = api_db(&a->deps, &e)))
+		if (api_guard_origin(&q, &r) < 0)
+			; /* r holds the 403 */
+		else if (!(q.db = api_db(&a->deps, &e)))
 			api_perr(&r, &e);
 		else
 			route(&q, &r);
 	}
 	apply_conventions(&q, &r, rid);
-	access_log(conn, q.route, method, r.status, t0);
+	access_log(conn, q.route, url, method, r.status, t0);
 	log_set_request_id(NULL);
+	cs->render_bytes = r.render_bytes;
 	ret = send_resp(conn, &r);
 	api_resp_release(&r);
 	return ret;
@@ -862,26 +925,56 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct conn_state *cs = *con_cls;
 
 	(void)cls;
-	(void)conn;
 	(void)toe;
+	api_guard_answered(conn);
 	if (!cs)
 		return;
+	api_guard_render_end(cs->render_bytes);
 	strbuf_release(&cs->body);
 	free(cs);
 	*con_cls = NULL;
 }
 
+/*
+ * libmicrohttpd's messages. Under a flood of connections it writes one for
+ * each it refuses (the per-address or total limit): a message repeated within
+ * HTTP_LOG_QUIET_US is counted instead of written, and the count goes out with
+ * the next line written, so an attacker cannot fill the disk with the log.
+ */
+#define HTTP_LOG_QUIET_US (10 * 1000000LL)
+
+static pthread_mutex_t mhd_log_lock = PTHREAD_MUTEX_INITIALIZER; /* guards the three below */
+static char mhd_log_last[512];
+static int64_t mhd_log_last_us;
+static long mhd_log_repeated;
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char buf[512];
 	size_t n;
+	int64_t now = util_mono_us();
+	long repeated;
 
 	(void)cls;
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	n = strlen(buf);
 	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		buf[--n] = '\0';
-	log_warn("http", "detail=\"%s\"", buf);
+	pthread_mutex_lock(&mhd_log_lock);
+	if (strcmp(buf, mhd_log_last) == 0 && now - mhd_log_last_us < HTTP_LOG_QUIET_US) {
+		mhd_log_repeated++;
+		pthread_mutex_unlock(&mhd_log_lock);
+		return;
+	}
+	repeated = mhd_log_repeated;
+	mhd_log_repeated = 0;
+	mhd_log_last_us = now;
+	snprintf(mhd_log_last, sizeof(mhd_log_last), "%s", buf);
+	pthread_mutex_unlock(&mhd_log_lock);
+	if (repeated)
+		log_warn("http", "detail=\"%s\" repeated_before=%ld", buf, repeated);
+	else
+		log_warn("http", "detail=\"%s\"", buf);
 }
 
 struct api *api_start(const struct api_deps *deps, struct perr *e)
@@ -904,6 +997,11 @@ struct api *api_start(const struct api_deps *deps, struct perr *e)
 				deps->cfg->listen_host),
 		       NULL;
 	}
+	a->guard = api_guard_start(deps->cfg->request_timeout_s, deps->cfg->max_connections);
+	if (!a->guard) {
+		free(a);
+		return perr_set(e, PERR_INTERNAL, "cannot start the request deadline thread"), NULL;
+	}
 	a->d = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
 		MHD_USE_ERROR_LOG,
@@ -914,8 +1012,11 @@ struct api *api_start(const struct api_deps *deps, struct perr *e)
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)deps->cfg->max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)deps->cfg->max_connections_per_ip,
 	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+	    MHD_OPTION_NOTIFY_CONNECTION, api_guard_notify, a->guard, MHD_OPTION_URI_LOG_CALLBACK,
+	    on_uri, a, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_GUARD_MHD_MEMORY,
 	    MHD_OPTION_END);
 	if (!a->d) {
+		api_guard_stop(a->guard);
 		free(a);
 		return perr_set(e, PERR_INVALID, "cannot listen on %s:%d (in use, or not allowed)",
 				deps->cfg->listen_host, deps->cfg->listen_port),
@@ -946,6 +1047,7 @@ void api_stop(struct api *a)
 	if (!a)
 		return;
 	MHD_stop_daemon(a->d);
+	api_guard_stop(a->guard);
 	pthread_mutex_lock(&dbs_lock);
 	for (i = 0; i < ndbs; i++)
 		db_close(dbs[i]);

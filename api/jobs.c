@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/guard.h"
 #include "api/markdown.h"
 #include "api/validate.h"
 #include "api/views.h"
@@ -14,6 +15,7 @@
 #include "db/scenario.h"
 #include "db/turn.h"
 #include "server/ending.h"
+#include "api/guard.h"
 
 /* A short stable digest of the request, for Idempotency-Key (FNV-1a, 64 bits). */
 static void body_digest(json_t *body, char out[17])
@@ -194,9 +196,35 @@ void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id)
 	db_job_release(&j);
 }
 
+static void transcript_build(struct api_req *q, struct api_resp *r, const char *id, int markdown);
+
+/* A transcript, built within the budget for large answers (api/guard.h). */
+static void transcript_build(struct api_req *q, struct api_resp *r, const char *id, int markdown);
+
+/* A transcript, built within the budget for large answers (api/guard.h). */
 void api_jobs_transcript(struct api_req *q, struct api_resp *r, const char *id, int markdown)
 {
+	struct perr e = {0};
+	int64_t bytes;
+
+	if (db_turn_text_bytes(q->db, id, &bytes, &e) < 0)
+		return api_perr(r, &e);
+	if (api_guard_render_begin((size_t)bytes) < 0)
+	{
+		api_fail(r, PERR_UNAVAILABLE, NULL,
+			 "other large transcripts are being served; retry in a second");
+		r->retry_after = 1;
+		return;
+	}
+	/* given back once the answer has been sent: a slow reader holds it all that time */
+	r->render_bytes = (size_t)bytes;
+	transcript_build(q, r, id, markdown);
+}
+
+static void transcript_build(struct api_req *q, struct api_resp *r, const char *id, int markdown)
+{
 	struct db_job_full tr;
+#include "api/guard.h"
 	struct perr e = {0};
 	json_t *t;
 
@@ -205,6 +233,7 @@ void api_jobs_transcript(struct api_req *q, struct api_resp *r, const char *id, 
 	t = view_transcript(&tr);
 	r->immutable = job_ended(tr.job.status);
 	db_job_full_release(&tr);
+#include "api/guard.h"
 	if (markdown) {
 		struct strbuf md;
 		strbuf_init(&md, 16384);

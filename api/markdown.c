@@ -282,9 +282,51 @@ static void render_error(const json_t *t, struct strbuf *out)
 		strbuf_addf(out, "%s\n", msg);
 }
 
+/*
+ * Makes the report from byte `from` on safe to print in a terminal: a model's
+ * ESC sequences would recolour or rewrite the screen of whoever runs `curl`
+ * or `cat` on it, and a lone CR would overwrite the line. A CR is dropped (a
+ * CRLF becomes the LF it means); any other control character but tab and
+ * newline becomes its visible Unicode picture (ESC is U+241B, DEL U+2421).
+ */
+static void neutralise_controls(struct strbuf *out, size_t from)
+{
+	struct strbuf clean;
+	size_t i;
+
+	for (i = from; i < out->len; i++) {
+		unsigned char c = (unsigned char)out->buf[i];
+		if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+			break;
+	}
+	if (i == out->len)
+		return;
+	strbuf_init(&clean, out->len - from + 64);
+	for (i = from; i < out->len; i++) {
+		unsigned char c = (unsigned char)out->buf[i];
+		unsigned int pic;
+
+		if ((c >= 0x20 && c != 0x7f) || c == '\n' || c == '\t') {
+			strbuf_addch(&clean, c);
+			continue;
+		}
+		if (c == '\r')
+			continue;
+		pic = c == 0x7f ? 0x2421 : 0x2400 + c; /* U+2400.. CONTROL PICTURES */
+		strbuf_addch(&clean, (int)(0xe0 | pic >> 12));
+		strbuf_addch(&clean, (int)(0x80 | ((pic >> 6) & 0x3f)));
+		strbuf_addch(&clean, (int)(0x80 | (pic & 0x3f)));
+	}
+	out->len = from;
+	out->buf[from] = '\0';
+	strbuf_add(out, clean.buf, clean.len);
+	strbuf_release(&clean);
+}
+
 void markdown_render_transcript(const json_t *transcript, struct strbuf *out)
 {
 	const json_t *conv = json_object_get(transcript, "conversation"); /* borrowed */
+	size_t from = out->len;
 
 	render_header(transcript, out);
 	render_turns(conv, out);
@@ -292,4 +334,5 @@ void markdown_render_transcript(const json_t *transcript, struct strbuf *out)
 	render_timings(conv, out);
 	render_scores(transcript, out);
 	render_error(transcript, out);
+	neutralise_controls(out, from);
 }

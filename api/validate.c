@@ -54,6 +54,16 @@ void api_reject_unknown(json_t *o, const char *const *keys, const char *prefix, 
 	}
 }
 
+/* Whether s holds a control character: a name with one could forge a log line or
+ * drive a terminal, and no model or backend is named so. */
+static int has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
 void api_check_party(struct api_req *q, json_t *p, const char *name, char **model, char **backend,
 		     json_t *errs)
 {
@@ -79,6 +89,10 @@ void api_check_party(struct api_req *q, json_t *p, const char *name, char **mode
 		api_field_error(errs, field, "required: a model name such as \"gemma3:1b\"");
 	else if (strlen(json_string_value(m)) > MAX_MODEL_LEN)
 		api_field_error(errs, field, "longer than %d characters", MAX_MODEL_LEN);
+	else if (has_control(json_string_value(m)))
+		api_field_error(errs, field,
+				"holds a control character (a newline, a tab, ESC, ...); model "
+				"names have none");
 	else
 		*model = xstrdup(json_string_value(m));
 	snprintf(field, sizeof(field), "%s.backend", name);
@@ -88,6 +102,10 @@ void api_check_party(struct api_req *q, json_t *p, const char *name, char **mode
 		return;
 	}
 	bname = b ? json_string_value(b) : fleet_default_name(q->deps->fleet);
+	if (has_control(bname)) {
+		api_field_error(errs, field, "holds a control character; backend names have none");
+		return;
+	}
 	if (!fleet_find(q->deps->fleet, bname)) {
 		api_field_error(errs, field, "no backend named '%s'; GET /v1/backends lists them",
 				bname);

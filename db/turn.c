@@ -23,6 +23,8 @@ static const char sql_list[] =
     "SELECT idx, role, model, backend, text, started_at, finished_at, wall_ms, ttft_ms, "
     "prompt_tokens, cached_tokens, completion_tokens, prompt_ms, gen_ms, tokens_per_s, "
     "load_ms, finish_reason, attempts, note FROM turns WHERE job_id = ?1 ORDER BY idx";
+static const char sql_text_bytes[] =
+    "SELECT COALESCE(SUM(length(CAST(text AS BLOB))), 0) FROM turns WHERE job_id = ?1";
 static const char sql_optims[] =
     "SELECT ord, turn, title, detail, test, suggestion, extracted_at, method FROM optimizations "
     "WHERE job_id = ?1 ORDER BY ord";
@@ -156,6 +158,24 @@ static void read_turn(sqlite3_stmt *st, void *elem)
 static void release_turn(void *elem)
 {
 	db_turn_release(elem);
+}
+
+int db_turn_text_bytes(struct db *db, const char *job_id, int64_t *bytes, struct perr *e)
+{
+	sqlite3_stmt *st = db_stmt(db, sql_text_bytes, e);
+	int rc;
+
+	*bytes = 0;
+	if (!st)
+		return -1;
+	db_bind_text(st, 1, job_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*bytes = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return db_fail(db, e, "measure turns");
+	return 0;
 }
 
 int db_turn_list(struct db *db, const char *job_id, struct db_turn **out, size_t *n,

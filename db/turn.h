@@ -39,6 +39,8 @@ int db_turn_insert(struct db *db, const char *job_id, int attempt, const struct 
  * without the checks of db_turn_insert(). PERR_CONFLICT when already stored.
  */
 int db_turn_put(struct db *db, const char *job_id, const struct db_turn *t, struct perr *e);
+/* The bytes of text a job's turns hold together (0 for none), without reading them. */
+int db_turn_text_bytes(struct db *db, const char *job_id, int64_t *bytes, struct perr *e);
 /* In index order. *out is a new array (db_turns_free()). */
 int db_turn_list(struct db *db, const char *job_id, struct db_turn **out, size_t *n,
 		 struct perr *e);

@@ -122,6 +122,14 @@ void strbuf_release(struct strbuf *sb)
 	sb->len = sb->alloc = 0;
 }
 
+void strbuf_attach(struct strbuf *sb, char *buf, size_t len, size_t alloc)
+{
+	strbuf_release(sb);
+	sb->buf = buf;
+	sb->len = len;
+	sb->alloc = alloc;
+}
+
 char *strbuf_detach(struct strbuf *sb, size_t *len)
 {
 	char *p = sb->alloc ? sb->buf : xcalloc(1, 1);
@@ -276,4 +284,70 @@ void util_random_hex(char *out, size_t nbytes)
 		out[2 * i + 1] = hex[buf[i] & 15];
 	}
 	out[2 * nbytes] = '\0';
+}
+
+/* The length of the valid UTF-8 character at p (at most n bytes), or 0 when there is none. */
+static size_t utf8_char_len(const unsigned char *p, size_t n)
+{
+	size_t need, k;
+	unsigned int cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		need = 1, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		need = 2, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		need = 3, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (need >= n)
+		return 0;
+	for (k = 1; k <= need; k++) {
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[k] & 0x3f);
+	}
+	/* overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8 */
+	if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (need == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return need + 1;
+}
+
+size_t util_utf8_invalid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, bad = 0;
+
+	while (i < n) {
+		size_t k = utf8_char_len(p + i, n - i);
+		if (!k) {
+			bad++;
+			k = 1;
+		}
+		i += k;
+	}
+	return bad;
+}
+
+size_t util_utf8_repair(const char *s, size_t n, struct strbuf *out)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, run = 0, bad = 0;
+
+	while (i < n) {
+		size_t k = utf8_char_len(p + i, n - i);
+		if (k) {
+			i += k;
+			continue;
+		}
+		strbuf_add(out, s + run, i - run);
+		strbuf_addstr(out, "\xEF\xBF\xBD"); /* U+FFFD REPLACEMENT CHARACTER */
+		bad++;
+		run = ++i;
+	}
+	strbuf_add(out, s + run, n - run);
+	return bad;
 }

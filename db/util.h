@@ -80,6 +80,9 @@ struct strbuf {
 
 void strbuf_init(struct strbuf *sb, size_t hint);
 void strbuf_release(struct strbuf *sb);
+/* Gives sb the malloc()ed, NUL-terminated buf of len bytes in alloc (> len): sb owns it,
+ * whatever it held before is released. The way to take a string without a copy. */
+void strbuf_attach(struct strbuf *sb, char *buf, size_t len, size_t alloc);
 /* Hands the buffer to the caller (free() it); sb is left empty and reusable. */
 char *strbuf_detach(struct strbuf *sb, size_t *len);
 void strbuf_reset(struct strbuf *sb);
@@ -91,6 +94,17 @@ void strbuf_addf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(
 void strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap);
 /* Removes the first n bytes. */
 void strbuf_remove_front(struct strbuf *sb, size_t n);
+
+/*
+ * UTF-8. Text from a model or a client is not always valid UTF-8 (a byte cut
+ * off, a stray Latin-1 byte), and JSON cannot carry it: every byte that does
+ * not begin a valid character becomes U+FFFD instead, so that no text is ever
+ * dropped for one bad byte. util_utf8_invalid() counts those bytes in n bytes
+ * of s; util_utf8_repair() appends s to out with each of them replaced and
+ * returns how many there were.
+ */
+size_t util_utf8_invalid(const char *s, size_t n);
+size_t util_utf8_repair(const char *s, size_t n, struct strbuf *out);
 
 /* Wall clock, microseconds since the epoch. */
 int64_t util_now_us(void);

@@ -358,7 +358,8 @@ static int status_code(int status)
 	}
 	if (status >= 500)
 		return PERR_BACKEND_ERROR;
-	if (status >= 400)
+	/* a redirect (a proxy, a login page, a wrong url) answers the same on every try */
+	if (status >= 400 || (status >= 300 && status < 400))
 		return PERR_BACKEND_REJECTED;
 	return PERR_BACKEND_PROTOCOL;
 }
@@ -386,7 +387,9 @@ static int chat_http_error(const struct chat_req *req, const struct transport_ca
 		hint = "retry later";
 		break;
 	case PERR_BACKEND_REJECTED:
-		hint = "check the model name and the job's options";
+		hint = c->status < 400 ? "the url answers with a redirect: point it at the server "
+					 "itself"
+				       : "check the model name and the job's options";
 		break;
 	case PERR_BACKEND_PROTOCOL:
 		hint = "check that the url points at the server itself";
@@ -434,15 +437,36 @@ struct chat_call {
 	const struct chat_req *req;
 	struct chat_result *res;
 	const struct transport_call *c;
+	int cut; /* the reply reached max_reply_bytes: the rest was not read */
 };
+
+/* How much of delta fits in room bytes without cutting a UTF-8 character. */
+static size_t fit_utf8(const char *delta, size_t len, size_t room)
+{
+	if (len <= room)
+		return len;
+	while (room > 0 && ((unsigned char)delta[room] & 0xc0) == 0x80)
+		room--;
+	return room;
+}
 
 static int chat_delta(void *ud, const char *delta, size_t len)
 {
 	struct chat_call *x = ud;
+	size_t max = x->req->be->max_reply_bytes;
 
 	if (x->res->m.ttft_ms < 0)
 		x->res->m.ttft_ms = (double)(util_mono_us() - x->c->t0_us) / 1000.0;
+	if (max && x->res->text.len + len > max) {
+		len = fit_utf8(delta, len, max - x->res->text.len);
+		x->cut = 1;
+	}
 	strbuf_add(&x->res->text, delta, len);
+	if (x->cut) {
+		if (len && x->req->on_token)
+			x->req->on_token(x->req->ud, delta, len);
+		return 1; /* stops the stream */
+	}
 	if (x->req->on_token)
 		return x->req->on_token(x->req->ud, delta, len);
 	return 0;
@@ -505,6 +529,7 @@ int backend_chat(CURL *curl, const struct chat_req *req, struct chat_result *res
 	x.req = req;
 	x.res = res;
 	x.c = &c;
+	x.cut = 0;
 	chat_stream_init(&cs, llama ? STREAM_SSE : STREAM_NDJSON, &res->m, chat_delta, &x);
 	transport_init(&c, curl, be, &cs, ERROR_BODY_MAX);
 	c.cancel = req->cancel;
@@ -518,7 +543,29 @@ int backend_chat(CURL *curl, const struct chat_req *req, struct chat_result *res
 	    retry_after > 0)
 		res->retry_after_ms = (long)retry_after * 1000;
 
-	rc = chat_outcome(req, &c, cc, e);
+	if (x.cut && !(c.abort == TRANSPORT_ABORT_CANCEL || (req->cancel && atomic_load(req->cancel)))) {
+		/* the text so far is the turn: a retry would only stream as much again */
+		rc = 0;
+		snprintf(res->m.finish_reason, sizeof(res->m.finish_reason), "length");
+		snprintf(res->note, sizeof(res->note),
+			 "the reply was cut at max_reply_bytes (%zu bytes): the backend was still "
+			 "sending",
+			 be->max_reply_bytes);
+	} else if (c.flooded) {
+		rc = backend_fail(e, PERR_BACKEND_ERROR, be,
+				  ", model '%s': sent more than %zu bytes for one reply, with %zu "
+				  "bytes of text; check the server",
+				  req->model, c.received_max, res->text.len);
+	} else {
+		rc = chat_outcome(req, &c, cc, e);
+	}
+	if (cs.repaired) {
+		size_t used = strlen(res->note);
+		snprintf(res->note + used, sizeof(res->note) - used,
+			 "%s%zu bytes of the reply were not UTF-8 (or were lone surrogates): "
+			 "replaced by U+FFFD",
+			 used ? " | " : "", cs.repaired);
+	}
 	res->partial = rc && res->text.len > 0;
 
 	transport_release(&c);

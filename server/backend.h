@@ -40,6 +40,7 @@ struct backend_cfg {
 	long total_timeout_ms;       /* default 1800000 */
 	char *keep_alive;            /* Ollama keep_alive, default "30m" */
 	int num_ctx;                 /* Ollama num_ctx when options do not give one; default 8192 */
+	size_t max_reply_bytes;      /* the config's max_reply_bytes; 0 = no cap */
 };
 
 /* "ollama" / "llama-server"; parse returns -1 on an unknown name. */
@@ -93,7 +94,17 @@ struct chat_result {
 	int http_status;          /* 0 when no response arrived */
 	int partial;              /* 1 when some content streamed before the failure */
 	long retry_after_ms;      /* from Retry-After on 429/503; 0 when absent */
+	char note[256];           /* what the turn's note should say about this reply, or "" */
 };
+
+/*
+ * A backend that never stops streaming: a reply is cut at the backend's
+ * max_reply_bytes of text and counts as complete (finish reason "length", and
+ * res->note says so), and a call that receives more than
+ * BACKEND_CALL_BYTES_PER_REPLY_BYTE times that in all (framing included)
+ * fails, not retried: neither can grow without bound.
+ */
+#define BACKEND_CALL_BYTES_PER_REPLY_BYTE 64
 
 /*
  * Makes one streamed chat call. Returns 0 on a complete reply, -1 with e set

@@ -218,6 +218,10 @@ static const struct int_key file_ints[] = {
     CFG_INT("max_connections", max_connections, 1, 100000, "HTTP connections; default 1024"),
     CFG_INT("max_connections_per_ip", max_connections_per_ip, 1, 100000,
 	    "HTTP connections per client; default 256"),
+    CFG_INT("request_timeout_s", request_timeout_s, 1, 3600,
+	    "time for a request's headers and body to arrive; default 10"),
+    CFG_INT("max_reply_bytes", max_reply_bytes, 4096, 1L << 30,
+	    "one model reply, cut there with a note; default 4194304"),
     CFG_INT("drain_timeout_s", drain_timeout_s, 0, 3600,
 	    "on SIGTERM, time for turns in flight; default 30"),
     CFG_INT("idempotency_sweep_s", idempotency_sweep_s, 1, 86400,
@@ -242,8 +246,9 @@ static const struct int_key backend_ints[] = {
     BE_INT("num_ctx", num_ctx, 0, 4194304, "Ollama context when a job sets none; default 8192"),
 };
 
-static const char *const file_strs[] = {"listen", "db",	      "log_level", "synchronous",
-					"tokens", "backends", NULL};
+static const char *const file_strs[] = {"listen",	     "db",		"log_level",
+					"synchronous",	     "tokens",		"backends",
+					"allowed_hosts",     "allowed_origins", NULL};
 static const char *const backend_strs[] = {"name", "kind", "url", "keep_alive", NULL};
 
 /* What a JSON value is, for a message: "a string", "the number 2.5", ... */
@@ -541,6 +546,48 @@ static int one_of(const char *s, const char *const *allowed)
 	return 0;
 }
 
+static void free_names(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/*
+ * A list of host names or origins: non-empty strings of printable ASCII (a
+ * Host or Origin header holds nothing else), kept in lower case because both
+ * compare case-insensitively.
+ */
+static int load_names(json_t *arr, char ***out, size_t *nout)
+{
+	json_t *t; /* borrowed */
+	size_t i, k;
+
+	free_names(*out, *nout);
+	*out = NULL;
+	*nout = 0;
+	json_array_foreach(arr, i, t)
+	{
+		const char *s = json_string_value(t);
+		char *copy;
+
+		if (!s || !*s)
+			return -1;
+		for (k = 0; s[k]; k++)
+			if ((unsigned char)s[k] <= ' ' || (unsigned char)s[k] >= 0x7f)
+				return -1;
+		copy = xstrdup(s);
+		for (k = 0; copy[k]; k++)
+			if (copy[k] >= 'A' && copy[k] <= 'Z')
+				copy[k] = (char)(copy[k] - 'A' + 'a');
+		*out = xrealloc(*out, (*nout + 1) * sizeof(char *));
+		(*out)[(*nout)++] = copy;
+	}
+	return 0;
+}
+
 static int load_file(struct config *cfg, const char *path, struct perr *e)
 {
 	static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
@@ -616,6 +663,23 @@ static int load_file(struct config *cfg, const char *path, struct perr *e)
 						 shown, why);
 					goto fail;
 				}
+			}
+		} else if (strcmp(key, "allowed_hosts") == 0 || strcmp(key, "allowed_origins") == 0) {
+			int hosts = key[8] == 'h';
+			if (!json_is_array(v)) {
+				wrong_type(e, path, key, v,
+					   hosts ? "an array of host names" : "an array of origins");
+				goto fail;
+			}
+			if (load_names(v, hosts ? &cfg->allowed_hosts : &cfg->allowed_origins,
+				       hosts ? &cfg->nallowed_hosts : &cfg->nallowed_origins) < 0) {
+				perr_set(e, PERR_INVALID,
+					 "config '%s': key '%s' holds an empty string, a non-string "
+					 "or a name with a blank or control character; expected %s",
+					 path, key,
+					 hosts ? "host names such as \"parley.lan\""
+					       : "origins such as \"http://parley.lan:8080\"");
+				goto fail;
 			}
 		} else if (strcmp(key, "backends") == 0) {
 			json_t *b; /* borrowed */
@@ -757,7 +821,10 @@ int config_load(struct config *cfg, int argc, char **argv, struct perr *e)
 	cfg->max_queued_jobs = 100000;
 	cfg->connection_timeout_s = 30;
 	cfg->max_connections = 1024;
-	cfg->max_connections_per_ip = 256;
+	/* 8 addresses at the limit still leave half of max_connections to everyone else */
+	cfg->max_connections_per_ip = 64;
+	cfg->request_timeout_s = 10;
+	cfg->max_reply_bytes = 4 << 20;
 	cfg->drain_timeout_s = 30;
 	cfg->idempotency_sweep_s = 3600;
 	cfg->retry_max_attempts = 5;
@@ -865,6 +932,8 @@ int config_load(struct config *cfg, int argc, char **argv, struct perr *e)
 			if (strcmp(cfg->backends[i].name, cfg->backends[j].name) == 0)
 				return perr_set(e, PERR_INVALID, "backend name '%s' is used twice",
 						cfg->backends[i].name);
+	for (size_t i = 0; i < cfg->nbackends; i++)
+		cfg->backends[i].max_reply_bytes = cfg->max_reply_bytes;
 	if (strcmp(cfg->synchronous, "FULL") != 0 && strcmp(cfg->synchronous, "NORMAL") != 0)
 		return perr_set(e, PERR_INVALID, "synchronous must be FULL or NORMAL");
 	return 0;
@@ -881,6 +950,8 @@ void config_release(struct config *cfg)
 	for (i = 0; i < cfg->ntokens; i++)
 		free(cfg->tokens[i]);
 	free(cfg->tokens);
+	free_names(cfg->allowed_hosts, cfg->nallowed_hosts);
+	free_names(cfg->allowed_origins, cfg->nallowed_origins);
 	clear_backends(cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -28,6 +28,12 @@ struct config {
 	int connection_timeout_s;
 	int max_connections;
 	int max_connections_per_ip;
+	int request_timeout_s;	/* a request's headers and body must arrive within this */
+	size_t max_reply_bytes; /* one model reply; the turn is cut there, with a note */
+	char **allowed_hosts;	/* Host names served besides the listen address and localhost */
+	size_t nallowed_hosts;
+	char **allowed_origins; /* Origins whose state-changing requests are taken */
+	size_t nallowed_origins;
 	int drain_timeout_s;
 	int idempotency_sweep_s; /* how often keys past their time are dropped */
 	int retry_max_attempts;

@@ -401,6 +401,8 @@ enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job)
 		t.backend = xstrdup(req.be->name);
 		t.text = strbuf_detach(&res.text, NULL);
 		set_metrics(&t, &res.m);
+		if (res.note[0]) /* the reply itself: cut at the cap, or text repaired */
+			strbuf_addf(&note, "%s%s", note.len ? " | " : "", res.note);
 		t.note = note.len ? xstrdup(note.buf) : NULL;
 		chat_result_release(&res);
 		if (db_turn_insert(ctx->db, job->id, job->attempts, &t, &e) < 0) {

@@ -3,8 +3,10 @@
  *
  * Each line is `ts=<iso8601> level=<level> msg="<text>" key=value ...`, one
  * write(2) per line so lines from different threads never interleave.
- * Callers pass the key=value part preformatted; a value that may hold spaces
- * is quoted in the caller's format itself (`error="%s"`).
+ * Callers pass the key=value part as a printf format (`key=%s key2="%s"`);
+ * every %s value is escaped on the way (quotes, backslashes, newlines and other
+ * control characters), and a bare one that needs it is quoted, so a value can
+ * neither end its line nor forge another key.
  */
 #ifndef PARLEY_LOG_H
 #define PARLEY_LOG_H

@@ -20,7 +20,7 @@ char *record_dumps(const json_t *j)
 {
 	/* 17 digits round-trip every double but print 0.7 as 0.69999999999999996;
 	 * 16 are the shortest that keep what the origin printed */
-	return json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(16));
+	return json_dumps(j, RECORD_DUMP_FLAGS);
 }
 
 json_t *record_json(const char *text, json_t *fallback)
@@ -109,20 +109,52 @@ static json_t *turn_metrics(const struct db_turn *t)
 	return m;
 }
 
+/*
+ * A model's text as JSON. The engine stores text repaired already; a turn
+ * stored before that, or written by another tool, may still hold bytes that
+ * are not UTF-8, which json_string() refuses: the message would vanish from
+ * the transcript. Such bytes become U+FFFD and *repaired says how many.
+ */
+static json_t *model_text(const char *text, size_t *repaired)
+{
+	json_t *j = json_string(text ? text : "");
+	struct strbuf sb;
+
+	*repaired = 0;
+	if (j)
+		return j;
+	strbuf_init(&sb, strlen(text) + 16);
+	*repaired = util_utf8_repair(text, strlen(text), &sb);
+	j = json_stringn(sb.buf, sb.len);
+	strbuf_release(&sb);
+	return j;
+}
+
 json_t *record_turn(const struct db_turn *t)
 {
 	json_t *c = json_object();
+	size_t repaired;
 
 	json_object_set_new(c, "turn", json_integer(t->idx));
 	json_object_set_new(c, "speaker", json_string(t->role));
 	json_object_set_new(c, "model", json_string(t->model));
 	json_object_set_new(c, "backend", json_string(t->backend));
-	json_object_set_new(c, "message", json_string(t->text ? t->text : ""));
+	json_object_set_new(c, "message", model_text(t->text, &repaired));
 	json_object_set_new(c, "duration", json_real(t->wall_ms / 1000.0));
 	json_object_set_new(c, "timestamp", record_time(t->finished_at));
 	json_object_set_new(c, "started_at", record_time(t->started_at));
 	json_object_set_new(c, "metrics", turn_metrics(t));
-	if (t->note)
-		json_object_set_new(c, "note", json_string(t->note));
+	if (repaired) {
+		struct strbuf note;
+		strbuf_init(&note, 128);
+		if (t->note)
+			strbuf_addf(&note, "%s | ", t->note);
+		strbuf_addf(&note, "%zu bytes of the stored text were not UTF-8: shown as U+FFFD",
+			    repaired);
+		json_object_set_new(c, "note", model_text(note.buf, &repaired));
+		strbuf_release(&note);
+	} else if (t->note) {
+		json_object_set_new(c, "note", model_text(t->note, &repaired));
+	}
 	return c;
 }

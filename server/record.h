@@ -27,6 +27,8 @@ json_t *record_turn(const struct db_turn *t);
  * out through this. The caller frees the text; NULL when j cannot be encoded.
  */
 char *record_dumps(const json_t *j);
+/* The json_dump flags of record_dumps(), for a caller that prints into its own buffer. */
+#define RECORD_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(16))
 /* A JSON text the store holds, parsed (a new reference); fallback (stolen) when text is
  * NULL or not JSON, else fallback is released. */
 json_t *record_json(const char *text, json_t *fallback);

@@ -366,11 +366,64 @@ static int fail_server_error(struct chat_stream *s, const json_t *err)
 	return stream_fail(s, PERR_BACKEND_ERROR, "error mid-stream: %.300s", msg);
 }
 
+/* Replaces each \uD800-\uDFFF escape that is not half of a pair by \uFFFD, in place. */
+static size_t repair_surrogates(char *p, size_t n)
+{
+	size_t i = 0, bad = 0;
+	unsigned int cp, lo;
+
+	while (i < n) {
+		if (p[i] != '\\') {
+			i++;
+			continue;
+		}
+		if (i + 6 > n || p[i + 1] != 'u' || hex4(p + i + 2, &cp) < 0) {
+			i += 2; /* another escape, or a broken one for jansson to refuse */
+			continue;
+		}
+		if (cp >= 0xd800 && cp <= 0xdbff && i + 12 <= n && p[i + 6] == '\\' &&
+		    p[i + 7] == 'u' && hex4(p + i + 8, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff) {
+			i += 12;
+			continue;
+		}
+		if (cp >= 0xd800 && cp <= 0xdfff) {
+			memcpy(p + i + 2, "fffd", 4);
+			bad++;
+		}
+		i += 6;
+	}
+	return bad;
+}
+
+/*
+ * A line whose text holds bytes that are not UTF-8, or an escaped lone
+ * surrogate, is the model's output, not a broken stream: jansson refuses both,
+ * so the line is repaired first (U+FFFD for each) and the count kept for the
+ * turn's note. A retry would get the same bytes again. Returns the line to
+ * parse, which may be s->repair.
+ */
+static const char *repair_line(struct chat_stream *s, const char *p, size_t *n)
+{
+	size_t bad;
+
+	if (!util_utf8_invalid(p, *n) && !memmem(p, *n, "\\ud", 3) && !memmem(p, *n, "\\uD", 3))
+		return p;
+	strbuf_reset(&s->repair);
+	bad = util_utf8_repair(p, *n, &s->repair);
+	bad += repair_surrogates(s->repair.buf, s->repair.len);
+	if (!bad)
+		return p;
+	s->repaired += bad;
+	*n = s->repair.len;
+	return s->repair.buf;
+}
+
 static json_t *parse_object(struct chat_stream *s, const char *p, size_t n)
 {
 	json_error_t jerr;
 	json_t *o;
 
+	p = repair_line(s, p, &n);
 	/* JSON_ALLOW_NUL: a model may emit \u0000; deliver() drops it instead of failing. */
 	o = json_loadb(p, n, JSON_ALLOW_NUL, &jerr);
 	if (!o) {
@@ -617,6 +670,7 @@ void chat_stream_init(struct chat_stream *s, enum stream_format fmt, struct chat
 	line_splitter_init(&s->ls);
 	strbuf_init(&s->event, 0);
 	strbuf_init(&s->scratch, 0);
+	strbuf_init(&s->repair, 0);
 	s->m = m;
 	s->on_delta = on_delta;
 	s->ud = ud;
@@ -627,6 +681,7 @@ void chat_stream_release(struct chat_stream *s)
 	line_splitter_release(&s->ls);
 	strbuf_release(&s->event);
 	strbuf_release(&s->scratch);
+	strbuf_release(&s->repair);
 }
 
 static int stream_result(const struct chat_stream *s, struct perr *e)

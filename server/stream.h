@@ -10,7 +10,10 @@
  * native /completion events ending with "stop":true). Each text delta goes to a
  * callback as soon as its line is complete; whatever the server reports about
  * tokens and timings lands in a struct chat_metrics, and what it does not
- * report stays unknown (-1). A server error inside the stream (HTTP 200 with an
+ * report stays unknown (-1). Text that is not clean (a byte that is not UTF-8,
+ * an escaped lone UTF-16 surrogate) is the model's, not a broken protocol: each
+ * such byte or escape becomes U+FFFD, is counted in `repaired`, and the stream
+ * goes on. A server error inside the stream (HTTP 200 with an
  * "error" object) fails the stream, and so does its end without the end marker:
  * a reply cut short must never pass for a whole one. Pure parsing: no I/O, no
  * clock, no curl; the caller owns every buffer it passes in.
@@ -66,6 +69,8 @@ struct chat_stream {
 	int failed;
 	struct perr err;       /* why, once failed */
 	struct strbuf scratch; /* the fast path's decoded text */
+	struct strbuf repair;  /* a line with its unclean text repaired */
+	size_t repaired;       /* invalid UTF-8 bytes and lone surrogates replaced by U+FFFD */
 };
 
 /*

@@ -66,6 +66,11 @@ static size_t call_write(char *ptr, size_t size, size_t nmemb, void *ud)
 		c->status = (int)status;
 	}
 	if (c->stream && c->status / 100 == 2) {
+		c->received += n;
+		if (c->received_max && c->received > c->received_max) {
+			c->flooded = 1;
+			return 0;
+		}
 		if (chat_stream_feed(c->stream, ptr, n, NULL)) {
 			c->stream_failed = 1;
 			return 0; /* not n: curl aborts with CURLE_WRITE_ERROR */

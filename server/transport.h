@@ -46,6 +46,9 @@ struct transport_call {
 	int body_cut;	   /* the body was longer than body_max */
 	int status;	   /* HTTP status; 0 until a response arrived */
 	int stream_failed; /* the parser refused the body: see stream->err */
+	/* bytes of the body so far; more than received_max (0: no limit) fail the call */
+	size_t received, received_max;
+	int flooded;
 	const atomic_int *cancel;
 	long connect_ms, first_byte_ms, idle_ms, total_ms;
 	int64_t t0_us, first_byte_us, last_byte_us;

@@ -32,4 +32,4 @@ browser-test: browser-deps $(BUILD)/parleyd $(FAKE_BIN)
 	@echo "== $(BROWSER_DIR) (chromium $(CHROMIUM))"
 	@cd $(BROWSER_DIR) && PARLEYD=$(abspath $(BUILD)/parleyd) FAKE_BACKEND=$(abspath $(FAKE_BIN)) \
 		CHROMIUM=$(CHROMIUM) ARTIFACTS=$(abspath $(BUILD)/artifacts) \
-		node --test --test-reporter=spec dashboard.test.mjs
+		node --test --test-reporter=spec dashboard.test.mjs hostile.test.mjs

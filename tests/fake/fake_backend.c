@@ -93,6 +93,10 @@ enum fault_mode {
 	FM_LOADING,
 	FM_BAD_OPTION,
 	FM_OMIT_FIELDS,
+	FM_ENDLESS,
+	FM_INVALID_UTF8,
+	FM_LONE_SURROGATE,
+	FM_REDIRECT,
 	FM__COUNT
 };
 
@@ -112,6 +116,10 @@ static const char *const fault_names[FM__COUNT] = {
     [FM_LOADING] = "loading",
     [FM_BAD_OPTION] = "bad_option",
     [FM_OMIT_FIELDS] = "omit_fields",
+    [FM_ENDLESS] = "endless",
+    [FM_INVALID_UTF8] = "invalid_utf8",
+    [FM_LONE_SURROGATE] = "lone_surrogate",
+    [FM_REDIRECT] = "redirect",
 };
 
 struct fault {
@@ -153,7 +161,8 @@ static void fault_copy(struct fault *dst, const struct fault *src)
 static int fault_midstream(int mode)
 {
 	return mode == FM_RESET || mode == FM_STALL_MID_STREAM || mode == FM_ERROR_IN_STREAM ||
-	       mode == FM_MALFORMED || mode == FM_CUT;
+	       mode == FM_MALFORMED || mode == FM_CUT || mode == FM_ENDLESS ||
+	       mode == FM_INVALID_UTF8 || mode == FM_LONE_SURROGATE;
 }
 
 /* ---- shared state ---- */
@@ -797,6 +806,49 @@ static const char *stream_error_msg(struct req *r)
 	return "failed to decode the batch, n_batch = 512, ret = -1";
 }
 
+/* The size of each chunk an endless stream sends. */
+#define ENDLESS_PIECE (16 * 1024)
+
+/*
+ * One content chunk whose text is not clean: the marker placed through jansson
+ * (which only writes valid JSON) is swapped for raw bytes afterwards.
+ */
+static void emit_unclean(struct req *r, const char *raw)
+{
+	static const char mark[] = "@@unclean@@";
+	size_t at = r->out.len;
+	char *p, *tail;
+
+	if (r->proto == PROTO_OLLAMA)
+		emit(r, ollama_object(r, mark, sizeof(mark) - 1, 0));
+	else
+		emit(r, llama_chunk(r, json_pack("[{s:n,s:i,s:{s:s}}]", "finish_reason", "index",
+						 0, "delta", "content", mark)));
+	p = strstr(r->out.buf + at, mark);
+	tail = xstrdup(p + sizeof(mark) - 1);
+	r->out.len = (size_t)(p - r->out.buf);
+	strbuf_addstr(&r->out, raw);
+	strbuf_addstr(&r->out, tail);
+	free(tail);
+}
+
+/* One chunk of an endless stream: ENDLESS_PIECE bytes of text, never an end marker. */
+static void emit_flood(struct req *r)
+{
+	static char text[ENDLESS_PIECE + 1];
+
+	if (!text[0]) {
+		memset(text, 'x', ENDLESS_PIECE);
+		for (size_t i = 63; i < ENDLESS_PIECE; i += 64)
+			text[i] = ' ';
+	}
+	if (r->proto == PROTO_OLLAMA)
+		emit(r, ollama_object(r, text, ENDLESS_PIECE, 0));
+	else
+		emit(r, llama_chunk(r, json_pack("[{s:n,s:i,s:{s:s}}]", "finish_reason", "index",
+						 0, "delta", "content", text)));
+}
+
 /* Produces the next bytes of a stream into r->out; may sleep first. */
 static enum step stream_step(struct req *r)
 {
@@ -806,6 +858,10 @@ static enum step stream_step(struct req *r)
 
 	if (r->phase == PH_END)
 		return STEP_END;
+	if (r->fault_fired && r->fault.mode == FM_ENDLESS) {
+		emit_flood(r);
+		return STEP_MORE;
+	}
 	if (r->phase == PH_FINISH) {
 		llama_finish(r);
 		r->phase = PH_END;
@@ -828,6 +884,16 @@ static enum step stream_step(struct req *r)
 			else
 				emit(r, llama_error_json(500, "server_error", stream_error_msg(r)));
 			r->phase = PH_END;
+			return STEP_MORE;
+		case FM_ENDLESS:
+			emit_flood(r);
+			return STEP_MORE;
+		case FM_INVALID_UTF8:
+			/* a lone continuation byte and a cut-off two-byte sequence */
+			emit_unclean(r, "bad \x80 and \xc3 bytes");
+			return STEP_MORE;
+		case FM_LONE_SURROGATE:
+			emit_unclean(r, "a lone \\ud800 surrogate");
 			return STEP_MORE;
 		case FM_MALFORMED:
 			strbuf_addstr(&r->out, r->proto == PROTO_LLAMA
@@ -1319,6 +1385,9 @@ static enum MHD_Result early_fault(struct req *r, int *handled)
 					    f->retry_after);
 		return llama_error(r, 503, "unavailable_error",
 				   f->message ? f->message : "Loading model", f->retry_after);
+	case FM_REDIRECT:
+		/* a proxy or a wrong url: the answer is the same on every try */
+		return send_text(r, 302, "text/html", "<a href=\"/elsewhere\">Found</a>");
 	case FM_HTTP_429:
 		if (ollama)
 			return ollama_error(r, 429, f->message ? f->message : "too many requests",

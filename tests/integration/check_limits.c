@@ -175,8 +175,8 @@ static int poll_closed(const int *fds, int *closed_at_ms, int64_t t0, int wait_m
 START_TEST(slow_clients_block_nobody_and_are_timed_out)
 {
 	/* two kinds of half a request: headers cut short, and a body cut short */
-	static const char half_headers[] = "POST /v1/jobs HTTP/1.1\r\nHost: parley\r\nContent-Ty";
-	static const char half_body[] = "POST /v1/jobs HTTP/1.1\r\nHost: parley\r\n"
+	static const char half_headers[] = "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty";
+	static const char half_body[] = "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 					"Content-Type: application/json\r\nContent-Length: 200\r\n"
 					"\r\n{\"scenario\":";
 	int fds[NSLOW], closed_at_ms[NSLOW], i, nclosed = 0, early, held = 0;
@@ -252,7 +252,7 @@ START_TEST(slow_clients_block_nobody_and_are_timed_out)
 	{
 		int fd = tcp_connect("127.0.0.2", parleyd.port);
 		struct strbuf sb;
-		static const char req[] = "GET /healthz HTTP/1.1\r\nHost: parley\r\n"
+		static const char req[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 					  "Connection: close\r\n\r\n";
 		strbuf_init(&sb, 256);
 		send_all(fd, req, sizeof(req) - 1);
@@ -267,7 +267,7 @@ END_TEST
 
 START_TEST(content_length_over_the_limit_is_refused_before_the_body)
 {
-	static const char req[] = "POST /v1/jobs HTTP/1.1\r\nHost: parley\r\n"
+	static const char req[] = "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 				  "Content-Type: application/json\r\n"
 				  "Content-Length: 5000000\r\n\r\n";
 	int64_t t0 = util_mono_us();
@@ -417,7 +417,7 @@ START_TEST(a_full_queue_is_a_503_with_retry_after)
 		ids[i] = submit(202);
 
 	snprintf(req, sizeof(req),
-		 "POST /v1/jobs HTTP/1.1\r\nHost: parley\r\nConnection: close\r\n"
+		 "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
 		 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
 		 sizeof(body) - 1, body);
 	resp = raw_request(req, 5000);

@@ -170,6 +170,50 @@ START_TEST(bad_settings_are_refused)
 }
 END_TEST
 
+START_TEST(hosts_origins_and_limits)
+{
+	static const char *const bad[] = {
+	    "{\"allowed_hosts\": [\"a b\"]}",	  "{\"allowed_hosts\": [\"\"]}",
+	    "{\"allowed_origins\": [\"x\\ny\"]}", "{\"allowed_hosts\": \"one\"}",
+	    "{\"max_reply_bytes\": 100}",	  "{\"request_timeout_s\": 0}",
+	};
+	struct config c;
+	struct perr e = {0};
+	char *path;
+	size_t i;
+
+	clear_env();
+	ck_assert_int_eq(load(&c, &e, NULL), 0);
+	ck_assert_int_eq(c.request_timeout_s, 10);
+	ck_assert_uint_eq(c.max_reply_bytes, 4u << 20);
+	ck_assert_int_eq(c.max_connections_per_ip, 64);
+	ck_assert_uint_eq(c.nallowed_hosts, 0);
+	ck_assert_uint_eq(c.backends[0].max_reply_bytes, 4u << 20);
+	config_release(&c);
+	path = write_file("{\"allowed_hosts\": [\"Parley.LAN\", \"box:8443\"], "
+			  "\"allowed_origins\": [\"https://Dash.example\"], "
+			  "\"max_reply_bytes\": 65536, \"request_timeout_s\": 3}");
+	setenv("PARLEY_CONFIG", path, 1);
+	ck_assert_int_eq(load(&c, &e, NULL), 0);
+	ck_assert_uint_eq(c.nallowed_hosts, 2);
+	ck_assert_str_eq(c.allowed_hosts[0], "parley.lan");
+	ck_assert_str_eq(c.allowed_hosts[1], "box:8443");
+	ck_assert_str_eq(c.allowed_origins[0], "https://dash.example");
+	ck_assert_uint_eq(c.backends[0].max_reply_bytes, 65536);
+	ck_assert_int_eq(c.request_timeout_s, 3);
+	config_release(&c);
+	free(path);
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		path = write_file(bad[i]);
+		setenv("PARLEY_CONFIG", path, 1);
+		ck_assert_msg(load(&c, &e, NULL) == -1, "accepted %s", bad[i]);
+		config_release(&c);
+		free(path);
+	}
+	clear_env();
+}
+END_TEST
+
 START_TEST(tokens_are_kept_hashed)
 {
 	struct config c;
@@ -408,6 +452,7 @@ int main(void)
 	tcase_add_test(tc, negative_timeouts_are_refused);
 	tcase_add_test(tc, keep_alive_takes_ollamas_forms);
 	tcase_add_test(tc, help_lists_the_file_keys_and_h_works);
+	tcase_add_test(tc, hosts_origins_and_limits);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -390,7 +390,8 @@ static const char ollama_stream[] =
 /*
  * The fast path for token chunks decodes the text itself; it must give
  * exactly what jansson gives, and leave to jansson (and its errors) anything
- * it is not sure of.
+ * it is not sure of. Text jansson refuses only for being unclean (a lone
+ * surrogate, a byte that is not UTF-8) is the model's: it arrives repaired.
  */
 START_TEST(test_fast_path_agrees_with_jansson)
 {
@@ -456,7 +457,13 @@ START_TEST(test_fast_path_agrees_with_jansson)
 			}
 			run_parse(&r, fmt == 0 ? STREAM_NDJSON : STREAM_SSE, line.buf, line.len,
 				  CUT_BLOCK, 0, 0);
-			if (o) {
+			if (!o && strstr(bodies[i], "lone")) {
+				ck_assert_msg(r.rc == 0, "body %zu: %s", i, r.e.msg);
+				ck_assert_str_eq(r.text.buf, "lone \xEF\xBF\xBD surrogate");
+			} else if (!o && strstr(bodies[i], "invalid")) {
+				ck_assert_msg(r.rc == 0, "body %zu: %s", i, r.e.msg);
+				ck_assert_str_eq(r.text.buf, "invalid \xEF\xBF\xBD( utf-8");
+			} else if (o) {
 				ck_assert_msg(r.rc == 0, "body %zu (%s): %s", i,
 					      fmt ? "sse" : "ndjson", r.e.msg);
 				ck_assert_uint_eq(r.text.len, want.len);
