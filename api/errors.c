@@ -8,27 +8,33 @@
 
 #include "api/api.h"
 
+/* retry_after: seconds a 503 asks the client to wait (0: none given) */
 static const struct {
 	int code;
 	int status;
+	int retry_after;
 	const char *title;
 } table[] = {
-    {PERR_INVALID, 400, "Bad Request"},
-    {PERR_NOT_FOUND, 404, "Not Found"},
-    {PERR_CONFLICT, 409, "Conflict"},
-    {PERR_TOO_LARGE, 413, "Content Too Large"},
-    {PERR_UNAVAILABLE, 503, "Service Unavailable"},
-    {PERR_DB, 500, "Internal Server Error"},
-    {PERR_INTERNAL, 500, "Internal Server Error"},
-    {PERR_BACKEND_DOWN, 502, "Bad Gateway"},
-    {PERR_BACKEND_BUSY, 503, "Service Unavailable"},
-    {PERR_MODEL_MISSING, 502, "Bad Gateway"},
-    {PERR_BACKEND_REJECTED, 502, "Bad Gateway"},
-    {PERR_BACKEND_ERROR, 502, "Bad Gateway"},
-    {PERR_BACKEND_TIMEOUT, 504, "Gateway Timeout"},
-    {PERR_BACKEND_PROTOCOL, 502, "Bad Gateway"},
-    {PERR_CONTEXT_OVERFLOW, 502, "Bad Gateway"},
-    {PERR_CANCELLED, 409, "Conflict"},
+    {PERR_INVALID, 400, 0, "Bad Request"},
+    {PERR_NOT_FOUND, 404, 0, "Not Found"},
+    {PERR_CONFLICT, 409, 0, "Conflict"},
+    {PERR_TOO_LARGE, 413, 0, "Content Too Large"},
+    {PERR_UNAVAILABLE, 503, 5, "Service Unavailable"},
+    {PERR_DB, 500, 0, "Internal Server Error"},
+    {PERR_INTERNAL, 500, 0, "Internal Server Error"},
+    {PERR_BACKEND_DOWN, 502, 0, "Bad Gateway"},
+    {PERR_BACKEND_BUSY, 503, 5, "Service Unavailable"},
+    {PERR_MODEL_MISSING, 502, 0, "Bad Gateway"},
+    {PERR_BACKEND_REJECTED, 502, 0, "Bad Gateway"},
+    {PERR_BACKEND_ERROR, 502, 0, "Bad Gateway"},
+    {PERR_BACKEND_TIMEOUT, 504, 0, "Gateway Timeout"},
+    {PERR_BACKEND_PROTOCOL, 502, 0, "Bad Gateway"},
+    {PERR_CONTEXT_OVERFLOW, 502, 0, "Bad Gateway"},
+    {PERR_CANCELLED, 409, 0, "Conflict"},
+    /* the store: nothing the client did; the same request may work later */
+    {PERR_STORE_BUSY, 503, 2, "Service Unavailable"},
+    {PERR_STORE_UNAVAILABLE, 503, 30, "Service Unavailable"},
+    {PERR_STORE_CORRUPT, 503, 60, "Service Unavailable"},
 };
 
 static const char *title_for(int status)
@@ -120,9 +126,13 @@ void api_problem(struct api_resp *r, int status, const char *title, const char *
 void api_perr(struct api_resp *r, const struct perr *e)
 {
 	int status = api_status_for(e->code);
+	size_t i;
 
 	api_problem(r, status, title_for(status), e->msg, NULL);
-	if (status == 503)
+	for (i = 0; i < ARRAY_SIZE(table); i++)
+		if (table[i].code == e->code && table[i].retry_after)
+			r->retry_after = table[i].retry_after;
+	if (status == 503 && !r->retry_after)
 		r->retry_after = 5;
 }
 

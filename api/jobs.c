@@ -565,8 +565,15 @@ void api_jobs_cancel(struct api_req *q, struct api_resp *r, const char *id)
 	struct perr e = {0};
 	char was[16] = "";
 
-	if (db_job_cancel(q->db, id, was, &e) < 0)
-		return api_perr(r, &e);
+	if (db_job_cancel(q->db, id, was, &e) < 0) {
+		/* the store refuses writes (a full disk): a job a worker holds still ends, the
+		 * worker stores the end when the store takes writes again */
+		int store = e.code == PERR_STORE_BUSY || e.code == PERR_STORE_UNAVAILABLE ||
+			    e.code == PERR_STORE_CORRUPT;
+		if (!store || !pool_cancel(q->deps->pool, id))
+			return api_perr(r, &e);
+		snprintf(was, sizeof(was), "running");
+	}
 	if (strcmp(was, "running") == 0)
 		pool_cancel(q->deps->pool, id);
 	if (db_job_get(q->db, id, &j, &e) < 0)

@@ -95,7 +95,11 @@ int db_turn_insert(struct db *db, const char *job_id, int attempt, const struct 
 	db_bind_text(st, 20, t->note);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	if (rc == SQLITE_CONSTRAINT) {
+	/* only the UNIQUE(job_id, idx) key means the turn is there; a trigger or a CHECK
+	 * refusing the row is a failure of the store, not a duplicate */
+	if (rc == SQLITE_CONSTRAINT &&
+	    (sqlite3_extended_errcode(db_handle(db)) == SQLITE_CONSTRAINT_UNIQUE ||
+	     sqlite3_extended_errcode(db_handle(db)) == SQLITE_CONSTRAINT_PRIMARYKEY)) {
 		db_rollback(db);
 		return perr_set(e, PERR_CONFLICT, "turn %d of job '%s' is already stored", t->idx,
 				job_id);

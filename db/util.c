@@ -94,6 +94,9 @@ const char *perr_code_name(int code)
 	    [PERR_BACKEND_PROTOCOL] = "backend_protocol",
 	    [PERR_CONTEXT_OVERFLOW] = "context_overflow",
 	    [PERR_CANCELLED] = "cancelled",
+	    [PERR_STORE_BUSY] = "store_busy",
+	    [PERR_STORE_UNAVAILABLE] = "store_unavailable",
+	    [PERR_STORE_CORRUPT] = "store_corrupt",
 	};
 	if (code < 0 || code >= PERR__COUNT || !names[code])
 		return "internal";

@@ -46,6 +46,9 @@ enum perr_code {
 	PERR_BACKEND_PROTOCOL, /* malformed reply, stream cut before its end marker */
 	PERR_CONTEXT_OVERFLOW, /* prompt longer than the context window */
 	PERR_CANCELLED,        /* the job was cancelled while the call ran */
+	PERR_STORE_BUSY,       /* another process holds the database's lock past the wait */
+	PERR_STORE_UNAVAILABLE, /* disk full, read-only, I/O error, file deleted: writes refused */
+	PERR_STORE_CORRUPT,    /* the database file is damaged */
 	PERR__COUNT
 };
 

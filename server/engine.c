@@ -117,6 +117,71 @@ static long backoff_ms(const struct config *cfg, int attempt, long retry_after_m
 	return (long)d;
 }
 
+/*
+ * Store writes that fail. The model's reply is kept and only the write is
+ * tried again, with the same capped exponential backoff as model calls. A
+ * condition of the store that someone will fix (a full disk, another
+ * process's lock, a deleted file: PERR_STORE_BUSY, PERR_STORE_UNAVAILABLE) is
+ * waited out for as long as it lasts; anything else (a corrupt page, a
+ * refused row) is tried retry_max_attempts times, then the job fails with an
+ * error that names the store. Shutdown ends the wait at once (the job stays
+ * running in the store and is requeued at the next start).
+ */
+enum store_outcome { STORE_OK, STORE_STALE, STORE_GAVE_UP, STORE_CANCELLED, STORE_STOPPING };
+
+typedef int (*store_fn)(struct engine_ctx *ctx, struct db_job *job, void *arg, struct perr *e);
+
+static enum store_outcome store_with_retries(struct engine_ctx *ctx, struct db_job *job,
+					     const char *what, store_fn fn, void *arg,
+					     int stop_on_cancel, int *attempts, struct perr *e)
+{
+	int attempt;
+
+	for (attempt = 1;; attempt++) {
+		int condition;
+		long delay;
+
+		*attempts = attempt;
+		if (fn(ctx, job, arg, e) == 0)
+			return STORE_OK;
+		if (e->code == PERR_CONFLICT)
+			return STORE_STALE;
+		condition = e->code == PERR_STORE_BUSY || e->code == PERR_STORE_UNAVAILABLE;
+		if (!condition && attempt >= ctx->cfg->retry_max_attempts)
+			return STORE_GAVE_UP;
+		delay = backoff_ms(ctx->cfg, attempt, 0);
+		log_warn("store write failed, retrying",
+			 "job=%s what=%s attempt=%d delay_ms=%ld "
+			 "error=\"%s\"",
+			 job->id, what, attempt, delay, e->msg);
+		if (ctx->wait_ms(ctx->wait_ud, delay)) {
+			if (atomic_load(ctx->stopping))
+				return STORE_STOPPING;
+			if (stop_on_cancel)
+				return STORE_CANCELLED;
+			/* the job's end is being stored already: the cancel is seen, wait on */
+			atomic_store(ctx->cancel, 0);
+		}
+	}
+}
+
+static int store_turn(struct engine_ctx *ctx, struct db_job *job, void *arg, struct perr *e)
+{
+	return db_turn_insert(ctx->db, job->id, job->attempts, arg, e);
+}
+
+struct turn_list {
+	struct db_turn *v;
+	size_t n;
+};
+
+static int load_turns(struct engine_ctx *ctx, struct db_job *job, void *arg, struct perr *e)
+{
+	struct turn_list *tl = arg;
+
+	return db_turn_list(ctx->db, job->id, &tl->v, &tl->n, e);
+}
+
 enum call_outcome { CALL_OK, CALL_FAILED, CALL_CANCELLED };
 
 /*
@@ -253,6 +318,20 @@ static void turns_push(struct turns *ts, struct db_turn *t)
 	ts->v[ts->n++] = *t;
 }
 
+struct finish_args {
+	const char *status, *code, *msg, *metrics;
+	const struct db_optim *optims;
+	size_t n;
+};
+
+static int store_finish(struct engine_ctx *ctx, struct db_job *job, void *arg, struct perr *e)
+{
+	const struct finish_args *fa = arg;
+
+	return db_job_finish(ctx->db, job->id, job->attempts, fa->status, fa->code, fa->msg,
+			     fa->metrics, fa->optims, fa->n, e);
+}
+
 static int finish(struct engine_ctx *ctx, struct db_job *job, const char *status, const char *code,
 		  const char *msg, json_t *metrics, const struct optim_list *ol)
 {
@@ -274,7 +353,14 @@ static int finish(struct engine_ctx *ctx, struct db_job *job, const char *status
 			dv[i].extracted_at = now;
 		}
 	}
-	rc = db_job_finish(ctx->db, job->id, job->attempts, status, code, msg, mtext, dv, n, &e);
+	{
+		struct finish_args fa = {status, code, msg, mtext, dv, n};
+		int tries;
+		rc = store_with_retries(ctx, job, "finish", store_finish, &fa, 0, &tries, &e) ==
+			     STORE_OK
+			 ? 0
+			 : -1;
+	}
 	free(dv); /* the strings belong to ol */
 	free(mtext);
 	if (rc < 0) {
@@ -421,6 +507,21 @@ static enum engine_outcome requeue(struct engine_ctx *ctx, struct db_job *job)
 	return ENGINE_REQUEUED;
 }
 
+/* The store refused a write past the bound: the job fails, and says the store is the cause. */
+static enum engine_outcome fail_store(struct engine_ctx *ctx, struct db_job *job, const char *what,
+				      int tries, const struct perr *e)
+{
+	char msg[sizeof(e->msg) + 160];
+
+	snprintf(msg, sizeof(msg),
+		 "%.63s: the store refused the write %d times (%.380s); the store failed, not the "
+		 "model: "
+		 "check the database file (PRAGMA integrity_check)",
+		 what, tries, e->msg);
+	return finish(ctx, job, "failed", "store_failed", msg, NULL, NULL) < 0 ? ENGINE_LOST
+									       : ENGINE_FINISHED;
+}
+
 enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 {
 	enum engine_outcome out = ENGINE_FINISHED;
@@ -442,10 +543,26 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 		goto out;
 	}
 	prompt_render(scenario, job->interviewer_model, job->candidate_model, job->max_turns, &pr);
-	if (db_turn_list(ctx->db, job->id, &ts.v, &ts.n, &e) < 0) {
-		log_error("cannot load turns", "job=%s error=\"%s\"", job->id, e.msg);
-		out = requeue(ctx, job);
-		goto out;
+	{
+		struct turn_list tl = {NULL, 0};
+		int tries;
+		switch (
+		    store_with_retries(ctx, job, "load turns", load_turns, &tl, 1, &tries, &e)) {
+		case STORE_OK:
+			break;
+		case STORE_GAVE_UP:
+			log_error("cannot load turns", "job=%s error=\"%s\"", job->id, e.msg);
+			fail_store(ctx, job, "its stored turns could not be read", tries, &e);
+			goto out;
+		case STORE_CANCELLED:
+			out = end_cancelled(ctx, job, &ts);
+			goto out;
+		default:
+			out = requeue(ctx, job);
+			goto out;
+		}
+		ts.v = tl.v;
+		ts.n = tl.n;
 	}
 	ts.alloc = ts.n;
 	log_info("job started", "job=%s attempt=%d resume_at=%zu", job->id, job->attempts,
@@ -535,12 +652,29 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 		set_metrics(&t, &res.m);
 		t.note = note.len ? xstrdup(note.buf) : NULL;
 		chat_result_release(&res);
-		if (db_turn_insert(ctx->db, job->id, job->attempts, &t, &e) < 0) {
-			log_error("cannot store turn", "job=%s turn=%d error=\"%s\"", job->id, idx,
-				  e.msg);
-			db_turn_release(&t);
-			out = e.code == PERR_CONFLICT ? ENGINE_LOST : requeue(ctx, job);
-			goto out;
+		{
+			enum store_outcome so;
+			int tries;
+			so = store_with_retries(ctx, job, "store turn", store_turn, &t, 1, &tries,
+						&e);
+			if (so != STORE_OK) {
+				char what[64];
+				log_error("cannot store turn",
+					  "job=%s turn=%d attempts=%d error=\"%s\"", job->id, idx,
+					  tries, e.msg);
+				db_turn_release(&t);
+				snprintf(what, sizeof(what), "turn %d (%s) could not be stored",
+					 idx, interviewer ? "interviewer" : "candidate");
+				if (so == STORE_STALE)
+					out = ENGINE_LOST;
+				else if (so == STORE_CANCELLED)
+					out = end_cancelled(ctx, job, &ts);
+				else if (so == STORE_GAVE_UP)
+					out = fail_store(ctx, job, what, tries, &e);
+				else
+					out = requeue(ctx, job);
+				goto out;
+			}
 		}
 		job->turns_completed = idx;
 		metrics_turn(t.role, t.model, t.wall_ms / 1000.0, (long)t.completion_tokens);
