@@ -128,7 +128,8 @@ static void writer_release(struct db *db)
 		pthread_mutex_lock(&S.lock);
 		S.writer_held = 0;
 		S.blocked_since = 0;
-		pthread_cond_signal(&S.freed);
+		/* a few threads at most: each looks, the first takes it, the others wait on */
+		pthread_cond_broadcast(&S.freed);
 		pthread_mutex_unlock(&S.lock);
 	}
 }
@@ -213,8 +214,11 @@ static int on_busy(void *ud, int n)
 		db->deadline = now + (int64_t)db->wait_ms * 1000; /* a reader's own wait */
 	if (n == 0 && db->holds_writer) {
 		pthread_mutex_lock(&S.lock);
-		if (!S.blocked_since)
+		if (!S.blocked_since) {
 			S.blocked_since = now;
+			/* the writers queued behind this one stop waiting: they are told now */
+			pthread_cond_broadcast(&S.freed);
+		}
 		pthread_mutex_unlock(&S.lock);
 	}
 	left = db->deadline - now;

@@ -353,7 +353,7 @@ static const char *fill_disk(const char *dir)
 
 START_TEST(full_disk_loses_nothing)
 {
-	const char *fake_args[] = {"--token-delay-ms", "25", NULL};
+	const char *fake_args[] = {"--token-delay-ms", "3", NULL};
 	char disk[512], *acked[MAX_ACKED], path[128], *text = NULL;
 	const char *filler, *victim = NULL;
 	struct answer a = {0, 0, 0, {NULL, 0, 0}};
@@ -367,8 +367,9 @@ START_TEST(full_disk_loses_nothing)
 	ck_assert_msg(mount("tmpfs", disk, "tmpfs", 0, "size=4m") == 0, "mount: %s",
 		      strerror(errno));
 	start_in(disk, fake_args, NULL);
-	for (i = 0; i < 4; i++) {
-		acked[nacked] = submit(6, &st);
+	/* 4 workers: 4 jobs running when the disk fills, 4 waiting to be claimed */
+	for (i = 0; i < 8; i++) {
+		acked[nacked] = submit(4, &st);
 		ck_assert_msg(acked[nacked], "submit: %d", st);
 		nacked++;
 	}
@@ -378,7 +379,7 @@ START_TEST(full_disk_loses_nothing)
 	for (tries = 0; tries < 200 && nacked < MAX_ACKED; tries++) {
 		char body[512];
 		json_t *j;
-		snprintf(body, sizeof(body), job_body, 6);
+		snprintf(body, sizeof(body), job_body, 4);
 		strbuf_release(&a.body);
 		a = request("POST", "/v1/jobs", body);
 		if (a.status != 202)
