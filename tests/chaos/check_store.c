@@ -247,7 +247,7 @@ START_TEST(external_lock_blocks_no_reader)
 	char *id;
 	json_t *job;
 	int i, st;
-	int64_t t0;
+	int64_t t0, t_end;
 
 	start_in(NULL, NULL, NULL);
 	id = submit(3, &st);
@@ -283,6 +283,7 @@ START_TEST(external_lock_blocks_no_reader)
 	atomic_store(&L.done, 1);
 	ck_assert_int_eq(sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(h);
+	t_end = util_mono_us();
 	for (i = 0; i < 2; i++)
 		pthread_join(rd[i], NULL);
 	for (i = 0; i < NSUBMITTERS; i++)
@@ -306,9 +307,11 @@ START_TEST(external_lock_blocks_no_reader)
 	ck_assert_msg(L.submit_max_ms < 5000.0, "a submit waited %.0f ms", L.submit_max_ms);
 	ck_assert_int_gt(L.nsub, NSUBMITTERS);
 	/* and once the lock is gone, submits are taken again (a client honours Retry-After) */
-	for (i = 0; i < 20 && !(id = submit(3, &st)) && st == 503; i++)
-		usleep(250000);
+	for (i = 0; i < 40 && !(id = submit(3, &st)) && st == 503; i++)
+		usleep(100000);
 	ck_assert_msg(id, "submit after the lock: %d", st);
+	printf("external lock: the first submit after it was taken %.0f ms after its end\n",
+	       (double)(util_mono_us() - t_end) / 1000.0);
 	job = harness_wait_job(parleyd.port, id, 20000);
 	ck_assert_str_eq(job_status(job), "succeeded");
 	json_decref(job);
