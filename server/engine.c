@@ -355,11 +355,28 @@ static int finish(struct engine_ctx *ctx, struct db_job *job, const char *status
 	}
 	{
 		struct finish_args fa = {status, code, msg, mtext, dv, n};
+		enum store_outcome so;
+		char why[sizeof(e.msg) + 96];
 		int tries;
-		rc = store_with_retries(ctx, job, "finish", store_finish, &fa, 0, &tries, &e) ==
-			     STORE_OK
-			 ? 0
-			 : -1;
+
+		so = store_with_retries(ctx, job, "finish", store_finish, &fa, 0, &tries, &e);
+		if (so == STORE_GAVE_UP) {
+			/* the end as it was cannot be stored (a corrupt page of the optimizations,
+			 * say): the smallest end that tells why, rather than a job left running */
+			snprintf(
+			    why, sizeof(why),
+			    "the job's end could not be stored after %d attempts (%.400s); the "
+			    "store failed, not the model",
+			    tries, e.msg);
+			fa = (struct finish_args){"failed", "store_failed", why, NULL, NULL, 0};
+			so = store_with_retries(ctx, job, "finish", store_finish, &fa, 0, &tries,
+						&e);
+			if (so == STORE_OK) {
+				status = "failed";
+				code = "store_failed";
+			}
+		}
+		rc = so == STORE_OK ? 0 : -1;
 	}
 	free(dv); /* the strings belong to ol */
 	free(mtext);

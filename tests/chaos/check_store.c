@@ -493,6 +493,42 @@ START_TEST(failing_turn_write_backs_off_and_fails)
 }
 END_TEST
 
+/* The end of a job cannot be stored as it is (its optimizations are refused): it fails clearly. */
+START_TEST(failing_end_write_fails_the_job_clearly)
+{
+	const char *msg, *code;
+	char *id;
+	json_t *job;
+	sqlite3 *h;
+	int st;
+
+	start_in(NULL, NULL, NULL);
+	ck_assert_int_eq(sqlite3_open(dbpath, &h), SQLITE_OK);
+	sqlite3_busy_timeout(h, 5000);
+	ck_assert_int_eq(
+	    sqlite3_exec(h,
+			 "CREATE TRIGGER chaos_refuse BEFORE INSERT ON optimizations "
+			 "BEGIN SELECT RAISE(FAIL, 'chaos: this page is damaged'); END",
+			 NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(h);
+	id = submit(3, &st);
+	ck_assert_msg(id, "submit: %d", st);
+	job = harness_wait_job(parleyd.port, id, 20000);
+	ck_assert_ptr_nonnull(job);
+	code = json_string_value(json_object_get(json_object_get(job, "error"), "code"));
+	msg = json_string_value(json_object_get(json_object_get(job, "error"), "message"));
+	printf("failing end write: job %s (%s): %s\n", job_status(job), code ? code : "-",
+	       msg ? msg : "-");
+	ck_assert_str_eq(job_status(job), "failed");
+	ck_assert_str_eq(code, "store_failed");
+	ck_assert_msg(strstr(msg, "store"), "%s", msg);
+	json_decref(job);
+	free(id);
+	stop();
+}
+END_TEST
+
 /* ---- one database, one parleyd ---- */
 
 START_TEST(second_parleyd_refuses_and_touches_nothing)
@@ -637,6 +673,7 @@ int main(void)
 	tcase_add_test(tc, external_lock_blocks_no_reader);
 	tcase_add_test(tc, full_disk_loses_nothing);
 	tcase_add_test(tc, failing_turn_write_backs_off_and_fails);
+	tcase_add_test(tc, failing_end_write_fails_the_job_clearly);
 	tcase_add_test(tc, second_parleyd_refuses_and_touches_nothing);
 	tcase_add_test(tc, deleted_database_stops_writes);
 	tcase_add_test(tc, corrupt_database_refused_at_start);
