@@ -58,6 +58,7 @@ static struct {
 	int writer_held;
 	int64_t blocked_since; /* monotonic us; 0 when the writer is not waiting for a lock */
 	int64_t lock_seen;     /* monotonic us: a writer last gave up on another process's lock */
+	int64_t held_since;    /* monotonic us: when the writer in the slot took it */
 	char path[4096];       /* the pinned store, "" before db_pin() */
 	dev_t dev;
 	ino_t ino;
@@ -413,34 +414,51 @@ sqlite3_stmt *db_stmt(struct db *db, const char *sql, struct perr *e)
 	return st;
 }
 
-/* Takes the writer slot by the deadline; fails at once while its holder waits for a lock. */
+/*
+ * Takes the writer slot. Waits while the writer in it is making progress:
+ * not once it waits for another process's lock (blocked_since), nor once it
+ * has held the slot for wait_ms (a write stuck in a slow or hung disk), nor
+ * past twice wait_ms in all (a long queue). So no thread, and no HTTP thread
+ * in particular, is ever parked behind the store for long.
+ */
 static int writer_take(struct db *db, struct perr *e)
 {
+	int64_t now = util_mono_us(), deadline = now + 2 * (int64_t)db->wait_ms * 1000, limit;
+	const char *why = NULL;
 	struct timespec ts;
-	int rc = 0;
 
-	ts.tv_sec = (time_t)(db->deadline / 1000000);
-	ts.tv_nsec = (long)(db->deadline % 1000000) * 1000;
 	pthread_mutex_lock(&S.lock);
-	while (S.writer_held && !S.blocked_since && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&S.freed, &S.lock, &ts);
+	while (S.writer_held && !S.blocked_since) {
+		limit = S.held_since + (int64_t)db->wait_ms * 1000;
+		if (limit > deadline)
+			limit = deadline;
+		if (now >= limit)
+			break;
+		ts.tv_sec = (time_t)(limit / 1000000);
+		ts.tv_nsec = (long)(limit % 1000000) * 1000;
+		pthread_cond_timedwait(&S.freed, &S.lock, &ts);
+		now = util_mono_us();
+	}
+	if (S.writer_held && S.blocked_since)
+		why = "the database is locked by another process; try again shortly";
+	else if (S.writer_held && now - S.held_since >= (int64_t)db->wait_ms * 1000)
+		why = "the database is slow to answer (a write is taking long); try again "
+		      "shortly";
+	else if (S.writer_held)
+		why = "the database is busy (waited for the writer); try again shortly";
 	/*
-	 * Right after a writer waited DB_WAIT_MS for another process in vain, the
+	 * Right after a writer waited wait_ms for another process in vain, the
 	 * next one does not wait again: so a thread that serves several requests
 	 * in a row is held up by the store once, not once per request.
 	 */
-	if (S.writer_held ||
-	    (S.lock_seen && util_mono_us() - S.lock_seen < (int64_t)db->wait_ms * 1000)) {
-		int64_t since = S.blocked_since ? S.blocked_since : S.lock_seen;
+	else if (S.lock_seen && now - S.lock_seen < (int64_t)db->wait_ms * 1000)
+		why = "the database is locked by another process; try again shortly";
+	if (why) {
 		pthread_mutex_unlock(&S.lock);
-		if (since)
-			return fail_with(NULL, e, PERR_STORE_BUSY,
-					 "the database is locked by another process; try again "
-					 "shortly");
-		return fail_with(NULL, e, PERR_STORE_BUSY,
-				 "the database is busy (waited for the writer); try again shortly");
+		return fail_with(NULL, e, PERR_STORE_BUSY, why);
 	}
 	S.writer_held = 1;
+	S.held_since = now;
 	pthread_mutex_unlock(&S.lock);
 	db->holds_writer = 1;
 	return 0;
@@ -448,12 +466,12 @@ static int writer_take(struct db *db, struct perr *e)
 
 int db_begin(struct db *db, struct perr *e)
 {
-	db->deadline = util_mono_us() + (int64_t)db->wait_ms * 1000;
 	if (writer_take(db, e) < 0) {
 		if (db->pinned)
 			note_failure(e ? e->code : PERR_STORE_BUSY, e ? e->msg : "busy");
 		return -1;
 	}
+	db->deadline = util_mono_us() + (int64_t)db->wait_ms * 1000;
 	if (check_identity(db, e) < 0) {
 		writer_release(db);
 		return -1;
