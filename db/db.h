@@ -11,8 +11,9 @@
  * process take turns on one writer slot (a mutex would wake the next writer
  * the moment the lock is free, but could not time out); the writer in the
  * slot waits for another process's lock (a sqlite3 shell, a backup) at most
- * DB_WAIT_MS, and while it waits every other writer is told at once that the
- * store is busy instead of queuing behind it. Readers never take the slot: in
+ * DB_WAIT_MS, and while it waits (or once it has held the slot that long: a
+ * hung disk) every other writer is told at once that the store is busy
+ * instead of queuing behind it. Readers never take the slot: in
  * WAL mode they are not blocked by a writer. SQLite's errors are classified
  * into PERR_STORE_BUSY, PERR_STORE_UNAVAILABLE (disk full, read-only, I/O
  * error, the file deleted) and PERR_STORE_CORRUPT; the last store failure of
