@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -180,22 +181,46 @@ static int fail_with(struct db *db, struct perr *e, int code, const char *msg)
 	return -1;
 }
 
+/*
+ * SQLite's message, and for an I/O error what the filesystem says: a write on
+ * a filesystem that went read-only is only a "disk I/O error" to SQLite.
+ */
+static void errmsg(struct db *db, const char *text, char *out, size_t size)
+{
+	struct statvfs vfs;
+	const char *fs = NULL;
+
+	if ((sqlite3_extended_errcode(db->h) & 0xff) == SQLITE_IOERR && db->pinned &&
+	    statvfs(S.path, &vfs) == 0) {
+		if (vfs.f_flag & ST_RDONLY)
+			fs = "the filesystem is read-only";
+		else if (vfs.f_bavail == 0)
+			fs = "the disk is full";
+	}
+	if (fs)
+		snprintf(out, size, "%s (%s)", text, fs);
+	else
+		snprintf(out, size, "%s", text);
+}
+
 int db_fail(struct db *db, struct perr *e, const char *what)
 {
-	char msg[sizeof(e->msg)];
+	char msg[sizeof(e->msg)], why[sizeof(e->msg) - 80];
 
-	snprintf(msg, sizeof(msg), "database: %s: %s", what, sqlite3_errmsg(db->h));
+	errmsg(db, sqlite3_errmsg(db->h), why, sizeof(why));
+	snprintf(msg, sizeof(msg), "database: %.60s: %s", what, why);
 	return fail_with(db, e, classify(sqlite3_extended_errcode(db->h)), msg);
 }
 
 static int exec(struct db *db, const char *sql, struct perr *e)
 {
-	char *err = NULL, msg[sizeof(e->msg)];
+	char *err = NULL, msg[sizeof(e->msg)], why[sizeof(e->msg) - 16];
 	int rc = sqlite3_exec(db->h, sql, NULL, NULL, &err);
 
 	if (rc == SQLITE_OK)
 		return 0;
-	snprintf(msg, sizeof(msg), "database: %s", err ? err : sqlite3_errmsg(db->h));
+	errmsg(db, err ? err : sqlite3_errmsg(db->h), why, sizeof(why));
+	snprintf(msg, sizeof(msg), "database: %s", why);
 	sqlite3_free(err);
 	return fail_with(db, e, classify(sqlite3_extended_errcode(db->h)), msg);
 }
@@ -485,8 +510,11 @@ int db_begin(struct db *db, struct perr *e)
 			pthread_mutex_lock(&S.lock);
 			S.lock_seen = util_mono_us();
 			pthread_mutex_unlock(&S.lock);
-		} else
-			snprintf(msg, sizeof(msg), "database: begin: %s", sqlite3_errmsg(db->h));
+		} else {
+			char why[sizeof(msg) - 32];
+			errmsg(db, sqlite3_errmsg(db->h), why, sizeof(why));
+			snprintf(msg, sizeof(msg), "database: begin: %s", why);
+		}
 		fail_with(db, e, code, msg);
 		writer_release(db);
 		return -1;

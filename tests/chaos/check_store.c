@@ -2,15 +2,17 @@
  * check_store.c - the store under stress, against the real parleyd and the
  * fake backend: another process holding the database's write lock, a full
  * disk (a small tmpfs), a turn write that keeps failing, a second parleyd on
- * the same database, the database file deleted while parleyd runs, and a
- * corrupt file at start-up. Each test asserts what a client and an operator
- * see: answers they can act on (202, or 503 with Retry-After), reads that
- * never wait for writers, no acknowledged job lost, no job looping, nothing
- * touched that belongs to another process. Each prints its figures.
+ * the same database, the database file deleted while parleyd runs, a
+ * filesystem that turns read-only, and a corrupt file at start-up. Each test asserts what a client
+ * and an operator see: answers they can act on (202, or 503 with Retry-After), reads that never
+ * wait for writers, no acknowledged job lost, no job looping, nothing touched that belongs to
+ * another process. Each prints its figures.
  *
  * CHAOS_LOCK_S sets how long the external lock is held (8 s in the short
  * form, 40 s in the full one). The full-disk test needs root to mount a
- * tmpfs: without root it fails under CI=true and is skipped elsewhere.
+ * tmpfs, the read-only test an ext4 image on a loop device: without root
+ * they fail under CI=true and are skipped elsewhere; without loop devices
+ * the read-only test is skipped with one line.
  */
 #include <check.h>
 #include <curl/curl.h>
@@ -450,6 +452,74 @@ START_TEST(full_disk_loses_nothing)
 }
 END_TEST
 
+/* ---- a filesystem that turns read-only under parleyd ---- */
+
+START_TEST(read_only_filesystem_refuses_writes_keeps_reads)
+{
+	char disk[512], img[600], cmd[2600], line[1024], path[128], sysfs[300], *id, *text = NULL;
+	char dev[64] = "";
+	json_t *job;
+	FILE *f;
+	int st, ready, read_one, read_list;
+
+	if (!have_root("the read-only test"))
+		return;
+	snprintf(disk, sizeof(disk), "%s/ro", harness_tmpdir());
+	snprintf(img, sizeof(img), "%s/ro.img", harness_tmpdir());
+	ck_assert_int_eq(mkdir(disk, 0700), 0);
+	/* ext4 on a loop device: errors=remount-ro turns it read-only with files open for
+	 * writing, as a disk error would; a tmpfs cannot be remounted so */
+	snprintf(cmd, sizeof(cmd),
+		 "truncate -s 16M '%s' && mkfs.ext4 -q -F '%s' && mount -o loop,errors=remount-ro "
+		 "'%s' '%s'",
+		 img, img, img, disk);
+	if (system(cmd) != 0) {
+		printf("skipped: the read-only test cannot mount an ext4 image on a loop device\n");
+		return;
+	}
+	f = fopen("/proc/mounts", "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		char src[256], dst[600];
+		if (sscanf(line, "%255s %599s", src, dst) == 2 && strcmp(dst, disk) == 0 &&
+		    strrchr(src, '/'))
+			snprintf(dev, sizeof(dev), "%s", strrchr(src, '/') + 1);
+	}
+	fclose(f);
+	ck_assert_msg(dev[0], "no device for %s in /proc/mounts", disk);
+	start_in(disk, NULL, NULL);
+	id = submit(3, &st);
+	ck_assert_msg(id, "submit: %d", st);
+	job = harness_wait_job(parleyd.port, id, 20000);
+	ck_assert_str_eq(job_status(job), "succeeded");
+	json_decref(job);
+
+	snprintf(sysfs, sizeof(sysfs), "/sys/fs/ext4/%s/trigger_fs_error", dev);
+	f = fopen(sysfs, "w");
+	ck_assert_msg(f, "%s: %s", sysfs, strerror(errno));
+	fputs("chaos: read-only from here on\n", f);
+	fclose(f);
+
+	free(submit(3, &st));
+	ck_assert_msg(harness_last_headers() && strcasestr(harness_last_headers(), "Retry-After:"),
+		      "a submit on a read-only filesystem: %d without Retry-After", st);
+	ready = harness_http(parleyd.port, "GET", "/readyz", NULL, NULL, &text);
+	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+	read_one = harness_http(parleyd.port, "GET", path, NULL, NULL, NULL);
+	read_list = harness_http(parleyd.port, "GET", "/v1/jobs", NULL, NULL, NULL);
+	printf("read-only filesystem: submit %d, /readyz %d, GET the job %d, the list %d; %s", st,
+	       ready, read_one, read_list, text ? text : "\n");
+	ck_assert_int_eq(st, 503);
+	ck_assert_int_eq(ready, 503);
+	ck_assert_int_eq(read_one, 200);
+	ck_assert_int_eq(read_list, 200);
+	free(text);
+	free(id);
+	stop();
+	umount2(disk, MNT_DETACH);
+}
+END_TEST
+
 /* ---- a turn write that keeps failing ---- */
 
 START_TEST(failing_turn_write_backs_off_and_fails)
@@ -672,6 +742,7 @@ int main(void)
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, external_lock_blocks_no_reader);
 	tcase_add_test(tc, full_disk_loses_nothing);
+	tcase_add_test(tc, read_only_filesystem_refuses_writes_keeps_reads);
 	tcase_add_test(tc, failing_turn_write_backs_off_and_fails);
 	tcase_add_test(tc, failing_end_write_fails_the_job_clearly);
 	tcase_add_test(tc, second_parleyd_refuses_and_touches_nothing);
@@ -686,6 +757,8 @@ int main(void)
 		/* a failed full-disk test may leave its tmpfs mounted */
 		char disk[512];
 		snprintf(disk, sizeof(disk), "%s/disk", harness_tmpdir());
+		umount2(disk, MNT_DETACH);
+		snprintf(disk, sizeof(disk), "%s/ro", harness_tmpdir());
 		umount2(disk, MNT_DETACH);
 	}
 	harness_cleanup();
