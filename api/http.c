@@ -39,6 +39,7 @@ static struct db *api_db(const struct api_deps *deps, struct perr *e)
 	thread_db = db_open(deps->cfg->db_path, e);
 	if (!thread_db)
 		return NULL;
+	db_set_interactive(thread_db); /* a request thread is never held long by the store */
 	pthread_mutex_lock(&dbs_lock);
 	dbs = xrealloc(dbs, (ndbs + 1) * sizeof(*dbs));
 	dbs[ndbs++] = thread_db;

@@ -34,6 +34,7 @@ struct db {
 	int pinned;	  /* this is the store db_pin() named */
 	int64_t deadline; /* monotonic us: when a wait for another process's lock gives up */
 	int wait_ms;	  /* how long a write waits at most */
+	int interactive;  /* answers clients: waits less */
 	struct db_cached cache[DB_STMT_CACHE];
 	int ncache;
 };
@@ -332,6 +333,13 @@ struct db *db_open(const char *path, struct perr *e)
 	return db;
 }
 
+void db_set_interactive(struct db *db)
+{
+	db->interactive = 1;
+	if (db->pinned)
+		db->wait_ms = DB_INTERACTIVE_WAIT_MS;
+}
+
 void db_pin(struct db *db, const char *path)
 {
 	struct stat sb;
@@ -442,19 +450,24 @@ sqlite3_stmt *db_stmt(struct db *db, const char *sql, struct perr *e)
 /*
  * Takes the writer slot. Waits while the writer in it is making progress:
  * not once it waits for another process's lock (blocked_since), nor once it
- * has held the slot for wait_ms (a write stuck in a slow or hung disk), nor
- * past twice wait_ms in all (a long queue). So no thread, and no HTTP thread
- * in particular, is ever parked behind the store for long.
+ * has held the slot for DB_WAIT_MS (a write stuck in a slow or hung disk),
+ * nor past twice that in all (a long queue). So no thread, and no HTTP
+ * thread in particular, is ever parked behind the store for long. A
+ * connection that waits 0 (the readiness probe) does not wait at all.
  */
 static int writer_take(struct db *db, struct perr *e)
 {
-	int64_t now = util_mono_us(), deadline = now + 2 * (int64_t)db->wait_ms * 1000, limit;
+	int64_t slot_us =
+	    db->wait_ms == 0
+		? 0
+		: (int64_t)(db->wait_ms > DB_WAIT_MS ? db->wait_ms : DB_WAIT_MS) * 1000;
+	int64_t now = util_mono_us(), deadline = now + 2 * slot_us, limit;
 	const char *why = NULL;
 	struct timespec ts;
 
 	pthread_mutex_lock(&S.lock);
 	while (S.writer_held && !S.blocked_since) {
-		limit = S.held_since + (int64_t)db->wait_ms * 1000;
+		limit = S.held_since + slot_us;
 		if (limit > deadline)
 			limit = deadline;
 		if (now >= limit)
@@ -466,17 +479,17 @@ static int writer_take(struct db *db, struct perr *e)
 	}
 	if (S.writer_held && S.blocked_since)
 		why = "the database is locked by another process; try again shortly";
-	else if (S.writer_held && now - S.held_since >= (int64_t)db->wait_ms * 1000)
+	else if (S.writer_held && slot_us && now - S.held_since >= slot_us)
 		why = "the database is slow to answer (a write is taking long); try again "
 		      "shortly";
 	else if (S.writer_held)
 		why = "the database is busy (waited for the writer); try again shortly";
 	/*
-	 * Right after a writer waited wait_ms for another process in vain, the
-	 * next one does not wait again: so a thread that serves several requests
-	 * in a row is held up by the store once, not once per request.
+	 * Right after a writer waited for another process in vain, the next one
+	 * does not wait again for DB_WAIT_MS: so a thread that serves several
+	 * requests in a row is held up by the store once, not once per request.
 	 */
-	else if (S.lock_seen && now - S.lock_seen < (int64_t)db->wait_ms * 1000)
+	else if (slot_us && S.lock_seen && now - S.lock_seen < (int64_t)DB_WAIT_MS * 1000)
 		why = "the database is locked by another process; try again shortly";
 	if (why) {
 		pthread_mutex_unlock(&S.lock);

@@ -39,10 +39,18 @@ struct db;
 
 /* How long a writer waits for another process's lock, after start-up. */
 #define DB_WAIT_MS 1000
+/* The same for connections that answer clients (db_set_interactive()). */
+#define DB_INTERACTIVE_WAIT_MS 100
 
 /* Opens (creating when missing, until db_pin()) the database file. Does not migrate. */
 struct db *db_open(const char *path, struct perr *e);
 void db_close(struct db *db);
+/*
+ * db serves client requests: it waits for another process's lock at most
+ * DB_INTERACTIVE_WAIT_MS, so that the thread (and every other request it
+ * serves) is never held long; the client gets 503 with Retry-After instead.
+ */
+void db_set_interactive(struct db *db);
 /* Applies the migrations the file has not seen yet; each in its own transaction. */
 int db_migrate(struct db *db, struct perr *e);
 /* Number of migrations compiled in, and the version the file is at. */
