@@ -1,5 +1,7 @@
 /*
- * db.c - connection set-up, the statement cache, migrations. See db.h.
+ * db.c - connection set-up, the statement cache, migrations, the writer slot
+ * and every wait for the store, the store's state (the file opened, the last
+ * failure of a write), the lock file. See db.h.
  */
 #include "db/db.h"
 
@@ -34,7 +36,6 @@ struct db {
 	int pinned;	  /* this is the store db_pin() named */
 	int64_t deadline; /* monotonic us: when a wait for another process's lock gives up */
 	int wait_ms;	  /* how long a write waits at most */
-	int interactive;  /* answers clients: waits less */
 	struct db_cached cache[DB_STMT_CACHE];
 	int ncache;
 };
@@ -56,7 +57,6 @@ static const char *synchronous_mode = "FULL";
 static struct {
 	pthread_mutex_t lock; /* guards everything in this struct */
 	pthread_cond_t freed; /* the writer slot was released */
-	int cond_ready;
 	int writer_held;
 	int64_t blocked_since; /* monotonic us; 0 when the writer is not waiting for a lock */
 	int64_t lock_seen;     /* monotonic us: a writer last gave up on another process's lock */
@@ -278,11 +278,12 @@ static int check_identity(struct db *db, struct perr *e)
 		S.replaced = 1;
 		S.failing = 0; /* so note_failure() tells the log */
 	}
-	snprintf(msg, sizeof(msg),
-		 "the database file '%.200s' was deleted or replaced while parleyd ran; writes are "
-		 "refused so that nothing is written to a file that is gone; restore the file "
-		 "and restart parleyd",
-		 S.path);
+	if (replaced)
+		snprintf(msg, sizeof(msg),
+			 "the database file '%.200s' was deleted or replaced while parleyd ran; "
+			 "writes are refused so that nothing is written to a file that is gone; "
+			 "restore the file and restart parleyd",
+			 S.path);
 	pthread_mutex_unlock(&S.lock);
 	if (!replaced)
 		return 0;
@@ -335,9 +336,7 @@ struct db *db_open(const char *path, struct perr *e)
 
 void db_set_interactive(struct db *db)
 {
-	db->interactive = 1;
-	if (db->pinned)
-		db->wait_ms = DB_INTERACTIVE_WAIT_MS;
+	db->wait_ms = DB_INTERACTIVE_WAIT_MS;
 }
 
 void db_pin(struct db *db, const char *path)

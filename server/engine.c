@@ -151,9 +151,8 @@ static enum store_outcome store_with_retries(struct engine_ctx *ctx, struct db_j
 			return STORE_GAVE_UP;
 		delay = backoff_ms(ctx->cfg, attempt, 0);
 		log_warn("store write failed, retrying",
-			 "job=%s what=%s attempt=%d delay_ms=%ld "
-			 "error=\"%s\"",
-			 job->id, what, attempt, delay, e->msg);
+			 "job=%s what=\"%s\" attempt=%d delay_ms=%ld error=\"%s\"", job->id, what,
+			 attempt, delay, e->msg);
 		if (ctx->wait_ms(ctx->wait_ud, delay)) {
 			if (atomic_load(ctx->stopping))
 				return STORE_STOPPING;
@@ -363,11 +362,10 @@ static int finish(struct engine_ctx *ctx, struct db_job *job, const char *status
 		if (so == STORE_GAVE_UP) {
 			/* the end as it was cannot be stored (a corrupt page of the optimizations,
 			 * say): the smallest end that tells why, rather than a job left running */
-			snprintf(
-			    why, sizeof(why),
-			    "the job's end could not be stored after %d attempts (%.400s); the "
-			    "store failed, not the model",
-			    tries, e.msg);
+			snprintf(why, sizeof(why),
+				 "the job's end could not be stored after %d attempts (%.400s); "
+				 "the store failed, not the model",
+				 tries, e.msg);
 			fa = (struct finish_args){"failed", "store_failed", why, NULL, NULL, 0};
 			so = store_with_retries(ctx, job, "finish", store_finish, &fa, 0, &tries,
 						&e);
@@ -531,9 +529,8 @@ static enum engine_outcome fail_store(struct engine_ctx *ctx, struct db_job *job
 	char msg[sizeof(e->msg) + 160];
 
 	snprintf(msg, sizeof(msg),
-		 "%.63s: the store refused the write %d times (%.380s); the store failed, not the "
-		 "model: "
-		 "check the database file (PRAGMA integrity_check)",
+		 "%.63s: the store refused the write %d times (%.380s); the store failed, not "
+		 "the model: check the database file (PRAGMA integrity_check)",
 		 what, tries, e->msg);
 	return finish(ctx, job, "failed", "store_failed", msg, NULL, NULL) < 0 ? ENGINE_LOST
 									       : ENGINE_FINISHED;
