@@ -343,15 +343,15 @@ void db_pin(struct db *db, const char *path)
 {
 	struct stat sb;
 
+	db->wait_ms = DB_WAIT_MS;
+	if (stat(path, &sb) < 0)
+		return; /* no file to watch (":memory:"): nothing to pin */
 	pthread_mutex_lock(&S.lock);
 	snprintf(S.path, sizeof(S.path), "%s", path);
-	if (stat(path, &sb) == 0) {
-		S.dev = sb.st_dev;
-		S.ino = sb.st_ino;
-	}
+	S.dev = sb.st_dev;
+	S.ino = sb.st_ino;
 	pthread_mutex_unlock(&S.lock);
 	db->pinned = 1;
-	db->wait_ms = DB_WAIT_MS;
 }
 
 static int lock_fd = -1;
