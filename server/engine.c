@@ -673,9 +673,11 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 						&e);
 			if (so != STORE_OK) {
 				char what[64];
-				log_error("cannot store turn",
-					  "job=%s turn=%d attempts=%d error=\"%s\"", job->id, idx,
-					  tries, e.msg);
+				/* a cancel or shutdown while the write waited is no error */
+				if (so == STORE_STALE || so == STORE_GAVE_UP)
+					log_error("cannot store turn",
+						  "job=%s turn=%d attempts=%d error=\"%s\"",
+						  job->id, idx, tries, e.msg);
 				db_turn_release(&t);
 				snprintf(what, sizeof(what), "turn %d (%s) could not be stored",
 					 idx, interviewer ? "interviewer" : "candidate");
