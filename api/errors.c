@@ -11,30 +11,36 @@
 #include "api/api.h"
 #include "server/record.h"
 
+/* retry_after: seconds a 503 asks the client to wait (0: none given) */
 static const struct {
 	int code;
 	int status;
+	int retry_after;
 	const char *title;
 } table[] = {
-    {PERR_INVALID, 400, "Bad Request"},
-    {PERR_NOT_FOUND, 404, "Not Found"},
-    {PERR_CONFLICT, 409, "Conflict"},
-    {PERR_TOO_LARGE, 413, "Content Too Large"},
-    {PERR_UNAVAILABLE, 503, "Service Unavailable"},
-    {PERR_DB, 500, "Internal Server Error"},
-    {PERR_INTERNAL, 500, "Internal Server Error"},
-    {PERR_BACKEND_DOWN, 502, "Bad Gateway"},
-    {PERR_BACKEND_BUSY, 503, "Service Unavailable"},
-    {PERR_MODEL_MISSING, 502, "Bad Gateway"},
-    {PERR_BACKEND_REJECTED, 502, "Bad Gateway"},
-    {PERR_BACKEND_ERROR, 502, "Bad Gateway"},
-    {PERR_BACKEND_TIMEOUT, 504, "Gateway Timeout"},
-    {PERR_BACKEND_PROTOCOL, 502, "Bad Gateway"},
-    {PERR_CONTEXT_OVERFLOW, 502, "Bad Gateway"},
-    {PERR_CANCELLED, 409, "Conflict"},
-    {PERR_UNAUTHORIZED, 401, "Unauthorized"},
-    {PERR_FORBIDDEN, 403, "Forbidden"},
-    {PERR_NOT_ALLOWED, 405, "Method Not Allowed"},
+    {PERR_INVALID, 400, 0, "Bad Request"},
+    {PERR_NOT_FOUND, 404, 0, "Not Found"},
+    {PERR_CONFLICT, 409, 0, "Conflict"},
+    {PERR_TOO_LARGE, 413, 0, "Content Too Large"},
+    {PERR_UNAVAILABLE, 503, 5, "Service Unavailable"},
+    {PERR_DB, 500, 0, "Internal Server Error"},
+    {PERR_INTERNAL, 500, 0, "Internal Server Error"},
+    {PERR_BACKEND_DOWN, 502, 0, "Bad Gateway"},
+    {PERR_BACKEND_BUSY, 503, 5, "Service Unavailable"},
+    {PERR_MODEL_MISSING, 502, 0, "Bad Gateway"},
+    {PERR_BACKEND_REJECTED, 502, 0, "Bad Gateway"},
+    {PERR_BACKEND_ERROR, 502, 0, "Bad Gateway"},
+    {PERR_BACKEND_TIMEOUT, 504, 0, "Gateway Timeout"},
+    {PERR_BACKEND_PROTOCOL, 502, 0, "Bad Gateway"},
+    {PERR_CONTEXT_OVERFLOW, 502, 0, "Bad Gateway"},
+    {PERR_CANCELLED, 409, 0, "Conflict"},
+    {PERR_UNAUTHORIZED, 401, 0, "Unauthorized"},
+    {PERR_FORBIDDEN, 403, 0, "Forbidden"},
+    {PERR_NOT_ALLOWED, 405, 0, "Method Not Allowed"},
+    /* the store: nothing the client did; the same request may work later */
+    {PERR_STORE_BUSY, 503, 2, "Service Unavailable"},
+    {PERR_STORE_UNAVAILABLE, 503, 30, "Service Unavailable"},
+    {PERR_STORE_CORRUPT, 503, 60, "Service Unavailable"},
 };
 
 static const char *title_for(int status)
@@ -170,12 +176,17 @@ void api_fail(struct api_resp *r, int code, json_t *errors, const char *fmt, ...
 	int status = api_status_for(code);
 	char detail[512];
 	va_list ap;
+	size_t i;
 
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
 	api_problem(r, status, title_for(status), detail, errors);
-	if (status == 503)
+	/* how long a client waits before it tries again: the table says, per cause */
+	for (i = 0; i < ARRAY_SIZE(table); i++)
+		if (table[i].code == code && table[i].retry_after)
+			r->retry_after = table[i].retry_after;
+	if (status == 503 && !r->retry_after)
 		r->retry_after = 5;
 }
 

@@ -47,6 +47,7 @@ static struct db *api_db(const struct api_deps *deps, struct perr *e)
 	thread_db = db_open(deps->cfg->db_path, e);
 	if (!thread_db)
 		return NULL;
+	db_set_interactive(thread_db); /* a request thread is never held long by the store */
 	pthread_mutex_lock(&dbs_lock);
 	dbs = xrealloc(dbs, (ndbs + 1) * sizeof(*dbs));
 	dbs[ndbs++] = thread_db;
@@ -744,8 +745,8 @@ static void access_log(struct MHD_Connection *conn, const char *route, const cha
 
 	client_address(conn, addr, sizeof(addr));
 	metrics_http(method_label(method), route, classes[c >= 0 && c < 5 ? c : 4], s);
-	log_info("request", "client=%s method=%s route=%s path=%s status=%d ms=%.1f", addr,
-		 method_label(method), route, url, status, s * 1000);
+	log_info("request", "client=%s method=%s route=%s status=%d ms=%.1f path=%s", addr,
+		 method_label(method), route, status, s * 1000, url);
 }
 
 static int split_path(const char *path, char *buf, size_t size, const char *seg[8])

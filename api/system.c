@@ -16,8 +16,11 @@ void api_system_healthz(struct api_req *q, struct api_resp *r)
 void api_system_readyz(struct api_req *q, struct api_resp *r)
 {
 	int have = db_schema_version(q->db), want = db_schema_latest();
+	struct perr e = {0};
 	json_t *o;
 
+	if (db_store_ready(q->db, &e) < 0)
+		return api_perr(r, &e);
 	if (have != want) {
 		api_fail(r, PERR_UNAVAILABLE, NULL, "database schema is at %d of %d", have, want);
 		return;

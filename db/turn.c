@@ -77,7 +77,11 @@ int db_turn_put(struct db *db, const char *job_id, const struct db_turn *t, stru
 	db_bind_text(st, 20, t->note);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	if (rc == SQLITE_CONSTRAINT)
+	/* only the UNIQUE(job_id, idx) key means the turn is there; a trigger or a CHECK
+	 * refusing the row is a failure of the store, not a duplicate */
+	if (rc == SQLITE_CONSTRAINT &&
+	    (sqlite3_extended_errcode(db_handle(db)) == SQLITE_CONSTRAINT_UNIQUE ||
+	     sqlite3_extended_errcode(db_handle(db)) == SQLITE_CONSTRAINT_PRIMARYKEY))
 		return perr_set(e, PERR_CONFLICT, "turn %d of job '%s' is already stored", t->idx,
 				job_id);
 	if (rc != SQLITE_DONE)

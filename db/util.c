@@ -97,6 +97,9 @@ const char *perr_code_name(int code)
 	    [PERR_UNAUTHORIZED] = "unauthorized",
 	    [PERR_FORBIDDEN] = "forbidden",
 	    [PERR_NOT_ALLOWED] = "not_allowed",
+	    [PERR_STORE_BUSY] = "store_busy",
+	    [PERR_STORE_UNAVAILABLE] = "store_unavailable",
+	    [PERR_STORE_CORRUPT] = "store_corrupt",
 	};
 	if (code < 0 || code >= PERR__COUNT || !names[code])
 		return "internal";

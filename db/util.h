@@ -53,6 +53,9 @@ enum perr_code {
 	PERR_UNAUTHORIZED,     /* no credentials, or credentials that are not valid */
 	PERR_FORBIDDEN,        /* valid credentials that may not do this */
 	PERR_NOT_ALLOWED,      /* the resource exists but not with this method */
+	PERR_STORE_BUSY,       /* another process holds the database's lock past the wait */
+	PERR_STORE_UNAVAILABLE, /* disk full, read-only, I/O error, file deleted: writes refused */
+	PERR_STORE_CORRUPT,    /* the database file is damaged */
 	PERR__COUNT
 };
 

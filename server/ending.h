@@ -45,7 +45,14 @@ struct ending {
 	const atomic_int *stopping; /* the pool is shutting down */
 	json_t *metrics; /* what an ending writes as the job's metrics; owned, may be NULL */
 	const struct optim_list *optims; /* the optimizations found so far; borrowed, may be NULL */
+	/* how a failing store write is waited on (ending_set_waiter); cfg NULL: tried once */
+	const struct config *cfg;
+	int (*wait_ms)(void *ud, long ms); /* nonzero when woken early (cancel, shutdown) */
+	void *wait_ud;
+	atomic_int *cancel_rw; /* the same flag as cancel, lowered once a cancel is seen */
 };
+
+struct config;
 
 /* Where the worker is when it asks ending_check(). */
 enum ending_point {
@@ -63,6 +70,37 @@ void ending_init(struct ending *en, struct db *db, const char *job_id, int attem
 void ending_release(struct ending *en);
 /* Replaces en->metrics (steals m). */
 void ending_set_metrics(struct ending *en, json_t *m);
+/* How store writes that fail are retried: the worker's config, its wait and cancel flag. */
+void ending_set_waiter(struct ending *en, const struct config *cfg,
+		       int (*wait_ms)(void *ud, long ms), void *wait_ud, atomic_int *cancel);
+
+/*
+ * Store writes that fail. The work already done (a model's reply) is kept and
+ * only the write is tried again, with capped exponential backoff. A condition
+ * of the store that someone will fix (a full disk, another process's lock, a
+ * deleted file: PERR_STORE_BUSY, PERR_STORE_UNAVAILABLE) is waited out for as
+ * long as it lasts; anything else (a corrupt page, a refused row) is tried
+ * retry_max_attempts times. Shutdown ends the wait at once; a cancel ends it
+ * when stop_on_cancel, else it is seen and the write goes on (the job's end
+ * is what is being written).
+ */
+enum ending_store {
+	ENDING_STORED,	  /* fn succeeded */
+	ENDING_STALE,	  /* PERR_CONFLICT: the claim is gone */
+	ENDING_GAVE_UP,	  /* a failure that is not a condition, retry_max_attempts times */
+	ENDING_CANCELLED, /* a cancel ended the wait */
+	ENDING_STOPPING,  /* shutdown ended the wait */
+};
+enum ending_store ending_store(struct ending *en, const char *what,
+			       int (*fn)(void *arg, struct perr *e), void *arg, int stop_on_cancel,
+			       int *attempts, struct perr *e);
+/*
+ * How a job whose write could not be stored ends (what names the write, for
+ * the error): JOB_LOST, cancelled, requeued at shutdown, or failed with
+ * store_failed, an error that says the store is the cause.
+ */
+enum job_end ending_store_failed(struct ending *en, enum ending_store how, const char *what,
+				 int attempts, const struct perr *e);
 
 /*
  * Whether the job goes on. A cancel request (stored, or the cancel flag
@@ -76,8 +114,11 @@ enum job_end ending_check(struct ending *en, enum ending_point at);
 /*
  * Writes the job's final state (status "succeeded", "failed" or
  * "cancelled", the error or NULLs, en->metrics and en->optims) in one
- * transaction and publishes it. A stale claim is JOB_LOST; a store that fails
- * otherwise gets the job requeued (JOB_REQUEUED) so it is not left running.
+ * transaction and publishes it, retrying the write as ending_store() does. A
+ * stale claim is JOB_LOST; an end that cannot be stored as it is (after the
+ * retries) is stored as failed with store_failed; shutdown during the wait,
+ * or a store that refuses even that, gets the job requeued (JOB_REQUEUED) so
+ * it is not left running.
  */
 enum job_end ending_finish(struct ending *en, const char *status, const char *code,
 			   const char *msg);

@@ -80,7 +80,7 @@ int engine_last_turn(int max_turns, const struct db_turn *turns, size_t nturns)
 	return analysis == natural && max_turns % 2 == 0 ? analysis + 1 : analysis;
 }
 
-static long backoff_ms(const struct config *cfg, int attempt, long retry_after_ms)
+long engine_backoff_ms(const struct config *cfg, int attempt, long retry_after_ms)
 {
 	double d = (double)cfg->retry_base_delay_ms * pow(2.0, attempt > 10 ? 9 : attempt - 1);
 	double jitter = 0.5 + (double)(random() % 1000) / 1000.0;
@@ -91,6 +91,34 @@ static long backoff_ms(const struct config *cfg, int attempt, long retry_after_m
 	if ((double)retry_after_ms > d)
 		d = (double)retry_after_ms;
 	return (long)d;
+}
+
+/* The store writes of a job, in the shape ending_store() retries (server/ending.h). */
+struct turn_put {
+	struct engine_ctx *ctx;
+	const struct db_job *job;
+	const struct db_turn *t;
+};
+
+static int store_turn(void *arg, struct perr *e)
+{
+	const struct turn_put *tp = arg;
+
+	return db_turn_insert(tp->ctx->db, tp->job->id, tp->job->attempts, tp->t, e);
+}
+
+struct turn_list {
+	struct engine_ctx *ctx;
+	const struct db_job *job;
+	struct db_turn *v;
+	size_t n;
+};
+
+static int load_turns(void *arg, struct perr *e)
+{
+	struct turn_list *tl = arg;
+
+	return db_turn_list(tl->ctx->db, tl->job->id, &tl->v, &tl->n, e);
 }
 
 enum call_outcome { CALL_OK, CALL_FAILED, CALL_CANCELLED };
@@ -196,7 +224,7 @@ static enum call_outcome call_with_retries(struct engine_ctx *ctx, const struct 
 		note_attempt(note, attempt, res->partial, e->msg, &run);
 		log_warn("retrying model call", "backend=%s model=%s attempt=%d error=\"%s\"",
 			 req->be->name, req->model, attempt, e->msg);
-		delay = backoff_ms(ctx->cfg, attempt, res->retry_after_ms);
+		delay = engine_backoff_ms(ctx->cfg, attempt, res->retry_after_ms);
 		/* a loading server is looked at again every few seconds at most */
 		if (e->code == PERR_BACKEND_BUSY && !res->retry_after_ms && delay > 5000)
 			delay = 5000;
@@ -312,6 +340,7 @@ enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job)
 	size_t i;
 
 	ending_init(&en, ctx->db, job->id, job->attempts, ctx->cancel, ctx->stopping);
+	ending_set_waiter(&en, ctx->cfg, ctx->wait_ms, ctx->wait_ud, ctx->cancel);
 	strbuf_init(&scratch, 4096);
 	strbuf_init(&note, 0);
 	if (job_spec_parse(job, &spec, &e) < 0) {
@@ -321,10 +350,20 @@ enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job)
 	}
 	prompt_render(spec.scenario, job->interviewer_model, job->candidate_model, job->max_turns,
 		      &pr);
-	if (db_turn_list(ctx->db, job->id, &ts.v, &ts.n, &e) < 0) {
-		log_error("cannot load turns", "job=%s error=\"%s\"", job->id, e.msg);
-		out = ending_requeue(&en);
-		goto out;
+	{
+		struct turn_list tl = {ctx, job, NULL, 0};
+		enum ending_store so;
+		int tries;
+
+		so = ending_store(&en, "load turns", load_turns, &tl, 1, &tries, &e);
+		if (so != ENDING_STORED) {
+			log_error("cannot load turns", "job=%s error=\"%s\"", job->id, e.msg);
+			out = ending_store_failed(&en, so, "its stored turns could not be read", tries,
+						  &e);
+			goto out;
+		}
+		ts.v = tl.v;
+		ts.n = tl.n;
 	}
 	ts.alloc = ts.n;
 	log_info("job started", "job=%s attempt=%d resume_at=%zu", job->id, job->attempts,
@@ -405,12 +444,25 @@ enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job)
 			strbuf_addf(&note, "%s%s", note.len ? " | " : "", res.note);
 		t.note = note.len ? xstrdup(note.buf) : NULL;
 		chat_result_release(&res);
-		if (db_turn_insert(ctx->db, job->id, job->attempts, &t, &e) < 0) {
-			log_error("cannot store turn", "job=%s turn=%d error=\"%s\"", job->id, idx,
-				  e.msg);
-			db_turn_release(&t);
-			out = e.code == PERR_CONFLICT ? ending_lost(&en) : ending_requeue(&en);
-			goto out;
+		{
+			struct turn_put tp = {ctx, job, &t};
+			enum ending_store so;
+			int tries;
+
+			so = ending_store(&en, "store turn", store_turn, &tp, 1, &tries, &e);
+			if (so != ENDING_STORED) {
+				char what[64];
+				/* a cancel or shutdown while the write waited is no error */
+				if (so == ENDING_STALE || so == ENDING_GAVE_UP)
+					log_error("cannot store turn",
+						  "job=%s turn=%d attempts=%d error=\"%s\"",
+						  job->id, idx, tries, e.msg);
+				db_turn_release(&t);
+				snprintf(what, sizeof(what), "turn %d (%s) could not be stored",
+					 idx, interviewer ? "interviewer" : "candidate");
+				out = ending_store_failed(&en, so, what, tries, &e);
+				goto out;
+			}
 		}
 		job->turns_completed = idx;
 		metrics_turn(&t);

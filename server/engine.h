@@ -52,4 +52,11 @@ int engine_analysis_turn(int max_turns, const struct db_turn *turns, size_t ntur
 /* Total number of turns the conversation will have. */
 int engine_last_turn(int max_turns, const struct db_turn *turns, size_t nturns);
 
+/*
+ * The wait before attempt + 1 of a failing call or store write: capped
+ * exponential backoff from retry_base_delay_ms to retry_max_delay_ms with
+ * jitter, and never less than a server's own Retry-After (retry_after_ms).
+ */
+long engine_backoff_ms(const struct config *cfg, int attempt, long retry_after_ms);
+
 #endif

@@ -41,6 +41,29 @@ static void expire_idempotency_keys(struct db *db)
 		log_warn("cannot expire idempotency keys", "error=\"%s\"", e.msg);
 }
 
+/* The store stopped or started taking writes again: said once per change. */
+static void on_store(int ok, int code, const char *msg)
+{
+	if (ok)
+		log_info("store recovered", "detail=\"%s\"", msg);
+	else
+		log_error("store refuses writes", "code=%s detail=\"%s\"", perr_code_name(code),
+			  msg);
+}
+
+/* A damaged store: e says what is wrong; this adds what to do. */
+static void corrupt_hint(struct perr *e, const char *path)
+{
+	char what[sizeof(e->msg)];
+
+	snprintf(what, sizeof(what), "%s", e->msg);
+	snprintf(e->msg, sizeof(e->msg),
+		 "database '%.80s' is corrupt (%.160s); restore it from a backup, or move it "
+		 "aside (parleyd then starts with an empty store) and save what can be read "
+		 "with: sqlite3 '%.80s' .recover",
+		 path, what, path);
+}
+
 static void die(const char *what, const struct perr *e)
 {
 	log_error(what, "error=\"%s\"", e->msg);
@@ -89,13 +112,36 @@ int main(int argc, char **argv)
 		die("cannot start", &e);
 	}
 	db_set_synchronous(cfg.synchronous);
-	if (!(db = db_open(cfg.db_path, &e)))
+	/* one database, one parleyd: before anything reads or writes the file */
+	if (db_lock_take(cfg.db_path, &e) < 0)
+		die("cannot start", &e);
+	if (!(db = db_open(cfg.db_path, &e))) {
+		if (e.code == PERR_STORE_CORRUPT)
+			corrupt_hint(&e, cfg.db_path);
 		die("cannot open the database", &e);
+	}
+	{
+		char *qc = db_quick_check(db);
+		if (strcmp(qc, "ok") != 0) {
+			char *nl;
+			while ((nl = strchr(qc, '\n')))
+				*nl = ' '; /* one line in the log */
+			e.code = PERR_STORE_CORRUPT;
+			snprintf(e.msg, sizeof(e.msg), "PRAGMA quick_check: %.200s", qc);
+			corrupt_hint(&e, cfg.db_path);
+			free(qc);
+			die("the database is corrupt", &e);
+		}
+		free(qc);
+	}
 	if (db_migrate(db, &e) < 0)
 		die("cannot migrate the database", &e);
 	if ((requeued = db_job_requeue_running(db, &e)) < 0)
 		die("cannot requeue interrupted jobs", &e);
 	expire_idempotency_keys(db);
+	/* from here on the file is never created again, and must stay the one opened */
+	db_pin(db, cfg.db_path);
+	db_set_notify(on_store);
 
 	events_init(15000);
 	fleet = fleet_start(cfg.backends, cfg.nbackends);
@@ -109,6 +155,11 @@ int main(int argc, char **argv)
 	if (!(api = api_start(&deps, &e)))
 		die("cannot start the HTTP server", &e);
 
+	{
+		char listen[300];
+		snprintf(listen, sizeof(listen), "%s:%d", cfg.listen_host, api_port(api));
+		db_lock_note_listen(listen);
+	}
 	log_info("parleyd started",
 		 "version=%s listen=%s:%d db=%s workers=%d schema=%d requeued=%d auth=%s",
 		 PARLEY_VERSION, cfg.listen_host, api_port(api), cfg.db_path, cfg.workers,

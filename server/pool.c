@@ -76,6 +76,7 @@ static void *worker_main(void *arg)
 	struct perr e = {0};
 	struct engine_ctx ctx;
 	unsigned long seen = 0;
+	int claim_failures = 0;
 	struct db *db;
 	CURL *curl;
 
@@ -108,10 +109,15 @@ static void *worker_main(void *arg)
 
 		rc = db_job_claim(db, &job, &e);
 		if (rc < 0) {
-			log_error("cannot claim a job", "worker=%d error=\"%s\"", w->index, e.msg);
-			worker_wait_ms(w, 1000);
+			/* the store refuses writes (full disk, locked, deleted): said once, then
+			 * looked at again every 250 ms doubling to 5 s while it lasts */
+			if (claim_failures++ == 0)
+				log_error("cannot claim a job", "worker=%d error=\"%s\"", w->index,
+					  e.msg);
+			worker_wait_ms(w, claim_failures > 5 ? 5000 : 125L << claim_failures);
 			continue;
 		}
+		claim_failures = 0;
 		if (rc == 0) {
 			pthread_mutex_lock(&p->lock);
 			while (p->wake_seq == seen && !atomic_load(&p->stopping))

@@ -1,13 +1,17 @@
 /*
  * check_db.c - the store: migrations, the scenario seed, the job life cycle,
- * turns stored once, stale attempts refused, idempotency keys.
+ * turns stored once, stale attempts refused, idempotency keys; bounded waits
+ * for another process's lock, a deleted file never recreated, the lock file.
  */
 #include <check.h>
+#include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "db/db.h"
+#include "db/internal.h" /* the store's own transactions, tested here */
 #include "db/job.h"
 #include "db/scenario.h"
 #include "db/turn.h"
@@ -267,6 +271,81 @@ START_TEST(list_filters_and_pages)
 }
 END_TEST
 
+/* Another process's lock: one bounded wait, then the next writer is told at once. */
+START_TEST(store_waits_are_bounded)
+{
+	struct perr e = {0};
+	struct db *w;
+	sqlite3 *other;
+	int64_t t0, first, second;
+
+	db_pin(db, path);
+	w = db_open(path, &e);
+	ck_assert_msg(w, "%s", e.msg);
+	ck_assert_int_eq(sqlite3_open(path, &other), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	t0 = util_mono_us();
+	ck_assert_int_eq(db_begin(w, &e), -1);
+	first = util_mono_us() - t0;
+	ck_assert_int_eq(e.code, PERR_STORE_BUSY);
+	ck_assert_msg(strstr(e.msg, "another process"), "%s", e.msg);
+	ck_assert_int_ge(first, (int64_t)DB_WAIT_MS * 1000 * 9 / 10);
+	t0 = util_mono_us();
+	ck_assert_int_eq(db_begin(db, &e), -1);
+	second = util_mono_us() - t0;
+	ck_assert_int_eq(e.code, PERR_STORE_BUSY);
+	ck_assert_msg(second < first / 4, "the second writer waited %lld us after %lld us",
+		      (long long)second, (long long)first);
+	ck_assert_int_eq(db_store_ready(db, &e), -1);
+	/* the lock ends: writes work again, and the store is ready again */
+	ck_assert_int_eq(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	util_sleep_ms(DB_WAIT_MS + 100);
+	ck_assert_msg(db_begin(w, &e) == 0, "%s", e.msg);
+	ck_assert_msg(db_commit(w, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(db_store_ready(db, &e), 0);
+	db_close(w);
+}
+END_TEST
+
+/* After start-up the file is never created again, and a deleted one stops writes. */
+START_TEST(deleted_store_is_not_recreated)
+{
+	struct perr e = {0};
+	char side[600];
+
+	db_pin(db, path);
+	ck_assert_int_eq(unlink(path), 0);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	unlink(side);
+	ck_assert_ptr_null(db_open(path, &e));
+	ck_assert_int_eq(e.code, PERR_STORE_UNAVAILABLE);
+	ck_assert_int_ne(access(path, F_OK), 0);
+	ck_assert_int_eq(db_begin(db, &e), -1);
+	ck_assert_int_eq(e.code, PERR_STORE_UNAVAILABLE);
+	ck_assert_int_eq(db_store_ready(db, &e), -1);
+	ck_assert_msg(strstr(e.msg, "deleted"), "%s", e.msg);
+	ck_assert_int_ne(access(path, F_OK), 0);
+}
+END_TEST
+
+/* One database, one process: the lock file names the holder. */
+START_TEST(lock_file_names_the_holder)
+{
+	struct perr e = {0};
+	char pid[32];
+
+	ck_assert_int_eq(db_lock_take(path, &e), 0);
+	db_lock_note_listen("127.0.0.1:8080");
+	ck_assert_int_eq(db_lock_take(path, &e), -1);
+	ck_assert_int_eq(e.code, PERR_CONFLICT);
+	snprintf(pid, sizeof(pid), "pid %d,", (int)getpid());
+	ck_assert_msg(strstr(e.msg, pid) && strstr(e.msg, "127.0.0.1:8080"), "%s", e.msg);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("db");
@@ -283,6 +362,9 @@ int main(void)
 	tcase_add_test(tc, idempotency_keys);
 	tcase_add_test(tc, cancel_and_queue_cap);
 	tcase_add_test(tc, list_filters_and_pages);
+	tcase_add_test(tc, store_waits_are_bounded);
+	tcase_add_test(tc, deleted_store_is_not_recreated);
+	tcase_add_test(tc, lock_file_names_the_holder);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
