@@ -243,6 +243,8 @@ void api_check_scenario(struct api_req *q, json_t *v, const char *field, struct 
 			 s.context, "goal", s.goal);
 	if (s.prompts)
 		json_object_set_new(snap, "prompts", json_loads(s.prompts, 0, NULL));
+	if (s.tasks)
+		api_scenario_work_json(snap, &s);
 	j->scenario_name = xstrdup(s.name);
 	j->scenario = json_dumps(snap, JSON_COMPACT);
 	json_decref(snap);

@@ -10,6 +10,7 @@
 #include "api/views.h"
 #include "db/scenario.h"
 #include "server/prompt.h"
+#include "server/tasks.h"
 
 int api_slug_valid(const char *s)
 {
@@ -40,15 +41,31 @@ json_t *api_scenario_json(const struct db_scenario *s)
 	} else {
 		json_object_set_new(o, "prompts", json_null());
 	}
+	api_scenario_work_json(o, s);
 	json_object_set_new(o, "builtin", json_boolean(s->builtin));
 	util_iso8601(s->updated_at, ts);
 	json_object_set_new(o, "updated_at", s->updated_at > 0 ? json_string(ts) : json_null());
 	return o;
 }
 
+/* The closed loop's fields, stored as JSON texts (server/tasks.h); NULL when absent. */
+void api_scenario_work_json(json_t *o, const struct db_scenario *s)
+{
+	const char *const text[] = {s->baseline, s->tasks, s->objective};
+	const char *const name[] = {"baseline", "tasks", "objective"};
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		json_t *v = text[i] ? json_loads(text[i], 0, NULL) : NULL;
+		json_object_set_new(o, name[i], v ? v : json_null());
+	}
+}
+
 int api_scenario_validate(json_t *o, const char *prefix, struct db_scenario *out, json_t *errs)
 {
-	static const char *const fields[] = {"name", "problem", "context", "goal", "prompts", NULL};
+	static const char *const fields[] = {"name",     "problem", "context",   "goal",
+					     "prompts",  "baseline", "tasks",   "objective", NULL};
+	json_t *work; /* owned */
 	const char *key;
 	json_t *v; /* borrowed */
 	char field[96], msg[160];
@@ -101,8 +118,17 @@ int api_scenario_validate(json_t *o, const char *prefix, struct db_scenario *out
 		}
 	}
 #undef ERR
-	if (bad)
+	if (tasks_validate(o, prefix, &work, errs) < 0 || bad) {
+		json_decref(work);
 		return -1;
+	}
+	v = json_object_get(work, "baseline");
+	out->baseline = v ? json_dumps(v, JSON_COMPACT) : NULL;
+	v = json_object_get(work, "tasks");
+	out->tasks = v ? json_dumps(v, JSON_COMPACT) : NULL;
+	v = json_object_get(work, "objective");
+	out->objective = v ? json_dumps(v, JSON_COMPACT) : NULL;
+	json_decref(work);
 	out->name = xstrdup_or_null(json_string_value(json_object_get(o, "name")));
 	out->problem = xstrdup(json_string_value(json_object_get(o, "problem")));
 	out->context = xstrdup(json_string_value(json_object_get(o, "context")));

@@ -18,6 +18,8 @@ json_t *view_transcript(const struct db_job *j, const struct db_turn *turns, siz
 			const struct db_optim *optims, size_t noptims);
 
 json_t *api_scenario_json(const struct db_scenario *s);
+/* Sets baseline, tasks and objective of s on o (null when absent). */
+void api_scenario_work_json(json_t *o, const struct db_scenario *s);
 /* Validates a scenario object; field errors are appended to errs with prefix
  * ("scenario." for an inline one). Fills out on success (name may be NULL). */
 int api_scenario_validate(json_t *o, const char *prefix, struct db_scenario *out, json_t *errs);
