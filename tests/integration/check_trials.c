@@ -173,6 +173,27 @@ START_TEST(inline_scenario_work)
 }
 END_TEST
 
+START_TEST(builtin_scenarios_carry_tasks)
+{
+	static const char *const names[] = {"job_extraction_improvement",
+					    "response_speed_optimization",
+					    "prompt_engineering_breakthrough"};
+	char path[128];
+	json_t *j;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		j = NULL;
+		snprintf(path, sizeof(path), "/v1/scenarios/%s", names[i]);
+		ck_assert_int_eq(harness_http_json(parleyd.port, "GET", path, NULL, &j), 200);
+		ck_assert_int_ge(json_array_size(json_object_get(j, "tasks")), 12);
+		ck_assert(
+		    json_is_string(json_object_get(json_object_get(j, "baseline"), "system")));
+		json_decref(j);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("trials");
@@ -186,6 +207,7 @@ int main(void)
 	tcase_add_test(tc, library_stores_the_work);
 	tcase_add_test(tc, library_refuses_bad_work_and_stores_nothing);
 	tcase_add_test(tc, inline_scenario_work);
+	tcase_add_test(tc, builtin_scenarios_carry_tasks);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

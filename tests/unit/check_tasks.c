@@ -10,6 +10,7 @@
 
 #include "db/db.h"
 #include "db/scenario.h"
+#include "server/checks.h"
 #include "server/tasks.h"
 #include "tests/harness.h"
 
@@ -177,6 +178,130 @@ START_TEST(test_size_limits)
 }
 END_TEST
 
+/* A reply that meets every task of the built-in scenarios, written by hand: it
+ * proves each task can be passed (and that its checks say what the task asks). */
+static const struct {
+	const char *id, *reply;
+} reference[] = {
+    {"backend-go", "{\"requirements\": [\"Go\", \"PostgreSQL\", \"Kafka\", \"Kubernetes\"]}"},
+    {"frontend-react",
+     "{\"requirements\": [\"React\", \"TypeScript\", \"CSS modules\", \"Jest\", \"REST APIs\"]}"},
+    {"data-engineer",
+     "{\"requirements\": [\"Python (3+ years)\", \"Airflow\", \"Snowflake\", \"dbt\", \"SQL\"]}"},
+    {"devops-aws", "{\"requirements\": [\"AWS\", \"Terraform\", \"GitHub Actions\", "
+		   "\"Prometheus\", \"Grafana\"]}"},
+    {"embedded-c",
+     "{\"requirements\": [\"C\", \"ARM Cortex-M\", \"FreeRTOS\", \"JTAG\", \"I2C\", \"SPI\"]}"},
+    {"ml-engineer", "{\"requirements\": [\"PyTorch\", \"MLflow\", \"Docker\", \"CUDA (plus)\"]}"},
+    {"mobile-ios",
+     "{\"requirements\": [\"Swift\", \"SwiftUI\", \"Core Data\", \"Xcode Cloud\", \"Combine\"]}"},
+    {"java-spring",
+     "{\"requirements\": [\"Java 17\", \"Spring Boot\", \"Hibernate\", \"Oracle\", \"JUnit\"]}"},
+    {"security", "{\"requirements\": [\"penetration testing\", \"OWASP Top 10\", \"Burp Suite\", "
+		 "\"Linux administration\"]}"},
+    {"rust-systems",
+     "{\"requirements\": [\"Rust\", \"async I/O with Tokio\", \"perf\", \"gRPC\"]}"},
+    {"dotnet", "{\"requirements\": [\"C#\", \"ASP.NET Core\", \"Entity Framework\", \"SQL "
+	       "Server\", \"Angular\"]}"},
+    {"sre-observability", "{\"requirements\": [\"Linux\", \"Ansible\", \"OpenTelemetry\", "
+			  "\"Elasticsearch\", \"Bash\", \"Python\"]}"},
+    {"sql-bottleneck", "The database query: 2.05 s of the 2.4 s."},
+    {"linear-scaling", "10 minutes: three times the workers, a third of the time."},
+    {"cache-hit-ratio", "90 % (450 of 500)."},
+    {"parallel-calls", "500 ms, the slower of the two."},
+    {"memory-leak", "24 hours: (2000 - 800) / 50."},
+    {"tokens-per-second", "60 seconds."},
+    {"disk-read", "60 seconds."},
+    {"membership", "A set: hashing gives constant-time lookups, a list is scanned."},
+    {"index", "A composite index on orders (customer_id, created_at)."},
+    {"complexity", "O(n*m)."},
+    {"p95", "420 ms."},
+    {"amdahl", "5x: the serial 20 % bounds it."},
+    {"yes-no", "yes"},
+    {"digit-only", "8"},
+    {"json-capital", "{\"city\": \"Tokyo\", \"country\": \"Japan\"}"},
+    {"csv-line", "red,green,blue"},
+    {"three-bullets",
+     "- They catch regressions early\n- They document behaviour\n- They make refactoring safe"},
+    {"short-summary",
+     "Release slipped two weeks: the database migration failed and was rewritten."},
+    {"json-squares", "[1, 4, 9, 16, 25]"},
+    {"uppercase", "PARLEY"},
+    {"translation-only", "Bonjour"},
+    {"iso-date", "2026-12-25"},
+    {"json-sentiment", "{\"sentiment\": \"negative\"}"},
+    {"answer-line", "ANSWER: 144"},
+    {"unit-conversion", "3000 m"},
+};
+
+static const char *reference_reply(const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(reference) / sizeof(reference[0]); i++)
+		if (strcmp(reference[i].id, id) == 0)
+			return reference[i].reply;
+	return NULL;
+}
+
+START_TEST(test_builtin_work)
+{
+	static const char *const names[] = {"job_extraction_improvement",
+					    "response_speed_optimization",
+					    "prompt_engineering_breakthrough"};
+	char path[512];
+	struct perr e = {0};
+	struct db *db = harness_db("tasks", path, sizeof(path), &e);
+	size_t k, i, c, seen = 0;
+
+	ck_assert_msg(db != NULL, "%s", e.msg);
+	for (k = 0; k < 3; k++) {
+		struct db_scenario s;
+		json_t *sc, *errs = json_array(), *work = NULL, *t; /* owned x3, borrowed */
+
+		ck_assert_int_eq(db_scenario_get(db, names[k], &s, &e), 0);
+		ck_assert_msg(s.baseline && s.tasks && s.objective, "%s has no work", names[k]);
+		sc = json_pack("{s:o, s:o, s:o}", "baseline", json_loads(s.baseline, 0, NULL),
+			       "tasks", json_loads(s.tasks, 0, NULL), "objective",
+			       json_loads(s.objective, 0, NULL));
+		ck_assert_msg(tasks_validate(sc, "", &work, errs) == 0, "%s: %s", names[k],
+			      json_dumps(errs, 0));
+		/* stored as the validation writes it out, so a snapshot is the same either way */
+		ck_assert_msg(json_equal(work, sc), "%s is not in its written-out form", names[k]);
+		ck_assert_int_ge(json_array_size(json_object_get(sc, "tasks")), 12);
+		json_array_foreach(json_object_get(sc, "tasks"), i, t)
+		{
+			const char *id = json_string_value(json_object_get(t, "id"));
+			const char *good = reference_reply(id);
+			struct checks cs;
+			char why[256];
+			int failed_bad = 0;
+
+			ck_assert_msg(good != NULL, "no reference reply for %s", id);
+			ck_assert_int_eq(
+			    checks_compile(json_object_get(t, "checks"), "", &cs, errs), 0);
+			for (c = 0; c < cs.n; c++) {
+				ck_assert_msg(checks_eval(&cs.v[c], good, why, sizeof(why)) == 1,
+					      "%s: the reference reply fails check %zu: %s", id, c,
+					      why);
+				if (checks_eval(&cs.v[c], "I am sorry, I cannot help with that.",
+						why, sizeof(why)) == 0)
+					failed_bad = 1;
+			}
+			ck_assert_msg(failed_bad, "%s passes a refusal", id);
+			checks_release(&cs);
+			seen++;
+		}
+		json_decref(work);
+		json_decref(errs);
+		json_decref(sc);
+		db_scenario_release(&s);
+	}
+	ck_assert_int_eq(seen, sizeof(reference) / sizeof(reference[0]));
+	db_close(db);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("tasks");
@@ -189,10 +314,12 @@ int main(void)
 	tcase_add_test(tc, test_bad_fields_have_paths);
 	tcase_add_test(tc, test_all_faults_at_once);
 	tcase_add_test(tc, test_size_limits);
+	tcase_add_test(tc, test_builtin_work);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	harness_cleanup();
 	return failed ? 1 : 0;
 }
