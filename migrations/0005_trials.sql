@@ -70,3 +70,47 @@ UPDATE scenarios SET
  {"id": "unit-conversion", "input": "Convert 3 km to metres. Reply in the form \"<number> m\" and nothing else.", "checks": [{"equals": "3000 m"}]}
  ]')
 WHERE name = 'prompt_engineering_breakthrough' AND builtin = 1;
+
+-- The trials of a job with "optimize" (DESIGN §7): trial 0 is the baseline, then one per
+-- proposal. config is the full configuration tested {system, template, options}; result holds
+-- the figures once the trial is done (server/stats.h).
+CREATE TABLE trials (
+	job_id      TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+	n           INTEGER NOT NULL,
+	kind        TEXT NOT NULL CHECK (kind IN ('baseline', 'prompt', 'setting')),
+	turn        INTEGER,                -- the interviewer turn that proposed it; NULL for 0
+	proposal    TEXT,                   -- JSON {system?, template?, options?}
+	config      TEXT NOT NULL,          -- JSON {system, template, options}
+	status      TEXT NOT NULL CHECK (status IN ('running', 'done', 'rejected', 'cancelled')),
+	reason      TEXT,
+	result      TEXT,                   -- JSON figures; NULL until done
+	created_at  INTEGER NOT NULL,
+	finished_at INTEGER,
+	PRIMARY KEY (job_id, n)
+);
+
+-- Every task call of a trial, stored as it finishes: a trial interrupted by a restart resumes
+-- at its first task without a row here, and the key keeps a call from being stored twice.
+CREATE TABLE trial_calls (
+	job_id            TEXT NOT NULL,
+	trial             INTEGER NOT NULL,
+	split             TEXT NOT NULL CHECK (split IN ('train', 'holdout')),
+	task_idx          INTEGER NOT NULL, -- index in the scenario's task list
+	rep               INTEGER NOT NULL, -- 0 .. repeat-1
+	task_id           TEXT NOT NULL,
+	input             TEXT NOT NULL,    -- the user message sent
+	reply             TEXT NOT NULL,
+	checks            TEXT NOT NULL,    -- JSON [{check, passed, why?}]
+	score             REAL NOT NULL,
+	passed            INTEGER NOT NULL,
+	error             TEXT,             -- the backend's error when the call failed
+	started_at        INTEGER NOT NULL,
+	finished_at       INTEGER NOT NULL,
+	wall_ms           REAL NOT NULL,
+	ttft_ms           REAL,
+	prompt_tokens     INTEGER,
+	cached_tokens     INTEGER,
+	completion_tokens INTEGER,
+	PRIMARY KEY (job_id, trial, split, task_idx, rep),
+	FOREIGN KEY (job_id, trial) REFERENCES trials (job_id, n) ON DELETE CASCADE
+);
