@@ -1,213 +1,378 @@
 /*
- * check_trials.c - the closed loop's scenario work through the real parleyd:
- * a scenario with baseline, tasks and objective is stored and served, in the
- * library and inline in a job; a bad field is a 400 that names its path and
- * stores nothing; the built-in scenarios carry their task sets.
+ * check_trials.c - running one trial (server/trials.c) against the fake
+ * backend taught a task model: it answers a task right only under the system
+ * prompt "FORMAT-OK", so every figure of a trial is known in advance. Checked:
+ * the figures and the stored calls, a resumed trial making no call twice, the
+ * early stop of a hopeless trial, cancel within a second, and the calls
+ * running side by side up to the backend's slots.
  */
 #include <check.h>
+#include <pthread.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "db/db.h"
+#include "db/job.h"
+#include "db/trial.h"
+#include "server/trials.h"
 #include "tests/harness.h"
 
-static struct proc fake, parleyd;
+#define NTASKS 8
+
+static struct proc fake;
+static struct db *db;
 static char dbpath[512];
+static struct db_job job;
+static struct config cfg;
+static struct backend_cfg be;
+static struct fleet *fleet;
+static struct trial_task tasks[NTASKS];
+static size_t idx[NTASKS];
+static char ids[NTASKS][8], inputs[NTASKS][32];
 
-static void setup(void)
+/* The task model: "Qk" under the system prompt FORMAT-OK answers "Ak"; anything else "no idea". */
+static void start_fake(const char *reply_ms, int slots)
 {
-	static int seq;
-	char b1[256];
-	const char *args[] = {"--backend", b1, NULL};
+	char script[512], slots_s[16];
+	const char *args[] = {"--script", script, "--reply-ms", reply_ms, "--slots", slots_s, NULL};
+	struct strbuf sb;
+	FILE *f;
+	int k;
 
-	snprintf(dbpath, sizeof(dbpath), "%s/trials-%d-%d.db", harness_tmpdir(), (int)getpid(),
-		 seq++);
-	ck_assert_int_eq(harness_fake_start(&fake, NULL), 0);
-	snprintf(b1, sizeof(b1), "name=ollama,kind=ollama,url=http://127.0.0.1:%d", fake.port);
-	ck_assert_int_eq(harness_parleyd_start(&parleyd, dbpath, args), 0);
+	snprintf(script, sizeof(script), "%s/task-model-%d.json", harness_tmpdir(), (int)getpid());
+	snprintf(slots_s, sizeof(slots_s), "%d", slots);
+	strbuf_init(&sb, 1024);
+	strbuf_addstr(&sb, "{\"models\":{\"task\":{\"replies\":[\"no idea\"],\"cases\":[");
+	for (k = 0; k < NTASKS; k++)
+		strbuf_addf(&sb,
+			    "%s{\"contains\":[\"FORMAT-OK\",\"task Q%d?\"],\"replies\":[\"A%d\"]}",
+			    k ? "," : "", k, k);
+	strbuf_addstr(&sb, "]}}}");
+	ck_assert_ptr_nonnull(f = fopen(script, "w"));
+	fputs(sb.buf, f);
+	fclose(f);
+	strbuf_release(&sb);
+	ck_assert_int_eq(harness_fake_start(&fake, args), 0);
 }
 
-static void teardown(void)
+static void start(const char *reply_ms, int slots)
 {
-	harness_stop(&parleyd, SIGTERM);
+	static int seq;
+	struct perr e = {0};
+	struct db_job c;
+	char url[64], prefix[64];
+	int k;
+
+	start_fake(reply_ms, slots);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", fake.port);
+	memset(&be, 0, sizeof(be));
+	be.name = "llama";
+	be.kind = BACKEND_LLAMA;
+	be.url = xstrdup(url);
+	be.max_concurrency = slots;
+	fleet = fleet_start(&be, 1);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.retry_max_attempts = 3;
+	cfg.retry_base_delay_ms = 50;
+	cfg.retry_max_delay_ms = 200;
+	snprintf(prefix, sizeof(prefix), "trials-%d", seq++);
+	db = harness_db(prefix, dbpath, sizeof(dbpath), &e);
+	ck_assert_msg(db != NULL, "%s", e.msg);
+	memset(&job, 0, sizeof(job));
+	job.scenario_name = xstrdup("t");
+	job.scenario = xstrdup("{\"name\":\"t\"}");
+	job.interviewer_model = xstrdup("i");
+	job.interviewer_backend = xstrdup("llama");
+	job.candidate_model = xstrdup("task");
+	job.candidate_backend = xstrdup("llama");
+	job.max_turns = 11;
+	job.scoring = xstrdup("rubric");
+	job.extraction = xstrdup("rubric");
+	ck_assert_int_eq(db_job_insert(db, &job, NULL, NULL, 0, &e), 0);
+	ck_assert_int_eq(db_job_claim(db, &c, &e), 1);
+	db_job_release(&c);
+	for (k = 0; k < NTASKS; k++) {
+		json_t *checks, *errs = json_array();
+		char want[8];
+		snprintf(ids[k], sizeof(ids[k]), "t%d", k);
+		snprintf(inputs[k], sizeof(inputs[k]), "task Q%d?", k);
+		snprintf(want, sizeof(want), "A%d", k);
+		/* two checks: the right answer, and a short one (which "no idea" also passes) */
+		checks = json_pack("[{s:s}, {s:i}]", "equals", want, "max_words", 3);
+		ck_assert_int_eq(checks_compile(checks, "", &tasks[k].checks, errs), 0);
+		json_decref(checks);
+		json_decref(errs);
+		tasks[k].id = ids[k];
+		tasks[k].input = inputs[k];
+		idx[k] = (size_t)k + 10; /* the scenario's own numbering */
+	}
+}
+
+static void stop(void)
+{
+	int k;
+
+	for (k = 0; k < NTASKS; k++)
+		checks_release(&tasks[k].checks);
+	fleet_stop(fleet);
+	free(be.url);
+	db_job_release(&job);
+	db_close(db);
 	harness_stop(&fake, SIGTERM);
 }
 
-#define TASK(id, check) "{\"id\":\"" id "\",\"input\":\"Job: " id "\",\"checks\":[" check "]}"
-#define FOUR_TASKS                                                                                 \
-	TASK("a", "{\"contains\":\"Go\"}")                                                         \
-	"," TASK("b", "{\"regex\":\"^[A-Z]\"}") "," TASK("c", "{\"max_words\":40}") "," TASK(      \
-	    "d", "{\"json_schema\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}}")
-
-static const char good[] = "{\"problem\":\"P\",\"context\":\"C\",\"goal\":\"G\","
-			   "\"baseline\":{\"system\":\"List the skills.\"},"
-			   "\"objective\":\"latency\",\"tasks\":[" FOUR_TASKS "]}";
-
-/* The 400's error list has one error at field; returns its message (static). */
-static const char *error_at(json_t *problem, const char *field)
+static void begin_trial(int n)
 {
-	json_t *e; /* borrowed */
-	size_t i;
+	struct db_trial t = {0};
+	struct perr e = {0};
 
-	json_array_foreach(json_object_get(problem, "errors"), i, e)
-	{
-		if (strcmp(json_string_value(json_object_get(e, "field")), field) == 0)
-			return json_string_value(json_object_get(e, "message"));
-	}
-	ck_abort_msg("no error at %s in %s", field, json_dumps(problem, 0));
+	t.n = n;
+	snprintf(t.kind, sizeof(t.kind), "%s", n ? "prompt" : "baseline");
+	t.turn = n ? 2 * n + 1 : -1;
+	t.config = "{}";
+	snprintf(t.status, sizeof(t.status), "running");
+	ck_assert_int_eq(db_trial_begin(db, job.id, job.attempts ? job.attempts : 1, &t, NULL, &e),
+			 0);
+}
+
+static struct trial_spec spec(int n, const char *system, int repeat)
+{
+	struct trial_spec s;
+
+	memset(&s, 0, sizeof(s));
+	s.job_id = job.id;
+	s.attempt = 1;
+	s.n = n;
+	s.split = "train";
+	s.system = system;
+	s.template = "Answer: {input}";
+	s.tasks = tasks;
+	s.idx = idx;
+	s.ntasks = NTASKS;
+	s.repeat = repeat;
+	s.backend = "llama";
+	s.model = "task";
+	s.objective.kind = OBJECTIVE_QUALITY;
+	return s;
+}
+
+START_TEST(figures_and_stored_calls)
+{
+	atomic_int cancel = 0;
+	struct trial_ctx ctx;
+	struct trial_spec s;
+	struct trial_outcome o;
+	struct db_trial_call *cv;
+	struct perr e = {0};
+	size_t n;
+
+	start("5", 2);
+	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel};
+	begin_trial(0);
+	s = spec(0, "plain", 2);
+	ck_assert_int_eq(trials_run(&ctx, &s, &o, &e), 0);
+	ck_assert_int_eq(o.end, TRIAL_DONE);
+	ck_assert_int_eq(o.made, 2 * NTASKS);
+	/* "no idea" fails equals and passes max_words: every call scores 1/2 */
+	ck_assert(o.fig.score == 0.5);
+	ck_assert_int_eq(o.fig.passed, 0);
+	ck_assert_int_eq(o.fig.tasks, NTASKS);
+	ck_assert_int_eq(o.fig.calls, 2 * NTASKS);
+	ck_assert_int_eq(o.nfail, 3);
+	ck_assert_str_eq(o.fail[0].reply, "no idea");
+	ck_assert_msg(strstr(o.fail[0].why, "is not \"A"), "%s", o.fail[0].why);
+	ck_assert_msg(strncmp(o.fail[0].input, "Answer: task Q", 14) == 0, "%s", o.fail[0].input);
+	trial_outcome_release(&o);
+	/* under the right system prompt every task passes */
+	begin_trial(1);
+	s = spec(1, "FORMAT-OK", 1);
+	ck_assert_int_eq(trials_run(&ctx, &s, &o, &e), 0);
+	ck_assert_int_eq(o.end, TRIAL_DONE);
+	ck_assert(o.fig.score == 1.0);
+	ck_assert_int_eq(o.fig.passed, NTASKS);
+	ck_assert_int_eq(o.nfail, 0);
+	ck_assert(o.fig.median_ms >= 5);
+	ck_assert(o.fig.completion_tokens >= 1);
+	trial_outcome_release(&o);
+	/* every call is stored with what was sent and what came back */
+	ck_assert_int_eq(db_trial_calls(db, job.id, 1, &cv, &n, &e), 0);
+	ck_assert_uint_eq(n, NTASKS);
+	ck_assert_int_eq(cv[3].task_idx, 13);
+	ck_assert_str_eq(cv[3].task_id, "t3");
+	ck_assert_str_eq(cv[3].input, "Answer: task Q3?");
+	ck_assert_str_eq(cv[3].reply, "A3");
+	ck_assert_int_eq(cv[3].passed, 1);
+	ck_assert_ptr_nonnull(strstr(cv[3].checks, "\"passed\":true"));
+	ck_assert(cv[3].wall_ms > 0);
+	ck_assert(cv[3].prompt_tokens > 0);
+	db_trial_calls_free(cv, n);
+	/* run again, as after a restart: everything is found stored, nothing is called */
+	ck_assert_int_eq(trials_run(&ctx, &s, &o, &e), 0);
+	ck_assert_int_eq(o.made, 0);
+	ck_assert_int_eq(o.resumed, NTASKS);
+	ck_assert(o.fig.score == 1.0);
+	trial_outcome_release(&o);
+	stop();
+}
+END_TEST
+
+START_TEST(resume_at_the_first_missing_call)
+{
+	atomic_int cancel = 0;
+	struct trial_ctx ctx;
+	struct trial_spec s;
+	struct trial_outcome o;
+	struct db_trial_call c, *cv;
+	struct perr e = {0};
+	size_t n;
+
+	start("5", 2);
+	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel};
+	begin_trial(0);
+	/* three calls were stored before a crash */
+	memset(&c, 0, sizeof(c));
+	c.trial = 0;
+	snprintf(c.split, sizeof(c.split), "train");
+	c.task_id = "t0";
+	c.input = "Answer: task Q0?";
+	c.reply = "A0";
+	c.checks = "[]";
+	c.score = 1;
+	c.passed = 1;
+	c.wall_ms = 7;
+	c.ttft_ms = c.prompt_tokens = c.cached_tokens = c.completion_tokens = -1;
+	for (c.task_idx = 10; c.task_idx < 13; c.task_idx++)
+		ck_assert_int_eq(db_trial_call_insert(db, job.id, 1, &c, &e), 0);
+	s = spec(0, "FORMAT-OK", 1);
+	ck_assert_int_eq(trials_run(&ctx, &s, &o, &e), 0);
+	ck_assert_int_eq(o.end, TRIAL_DONE);
+	ck_assert_int_eq(o.resumed, 3);
+	ck_assert_int_eq(o.made, NTASKS - 3);
+	trial_outcome_release(&o);
+	ck_assert_int_eq(db_trial_calls(db, job.id, 0, &cv, &n, &e), 0);
+	ck_assert_uint_eq(n, NTASKS);
+	ck_assert_str_eq(cv[1].input, "Answer: task Q0?"); /* the stored one, untouched */
+	ck_assert_str_eq(cv[5].reply, "A5");
+	db_trial_calls_free(cv, n);
+	stop();
+}
+END_TEST
+
+START_TEST(hopeless_trial_stops_early)
+{
+	atomic_int cancel = 0;
+	struct trial_ctx ctx;
+	struct figures best = {0}, base = {0};
+	struct trial_spec s;
+	struct trial_outcome o;
+	struct perr e = {0};
+
+	start("20", 1);
+	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel};
+	best.score = 1.0;
+	best.median_ms = 10;
+	base = best;
+	begin_trial(2);
+	s = spec(2, "useless", 2); /* 16 calls of score 1/2 against a best of 1 */
+	s.best = &best;
+	s.base = &base;
+	ck_assert_int_eq(trials_run(&ctx, &s, &o, &e), 0);
+	ck_assert_int_eq(o.end, TRIAL_STOPPED);
+	/* it stops once half (8) are done: one slot, so at most one more was in flight */
+	ck_assert_msg(o.made >= 8 && o.made <= 9, "made %d", o.made);
+	ck_assert_int_eq(o.skipped, 2 * NTASKS - o.made);
+	trial_outcome_release(&o);
+	stop();
+}
+END_TEST
+
+struct canceller {
+	atomic_int *flag;
+	long after_ms;
+};
+
+static void *cancel_later(void *arg)
+{
+	struct canceller *c = arg;
+
+	util_sleep_ms(c->after_ms);
+	atomic_store(c->flag, 1);
 	return NULL;
 }
 
-static long count_rows(const char *sql)
+START_TEST(cancel_stops_within_a_second)
 {
-	sqlite3 *h;
-	sqlite3_stmt *st;
-	long n = -1;
+	atomic_int cancel = 0;
+	struct trial_ctx ctx;
+	struct canceller cc = {&cancel, 300};
+	struct trial_spec s;
+	struct trial_outcome o;
+	struct perr e = {0};
+	pthread_t th;
+	int64_t t0, took;
 
-	ck_assert_int_eq(sqlite3_open_v2(dbpath, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(h);
-	return n;
-}
-
-START_TEST(library_stores_the_work)
-{
-	json_t *j = NULL, *b, *t;
-
-	ck_assert_int_eq(harness_http_json(parleyd.port, "PUT", "/v1/scenarios/skills", good, &j),
-			 201);
-	json_decref(j);
-	ck_assert_int_eq(harness_http_json(parleyd.port, "GET", "/v1/scenarios/skills", NULL, &j),
-			 200);
-	b = json_object_get(j, "baseline");
-	ck_assert_str_eq(json_string_value(json_object_get(b, "system")), "List the skills.");
-	ck_assert_str_eq(json_string_value(json_object_get(b, "template")), "{input}");
-	ck_assert_str_eq(
-	    json_string_value(json_object_get(json_object_get(j, "objective"), "kind")), "latency");
-	t = json_object_get(j, "tasks");
-	ck_assert_int_eq(json_array_size(t), 4);
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(t, 3), "id")), "d");
-	json_decref(j);
-	/* replacing it without tasks removes them */
-	ck_assert_int_eq(harness_http_json(parleyd.port, "PUT", "/v1/scenarios/skills",
-					   "{\"problem\":\"P\",\"context\":\"C\",\"goal\":\"G\"}",
-					   &j),
-			 200);
-	ck_assert(json_is_null(json_object_get(j, "tasks")));
-	json_decref(j);
+	start("3000", 2); /* every call takes 3 s */
+	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel};
+	begin_trial(0);
+	s = spec(0, "FORMAT-OK", 1);
+	pthread_create(&th, NULL, cancel_later, &cc);
+	t0 = util_mono_us();
+	ck_assert_int_eq(trials_run(&ctx, &s, &o, &e), 0);
+	took = util_mono_us() - t0;
+	pthread_join(th, NULL);
+	ck_assert_int_eq(o.end, TRIAL_CANCELLED);
+	ck_assert_int_eq(o.made, 0);
+	ck_assert_msg(took < 300000 + 1000000, "cancel took %lld us", (long long)took);
+	trial_outcome_release(&o);
+	stop();
 }
 END_TEST
 
-START_TEST(library_refuses_bad_work_and_stores_nothing)
+START_TEST(calls_run_side_by_side)
 {
-	static const struct {
-		const char *body, *field, *says;
-	} cases[] = {
-	    {"{\"problem\":\"P\",\"context\":\"C\",\"goal\":\"G\",\"tasks\":[" FOUR_TASKS
-	     ",{\"id\":\"e\",\"input\":\"x\",\"checks\":[{\"regex\":\"(unclosed\"}]}]}",
-	     "tasks[4].checks[0].regex", "POSIX extended"},
-	    {"{\"problem\":\"P\",\"context\":\"C\",\"goal\":\"G\",\"tasks\":[" FOUR_TASKS
-	     ",{\"id\":\"e\",\"input\":\"x\",\"checks\":[{\"json_schema\":{\"oneOf\":[]}}]}]}",
-	     "tasks[4].checks[0].json_schema", "'oneOf' is not supported"},
-	    {"{\"problem\":\"P\",\"context\":\"C\",\"goal\":\"G\",\"tasks\":[" FOUR_TASKS "],"
-	     "\"baseline\":{\"template\":\"no slot\"}}",
-	     "baseline.template", "{input}"},
-	    {"{\"problem\":\"P\",\"context\":\"C\",\"goal\":\"G\",\"tasks\":[]}", "tasks",
-	     "4 to 500"},
-	    {"{\"problem\":\"P\",\"context\":\"C\",\"goal\":\"G\",\"objective\":\"fastest\"}",
-	     "objective", "quality, latency, balanced"},
-	};
-	json_t *j;
-	size_t i;
+	atomic_int cancel = 0;
+	struct trial_ctx ctx;
+	struct trial_spec s;
+	struct trial_outcome o;
+	struct perr e = {0};
+	int64_t t0, took;
+	double ideal;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		j = NULL;
-		ck_assert_int_eq(
-		    harness_http_json(parleyd.port, "PUT", "/v1/scenarios/bad", cases[i].body, &j),
-		    400);
-		ck_assert_msg(strstr(error_at(j, cases[i].field), cases[i].says), "%s: %s",
-			      cases[i].field, error_at(j, cases[i].field));
-		json_decref(j);
-		ck_assert_int_eq(
-		    harness_http(parleyd.port, "GET", "/v1/scenarios/bad", NULL, NULL, NULL), 404);
-	}
-}
-END_TEST
-
-START_TEST(inline_scenario_work)
-{
-	char body[4096];
-	json_t *j = NULL, *sc;
-	long jobs;
-
-	snprintf(body, sizeof(body),
-		 "{\"scenario\":{\"name\":\"inl\",\"problem\":\"P\",\"context\":\"C\",\"goal\":"
-		 "\"G\",\"tasks\":[" FOUR_TASKS ",{\"id\":\"e\",\"input\":\"x\",\"checks\":["
-		 "{\"contains\":\"x\"},{\"max_words\":-1}]}]},"
-		 "\"interviewer\":{\"model\":\"i\"},\"candidate\":{\"model\":\"c\"}}");
-	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", body, &j), 400);
-	ck_assert(strstr(error_at(j, "scenario.tasks[4].checks[1].max_words"), "integer"));
-	json_decref(j);
-	jobs = count_rows("SELECT count(*) FROM jobs");
-	ck_assert_int_eq(jobs, 0);
-	/* a good one: the job's scenario snapshot carries the work */
-	snprintf(body, sizeof(body),
-		 "{\"scenario\":{\"name\":\"inl\",\"problem\":\"P\",\"context\":\"C\",\"goal\":"
-		 "\"G\",\"tasks\":[" FOUR_TASKS "]},"
-		 "\"interviewer\":{\"model\":\"i\"},\"candidate\":{\"model\":\"c\"}}");
-	j = NULL;
-	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", body, &j), 202);
-	sc = json_object_get(j, "scenario");
-	ck_assert_msg(json_is_object(sc) || json_is_string(sc), "%s", json_dumps(j, 0));
-	json_decref(j);
-	ck_assert_int_eq(count_rows("SELECT count(*) FROM jobs WHERE json_array_length("
-				    "json_extract(scenario, '$.tasks')) = 4 AND json_extract("
-				    "scenario, '$.baseline.template') = '{input}'"),
-			 1);
-}
-END_TEST
-
-START_TEST(builtin_scenarios_carry_tasks)
-{
-	static const char *const names[] = {"job_extraction_improvement",
-					    "response_speed_optimization",
-					    "prompt_engineering_breakthrough"};
-	char path[128];
-	json_t *j;
-	size_t i;
-
-	for (i = 0; i < 3; i++) {
-		j = NULL;
-		snprintf(path, sizeof(path), "/v1/scenarios/%s", names[i]);
-		ck_assert_int_eq(harness_http_json(parleyd.port, "GET", path, NULL, &j), 200);
-		ck_assert_int_ge(json_array_size(json_object_get(j, "tasks")), 12);
-		ck_assert(
-		    json_is_string(json_object_get(json_object_get(j, "baseline"), "system")));
-		json_decref(j);
-	}
+	start("100", 4);
+	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel};
+	begin_trial(0);
+	s = spec(0, "FORMAT-OK", 5); /* 40 calls of 100 ms on 4 slots: 1 s at best */
+	t0 = util_mono_us();
+	ck_assert_int_eq(trials_run(&ctx, &s, &o, &e), 0);
+	took = util_mono_us() - t0;
+	ck_assert_int_eq(o.made, 5 * NTASKS);
+	ideal = 5.0 * NTASKS * 100000 / 4;
+	fprintf(stderr, "trials: %d calls of 100 ms on 4 slots took %.0f ms; ideal %.0f ms; %.2f\n",
+		o.made, took / 1000.0, ideal / 1000.0, ideal / (double)took);
+	/* one call at a time would take 4 s: at least twice as fast, even on a loaded machine */
+	ck_assert_msg(took < 5.0 * NTASKS * 100000 / 2, "took %lld us", (long long)took);
+	trial_outcome_release(&o);
+	stop();
 }
 END_TEST
 
 int main(void)
 {
 	Suite *s = suite_create("trials");
-	TCase *tc = tcase_create("parleyd");
+	TCase *tc = tcase_create("run");
 	SRunner *sr;
 	int failed;
 
 	harness_tmpdir();
-	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, library_stores_the_work);
-	tcase_add_test(tc, library_refuses_bad_work_and_stores_nothing);
-	tcase_add_test(tc, inline_scenario_work);
-	tcase_add_test(tc, builtin_scenarios_carry_tasks);
+	tcase_add_test(tc, figures_and_stored_calls);
+	tcase_add_test(tc, resume_at_the_first_missing_call);
+	tcase_add_test(tc, hopeless_trial_stops_early);
+	tcase_add_test(tc, cancel_stops_within_a_second);
+	tcase_add_test(tc, calls_run_side_by_side);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,105 @@
+/*
+ * trials.h - the closed loop (DESIGN §7): running one trial, a configuration
+ * {system, template, options} on a list of a scenario's tasks.
+ *
+ * DESIGN: the calling worker (which owns the job's claim and its database
+ * connection) is the coordinator. Task calls are one-shot and independent, so
+ * up to the backend's call slots of them run at once on short-lived threads,
+ * each with its own curl handle; every call takes a fleet slot like a turn,
+ * so other jobs on the same backend keep their share. All calls of a trial
+ * send the same system prompt first, so the backend's prompt cache serves it
+ * after the first call. The threads only talk to the model and check the
+ * reply; results come back to the coordinator through a mutex-guarded array
+ * and a condition variable, and the coordinator stores each call
+ * (db/trial.h) as it arrives. So a trial interrupted by a restart resumes at
+ * its first task without a stored call, and none is stored twice. After every
+ * stored call the coordinator applies the early-stop rule (stats.h); on early
+ * stop or cancel it raises the trial's stop flag, which aborts the calls in
+ * flight within a fraction of a second and wakes the threads waiting for a
+ * slot.
+ */
+#ifndef PARLEY_TRIALS_H
+#define PARLEY_TRIALS_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+
+#include "db/db.h"
+#include "server/checks.h"
+#include "server/config.h"
+#include "server/fleet.h"
+#include "server/stats.h"
+
+/* Threads of one trial at most, whatever the backend's slots. */
+#define TRIALS_MAX_PARALLEL 16
+
+struct trial_task {
+	const char *id, *input;
+	struct checks checks; /* compiled (checks.h) */
+};
+
+struct trial_spec {
+	const char *job_id;
+	int attempt;	   /* the job's claim: every write is fenced by it */
+	int n;		   /* the trial's number; the trial row must exist (db_trial_begin) */
+	const char *split; /* "train" or "holdout" */
+	/* the configuration tested */
+	const char *system, *template; /* template holds "{input}" */
+	json_t *options;	       /* borrowed; may be NULL */
+	/* the tasks: tasks[i] is the scenario's task idx[i] */
+	const struct trial_task *tasks;
+	const size_t *idx;
+	size_t ntasks;
+	int repeat; /* 1..5 */
+	const char *backend, *model;
+	/* early stop: when best is not NULL, a trial that cannot reach it stops (stats.h) */
+	struct objective objective;
+	const struct figures *best, *base;
+};
+
+struct trial_ctx {
+	const struct config *cfg;
+	struct fleet *fleet;
+	struct db *db;
+	const atomic_int *cancel; /* the job's cancel flag (also raised at shutdown) */
+};
+
+enum trial_end {
+	TRIAL_DONE,	 /* every call made and stored */
+	TRIAL_STOPPED,	 /* stopped early: it could not reach the best */
+	TRIAL_CANCELLED, /* the job's cancel flag was raised; the stored calls stay */
+	TRIAL_ERROR,	 /* the store failed (e says why): nothing more can be written */
+};
+
+/* One failing call, for the result the interviewer sees. */
+struct trial_failure {
+	char *task_id, *input, *reply, *why;
+	double score;
+};
+
+#define TRIAL_MAX_FAILURES 3
+
+struct trial_outcome {
+	enum trial_end end;
+	struct figures fig; /* of the calls stored, resumed ones included */
+	int resumed;	    /* calls found already stored */
+	int made;	    /* calls made now */
+	int skipped;	    /* calls not made because the trial stopped early */
+	struct trial_failure fail[TRIAL_MAX_FAILURES]; /* the worst, lowest score first */
+	int nfail;
+};
+
+void trial_outcome_release(struct trial_outcome *o);
+
+/* "{input}" in template replaced by input: a new string. */
+char *trials_render(const char *template, const char *input);
+
+/*
+ * Runs (or resumes) one trial: repeat x ntasks calls of model on backend,
+ * stores each, and fills out. Returns 0, or -1 when it could not even start
+ * (e says why: no such backend, the store failed).
+ */
+int trials_run(const struct trial_ctx *ctx, const struct trial_spec *spec,
+	       struct trial_outcome *out, struct perr *e);
+
+#endif
