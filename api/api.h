@@ -106,6 +106,7 @@ void api_jobs_list(struct api_req *q, struct api_resp *r);
 void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id);
 void api_jobs_transcript(struct api_req *q, struct api_resp *r, const char *id, int markdown);
 void api_jobs_cancel(struct api_req *q, struct api_resp *r, const char *id);
+void api_jobs_trials(struct api_req *q, struct api_resp *r, const char *id);
 void api_scenarios_list(struct api_req *q, struct api_resp *r);
 void api_scenarios_get(struct api_req *q, struct api_resp *r, const char *name);
 void api_scenarios_put(struct api_req *q, struct api_resp *r, const char *name);

@@ -12,6 +12,7 @@
 #include "api/views.h"
 #include "db/job.h"
 #include "db/scenario.h"
+#include "server/trials.h"
 #include "db/turn.h"
 #include "server/extract.h"
 #include "server/score.h"
@@ -313,6 +314,25 @@ void api_check_job_fields(struct api_req *q, json_t *body, struct db_job *j, jso
 	}
 }
 
+/* "optimize": the closed loop (server/trials.h); it needs the scenario's tasks. */
+static void check_optimize(json_t *body, struct db_job *j, json_t *errs)
+{
+	json_t *v = json_object_get(body, "optimize"), *sc, *norm; /* borrowed, owned x2 */
+
+	if (!v || json_is_null(v))
+		return;
+	sc = j->scenario ? json_loads(j->scenario, 0, NULL) : NULL;
+	if (!sc && json_array_size(errs) > 0) /* the scenario itself is wrong: said already */
+		return;
+	if (trials_optimize_check(v, sc, &norm, errs) == 0) {
+		j->optimize = json_dumps(norm, JSON_COMPACT);
+		json_decref(norm);
+		if (!json_object_get(body, "max_turns"))
+			j->max_turns = TRIALS_DEFAULT_MAX_TURNS;
+	}
+	json_decref(sc);
+}
+
 /* A short stable digest of the request, for Idempotency-Key (FNV-1a, 64 bits). */
 static void body_digest(json_t *body, char out[17])
 {
@@ -332,7 +352,7 @@ void api_jobs_post(struct api_req *q, struct api_resp *r)
 {
 	static const char *const keys[] = {"scenario", "interviewer", "candidate",  "max_turns",
 					   "options",  "scoring",     "extraction", "labels",
-					   "judge",    NULL};
+					   "judge",    "optimize",    NULL};
 	struct db_job j;
 	struct perr e = {0};
 	json_t *body, *errs; /* owned */
@@ -351,6 +371,7 @@ void api_jobs_post(struct api_req *q, struct api_resp *r)
 	api_check_party(q, json_object_get(body, "candidate"), "candidate", &j.candidate_model,
 			&j.candidate_backend, errs);
 	api_check_job_fields(q, body, &j, errs);
+	check_optimize(body, &j, errs);
 	if (idem && (strlen(idem) == 0 || strlen(idem) > 200))
 		api_field_error(errs, "Idempotency-Key", "must be 1 to 200 characters");
 
@@ -496,11 +517,52 @@ static int job_ended(const char *status)
 	       strcmp(status, "cancelled") == 0;
 }
 
+/* Sets optimize, trials and best of a job with the closed loop on v. */
+static int job_trials(struct api_req *q, const struct db_job *j, json_t *v, int with_calls,
+		      struct perr *e)
+{
+	json_t *sc = json_loads(j->scenario, 0, NULL), *trials, *best; /* owned */
+	int rc = trials_view(q->db, j->id, j->optimize, sc, with_calls, &trials, &best, e);
+
+	json_decref(sc);
+	if (rc < 0)
+		return -1;
+	json_object_set_new(v, "optimize", json_loads(j->optimize, 0, NULL));
+	json_object_set_new(v, "trials", trials);
+	json_object_set_new(v, "best", best);
+	return 0;
+}
+
+void api_jobs_trials(struct api_req *q, struct api_resp *r, const char *id)
+{
+	struct db_job j;
+	struct perr e = {0};
+	json_t *v;
+
+	if (db_job_get(q->db, id, &j, &e) < 0)
+		return api_perr(r, &e);
+	if (!j.optimize) {
+		db_job_release(&j);
+		return api_problem(r, 404, "Not Found",
+				   "this job has no trials: it was not submitted with \"optimize\"",
+				   NULL);
+	}
+	v = json_pack("{s:s, s:s}", "job_id", j.id, "status", j.status);
+	if (job_trials(q, &j, v, 1, &e) < 0) {
+		json_decref(v);
+		db_job_release(&j);
+		return api_perr(r, &e);
+	}
+	api_json(r, 200, v);
+	db_job_release(&j);
+}
+
 void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id)
 {
 	size_t k = finished_slot(id);
 	struct db_job j;
 	struct perr e = {0};
+	json_t *v;
 
 	pthread_mutex_lock(&finished.lock);
 	if (finished.slot[k].json && strcmp(finished.slot[k].id, id) == 0) {
@@ -511,7 +573,13 @@ void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id)
 	pthread_mutex_unlock(&finished.lock);
 	if (db_job_get(q->db, id, &j, &e) < 0)
 		return api_perr(r, &e);
-	api_json(r, 200, view_job(&j));
+	v = view_job(&j);
+	if (j.optimize && job_trials(q, &j, v, 0, &e) < 0) {
+		json_decref(v);
+		db_job_release(&j);
+		return api_perr(r, &e);
+	}
+	api_json(r, 200, v);
 	if (job_ended(j.status)) {
 		pthread_mutex_lock(&finished.lock);
 		free(finished.slot[k].json);

@@ -33,6 +33,7 @@ struct db_job {
 	char *labels; /* JSON object text */
 	char *batch_id;
 	char *judge; /* JSON {model, backend} text when scoring is "judge", else NULL */
+	char *optimize; /* JSON {max_trials, repeat, holdout, seed} of the closed loop, or NULL */
 	int64_t created_at, started_at, finished_at; /* -1 when not yet */
 	int attempts;
 	int turns_completed;

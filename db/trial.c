@@ -10,14 +10,14 @@
 static const char sql_job_check[] = "SELECT attempts, status FROM jobs WHERE id = ?1";
 static const char sql_trial_insert[] =
     "INSERT INTO trials (job_id, n, kind, turn, proposal, config, status, reason, created_at, "
-    "finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+    "finished_at, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
     "ON CONFLICT (job_id, n) DO NOTHING";
 static const char sql_trial_finish[] =
-    "UPDATE trials SET status = ?3, reason = ?4, result = ?5, finished_at = ?6 "
+    "UPDATE trials SET status = ?3, reason = ?4, result = ?5, finished_at = ?6, message = ?7 "
     "WHERE job_id = ?1 AND n = ?2";
 static const char sql_trial_list[] =
-    "SELECT n, kind, turn, proposal, config, status, reason, result, created_at, finished_at "
-    "FROM trials WHERE job_id = ?1 ORDER BY n";
+    "SELECT n, kind, turn, proposal, config, status, reason, result, created_at, finished_at, "
+    "message FROM trials WHERE job_id = ?1 ORDER BY n";
 static const char sql_call_insert[] =
     "INSERT INTO trial_calls (job_id, trial, split, task_idx, rep, task_id, input, reply, "
     "checks, score, passed, error, started_at, finished_at, wall_ms, ttft_ms, prompt_tokens, "
@@ -35,6 +35,7 @@ void db_trial_release(struct db_trial *t)
 	free(t->config);
 	free(t->reason);
 	free(t->result);
+	free(t->message);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -112,6 +113,7 @@ int db_trial_begin(struct db *db, const char *job_id, int attempt, const struct 
 	db_bind_text(st, 8, t->reason);
 	sqlite3_bind_int64(st, 9, now);
 	db_bind_opt_int(st, 10, rejected ? now : -1);
+	db_bind_text(st, 11, t->message);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
@@ -174,7 +176,7 @@ fail:
 }
 
 int db_trial_finish(struct db *db, const char *job_id, int attempt, int n, const char *status,
-		    const char *reason, const char *result, struct perr *e)
+		    const char *reason, const char *result, const char *message, struct perr *e)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -189,6 +191,7 @@ int db_trial_finish(struct db *db, const char *job_id, int attempt, int n, const
 	db_bind_text(st, 4, reason);
 	db_bind_text(st, 5, result);
 	sqlite3_bind_int64(st, 6, util_now_us());
+	db_bind_text(st, 7, message);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
@@ -243,6 +246,7 @@ int db_trial_list(struct db *db, const char *job_id, struct db_trial **out, size
 		t->result = db_col_text(st, 7);
 		t->created_at = db_col_int(st, 8);
 		t->finished_at = sqlite3_column_type(st, 9) == SQLITE_NULL ? 0 : db_col_int(st, 9);
+		t->message = db_col_text(st, 10);
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {

@@ -20,6 +20,7 @@ struct db_trial {
 	char *proposal;	 /* JSON {system?, template?, options?} or NULL */
 	char *config;	 /* JSON {system, template, options} */
 	char status[16]; /* running | done | rejected | cancelled */
+	char *message;	 /* the "parley" item both models were shown, or NULL */
 	char *reason;	 /* why rejected or stopped early, or NULL */
 	char *result;	 /* JSON figures, or NULL until done */
 	int64_t created_at, finished_at; /* finished_at 0 while running */
@@ -58,9 +59,10 @@ int db_trial_begin(struct db *db, const char *job_id, int attempt, const struct 
 int db_trial_call_insert(struct db *db, const char *job_id, int attempt,
 			 const struct db_trial_call *c, struct perr *e);
 
-/* Ends trial n: status done, rejected or cancelled, an optional reason and result JSON. */
+/* Ends trial n: status done, rejected or cancelled, an optional reason, result JSON and the
+ * message the models are shown. */
 int db_trial_finish(struct db *db, const char *job_id, int attempt, int n, const char *status,
-		    const char *reason, const char *result, struct perr *e);
+		    const char *reason, const char *result, const char *message, struct perr *e);
 
 /* The trials of a job in order. *out is a new array (db_trials_free()). */
 int db_trial_list(struct db *db, const char *job_id, struct db_trial **out, size_t *n,

@@ -71,6 +71,9 @@ UPDATE scenarios SET
  ]')
 WHERE name = 'prompt_engineering_breakthrough' AND builtin = 1;
 
+-- A job's closed loop: JSON {max_trials, repeat, holdout, seed}, or NULL for a conversation only.
+ALTER TABLE jobs ADD COLUMN optimize TEXT;
+
 -- The trials of a job with "optimize" (DESIGN §7): trial 0 is the baseline, then one per
 -- proposal. config is the full configuration tested {system, template, options}; result holds
 -- the figures once the trial is done (server/stats.h).
@@ -83,6 +86,7 @@ CREATE TABLE trials (
 	config      TEXT NOT NULL,          -- JSON {system, template, options}
 	status      TEXT NOT NULL CHECK (status IN ('running', 'done', 'rejected', 'cancelled')),
 	reason      TEXT,
+	message     TEXT,                   -- the "parley" item both models were shown, or NULL
 	result      TEXT,                   -- JSON figures; NULL until done
 	created_at  INTEGER NOT NULL,
 	finished_at INTEGER,

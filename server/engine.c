@@ -17,6 +17,7 @@
 #include "server/prompt.h"
 #include "server/record.h"
 #include "server/score.h"
+#include "server/trials.h"
 
 struct turns {
 	struct db_turn *v;
@@ -421,8 +422,25 @@ static enum engine_outcome requeue(struct engine_ctx *ctx, struct db_job *job)
 	return ENGINE_REQUEUED;
 }
 
+/* A trial of the closed loop did not end: cancelled, shutting down, or the store failed. */
+static enum engine_outcome trial_interrupted(struct engine_ctx *ctx, struct db_job *job,
+					     const struct turns *ts, enum trial_end end,
+					     const struct perr *e)
+{
+	if (end == TRIAL_CANCELLED && atomic_load(ctx->stopping) &&
+	    !db_job_cancel_requested(ctx->db, job->id))
+		return requeue(ctx, job);
+	if (end == TRIAL_CANCELLED)
+		return end_cancelled(ctx, job, ts);
+	log_error("trial failed", "job=%s error=\"%s\"", job->id, e->msg);
+	return e->code == PERR_CONFLICT ? ENGINE_LOST : requeue(ctx, job);
+}
+
 enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 {
+	struct trial_ctx tctx = {ctx->cfg, ctx->fleet, ctx->db, ctx->cancel};
+	struct trials_loop *loop = NULL;
+	enum trial_end te;
 	enum engine_outcome out = ENGINE_FINISHED;
 	struct turns ts = {0};
 	struct prompts pr = {0};
@@ -451,11 +469,24 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 	log_info("job started", "job=%s attempt=%d resume_at=%zu", job->id, job->attempts,
 		 ts.n + 1);
 	publish_job(ctx, job->id);
+	/* "optimize": the baseline runs before the interview (server/trials.h) */
+	if (job->optimize) {
+		loop = trials_loop_open(&tctx, job->id, job->attempts, job->optimize, scenario,
+					job->candidate_backend, job->candidate_model, ctx->stopping,
+					&e);
+		if (!loop) {
+			finish(ctx, job, "failed", perr_code_name(e.code), e.msg, NULL, NULL);
+			goto out;
+		}
+		if ((te = trials_loop_baseline(loop, &pr.interviewer_system, &e)) != TRIAL_DONE) {
+			out = trial_interrupted(ctx, job, &ts, te, &e);
+			goto out;
+		}
+	}
 
 	for (;;) {
 		int idx = (int)ts.n + 1;
-		int last = engine_last_turn(job->max_turns, ts.v, ts.n);
-		int analysis = engine_analysis_turn(job->max_turns, ts.v, ts.n);
+		int last, analysis;
 		int interviewer = idx % 2 == 1;
 		struct chat_result res;
 		struct chat_req req;
@@ -464,6 +495,20 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 		enum call_outcome co;
 		json_t *ev;
 
+		/* the interviewer's proposal is tested before the candidate answers */
+		if (loop && !interviewer && ts.n &&
+		    ts.v[ts.n - 1].idx <
+			trials_loop_analysis(loop,
+					     engine_analysis_turn(job->max_turns, ts.v, ts.n)) &&
+		    (te = trials_loop_turn(loop, ts.v[ts.n - 1].idx, ts.v[ts.n - 1].text, &e)) !=
+			TRIAL_DONE) {
+			out = trial_interrupted(ctx, job, &ts, te, &e);
+			goto out;
+		}
+		last = engine_last_turn(job->max_turns, ts.v, ts.n);
+		analysis = engine_analysis_turn(job->max_turns, ts.v, ts.n);
+		if (loop && trials_loop_analysis(loop, analysis) < analysis)
+			analysis = last = trials_loop_analysis(loop, analysis);
 		if (idx > last)
 			break;
 		if (atomic_load(ctx->stopping)) {
@@ -489,6 +534,9 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 		req.msgs = msgs;
 		req.nmsgs = prompt_messages(&pr, ts.v, ts.n, idx, interviewer && idx == analysis,
 					    msgs, &scratch);
+		if (loop)
+			req.msgs = trials_loop_messages(loop, ts.v, ts.n, interviewer, msgs,
+							&req.nmsgs);
 		req.options = options;
 		req.cancel = ctx->cancel;
 		tc.job_id = job->id;
@@ -551,9 +599,15 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 		log_debug("turn stored", "job=%s turn=%d wall_ms=%.0f", job->id, idx, t.wall_ms);
 		turns_push(&ts, &t);
 	}
+	/* the best trial and the baseline on the held-out tasks */
+	if (loop && (te = trials_loop_verify(loop, &e)) != TRIAL_DONE) {
+		out = trial_interrupted(ctx, job, &ts, te, &e);
+		goto out;
+	}
 	if (finish_success(ctx, job, scenario, &ts) < 0)
 		out = ENGINE_LOST;
 out:
+	trials_loop_close(loop);
 	for (i = 0; i < ts.n; i++)
 		db_turn_release(&ts.v[i]);
 	free(ts.v);

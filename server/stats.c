@@ -65,7 +65,7 @@ double stats_p90(const double *v, size_t n)
 	return p;
 }
 
-void stats_figures(const struct call_outcome *c, size_t n, struct figures *out)
+void stats_figures(const struct task_outcome *c, size_t n, struct figures *out)
 {
 	double *wall = xmalloc((n ? n : 1) * sizeof(*wall)),
 	       *ttft = xmalloc((n ? n : 1) * sizeof(*ttft));

@@ -28,7 +28,7 @@ struct objective {
 int stats_objective_kind(const char *name);
 
 /* One task call's outcome. */
-struct call_outcome {
+struct task_outcome {
 	size_t task;  /* index of the task in the trial's task list */
 	int repeat;   /* 0 .. repeat-1 */
 	double score; /* share of the checks that passed, 0..1 */
@@ -48,7 +48,7 @@ double stats_median(const double *v, size_t n);
 double stats_p90(const double *v, size_t n);
 
 /* The figures of a trial from its calls (any order). */
-void stats_figures(const struct call_outcome *c, size_t n, struct figures *out);
+void stats_figures(const struct task_outcome *c, size_t n, struct figures *out);
 
 /* The two-sided 95 % critical value of Student's t for df degrees of freedom (df >= 1);
  * for a df between tabulated ones, the value of the next smaller one (wider, so safe). */

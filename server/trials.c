@@ -4,13 +4,18 @@
 #include "server/trials.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "db/trial.h"
+#include "server/ferr.h"
 #include "server/log.h"
+#include "server/proposal.h"
+#include "server/tasks.h"
 
 /* A finished task call, handed from a thread to the coordinator. */
 struct result {
@@ -239,8 +244,8 @@ struct fails {
 	size_t n, alloc;
 };
 
-static void fails_add(struct fails *f, const char *task_id, const char *input, const char *reply,
-		      json_t *checks, const char *error, double score)
+static void fails_add(struct fails *f, size_t k, int rep, const char *task_id, const char *input,
+		      const char *reply, json_t *checks, const char *error, double score)
 {
 	struct trial_failure *x;
 	json_t *c; /* borrowed */
@@ -264,13 +269,19 @@ static void fails_add(struct fails *f, const char *task_id, const char *input, c
 	x->reply = xstrdup(reply ? reply : "");
 	x->why = xstrdup(why ? why : "a check failed");
 	x->score = score;
+	x->k = k;
+	x->rep = rep;
 }
 
 static int cmp_fail(const void *a, const void *b)
 {
 	const struct trial_failure *x = a, *y = b;
 
-	return x->score < y->score ? -1 : x->score > y->score;
+	if (x->score != y->score)
+		return x->score < y->score ? -1 : 1;
+	if (x->k != y->k)
+		return x->k < y->k ? -1 : 1;
+	return x->rep - y->rep;
 }
 
 static void fails_pick(struct fails *f, struct trial_outcome *out)
@@ -296,7 +307,7 @@ static void fails_pick(struct fails *f, struct trial_outcome *out)
 	free(f->v);
 }
 
-static void outcome_of(struct call_outcome *o, size_t k, int rep, double score, int passed,
+static void outcome_of(struct task_outcome *o, size_t k, int rep, double score, int passed,
 		       int failed, double wall_ms, double ttft_ms, double tokens)
 {
 	o->task = k;
@@ -347,7 +358,7 @@ int trials_run(const struct trial_ctx *ctx, const struct trial_spec *sp, struct 
 	size_t nstored = 0, total = sp->ntasks * (size_t)sp->repeat, i, k, maxidx = 0, nout = 0;
 	size_t *where; /* scenario task index -> index in spec->tasks + 1, 0 when not in it */
 	unsigned char *have;
-	struct call_outcome *oc;
+	struct task_outcome *oc;
 	struct fails fails = {0};
 	pthread_t th[TRIALS_MAX_PARALLEL];
 	struct run r;
@@ -384,7 +395,8 @@ int trials_run(const struct trial_ctx *ctx, const struct trial_spec *sp, struct 
 			   c->wall_ms, c->ttft_ms, (double)c->completion_tokens);
 		sum += c->error ? 0 : c->score;
 		checks = json_loads(c->checks, 0, NULL);
-		fails_add(&fails, c->task_id, c->input, c->reply, checks, c->error, c->score);
+		fails_add(&fails, k, c->rep, c->task_id, c->input, c->reply, checks, c->error,
+			  c->score);
 		json_decref(checks);
 		out->resumed++;
 	}
@@ -454,8 +466,9 @@ int trials_run(const struct trial_ctx *ctx, const struct trial_spec *sp, struct 
 					   res->error != NULL, res->m.wall_ms, res->m.ttft_ms,
 					   (double)res->m.completion_tokens);
 				sum += res->error ? 0 : res->score;
-				fails_add(&fails, sp->tasks[res->k].id, res->input, res->reply,
-					  res->checks, res->error, res->score);
+				fails_add(&fails, res->k, res->rep, sp->tasks[res->k].id,
+					  res->input, res->reply, res->checks, res->error,
+					  res->score);
 				out->made++;
 			}
 			result_release(res);
@@ -490,5 +503,925 @@ int trials_run(const struct trial_ctx *ctx, const struct trial_spec *sp, struct 
 	free(where);
 	free(have);
 	free(oc);
+	return 0;
+}
+
+/* The loop of a job with "optimize". */
+
+int trials_optimize_check(json_t *v, const json_t *scenario, json_t **norm, json_t *errs)
+{
+	const char *key;
+	json_t *x, *tasks; /* borrowed */
+	size_t before = json_array_size(errs);
+	json_int_t max_trials = TRIALS_DEFAULT_MAX_TRIALS, repeat = TRIALS_DEFAULT_REPEAT, seed = 0;
+	double holdout = TRIALS_DEFAULT_HOLDOUT;
+
+	*norm = NULL;
+	if (!json_is_object(v)) {
+		ferr_add(errs, "", "optimize",
+			 "must be an object {max_trials, repeat, holdout, seed} (all optional)");
+		return -1;
+	}
+	json_object_foreach(v, key, x)
+	{
+		if (strcmp(key, "max_trials") == 0) {
+			if (!json_is_integer(x) || json_integer_value(x) < 1 ||
+			    json_integer_value(x) > 20)
+				ferr_add(errs, "", "optimize.max_trials",
+					 "must be an integer from 1 to 20");
+			else
+				max_trials = json_integer_value(x);
+		} else if (strcmp(key, "repeat") == 0) {
+			if (!json_is_integer(x) || json_integer_value(x) < 1 ||
+			    json_integer_value(x) > 5)
+				ferr_add(errs, "", "optimize.repeat",
+					 "must be an integer from 1 to 5");
+			else
+				repeat = json_integer_value(x);
+		} else if (strcmp(key, "holdout") == 0) {
+			if (!json_is_number(x) || json_number_value(x) < 0.2 ||
+			    json_number_value(x) > 0.5)
+				ferr_add(errs, "", "optimize.holdout",
+					 "must be a number from 0.2 to 0.5 (the share of the tasks "
+					 "kept for the final check)");
+			else
+				holdout = json_number_value(x);
+		} else if (strcmp(key, "seed") == 0) {
+			if (!json_is_integer(x))
+				ferr_add(errs, "", "optimize.seed", "must be an integer");
+			else
+				seed = json_integer_value(x);
+		} else {
+			ferr_add(errs, "", "optimize",
+				 "unknown field '%.64s'; known: max_trials, repeat, holdout, seed",
+				 key);
+		}
+	}
+	tasks = json_object_get(scenario, "tasks");
+	if (!json_is_array(tasks) || json_array_size(tasks) < TASKS_MIN)
+		ferr_add(errs, "", "optimize",
+			 "needs a scenario with tasks (PUT /v1/scenarios/{name} with \"tasks\", or "
+			 "an inline scenario with them)");
+	if (json_array_size(errs) != before)
+		return -1;
+	*norm = json_pack("{s:I, s:I, s:f, s:I}", "max_trials", max_trials, "repeat", repeat,
+			  "holdout", holdout, "seed", seed);
+	return 0;
+}
+
+struct trials_loop {
+	struct trial_ctx ctx;
+	char *job_id, *backend, *model;
+	int attempt;
+	const atomic_int *stopping;
+	int max_trials, repeat;
+	struct objective obj;
+	json_t *tasks_json; /* owned: the ids and inputs of all point into it */
+	struct trial_task *all;
+	size_t nall;
+	size_t *train, ntrain, *hold, nhold;
+	struct trial_task *train_tasks, *hold_tasks; /* copies; the checks belong to all */
+	json_t *baseline;			     /* owned {system, template, options} */
+	struct db_trial *trials;		     /* what the store holds, in order */
+	size_t ntrials;
+	struct chat_msg *msgs;
+	size_t amsgs;
+};
+
+/* A small, well-mixed generator for the seeded split (splitmix64). */
+static uint64_t mix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int reload(struct trials_loop *l, struct perr *e)
+{
+	db_trials_free(l->trials, l->ntrials);
+	l->trials = NULL;
+	l->ntrials = 0;
+	return db_trial_list(l->ctx.db, l->job_id, &l->trials, &l->ntrials, e);
+}
+
+struct trials_loop *trials_loop_open(const struct trial_ctx *ctx, const char *job_id, int attempt,
+				     const char *optimize, const json_t *scenario,
+				     const char *backend, const char *model,
+				     const atomic_int *stopping, struct perr *e)
+{
+	json_t *opt, *t, *obj; /* owned, borrowed, borrowed */
+	struct trials_loop *l;
+	uint64_t state;
+	size_t i, h, *perm;
+	double holdout;
+
+	if (!optimize)
+		return NULL;
+	opt = json_loads(optimize, 0, NULL);
+	t = json_object_get(scenario, "tasks");
+	if (!opt || !json_is_array(t) || json_array_size(t) < TASKS_MIN) {
+		json_decref(opt);
+		perr_set(e, PERR_INVALID, "the job's scenario has no tasks to optimize on");
+		return NULL;
+	}
+	l = xcalloc(1, sizeof(*l));
+	l->ctx = *ctx;
+	l->job_id = xstrdup(job_id);
+	l->backend = xstrdup(backend);
+	l->model = xstrdup(model);
+	l->attempt = attempt;
+	l->stopping = stopping;
+	l->max_trials = (int)json_integer_value(json_object_get(opt, "max_trials"));
+	l->repeat = (int)json_integer_value(json_object_get(opt, "repeat"));
+	holdout = json_number_value(json_object_get(opt, "holdout"));
+	state = (uint64_t)json_integer_value(json_object_get(opt, "seed"));
+	json_decref(opt);
+	if (l->max_trials < 1)
+		l->max_trials = TRIALS_DEFAULT_MAX_TRIALS;
+	if (l->repeat < 1)
+		l->repeat = TRIALS_DEFAULT_REPEAT;
+	obj = json_object_get(scenario, "objective");
+	l->obj.kind = OBJECTIVE_QUALITY;
+	l->obj.max_quality_drop = TASKS_DEFAULT_QUALITY_DROP;
+	if (json_is_object(obj)) {
+		int k = stats_objective_kind(json_string_value(json_object_get(obj, "kind")) ?: "");
+		if (k >= 0)
+			l->obj.kind = (enum objective_kind)k;
+		if (json_is_number(json_object_get(obj, "max_quality_drop")))
+			l->obj.max_quality_drop =
+			    json_number_value(json_object_get(obj, "max_quality_drop"));
+	}
+	l->baseline = json_deep_copy(json_object_get(scenario, "baseline"));
+	if (!json_is_object(l->baseline)) {
+		json_decref(l->baseline);
+		l->baseline =
+		    json_pack("{s:s, s:s, s:{}}", "system", "", "template", "{input}", "options");
+	}
+	l->tasks_json = json_deep_copy(t);
+	l->nall = json_array_size(l->tasks_json);
+	l->all = xcalloc(l->nall, sizeof(*l->all));
+	for (i = 0; i < l->nall; i++) {
+		json_t *task = json_array_get(l->tasks_json, i), *errs = json_array();
+		l->all[i].id = json_string_value(json_object_get(task, "id"));
+		l->all[i].input = json_string_value(json_object_get(task, "input"));
+		if (!l->all[i].id || !l->all[i].input ||
+		    checks_compile(json_object_get(task, "checks"), "", &l->all[i].checks, errs) <
+			0) {
+			json_decref(errs);
+			trials_loop_close(l);
+			perr_set(e, PERR_INVALID, "task %zu of the job's scenario cannot be used",
+				 i);
+			return NULL;
+		}
+		json_decref(errs);
+	}
+	/* the held-out tasks: a seeded shuffle picks them; both lists stay in task order */
+	h = (size_t)floor(holdout * (double)l->nall + 0.5);
+	if (h < 1)
+		h = 1;
+	if (h > l->nall - 2)
+		h = l->nall - 2;
+	perm = xcalloc(l->nall, sizeof(*perm));
+	for (i = 0; i < l->nall; i++)
+		perm[i] = i;
+	for (i = l->nall - 1; i > 0; i--) {
+		size_t j = (size_t)(mix(&state) % (uint64_t)(i + 1)), tmp = perm[i];
+		perm[i] = perm[j];
+		perm[j] = tmp;
+	}
+	l->nhold = h;
+	l->ntrain = l->nall - h;
+	l->hold = xcalloc(h, sizeof(*l->hold));
+	l->train = xcalloc(l->ntrain, sizeof(*l->train));
+	memcpy(l->hold, perm, h * sizeof(*perm));
+	memcpy(l->train, perm + h, l->ntrain * sizeof(*perm));
+	free(perm);
+	qsort(l->hold, l->nhold, sizeof(*l->hold), cmp_size);
+	qsort(l->train, l->ntrain, sizeof(*l->train), cmp_size);
+	l->train_tasks = xcalloc(l->ntrain, sizeof(*l->train_tasks));
+	l->hold_tasks = xcalloc(l->nhold, sizeof(*l->hold_tasks));
+	for (i = 0; i < l->ntrain; i++)
+		l->train_tasks[i] = l->all[l->train[i]];
+	for (i = 0; i < l->nhold; i++)
+		l->hold_tasks[i] = l->all[l->hold[i]];
+	if (reload(l, e) < 0) {
+		trials_loop_close(l);
+		return NULL;
+	}
+	return l;
+}
+
+void trials_loop_close(struct trials_loop *l)
+{
+	size_t i;
+
+	if (!l)
+		return;
+	for (i = 0; i < l->nall; i++)
+		checks_release(&l->all[i].checks);
+	free(l->all);
+	free(l->train_tasks);
+	free(l->hold_tasks);
+	free(l->train);
+	free(l->hold);
+	json_decref(l->tasks_json);
+	json_decref(l->baseline);
+	db_trials_free(l->trials, l->ntrials);
+	free(l->msgs);
+	free(l->job_id);
+	free(l->backend);
+	free(l->model);
+	free(l);
+}
+
+static json_t *figures_json(const struct figures *f, int stopped_early)
+{
+	return json_pack("{s:f, s:i, s:i, s:f, s:f, s:f, s:f, s:i, s:i, s:b}", "score", f->score,
+			 "passed", f->passed, "tasks", f->tasks, "median_ms", f->median_ms,
+			 "p90_ms", f->p90_ms, "ttft_ms", f->ttft_ms, "completion_tokens",
+			 f->completion_tokens, "calls", f->calls, "failed_calls", f->failed_calls,
+			 "stopped_early", stopped_early);
+}
+
+/* The figures of a stored result; 0 when it has none. */
+static int figures_of(const char *result, struct figures *f, int *stopped_early)
+{
+	json_t *j = result ? json_loads(result, 0, NULL) : NULL;
+
+	memset(f, 0, sizeof(*f));
+	if (!j)
+		return 0;
+	f->score = json_number_value(json_object_get(j, "score"));
+	f->passed = (int)json_integer_value(json_object_get(j, "passed"));
+	f->tasks = (int)json_integer_value(json_object_get(j, "tasks"));
+	f->median_ms = json_number_value(json_object_get(j, "median_ms"));
+	f->p90_ms = json_number_value(json_object_get(j, "p90_ms"));
+	f->ttft_ms = json_number_value(json_object_get(j, "ttft_ms"));
+	f->completion_tokens = json_number_value(json_object_get(j, "completion_tokens"));
+	f->calls = (int)json_integer_value(json_object_get(j, "calls"));
+	f->failed_calls = (int)json_integer_value(json_object_get(j, "failed_calls"));
+	if (stopped_early)
+		*stopped_early = json_is_true(json_object_get(j, "stopped_early"));
+	json_decref(j);
+	return 1;
+}
+
+static const struct db_trial *find_trial(const struct trials_loop *l, int n)
+{
+	size_t i;
+
+	for (i = 0; i < l->ntrials; i++)
+		if (l->trials[i].n == n)
+			return &l->trials[i];
+	return NULL;
+}
+
+/* The standing of the loop from the stored trials. */
+struct standing {
+	int best; /* trial number */
+	struct figures best_fig, base_fig;
+	int have_base;
+	int counted;   /* trials after the baseline */
+	int stale;     /* of them, in a row at the end, not beating the best */
+	int last_turn; /* the turn of the last trial */
+	int next_n;
+};
+
+static void standing_of(const struct db_trial *v, size_t n, const struct objective *obj,
+			struct standing *s)
+{
+	size_t i;
+
+	memset(s, 0, sizeof(*s));
+	s->next_n = 1;
+	for (i = 0; i < n; i++) {
+		struct figures f;
+		int early = 0, ok;
+		if (v[i].n == 0) {
+			s->have_base = figures_of(v[i].result, &s->base_fig, NULL);
+			s->best_fig = s->base_fig;
+			continue;
+		}
+		s->counted++;
+		s->last_turn = v[i].turn;
+		if (v[i].n >= s->next_n)
+			s->next_n = v[i].n + 1;
+		ok = strcmp(v[i].status, "done") == 0 && figures_of(v[i].result, &f, &early) &&
+		     !early;
+		if (ok && s->have_base && stats_better(obj, &f, &s->best_fig, &s->base_fig)) {
+			s->best = v[i].n;
+			s->best_fig = f;
+			s->stale = 0;
+		} else {
+			s->stale++;
+		}
+	}
+}
+
+static int loop_ended(const struct trials_loop *l, const struct standing *s)
+{
+	return s->counted >= l->max_trials || s->stale >= TRIALS_MAX_STALE;
+}
+
+int trials_loop_analysis(const struct trials_loop *l, int analysis)
+{
+	struct standing s;
+
+	standing_of(l->trials, l->ntrials, &l->obj, &s);
+	if (loop_ended(l, &s) && s.last_turn > 0 && s.last_turn + 2 < analysis)
+		return s.last_turn + 2;
+	return analysis;
+}
+
+static void spec_for(const struct trials_loop *l, int n, const json_t *config, int holdout,
+		     struct trial_spec *sp)
+{
+	memset(sp, 0, sizeof(*sp));
+	sp->job_id = l->job_id;
+	sp->attempt = l->attempt;
+	sp->n = n;
+	sp->split = holdout ? "holdout" : "train";
+	sp->system = json_string_value(json_object_get(config, "system"));
+	sp->template = json_string_value(json_object_get(config, "template"));
+	if (!sp->system)
+		sp->system = "";
+	if (!sp->template)
+		sp->template = "{input}";
+	sp->options = json_object_get(config, "options");
+	sp->tasks = holdout ? l->hold_tasks : l->train_tasks;
+	sp->idx = holdout ? l->hold : l->train;
+	sp->ntasks = holdout ? l->nhold : l->ntrain;
+	sp->repeat = l->repeat;
+	sp->backend = l->backend;
+	sp->model = l->model;
+	sp->objective = l->obj;
+}
+
+/* Runs a begun trial on the train tasks and stores how it ended, with its message. */
+static enum trial_end run_and_finish(struct trials_loop *l, int n, const json_t *config,
+				     const struct standing *before, struct trial_outcome *out,
+				     struct perr *e)
+{
+	struct trial_spec sp;
+	json_t *res;
+	char *rtext, reason[200] = "";
+	int rc;
+
+	spec_for(l, n, config, 0, &sp);
+	if (n > 0) {
+		sp.best = &before->best_fig;
+		sp.base = &before->base_fig;
+	}
+	if (trials_run(&l->ctx, &sp, out, e) < 0)
+		return TRIAL_ERROR;
+	if (out->end == TRIAL_ERROR)
+		return TRIAL_ERROR;
+	if (out->end == TRIAL_CANCELLED) {
+		if (!atomic_load(l->stopping))
+			db_trial_finish(l->ctx.db, l->job_id, l->attempt, n, "cancelled",
+					"cancelled by request", NULL, NULL, e);
+		return TRIAL_CANCELLED;
+	}
+	if (out->end == TRIAL_STOPPED)
+		snprintf(reason, sizeof(reason),
+			 "stopped early after %d of %d calls: it could not reach the best score "
+			 "%.3f even if every remaining call passed",
+			 out->fig.calls, out->fig.calls + out->skipped, before->best_fig.score);
+	res = figures_json(&out->fig, out->end == TRIAL_STOPPED);
+	rtext = json_dumps(res, JSON_COMPACT);
+	json_decref(res);
+	rc = db_trial_finish(l->ctx.db, l->job_id, l->attempt, n, "done", *reason ? reason : NULL,
+			     rtext, NULL, e);
+	free(rtext);
+	return rc < 0 ? TRIAL_ERROR : out->end;
+}
+
+static void add_figures_line(struct strbuf *sb, const struct figures *f, const struct figures *b,
+			     int with_change)
+{
+	strbuf_addf(sb, "score %.3f", f->score);
+	if (with_change)
+		strbuf_addf(sb, " (baseline %.3f, %+.3f)", b->score, f->score - b->score);
+	strbuf_addf(sb, "; tasks passed %d of %d", f->passed, f->tasks);
+	if (with_change)
+		strbuf_addf(sb, " (baseline %d)", b->passed);
+	strbuf_addf(sb, "; median %.0f ms", f->median_ms);
+	if (with_change)
+		strbuf_addf(sb, " (%+.0f)", f->median_ms - b->median_ms);
+	strbuf_addf(sb, ", p90 %.0f ms", f->p90_ms);
+	if (with_change)
+		strbuf_addf(sb, " (%+.0f)", f->p90_ms - b->p90_ms);
+	strbuf_addf(sb, "; time to first token %.0f ms", f->ttft_ms);
+	if (with_change)
+		strbuf_addf(sb, " (%+.0f)", f->ttft_ms - b->ttft_ms);
+	strbuf_addf(sb, "; completion tokens %.1f per call", f->completion_tokens);
+	if (with_change)
+		strbuf_addf(sb, " (%+.1f)", f->completion_tokens - b->completion_tokens);
+	if (f->failed_calls)
+		strbuf_addf(sb, "; %d of %d calls failed at the backend", f->failed_calls,
+			    f->calls);
+	strbuf_addstr(sb, ".\n");
+}
+
+/* Up to 300 bytes of s, cut on a character boundary, on one line. */
+static void add_excerpt(struct strbuf *sb, const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n > 300) {
+		n = 300;
+		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	}
+	for (i = 0; i < n; i++)
+		strbuf_addch(sb, s[i] == '\n' || s[i] == '\r' ? ' ' : s[i]);
+	if (n < strlen(s))
+		strbuf_addstr(sb, "...");
+}
+
+static void add_failures(struct strbuf *sb, const struct trial_outcome *o)
+{
+	int i;
+
+	if (!o->nfail)
+		return;
+	strbuf_addstr(sb, "Worst failures:\n");
+	for (i = 0; i < o->nfail; i++) {
+		strbuf_addf(sb, "%d. task %s: %s\n   input: ", i + 1, o->fail[i].task_id,
+			    o->fail[i].why);
+		add_excerpt(sb, o->fail[i].input);
+		strbuf_addstr(sb, "\n   reply: ");
+		add_excerpt(sb, o->fail[i].reply);
+		strbuf_addch(sb, '\n');
+	}
+}
+
+static const char *objective_words(const struct objective *o)
+{
+	switch (o->kind) {
+	case OBJECTIVE_LATENCY:
+		return "latency: a lower median time per task wins, while the mean score may not "
+		       "fall more than the allowed drop below the baseline's";
+	case OBJECTIVE_BALANCED:
+		return "balanced: the highest score per second of median time wins";
+	default:
+		return "quality: the highest mean task score wins; the median time breaks ties";
+	}
+}
+
+enum trial_end trials_loop_baseline(struct trials_loop *l, char **interviewer_system,
+				    struct perr *e)
+{
+	const struct db_trial *t0 = find_trial(l, 0);
+	struct trial_outcome o;
+	struct standing s;
+	struct strbuf sb;
+	enum trial_end end;
+	char *opts;
+
+	if (!t0) {
+		struct db_trial t = {0};
+		char *config = json_dumps(l->baseline, JSON_COMPACT | JSON_SORT_KEYS);
+		t.n = 0;
+		snprintf(t.kind, sizeof(t.kind), "baseline");
+		t.turn = -1;
+		t.config = config;
+		snprintf(t.status, sizeof(t.status), "running");
+		if (db_trial_begin(l->ctx.db, l->job_id, l->attempt, &t, NULL, e) < 0) {
+			free(config);
+			return TRIAL_ERROR;
+		}
+		free(config);
+	}
+	standing_of(l->trials, l->ntrials, &l->obj, &s);
+	/* a finished baseline is read back from its stored calls, so the text below is the
+	 * same after a restart */
+	end = run_and_finish(l, 0, l->baseline, &s, &o, e);
+	if (end == TRIAL_ERROR || end == TRIAL_CANCELLED || reload(l, e) < 0) {
+		trial_outcome_release(&o);
+		return end == TRIAL_CANCELLED ? TRIAL_CANCELLED : TRIAL_ERROR;
+	}
+	strbuf_init(&sb, 4096);
+	strbuf_addstr(&sb, *interviewer_system);
+	strbuf_addf(&sb,
+		    "\n\n## Testing changes\n\nparley, the test harness, can test changes to how "
+		    "%s is used on %zu tasks of this scenario. Today (the baseline) it gets this "
+		    "system prompt:\n\n~~~~\n%s\n~~~~\n\nand this user message, with {input} "
+		    "replaced by a task's input:\n\n~~~~\n%s\n~~~~\n\n",
+		    l->model, l->ntrain, json_string_value(json_object_get(l->baseline, "system")),
+		    json_string_value(json_object_get(l->baseline, "template")));
+	opts = json_dumps(json_object_get(l->baseline, "options"), JSON_COMPACT | JSON_SORT_KEYS);
+	strbuf_addf(&sb, "Options: %s.\n\nThe baseline measured ", opts ? opts : "{}");
+	free(opts);
+	add_figures_line(&sb, &o.fig, &o.fig, 0);
+	add_failures(&sb, &o);
+	strbuf_addf(
+	    &sb,
+	    "\nTo test a change, write on its own line either\n"
+	    "- #prompt_defined followed by a fenced code block holding the new system "
+	    "prompt (a line \"template:\" inside the block starts a new user message, which "
+	    "must contain {input}), or\n"
+	    "- #test_setting followed by a JSON object of options (num_predict, "
+	    "temperature, top_k, top_p, seed, stop, num_ctx).\n"
+	    "Only the first proposal of a turn is tested; a proposal replaces only what it "
+	    "names. parley answers each with the measured result. Up to %d trials; write "
+	    "#stop_progress when nothing more is worth testing. Objective: %s.",
+	    l->max_trials, objective_words(&l->obj));
+	free(*interviewer_system);
+	*interviewer_system = strbuf_detach(&sb, NULL);
+	trial_outcome_release(&o);
+	return TRIAL_DONE;
+}
+
+/* The configuration a proposal gives: the best so far with what the proposal names. */
+static json_t *config_for(const struct trials_loop *l, const struct standing *s,
+			  const struct proposal *p)
+{
+	const struct db_trial *b = find_trial(l, s->best);
+	json_t *c = b ? json_loads(b->config, 0, NULL) : NULL, *opts; /* owned, borrowed */
+	const char *key;
+	json_t *v; /* borrowed */
+
+	if (!c)
+		c = json_deep_copy(l->baseline);
+	if (p->system)
+		json_object_set_new(c, "system", json_string(p->system));
+	if (p->template)
+		json_object_set_new(c, "template", json_string(p->template));
+	if (p->options) {
+		opts = json_object_get(c, "options");
+		if (!json_is_object(opts)) {
+			json_object_set_new(c, "options", json_object());
+			opts = json_object_get(c, "options");
+		}
+		json_object_foreach(p->options, key, v) json_object_set(opts, key, v);
+	}
+	return c;
+}
+
+static const char *kind_name(enum proposal_kind k)
+{
+	return k == PROPOSAL_PROMPT ? "prompt" : "setting";
+}
+
+enum trial_end trials_loop_turn(struct trials_loop *l, int idx, const char *text, struct perr *e)
+{
+	struct proposals ps;
+	struct standing s, after;
+	const struct proposal *p = NULL;
+	const struct db_trial *existing = NULL;
+	struct trial_outcome o;
+	struct strbuf msg;
+	struct db_trial t = {0};
+	json_t *config = NULL, *prop;
+	char *ctext = NULL, *ptext = NULL, reason[sizeof(p->reason)];
+	enum trial_end end = TRIAL_DONE;
+	size_t i, untested = 0;
+	int n;
+
+	for (i = 0; i < l->ntrials; i++)
+		if (l->trials[i].n > 0 && l->trials[i].turn == idx)
+			existing = &l->trials[i];
+	if (existing && strcmp(existing->status, "running") != 0 && existing->message)
+		return TRIAL_DONE; /* answered already */
+	standing_of(l->trials, l->ntrials, &l->obj, &s);
+	if (!existing && (loop_ended(l, &s) || !s.have_base))
+		return TRIAL_DONE;
+	proposal_parse(text, &ps);
+	for (i = 0; i < ps.n; i++) {
+		if (ps.v[i].kind == PROPOSAL_STOP)
+			continue;
+		if (!p)
+			p = &ps.v[i];
+		else
+			untested++;
+	}
+	if (!p) {
+		proposals_release(&ps);
+		return TRIAL_DONE;
+	}
+	n = existing ? existing->n : s.next_n;
+	memset(&o, 0, sizeof(o));
+	strbuf_init(&msg, 1024);
+	strbuf_addf(&msg, "[parley test harness] Trial %d (%s from turn %d", n,
+		    proposal_marker(p->kind), idx);
+	if (!p->usable) {
+		strbuf_addf(&msg, ") was not run: %s. It counts as a trial.", p->reason);
+		t.n = n;
+		snprintf(t.kind, sizeof(t.kind), "%s", kind_name(p->kind));
+		t.turn = idx;
+		t.config = "{}";
+		snprintf(t.status, sizeof(t.status), "rejected");
+		snprintf(reason, sizeof(reason), "%s", p->reason);
+		t.reason = reason;
+	} else {
+		config = config_for(l, &s, p);
+		ctext = json_dumps(config, JSON_COMPACT | JSON_SORT_KEYS);
+		prop = proposal_json(p);
+		ptext = json_dumps(prop, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(prop);
+		if (!existing) {
+			t.n = n;
+			snprintf(t.kind, sizeof(t.kind), "%s", kind_name(p->kind));
+			t.turn = idx;
+			t.proposal = ptext;
+			t.config = ctext;
+			snprintf(t.status, sizeof(t.status), "running");
+			if (db_trial_begin(l->ctx.db, l->job_id, l->attempt, &t, NULL, e) < 0) {
+				end = TRIAL_ERROR;
+				goto out;
+			}
+		}
+		end = run_and_finish(l, n, config, &s, &o, e);
+		if (end == TRIAL_ERROR || end == TRIAL_CANCELLED)
+			goto out;
+		strbuf_addf(&msg, ") on %zu tasks x %d: ", l->ntrain, l->repeat);
+		if (end == TRIAL_STOPPED)
+			strbuf_addf(&msg,
+				    "stopped early after %d of %d calls: it could not reach the "
+				    "best score %.3f even if every remaining call passed. So far: ",
+				    o.fig.calls, o.fig.calls + o.skipped, s.best_fig.score);
+		add_figures_line(&msg, &o.fig, &s.base_fig, 1);
+	}
+	if (reload(l, e) < 0) {
+		end = TRIAL_ERROR;
+		goto out;
+	}
+	/* the standing after this trial: a rejected one is stored below, so count it here */
+	standing_of(l->trials, l->ntrials, &l->obj, &after);
+	if (!p->usable) {
+		after.counted++;
+		after.stale++;
+	}
+	if (p->usable && end != TRIAL_STOPPED) {
+		if (after.best == n)
+			strbuf_addf(&msg, "This is the new best (before: trial %d, score %.3f).\n",
+				    s.best, s.best_fig.score);
+		else
+			strbuf_addf(&msg,
+				    "The best so far stays trial %d (score %.3f, median %.0f "
+				    "ms).\n",
+				    after.best, after.best_fig.score, after.best_fig.median_ms);
+		add_failures(&msg, &o);
+	}
+	if (untested)
+		strbuf_addf(&msg,
+			    "\nOnly the first proposal of a turn is tested; %zu more in this turn "
+			    "were not.",
+			    untested);
+	if (loop_ended(l, &after))
+		strbuf_addf(&msg, "\nNo more trials: %s. Write your analysis next.",
+			    after.counted >= l->max_trials
+				? "the limit of trials is reached"
+				: "three trials in a row did not beat the best");
+	else
+		strbuf_addf(&msg, "\n%d of %d trials remain.", l->max_trials - after.counted,
+			    l->max_trials);
+	if (!p->usable) {
+		t.message = msg.buf;
+		if (db_trial_begin(l->ctx.db, l->job_id, l->attempt, &t, NULL, e) < 0)
+			end = TRIAL_ERROR;
+	} else if (!find_trial(l, n) || db_trial_finish(l->ctx.db, l->job_id, l->attempt, n, "done",
+							find_trial(l, n)->reason,
+							find_trial(l, n)->result, msg.buf, e) < 0) {
+		end = TRIAL_ERROR;
+	}
+	if (end != TRIAL_ERROR && reload(l, e) < 0)
+		end = TRIAL_ERROR;
+	if (end == TRIAL_STOPPED)
+		end = TRIAL_DONE;
+out:
+	trial_outcome_release(&o);
+	strbuf_release(&msg);
+	proposals_release(&ps);
+	json_decref(config);
+	free(ctext);
+	free(ptext);
+	return end;
+}
+
+const struct chat_msg *trials_loop_messages(struct trials_loop *l, const struct db_turn *turns,
+					    size_t nturns, int interviewer,
+					    const struct chat_msg *msgs, size_t *n)
+{
+	size_t base = interviewer ? 2 : 1, i, k, out = 0;
+
+	if (l->amsgs < *n + l->ntrials + 1) {
+		l->amsgs = *n + l->ntrials + 1;
+		l->msgs = xrealloc(l->msgs, l->amsgs * sizeof(*l->msgs));
+	}
+	for (i = 0; i < *n; i++) {
+		l->msgs[out++] = msgs[i];
+		if (i < base || i - base >= nturns)
+			continue;
+		for (k = 0; k < l->ntrials; k++)
+			if (l->trials[k].n > 0 && l->trials[k].turn == turns[i - base].idx &&
+			    l->trials[k].message)
+				l->msgs[out++] = (struct chat_msg){"user", l->trials[k].message};
+	}
+	*n = out;
+	return l->msgs;
+}
+
+enum trial_end trials_loop_verify(struct trials_loop *l, struct perr *e)
+{
+	struct standing s;
+	const struct db_trial *b;
+	struct trial_outcome o;
+	struct trial_spec sp;
+	enum trial_end end;
+	json_t *config;
+	int which[2], i;
+
+	standing_of(l->trials, l->ntrials, &l->obj, &s);
+	if (s.best == 0 || !(b = find_trial(l, s.best)))
+		return TRIAL_DONE; /* nothing beat the baseline: nothing to verify */
+	which[0] = 0;
+	which[1] = s.best;
+	for (i = 0; i < 2; i++) {
+		const struct db_trial *t = find_trial(l, which[i]);
+		config = t ? json_loads(t->config, 0, NULL) : NULL;
+		if (!config)
+			return perr_set(e, PERR_INTERNAL, "trial %d has no configuration",
+					which[i]),
+			       TRIAL_ERROR;
+		spec_for(l, which[i], config, 1, &sp);
+		if (trials_run(&l->ctx, &sp, &o, e) < 0) {
+			json_decref(config);
+			return TRIAL_ERROR;
+		}
+		json_decref(config);
+		end = o.end;
+		trial_outcome_release(&o);
+		if (end == TRIAL_CANCELLED || end == TRIAL_ERROR)
+			return end;
+	}
+	return TRIAL_DONE;
+}
+
+static json_t *call_json(const struct db_trial_call *c)
+{
+	json_t *checks = json_loads(c->checks, 0, NULL);
+
+	return json_pack(
+	    "{s:s, s:i, s:s, s:i, s:s, s:s, s:o, s:f, s:b, s:s?, s:f, s:o, s:o, s:o}", "task",
+	    c->task_id, "task_index", c->task_idx, "split", c->split, "repeat", c->rep, "input",
+	    c->input, "reply", c->reply, "checks", checks ? checks : json_array(), "score",
+	    c->score, "passed", c->passed, "error", c->error, "wall_ms", c->wall_ms, "ttft_ms",
+	    c->ttft_ms >= 0 ? json_real(c->ttft_ms) : json_null(), "prompt_tokens",
+	    c->prompt_tokens >= 0 ? json_integer(c->prompt_tokens) : json_null(),
+	    "completion_tokens",
+	    c->completion_tokens >= 0 ? json_integer(c->completion_tokens) : json_null());
+}
+
+/* Figures of the holdout calls of trial n, and its (task, rep) -> score/ms by slot. */
+static int holdout_figures(const struct db_trial_call *v, size_t nv, int n, size_t nhold,
+			   const size_t *hold, int repeat, struct figures *f, double *score,
+			   double *ms)
+{
+	struct task_outcome *oc = xcalloc(nv ? nv : 1, sizeof(*oc));
+	size_t i, k, got = 0;
+
+	for (i = 0; i < nv; i++) {
+		if (v[i].trial != n || strcmp(v[i].split, "holdout") != 0 || v[i].rep >= repeat)
+			continue;
+		for (k = 0; k < nhold && hold[k] != (size_t)v[i].task_idx; k++)
+			;
+		if (k == nhold)
+			continue;
+		oc[got].task = k;
+		oc[got].repeat = v[i].rep;
+		oc[got].score = v[i].score;
+		oc[got].passed = v[i].passed;
+		oc[got].failed = v[i].error != NULL;
+		oc[got].wall_ms = v[i].wall_ms;
+		oc[got].ttft_ms = v[i].ttft_ms < 0 ? 0 : v[i].ttft_ms;
+		oc[got].completion_tokens =
+		    v[i].completion_tokens < 0 ? 0 : (double)v[i].completion_tokens;
+		score[(size_t)v[i].rep * nhold + k] = v[i].error ? 0 : v[i].score;
+		ms[(size_t)v[i].rep * nhold + k] = v[i].wall_ms;
+		got++;
+	}
+	stats_figures(oc, got, f);
+	free(oc);
+	return got == nhold * (size_t)repeat;
+}
+
+int trials_view(struct db *db, const char *job_id, const char *optimize, const json_t *scenario,
+		int with_calls, json_t **trials, json_t **best, struct perr *e)
+{
+	struct db_trial *tv = NULL;
+	struct db_trial_call *cv = NULL;
+	size_t nt = 0, nc = 0, i, k;
+	struct trial_ctx none = {0};
+	struct trials_loop *l;
+	struct standing s;
+	atomic_int never = 0;
+
+	*trials = json_array();
+	*best = json_null();
+	if (db_trial_list(db, job_id, &tv, &nt, e) < 0 ||
+	    db_trial_calls(db, job_id, -1, &cv, &nc, e) < 0) {
+		db_trials_free(tv, nt);
+		return -1;
+	}
+	none.db = db;
+	/* the loop's own reading of the job: the split, the objective */
+	if (!(l = trials_loop_open(&none, job_id, 0, optimize, scenario, "", "", &never, e))) {
+		db_trials_free(tv, nt);
+		db_trial_calls_free(cv, nc);
+		return optimize ? -1 : 0;
+	}
+	standing_of(tv, nt, &l->obj, &s);
+	for (i = 0; i < nt; i++) {
+		struct figures f;
+		int early = 0, have = figures_of(tv[i].result, &f, &early);
+		json_t *t = json_pack(
+		    "{s:i, s:s, s:o, s:o, s:o, s:s, s:s?, s:s, s:s?}", "n", tv[i].n, "kind",
+		    tv[i].kind, "turn", tv[i].turn >= 0 ? json_integer(tv[i].turn) : json_null(),
+		    "proposal", tv[i].proposal ? json_loads(tv[i].proposal, 0, NULL) : json_null(),
+		    "config", json_loads(tv[i].config, 0, NULL) ?: json_object(), "status",
+		    tv[i].status, "reason", tv[i].reason, "split", "train", "message",
+		    tv[i].message);
+		if (have) {
+			json_t *fj = figures_json(&f, early);
+			json_object_update(t, fj);
+			json_decref(fj);
+			json_object_set_new(t, "vs_baseline",
+					    json_pack("{s:f, s:f}", "score",
+						      f.score - s.base_fig.score, "median_ms",
+						      f.median_ms - s.base_fig.median_ms));
+		}
+		if (with_calls) {
+			json_t *calls = json_array();
+			for (k = 0; k < nc; k++)
+				if (cv[k].trial == tv[i].n)
+					json_array_append_new(calls, call_json(&cv[k]));
+			json_object_set_new(t, "task_calls", calls);
+		}
+		json_array_append_new(*trials, t);
+	}
+	if (s.have_base) {
+		const struct db_trial *b = NULL;
+		size_t slots = l->nhold * (size_t)l->repeat;
+		double *s0 = xcalloc(slots, sizeof(double)), *m0 = xcalloc(slots, sizeof(double));
+		double *sb = xcalloc(slots, sizeof(double)), *mb = xcalloc(slots, sizeof(double));
+		struct figures h0, hb;
+		struct interval iv;
+		json_t *o;
+		int full;
+		for (i = 0; i < nt; i++)
+			if (tv[i].n == s.best)
+				b = &tv[i];
+		o = json_pack("{s:i, s:o, s:o, s:o}", "trial", s.best, "proposal",
+			      b && b->proposal ? json_loads(b->proposal, 0, NULL) : json_null(),
+			      "config", b ? json_loads(b->config, 0, NULL) : json_null(), "train",
+			      figures_json(&s.best_fig, 0));
+		full = s.best != 0 &&
+		       holdout_figures(cv, nc, 0, l->nhold, l->hold, l->repeat, &h0, s0, m0) &&
+		       holdout_figures(cv, nc, s.best, l->nhold, l->hold, l->repeat, &hb, sb, mb);
+		if (full) {
+			int ok = stats_verified(&l->obj, sb, s0, mb, m0, slots, &iv);
+			json_object_set_new(o, "holdout", figures_json(&hb, 0));
+			json_object_set_new(o, "baseline_holdout", figures_json(&h0, 0));
+			json_object_set_new(o, "delta",
+					    json_pack("{s:f, s:i, s:f, s:f, s:f, s:f}", "score",
+						      hb.score - h0.score, "passed",
+						      hb.passed - h0.passed, "median_ms",
+						      hb.median_ms - h0.median_ms, "p90_ms",
+						      hb.p90_ms - h0.p90_ms, "ttft_ms",
+						      hb.ttft_ms - h0.ttft_ms, "completion_tokens",
+						      hb.completion_tokens - h0.completion_tokens));
+			json_object_set_new(o, "verified", json_boolean(ok));
+			json_object_set_new(o, "interval",
+					    iv.n >= 2 ? json_pack("{s:f, s:f, s:f, s:i}", "mean",
+								  iv.mean, "lo", iv.lo, "hi", iv.hi,
+								  "n", (int)iv.n)
+						      : json_null());
+		} else {
+			json_object_set_new(o, "holdout", json_null());
+			json_object_set_new(o, "delta", json_null());
+			json_object_set_new(o, "verified", json_false());
+			json_object_set_new(o, "interval", json_null());
+		}
+		json_decref(*best);
+		*best = o;
+		free(s0);
+		free(m0);
+		free(sb);
+		free(mb);
+	}
+	trials_loop_close(l);
+	db_trials_free(tv, nt);
+	db_trial_calls_free(cv, nc);
 	return 0;
 }

@@ -25,6 +25,7 @@
 #include <stdatomic.h>
 
 #include "db/db.h"
+#include "db/turn.h"
 #include "server/checks.h"
 #include "server/config.h"
 #include "server/fleet.h"
@@ -75,6 +76,8 @@ enum trial_end {
 struct trial_failure {
 	char *task_id, *input, *reply, *why;
 	double score;
+	size_t k; /* index into the spec's tasks, then the repeat: the order among equal scores */
+	int rep;
 };
 
 #define TRIAL_MAX_FAILURES 3
@@ -101,5 +104,82 @@ char *trials_render(const char *template, const char *input);
  */
 int trials_run(const struct trial_ctx *ctx, const struct trial_spec *spec,
 	       struct trial_outcome *out, struct perr *e);
+
+/* The loop of a job with "optimize". */
+
+#define TRIALS_DEFAULT_MAX_TRIALS 5
+#define TRIALS_DEFAULT_REPEAT 1
+#define TRIALS_DEFAULT_HOLDOUT 0.3
+#define TRIALS_DEFAULT_MAX_TURNS 11
+/* Trials in a row that do not beat the best before the loop ends. */
+#define TRIALS_MAX_STALE 3
+
+/*
+ * Checks a job's "optimize" object against the job's scenario snapshot (which
+ * must carry tasks). Faults go to errs (ferr.h) under "optimize". On success
+ * *norm is a new object {max_trials, repeat, holdout, seed} with the defaults
+ * written out.
+ */
+int trials_optimize_check(json_t *v, const json_t *scenario, json_t **norm, json_t *errs);
+
+struct trials_loop;
+
+/*
+ * Opens the loop of a claimed job whose optimize is set (NULL, without error,
+ * when it is not): the tasks and their train/holdout split, and what the
+ * store already holds of its trials (a resumed job goes on where it was).
+ * stopping is the worker pool's shutdown flag. NULL with e set when the job's
+ * stored scenario cannot be used.
+ */
+struct trials_loop *trials_loop_open(const struct trial_ctx *ctx, const char *job_id, int attempt,
+				     const char *optimize, const json_t *scenario,
+				     const char *backend, const char *model,
+				     const atomic_int *stopping, struct perr *e);
+void trials_loop_close(struct trials_loop *l);
+
+/*
+ * Runs (or resumes) the baseline, trial 0, and appends what the interviewer
+ * must know to *interviewer_system (replaced by a new string): the
+ * baseline's figures and worst failures, and how to propose.
+ */
+enum trial_end trials_loop_baseline(struct trials_loop *l, char **interviewer_system,
+				    struct perr *e);
+
+/*
+ * Tests the first proposal of the interviewer's turn idx (its text), unless
+ * the loop has ended; idempotent, so a resumed job calls it again for its last
+ * interviewer turn. Returns TRIAL_DONE when there was nothing (more) to do.
+ */
+enum trial_end trials_loop_turn(struct trials_loop *l, int idx, const char *text,
+				struct perr *e);
+
+/* The interviewer's analysis turn: analysis, or earlier when the loop ended after a trial. */
+int trials_loop_analysis(const struct trials_loop *l, int analysis);
+
+/*
+ * The messages of a turn with the loop's "parley" items placed after the
+ * interviewer turns they answer, as user messages. msgs/n are what
+ * prompt_messages() gave for turns; the result is owned by l and valid until
+ * the next call.
+ */
+const struct chat_msg *trials_loop_messages(struct trials_loop *l, const struct db_turn *turns,
+					    size_t nturns, int interviewer,
+					    const struct chat_msg *msgs, size_t *n);
+
+/* The verification: the best trial and the baseline on the held-out tasks. */
+enum trial_end trials_loop_verify(struct trials_loop *l, struct perr *e);
+
+/*
+ * The loop's view for the API: trials [{n, kind, turn, proposal, config, status,
+ * reason?, split, score, passed, tasks, median_ms, p90_ms, ttft_ms,
+ * completion_tokens, vs_baseline, calls, message}] into *trials (with_calls: and
+ * task_calls, every call with input, reply, checks and timings) and the best so
+ * far {trial, proposal, config, train, holdout, delta, verified, interval} into
+ * *best (holdout, delta and interval null until the verification ran). optimize
+ * is the job's optimize text and scenario its snapshot. Returns -1 with e set
+ * when the store fails.
+ */
+int trials_view(struct db *db, const char *job_id, const char *optimize, const json_t *scenario,
+		int with_calls, json_t **trials, json_t **best, struct perr *e);
 
 #endif

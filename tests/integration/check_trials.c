@@ -33,7 +33,11 @@ static struct trial_task tasks[NTASKS];
 static size_t idx[NTASKS];
 static char ids[NTASKS][8], inputs[NTASKS][32];
 
-/* The task model: "Qk" under the system prompt FORMAT-OK answers "Ak"; anything else "no idea". */
+/*
+ * The task model: "Qk" under the system prompt FORMAT-OK answers "Ak"; anything else "no
+ * idea". The scripted interviewer (the loop test's) proposes a useless prompt, a malformed
+ * setting, the good prompt, then stops.
+ */
 static void start_fake(const char *reply_ms, int slots)
 {
 	char script[512], slots_s[16];
@@ -50,7 +54,18 @@ static void start_fake(const char *reply_ms, int slots)
 		strbuf_addf(&sb,
 			    "%s{\"contains\":[\"FORMAT-OK\",\"task Q%d?\"],\"replies\":[\"A%d\"]}",
 			    k ? "," : "", k, k);
-	strbuf_addstr(&sb, "]}}}");
+	/* a prompt that makes it ramble: every reply fails max_words as well */
+	strbuf_addstr(
+	    &sb, ",{\"contains\":\"Be terse.\",\"replies\":[\"I really have no idea at all\"]}");
+	/* the scripted interviewer: proposals only when it was shown the baseline's figures */
+	strbuf_addstr(&sb,
+		      "]},\"iv\":{\"replies\":[\"I have nothing to propose.\"],\"cases\":[{"
+		      "\"contains\":\"The baseline measured score 0.500; tasks passed 0 of 6\","
+		      "\"replies\":[\"Let us try terse. #prompt_defined\\n```\\nBe terse.\\n```\","
+		      "\"**#test_setting** {\\\"top_q\\\": 1}\","
+		      "\"#prompt_defined\\n~~~text\\nFORMAT-OK\\ntemplate: Answer: {input}\\n~~~\","
+		      "\"That held up. #stop_progress: good enough\","
+		      "\"### 1. Analysis\\nDone.\"]}]}}}");
 	ck_assert_ptr_nonnull(f = fopen(script, "w"));
 	fputs(sb.buf, f);
 	fclose(f);
@@ -359,6 +374,177 @@ START_TEST(calls_run_side_by_side)
 }
 END_TEST
 
+static int job_json(int port, const char *id, const char *tail, json_t **out)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/v1/jobs/%s%s", id, tail);
+	return harness_http_json(port, "GET", path, NULL, out);
+}
+
+/* The scenario of the loop test: 8 tasks, 2 held out, baseline "plain". */
+static void scenario_body(struct strbuf *sb, const char *optimize)
+{
+	int k;
+
+	strbuf_addstr(sb, "{\"scenario\":{\"name\":\"loop\",\"problem\":\"P\",\"context\":\"C\","
+			  "\"goal\":\"G\",\"baseline\":{\"system\":\"plain\",\"template\":"
+			  "\"Answer: {input}\"},\"tasks\":[");
+	for (k = 0; k < NTASKS; k++)
+		strbuf_addf(sb,
+			    "%s{\"id\":\"t%d\",\"input\":\"task Q%d?\",\"checks\":[{\"equals\":"
+			    "\"A%d\"},{\"max_words\":3}]}",
+			    k ? "," : "", k, k, k);
+	strbuf_addf(sb,
+		    "]},\"interviewer\":{\"model\":\"iv\"},\"candidate\":{\"model\":\"task\"}%s%s}",
+		    optimize ? ",\"optimize\":" : "", optimize ? optimize : "");
+}
+
+START_TEST(optimize_loop_end_to_end)
+{
+	struct proc parleyd;
+	char b1[128], dbp[512], *id;
+	const char *args[] = {"--backend", b1, NULL};
+	struct strbuf sb;
+	json_t *j = NULL, *jv, *trials, *best, *t;
+
+	start_fake("20", 2);
+	snprintf(b1, sizeof(b1),
+		 "name=llama,kind=llama-server,url=http://127.0.0.1:%d,max_concurrency=2",
+		 fake.port);
+	snprintf(dbp, sizeof(dbp), "%s/loop-%d.db", harness_tmpdir(), (int)getpid());
+	ck_assert_int_eq(harness_parleyd_start(&parleyd, dbp, args), 0);
+	strbuf_init(&sb, 4096);
+	scenario_body(&sb, "{\"repeat\":2,\"holdout\":0.25,\"seed\":7}");
+	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", sb.buf, &j), 202);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "max_turns")), 11);
+	id = xstrdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	jv = harness_wait_job(parleyd.port, id, 30000);
+	ck_assert_ptr_nonnull(jv);
+	ck_assert_msg(strcmp(json_string_value(json_object_get(jv, "status")), "succeeded") == 0,
+		      "%s", json_dumps(jv, 0));
+	/* #stop_progress on turn 7: the analysis is turn 9 */
+	if (getenv("TRIALS_DEBUG")) {
+		char path[64], *tx = NULL;
+		snprintf(path, sizeof(path), "/v1/jobs/%s/transcript", id);
+		harness_http(parleyd.port, "GET", path, NULL, NULL, &tx);
+		fprintf(stderr, "%s\n%s\n", json_dumps(jv, JSON_INDENT(1)), tx);
+	}
+	ck_assert_int_eq(json_integer_value(json_object_get(jv, "turns_completed")), 9);
+	trials = json_object_get(jv, "trials");
+	ck_assert_int_eq(json_array_size(trials), 4);
+	/* trial 0, the baseline: "no idea" passes max_words only */
+	t = json_array_get(trials, 0);
+	ck_assert_str_eq(json_string_value(json_object_get(t, "kind")), "baseline");
+	ck_assert(json_real_value(json_object_get(t, "score")) == 0.5);
+	ck_assert_int_eq(json_integer_value(json_object_get(t, "tasks")), 6);
+	ck_assert_int_eq(json_integer_value(json_object_get(t, "calls")), 12);
+	/* trial 1: worse than useless, stopped once it could not reach 0.5 any more: after 7 of
+	 * 12 calls (0 + 5 of 12 < 0.5), give or take the calls in flight */
+	t = json_array_get(trials, 1);
+	ck_assert_str_eq(json_string_value(json_object_get(t, "kind")), "prompt");
+	ck_assert_int_eq(json_integer_value(json_object_get(t, "turn")), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(t, "config"), "system")),
+			 "Be terse.");
+	ck_assert(json_real_value(json_object_get(t, "score")) == 0.0);
+	ck_assert(json_is_true(json_object_get(t, "stopped_early")));
+	ck_assert_int_lt(json_integer_value(json_object_get(t, "calls")), 12);
+	ck_assert_ptr_nonnull(
+	    strstr(json_string_value(json_object_get(t, "reason")), "stopped early"));
+	ck_assert_ptr_nonnull(
+	    strstr(json_string_value(json_object_get(t, "message")), "stopped early"));
+	/* trial 2: malformed, answered with why */
+	t = json_array_get(trials, 2);
+	ck_assert_str_eq(json_string_value(json_object_get(t, "status")), "rejected");
+	ck_assert_str_eq(json_string_value(json_object_get(t, "kind")), "setting");
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(t, "reason")), "top_q"));
+	/* trial 3: the good one, with its template */
+	t = json_array_get(trials, 3);
+	ck_assert(json_real_value(json_object_get(t, "score")) == 1.0);
+	ck_assert_int_eq(json_integer_value(json_object_get(t, "passed")), 6);
+	ck_assert(json_real_value(json_object_get(json_object_get(t, "vs_baseline"), "score")) ==
+		  0.5);
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(t, "config"), "template")),
+	    "Answer: {input}");
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(t, "message")),
+				     "This is the new best (before: trial 0"));
+	/* the best, verified on the 2 held-out tasks x 2 */
+	best = json_object_get(jv, "best");
+	ck_assert_int_eq(json_integer_value(json_object_get(best, "trial")), 3);
+	ck_assert(json_is_true(json_object_get(best, "verified")));
+	ck_assert(json_real_value(json_object_get(json_object_get(best, "holdout"), "score")) ==
+		  1.0);
+	ck_assert_int_eq(
+	    json_integer_value(json_object_get(json_object_get(best, "holdout"), "tasks")), 2);
+	ck_assert(json_real_value(json_object_get(json_object_get(best, "delta"), "score")) == 0.5);
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(best, "config"), "system")),
+	    "FORMAT-OK");
+	json_decref(jv);
+	/* every task call, with what was sent and what came back */
+	ck_assert_int_eq(job_json(parleyd.port, id, "/trials", &j), 200);
+	t = json_array_get(json_object_get(j, "trials"), 3);
+	ck_assert_int_eq(json_array_size(json_object_get(t, "task_calls")), 12 + 4);
+	t = json_array_get(json_object_get(t, "task_calls"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(t, "reply")), "A0");
+	ck_assert_str_eq(json_string_value(json_object_get(t, "input")), "Answer: task Q0?");
+	ck_assert(json_is_array(json_object_get(t, "checks")));
+	json_decref(j);
+	free(id);
+	/* a job without optimize has no trials to list */
+	strbuf_reset(&sb);
+	scenario_body(&sb, NULL);
+	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", sb.buf, &j), 202);
+	id = xstrdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	ck_assert_int_eq(job_json(parleyd.port, id, "/trials", &j), 404);
+	json_decref(j);
+	free(id);
+	strbuf_release(&sb);
+	harness_stop(&parleyd, SIGTERM);
+	harness_stop(&fake, SIGTERM);
+}
+END_TEST
+
+START_TEST(optimize_refused_without_tasks)
+{
+	struct proc parleyd;
+	char b1[128], dbp[512];
+	const char *args[] = {"--backend", b1, NULL};
+	struct strbuf sb;
+	json_t *j = NULL;
+
+	start_fake("0", 1);
+	snprintf(b1, sizeof(b1), "name=llama,kind=llama-server,url=http://127.0.0.1:%d", fake.port);
+	snprintf(dbp, sizeof(dbp), "%s/refuse-%d.db", harness_tmpdir(), (int)getpid());
+	ck_assert_int_eq(harness_parleyd_start(&parleyd, dbp, args), 0);
+	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs",
+					   "{\"scenario\":{\"name\":\"x\",\"problem\":\"P\","
+					   "\"context\":\"C\",\"goal\":\"G\"},\"interviewer\":{"
+					   "\"model\":\"iv\"},\"candidate\":{\"model\":\"task\"},"
+					   "\"optimize\":{}}",
+					   &j),
+			 400);
+	ck_assert_str_eq(json_string_value(json_object_get(
+			     json_array_get(json_object_get(j, "errors"), 0), "field")),
+			 "optimize");
+	json_decref(j);
+	strbuf_init(&sb, 4096);
+	scenario_body(&sb, "{\"max_trials\":21,\"holdout\":0.9,\"repeat\":0,\"speed\":1}");
+	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", sb.buf, &j), 400);
+	ck_assert_int_eq(json_array_size(json_object_get(j, "errors")), 4);
+	json_decref(j);
+	strbuf_release(&sb);
+	ck_assert_int_eq(harness_http_json(parleyd.port, "GET", "/v1/jobs", NULL, &j), 200);
+	ck_assert_int_eq(json_array_size(json_object_get(j, "items")), 0);
+	json_decref(j);
+	harness_stop(&parleyd, SIGTERM);
+	harness_stop(&fake, SIGTERM);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("trials");
@@ -373,6 +559,8 @@ int main(void)
 	tcase_add_test(tc, hopeless_trial_stops_early);
 	tcase_add_test(tc, cancel_stops_within_a_second);
 	tcase_add_test(tc, calls_run_side_by_side);
+	tcase_add_test(tc, optimize_loop_end_to_end);
+	tcase_add_test(tc, optimize_refused_without_tasks);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

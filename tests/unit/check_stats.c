@@ -34,7 +34,7 @@ END_TEST
 START_TEST(test_figures)
 {
 	/* three tasks, two repeats; task 2's first call failed at the backend */
-	struct call_outcome c[] = {
+	struct task_outcome c[] = {
 	    {0, 0, 1.0, 1, 0, 100, 10, 20}, {0, 1, 0.5, 0, 0, 300, 30, 40},
 	    {1, 0, 1.0, 1, 0, 200, 20, 30}, {1, 1, 1.0, 1, 0, 400, 40, 50},
 	    {2, 0, 0.7, 1, 1, 50, 5, 0},    {2, 1, 0.0, 0, 0, 250, 25, 60},

@@ -101,8 +101,8 @@ START_TEST(trial_and_calls_round_trip)
 	/* a call of a trial that was never begun is refused */
 	c = call(5, "train", 0, 0, 1.0);
 	ck_assert_int_eq(db_trial_call_insert(db, job.id, 1, &c, &e), -1);
-	ck_assert_int_eq(db_trial_finish(db, job.id, 1, 0, "done", NULL, "{\"score\":0.75}", &e),
-			 0);
+	ck_assert_int_eq(
+	    db_trial_finish(db, job.id, 1, 0, "done", NULL, "{\"score\":0.75}", "msg", &e), 0);
 
 	ck_assert_int_eq(db_trial_list(db, job.id, &tv, &n, &e), 0);
 	ck_assert_uint_eq(n, 1);
@@ -111,6 +111,7 @@ START_TEST(trial_and_calls_round_trip)
 	ck_assert_int_eq(tv[0].turn, -1);
 	ck_assert_ptr_null(tv[0].proposal);
 	ck_assert_str_eq(tv[0].result, "{\"score\":0.75}");
+	ck_assert_str_eq(tv[0].message, "msg");
 	ck_assert(tv[0].finished_at > 0);
 	db_trials_free(tv, n);
 
@@ -156,7 +157,7 @@ START_TEST(resume_and_stale_claims)
 	c = call(1, "train", 3, 0, 1.0);
 	ck_assert_int_eq(db_trial_call_insert(db, job.id, 1, &c, &e), -1);
 	ck_assert_int_eq(e.code, PERR_CONFLICT);
-	ck_assert_int_eq(db_trial_finish(db, job.id, 1, 1, "done", NULL, NULL, &e), -1);
+	ck_assert_int_eq(db_trial_finish(db, job.id, 1, 1, "done", NULL, NULL, NULL, &e), -1);
 	/* the new one meets the trial again, and keeps what it holds */
 	t.proposal = "{\"system\":\"something else\"}";
 	ck_assert_int_eq(db_trial_begin(db, job.id, 2, &t, &existed, &e), 0);
