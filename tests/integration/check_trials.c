@@ -9,6 +9,7 @@
 #include <check.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -545,6 +546,108 @@ START_TEST(optimize_refused_without_tasks)
 }
 END_TEST
 
+static long count_rows(const char *path, const char *sql)
+{
+	sqlite3 *h;
+	sqlite3_stmt *st;
+	long n = -1;
+
+	if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_busy_timeout(h, 1000);
+	if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return n;
+}
+
+/* Waits until sql counts at least n (polling the store), up to timeout_ms. */
+static int wait_rows(const char *path, const char *sql, long n, long timeout_ms)
+{
+	int64_t until = util_mono_us() + timeout_ms * 1000;
+
+	while (util_mono_us() < until) {
+		if (count_rows(path, sql) >= n)
+			return 0;
+		util_sleep_ms(20);
+	}
+	return -1;
+}
+
+START_TEST(loop_restart_and_cancel)
+{
+	struct proc parleyd;
+	char b1[128], dbp[512], conf[512], path[128], *id;
+	const char *args[] = {"--backend", b1, "--config", conf, NULL};
+	struct strbuf sb;
+	json_t *j = NULL, *t;
+	int64_t t0;
+	FILE *f;
+
+	start_fake("100", 1);
+	snprintf(b1, sizeof(b1),
+		 "name=llama,kind=llama-server,url=http://127.0.0.1:%d,max_concurrency=1",
+		 fake.port);
+	snprintf(dbp, sizeof(dbp), "%s/restart-%d.db", harness_tmpdir(), (int)getpid());
+	snprintf(conf, sizeof(conf), "%s/restart-%d.json", harness_tmpdir(), (int)getpid());
+	ck_assert_ptr_nonnull(f = fopen(conf, "w"));
+	fputs("{\"drain_timeout_s\": 1}", f);
+	fclose(f);
+	ck_assert_int_eq(harness_parleyd_start(&parleyd, dbp, args), 0);
+	strbuf_init(&sb, 4096);
+	scenario_body(&sb, "{\"repeat\":2,\"holdout\":0.25,\"seed\":7}");
+	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", sb.buf, &j), 202);
+	id = xstrdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	/* SIGTERM in the middle of trial 1 (each call takes 100 ms, one at a time) */
+	ck_assert_int_eq(
+	    wait_rows(dbp, "SELECT count(*) FROM trial_calls WHERE trial = 1", 2, 20000), 0);
+	ck_assert_int_eq(harness_stop(&parleyd, SIGTERM), 0);
+	ck_assert_int_lt(count_rows(dbp, "SELECT count(*) FROM trial_calls WHERE trial = 1"), 12);
+	ck_assert_int_eq(harness_parleyd_start(&parleyd, dbp, args), 0);
+	j = harness_wait_job(parleyd.port, id, 60000);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "succeeded");
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "attempts")), 2);
+	/* the same loop as without the restart, each call stored once */
+	ck_assert_int_eq(json_array_size(json_object_get(j, "trials")), 4);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "best"), "trial")),
+			 3);
+	ck_assert(json_is_true(json_object_get(json_object_get(j, "best"), "verified")));
+	json_decref(j);
+	ck_assert_int_eq(count_rows(dbp, "SELECT count(*) FROM trial_calls WHERE trial = 0"),
+			 12 + 4);
+	ck_assert_int_eq(count_rows(dbp, "SELECT count(*) FROM trials WHERE status = 'running'"),
+			 0);
+	free(id);
+
+	/* cancel in the middle of the baseline: the job ends within a second */
+	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", sb.buf, &j), 202);
+	id = xstrdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	snprintf(path, sizeof(path),
+		 "SELECT count(*) FROM trial_calls WHERE job_id = '%s' AND trial = 0", id);
+	ck_assert_int_eq(wait_rows(dbp, path, 2, 20000), 0);
+	snprintf(path, sizeof(path), "/v1/jobs/%s/cancel", id);
+	t0 = util_mono_us();
+	ck_assert_int_eq(harness_http(parleyd.port, "POST", path, "", NULL, NULL), 202);
+	j = harness_wait_job(parleyd.port, id, 5000);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "cancelled");
+	ck_assert_msg(util_mono_us() - t0 < 1500000, "cancel took %lld us",
+		      (long long)(util_mono_us() - t0));
+	t = json_array_get(json_object_get(j, "trials"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(t, "status")), "cancelled");
+	json_decref(j);
+	free(id);
+	strbuf_release(&sb);
+	harness_stop(&parleyd, SIGTERM);
+	harness_stop(&fake, SIGTERM);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("trials");
@@ -561,6 +664,7 @@ int main(void)
 	tcase_add_test(tc, calls_run_side_by_side);
 	tcase_add_test(tc, optimize_loop_end_to_end);
 	tcase_add_test(tc, optimize_refused_without_tasks);
+	tcase_add_test(tc, loop_restart_and_cancel);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
