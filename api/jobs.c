@@ -590,6 +590,41 @@ void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id)
 	db_job_release(&j);
 }
 
+/*
+ * The closed loop in a transcript: each trial's "parley" item right after the interviewer
+ * turn that proposed it (where both models saw it), and the trials and best themselves.
+ */
+static int transcript_trials(struct api_req *q, const struct db_job *j, json_t *t, struct perr *e)
+{
+	json_t *conv = json_object_get(t, "conversation"), *out, *item, *tr; /* borrowed, owned */
+	size_t i, k;
+
+	if (job_trials(q, j, t, 0, e) < 0)
+		return -1;
+	out = json_array();
+	json_array_foreach(conv, i, item)
+	{
+		json_array_append(out, item);
+		if (strcmp(json_string_value(json_object_get(item, "speaker")) ?: "",
+			   "interviewer"))
+			continue;
+		json_array_foreach(json_object_get(t, "trials"), k, tr)
+		{
+			json_t *msg = json_object_get(tr, "message"); /* borrowed */
+			if (!json_is_string(msg) ||
+			    !json_equal(json_object_get(tr, "turn"), json_object_get(item, "turn")))
+				continue;
+			json_array_append_new(out, json_pack("{s:s, s:s, s:O, s:O, s:O}", "speaker",
+							     "parley", "model", "parley", "message",
+							     msg, "trial", json_object_get(tr, "n"),
+							     "after_turn",
+							     json_object_get(item, "turn")));
+		}
+	}
+	json_object_set_new(t, "conversation", out);
+	return 0;
+}
+
 void api_jobs_transcript(struct api_req *q, struct api_resp *r, const char *id, int markdown)
 {
 	struct db_job j;
@@ -612,6 +647,13 @@ void api_jobs_transcript(struct api_req *q, struct api_resp *r, const char *id, 
 	}
 	sqlite3_exec(db_handle(q->db), "COMMIT", NULL, NULL, NULL);
 	t = view_transcript(&j, turns, nturns, optims, noptims);
+	if (j.optimize && transcript_trials(q, &j, t, &e) < 0) {
+		json_decref(t);
+		db_turns_free(turns, nturns);
+		db_optims_free(optims, noptims);
+		db_job_release(&j);
+		return api_perr(r, &e);
+	}
 	if (markdown) {
 		struct strbuf md;
 		strbuf_init(&md, 16384);

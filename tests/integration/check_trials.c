@@ -493,6 +493,40 @@ START_TEST(optimize_loop_end_to_end)
 	ck_assert_str_eq(json_string_value(json_object_get(t, "input")), "Answer: task Q0?");
 	ck_assert(json_is_array(json_object_get(t, "checks")));
 	json_decref(j);
+	/* the transcript keeps the parley items where the models saw them */
+	ck_assert_int_eq(job_json(parleyd.port, id, "/transcript", &j), 200);
+	{
+		json_t *conv = json_object_get(j, "conversation"), *item;
+		size_t i, parley = 0;
+		json_array_foreach(conv, i, item)
+		{
+			if (strcmp(json_string_value(json_object_get(item, "speaker")), "parley"))
+				continue;
+			parley++;
+			/* right after the interviewer turn that proposed it */
+			ck_assert_int_eq(json_integer_value(json_object_get(item, "after_turn")),
+					 json_integer_value(
+					     json_object_get(json_array_get(conv, i - 1), "turn")));
+		}
+		ck_assert_int_eq(json_array_size(conv), 9 + 3);
+		ck_assert_int_eq(parley, 3);
+	}
+	json_decref(j);
+	{
+		char path[96], *md = NULL;
+		snprintf(path, sizeof(path), "/v1/jobs/%s/transcript.md", id);
+		ck_assert_int_eq(harness_http(parleyd.port, "GET", path, NULL, NULL, &md), 200);
+		if (getenv("TRIALS_DEBUG"))
+			fprintf(stderr, "%s\n", md);
+		ck_assert_ptr_nonnull(strstr(md, "## 🧪 Trials"));
+		ck_assert_ptr_nonnull(strstr(md, "### 🧪 PARLEY: trial 2"));
+		ck_assert_msg(strstr(md, "| 3 | prompt | 5 | done | 1.000 (+0.500) | 6/6 |"), "%s",
+			      strstr(md, "## 🧪 Trials"));
+		ck_assert_ptr_nonnull(strstr(md, "**Best:** trial 3"));
+		ck_assert_ptr_nonnull(strstr(md, "- plain\n+ FORMAT-OK\n"));
+		ck_assert_ptr_nonnull(strstr(md, "**Verified:**"));
+		free(md);
+	}
 	free(id);
 	/* a job without optimize has no trials to list */
 	strbuf_reset(&sb);
