@@ -572,6 +572,25 @@ START_TEST(optimize_refused_without_tasks)
 	ck_assert_int_eq(json_array_size(json_object_get(j, "errors")), 4);
 	json_decref(j);
 	strbuf_release(&sb);
+	/* judge checks are not run by trials: refused, not failed silently task by task */
+	ck_assert_int_eq(
+	    harness_http_json(
+		parleyd.port, "POST", "/v1/jobs",
+		"{\"scenario\":{\"name\":\"x\",\"problem\":\"P\",\"context\":\"C\",\"goal\":\"G\","
+		"\"tasks\":[{\"id\":1,\"input\":\"a\",\"checks\":[{\"max_words\":3}]},{\"id\":2,"
+		"\"input\":\"b\",\"checks\":[{\"max_words\":3}]},{\"id\":3,\"input\":\"c\","
+		"\"checks\":[{\"max_words\":3}]},{\"id\":4,\"input\":\"d\",\"checks\":[{\"max_"
+		"words\":"
+		"3},{\"judge\":\"is "
+		"polite\"}]}]},\"interviewer\":{\"model\":\"iv\"},\"candidate\":{"
+		"\"model\":\"task\"},\"optimize\":{}}",
+		&j),
+	    400);
+	ck_assert_ptr_nonnull(
+	    strstr(json_string_value(
+		       json_object_get(json_array_get(json_object_get(j, "errors"), 0), "message")),
+		   "tasks[3].checks[1] is a judge check"));
+	json_decref(j);
 	ck_assert_int_eq(harness_http_json(parleyd.port, "GET", "/v1/jobs", NULL, &j), 200);
 	ck_assert_int_eq(json_array_size(json_object_get(j, "items")), 0);
 	json_decref(j);
