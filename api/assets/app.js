@@ -1348,8 +1348,29 @@
 
 		/* ----- data ----- */
 
+		/* a trial's result (optimize), shown after the interviewer turn that proposed it; its
+		 * text is model output and parley's figures, set as text, never as markup */
+		function renderParley(t) {
+			const at = String(Number(t.after_turn) + 0.5);
+			const el = h('article', {class: 'turn parley', dataset: {turn: at}},
+				h('div', {class: 'avatar', 'aria-hidden': 'true', text: 'P'}),
+				h('div', {class: 'bubble'},
+					h('header', {}, h('span', {class: 'who', text: 'Parley: trial ' + t.trial})),
+					h('pre', {class: 'plain parley-result', text: t.message || ''})));
+			const old = chat.querySelector('article.turn.parley[data-turn="' + at + '"]');
+			if (old) old.replaceWith(el);
+			else {
+				const after = [...chat.querySelectorAll('article.turn')].find((a) => Number(a.dataset.turn) > Number(at));
+				chat.insertBefore(el, after || null);
+			}
+		}
+
 		function setTurns(conv) {
 			for (const t of conv || []) {
+				if (t.speaker === 'parley') {
+					renderParley(t);
+					continue;
+				}
 				const old = st.turns.get(t.turn);
 				if (old && old.html !== undefined && t.html === undefined) continue;
 				st.turns.set(t.turn, t);
