@@ -433,7 +433,14 @@ static enum engine_outcome trial_interrupted(struct engine_ctx *ctx, struct db_j
 	if (end == TRIAL_CANCELLED)
 		return end_cancelled(ctx, job, ts);
 	log_error("trial failed", "job=%s error=\"%s\"", job->id, e->msg);
-	return e->code == PERR_CONFLICT ? ENGINE_LOST : requeue(ctx, job);
+	if (e->code == PERR_CONFLICT)
+		return ENGINE_LOST;
+	if (e->code == PERR_DB)
+		return requeue(ctx, job); /* the store may come back; the trial resumes */
+	/* anything else would fail again after a requeue */
+	return finish(ctx, job, "failed", perr_code_name(e->code), e->msg, NULL, NULL) < 0
+		   ? ENGINE_LOST
+		   : ENGINE_FINISHED;
 }
 
 enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
