@@ -32,6 +32,148 @@ static int kind_of(const char *key)
 	return -1;
 }
 
+/* The count checks_regcomp() refuses by: the nodes repetition would make. */
+static int regex_cost(const char *p, char *why, size_t size)
+{
+	double sum[65], last[65];
+	int d = 0, prev_rep = 0;
+	size_t i = 0;
+
+	sum[0] = last[0] = 0;
+	while (p[i]) {
+		char c = p[i];
+		double factor;
+		if (c == '*' || c == '+' || c == '?' || c == '{') {
+			long m = 0, n = -1;
+			size_t j = i + 1;
+			if (prev_rep) {
+				snprintf(why, size,
+					 "a repetition may not follow another (at byte %zu)", i);
+				return -1;
+			}
+			if (c == '{') {
+				while (isdigit((unsigned char)p[j]) && m <= 100000)
+					m = m * 10 + (p[j++] - '0');
+				if (p[j] == ',') {
+					j++;
+					if (isdigit((unsigned char)p[j]))
+						for (n = 0;
+						     isdigit((unsigned char)p[j]) && n <= 100000;)
+							n = n * 10 + (p[j++] - '0');
+					else
+						n = m + 1;
+				}
+				if (p[j] != '}' ||
+				    j == i + 1) { /* not a bound: regcomp judges it */
+					sum[d]++;
+					last[d] = 1;
+					prev_rep = 0;
+					i++;
+					continue;
+				}
+				if (m > 255 || n > 255) {
+					snprintf(why, size,
+						 "a repetition bound over 255 (at byte %zu)", i);
+					return -1;
+				}
+				factor = (double)(n > m ? n : m) + 1;
+				i = j + 1;
+			} else {
+				factor = c == '+' ? 2 : 1;
+				i++;
+			}
+			sum[d] += last[d] * (factor - 1);
+			last[d] *= factor;
+			prev_rep = 1;
+		} else {
+			double atom = 1;
+			prev_rep = 0;
+			if (c == '\\') {
+				if (p[i + 1] >= '1' && p[i + 1] <= '9') {
+					snprintf(why, size, "back-references are not supported");
+					return -1;
+				}
+				i += p[i + 1] ? 2 : 1;
+			} else if (c == '[') {
+				size_t j = i + 1;
+				if (p[j] == '^')
+					j++;
+				if (p[j] == ']')
+					j++;
+				while (p[j] && p[j] != ']') {
+					if (p[j] == '[' && (p[j + 1] == ':' || p[j + 1] == '.' ||
+							    p[j + 1] == '=')) {
+						const char *end = strchr(p + j + 2, p[j + 1]);
+						j = end && end[1] == ']' ? (size_t)(end - p) + 2
+									 : j + 1;
+					} else {
+						j++;
+					}
+				}
+				i = p[j] ? j + 1 : j;
+			} else if (c == '(') {
+				if (d == 64) {
+					snprintf(why, size, "groups nest deeper than 64");
+					return -1;
+				}
+				d++;
+				sum[d] = last[d] = 0;
+				i++;
+				continue;
+			} else if (c == ')' && d > 0) {
+				atom = sum[d] + 1;
+				d--;
+				i++;
+			} else if (c == '|') {
+				last[d] = 0;
+				i++;
+				continue;
+			} else {
+				i++;
+			}
+			sum[d] += atom;
+			last[d] = atom;
+		}
+		if (sum[d] > CHECKS_MAX_REGEX_COST || last[d] > CHECKS_MAX_REGEX_COST) {
+			snprintf(why, size,
+				 "too costly to compile: its repetitions multiply to more "
+				 "than %d parts",
+				 CHECKS_MAX_REGEX_COST);
+			return -1;
+		}
+	}
+	while (d > 0) { /* an unclosed group: regcomp refuses it; count it anyway */
+		double g = sum[d] + 1;
+		d--;
+		sum[d] += g;
+	}
+	if (sum[0] > CHECKS_MAX_REGEX_COST) {
+		snprintf(why, size,
+			 "too costly to compile: its repetitions multiply to more than "
+			 "%d parts",
+			 CHECKS_MAX_REGEX_COST);
+		return -1;
+	}
+	return 0;
+}
+
+int checks_regcomp(regex_t *re, const char *pattern, char *why, size_t size)
+{
+	int rc;
+
+	if (strlen(pattern) > CHECKS_MAX_REGEX) {
+		snprintf(why, size, "longer than %d bytes", CHECKS_MAX_REGEX);
+		return -1;
+	}
+	if (regex_cost(pattern, why, size) < 0)
+		return -1;
+	if ((rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB)) != 0) {
+		regerror(rc, re, why, size);
+		return -1;
+	}
+	return 0;
+}
+
 static void check_release(struct check *c)
 {
 	if (c->kind == CHECK_REGEX)
@@ -46,7 +188,7 @@ static int compile_one(json_t *o, const char *path, struct check *c, json_t *err
 	const char *key;
 	char sub[256], why[160];
 	json_t *v; /* borrowed */
-	int kind, rc;
+	int kind;
 
 	memset(c, 0, sizeof(*c));
 	if (!json_is_object(o) || json_object_size(o) != 1) {
@@ -102,13 +244,11 @@ static int compile_one(json_t *o, const char *path, struct check *c, json_t *err
 			return -1;
 		}
 	}
-	if (c->kind == CHECK_REGEX) {
-		if ((rc = regcomp(&c->re, json_string_value(v), REG_EXTENDED | REG_NOSUB)) != 0) {
-			regerror(rc, &c->re, why, sizeof(why));
-			ferr_add(errs, sub, "", "not a POSIX extended regular expression: %s", why);
-			c->kind = CHECK_CONTAINS; /* nothing compiled to free */
-			return -1;
-		}
+	if (c->kind == CHECK_REGEX &&
+	    checks_regcomp(&c->re, json_string_value(v), why, sizeof(why)) < 0) {
+		ferr_add(errs, sub, "", "not a usable POSIX extended regular expression: %s", why);
+		c->kind = CHECK_CONTAINS; /* nothing compiled to free */
+		return -1;
 	}
 	c->text = xstrdup(json_string_value(v));
 	return 0;

@@ -50,6 +50,21 @@ struct checks {
 	size_t n;
 };
 
+/* Regular expressions a client may send: bytes of the pattern, and how many nodes their
+ * compiled form may have (repetition copies what it repeats). */
+#define CHECKS_MAX_REGEX 1024
+#define CHECKS_MAX_REGEX_COST 10000
+
+/*
+ * Compiles a POSIX extended pattern that a client sent (REG_EXTENDED | REG_NOSUB). The C
+ * library compiles some short patterns into huge automata ("a{255}{255}", "(a+)+" nested
+ * deep) and runs back-references in exponential time, so before regcomp the pattern is
+ * refused when it is longer than CHECKS_MAX_REGEX, uses a back-reference, puts one
+ * repetition right after another, repeats more than 255 times, or would compile to more
+ * than CHECKS_MAX_REGEX_COST nodes by a conservative count. Returns 0, or -1 with why.
+ */
+int checks_regcomp(regex_t *re, const char *pattern, char *why, size_t size);
+
 /* The name of a kind as it is written in a task: "contains", "json_schema", ... */
 const char *checks_kind_name(enum check_kind k);
 

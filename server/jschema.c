@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "server/checks.h"
 #include "server/ferr.h"
 
 static const char *const type_names[] = {"object",  "array",   "string", "number",
@@ -62,16 +63,14 @@ static int check_pattern(json_t *v, const char *path, json_t *errs)
 {
 	regex_t re;
 	char why[160];
-	int rc;
 
-	if (!json_is_string(v) || json_string_length(v) > 1024) {
-		ferr_add(errs, path, ".pattern", "must be a string of up to 1024 characters");
+	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
+		ferr_add(errs, path, ".pattern", "must be a string");
 		return -1;
 	}
-	if ((rc = regcomp(&re, json_string_value(v), REG_EXTENDED | REG_NOSUB)) != 0) {
-		regerror(rc, &re, why, sizeof(why));
-		ferr_add(errs, path, ".pattern", "not a POSIX extended regular expression: %s",
-			 why);
+	if (checks_regcomp(&re, json_string_value(v), why, sizeof(why)) < 0) {
+		ferr_add(errs, path, ".pattern",
+			 "not a usable POSIX extended regular expression: %s", why);
 		return -1;
 	}
 	regfree(&re);
@@ -275,7 +274,8 @@ static int match_at(json_t *s, json_t *v, const char *at, char *why, size_t size
 		if ((k = json_object_get(s, "pattern"))) {
 			regex_t re;
 			int hit;
-			if (regcomp(&re, json_string_value(k), REG_EXTENDED | REG_NOSUB) != 0)
+			char err[160];
+			if (checks_regcomp(&re, json_string_value(k), err, sizeof(err)) < 0)
 				return mismatch(why, size, at, "pattern does not compile%s", "");
 			hit = regexec(&re, json_string_value(v), 0, NULL, 0) == 0;
 			regfree(&re);

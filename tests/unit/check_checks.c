@@ -72,7 +72,17 @@ START_TEST(test_regex)
 	eval("[{\"regex\":\"[0-9]{3,}\"}]", "took 1200 ms", 1, NULL);
 	eval("[{\"regex\":\"^[0-9]+ ms$\"}]", "about 120 ms", 0, "does not match /^[0-9]+ ms$/");
 	eval("[{\"regex\":\"(Python|Go)\"}]", "Go", 1, NULL);
-	refused("[{\"regex\":\"a(b\"}]", "c[0].regex", "not a POSIX extended regular expression");
+	refused("[{\"regex\":\"a(b\"}]", "c[0].regex", "POSIX extended regular expression");
+	/* patterns that would make regcomp build a huge automaton, or run exponentially */
+	refused("[{\"regex\":\"^[A-Z]++$\"}]", "c[0].regex", "may not follow another");
+	refused("[{\"regex\":\"(a{200}){200}\"}]", "c[0].regex", "too costly");
+	refused("[{\"regex\":\"((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+\"}]", "c[0].regex",
+		"too costly");
+	refused("[{\"regex\":\"a{256}\"}]", "c[0].regex", "over 255");
+	refused("[{\"regex\":\"(a)\\\\1\"}]", "c[0].regex", "back-references");
+	/* ordinary patterns stay fine */
+	eval("[{\"regex\":\"^(ab|cd){2,3}[0-9]{1,4}\\\\.x?$\"}]", "abcd12.x", 1, NULL);
+	eval("[{\"regex\":\"[[:digit:]]{3}-[]a]+\"}]", "tel 555-a]", 1, NULL);
 	refused("[{\"regex\":\"\"}]", "c[0].regex", "non-empty string");
 }
 END_TEST

@@ -166,7 +166,8 @@ START_TEST(test_numbers_and_strings)
 	schema_refused("{\"maximum\":null}", "s.maximum", "must be a number");
 	schema_refused("{\"minLength\":-1}", "s.minLength", "0 or more");
 	schema_refused("{\"maxLength\":1.5}", "s.maxLength", "0 or more");
-	schema_refused("{\"pattern\":\"a(b\"}", "s.pattern", "not a POSIX extended");
+	schema_refused("{\"pattern\":\"a(b\"}", "s.pattern", "POSIX extended");
+	schema_refused("{\"pattern\":\"(x+)*+\"}", "s.pattern", "may not follow another");
 	schema_refused("{\"pattern\":5}", "s.pattern", "must be a string");
 }
 END_TEST
