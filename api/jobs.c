@@ -597,16 +597,18 @@ void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id)
 static int transcript_trials(struct api_req *q, const struct db_job *j, json_t *t, struct perr *e)
 {
 	json_t *conv = json_object_get(t, "conversation"), *out, *item, *tr; /* borrowed, owned */
+	json_t *interviewer = json_string("interviewer");		     /* owned */
 	size_t i, k;
 
-	if (job_trials(q, j, t, 0, e) < 0)
+	if (job_trials(q, j, t, 0, e) < 0) {
+		json_decref(interviewer);
 		return -1;
+	}
 	out = json_array();
 	json_array_foreach(conv, i, item)
 	{
 		json_array_append(out, item);
-		if (strcmp(json_string_value(json_object_get(item, "speaker")) ?: "",
-			   "interviewer"))
+		if (!json_equal(json_object_get(item, "speaker"), interviewer))
 			continue;
 		json_array_foreach(json_object_get(t, "trials"), k, tr)
 		{
@@ -622,6 +624,7 @@ static int transcript_trials(struct api_req *q, const struct db_job *j, json_t *
 		}
 	}
 	json_object_set_new(t, "conversation", out);
+	json_decref(interviewer);
 	return 0;
 }
 

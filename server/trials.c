@@ -676,7 +676,8 @@ struct trials_loop *trials_loop_open(const struct trial_ctx *ctx, const char *jo
 	l->obj.kind = OBJECTIVE_QUALITY;
 	l->obj.max_quality_drop = TASKS_DEFAULT_QUALITY_DROP;
 	if (json_is_object(obj)) {
-		int k = stats_objective_kind(json_string_value(json_object_get(obj, "kind")) ?: "");
+		const char *kind = json_string_value(json_object_get(obj, "kind"));
+		int k = kind ? stats_objective_kind(kind) : -1;
 		if (k >= 0)
 			l->obj.kind = (enum objective_kind)k;
 		if (json_is_number(json_object_get(obj, "max_quality_drop")))
@@ -1291,6 +1292,14 @@ enum trial_end trials_loop_verify(struct trials_loop *l, struct perr *e)
 	return TRIAL_DONE;
 }
 
+/* A stored configuration; {} if it cannot be read. New reference. */
+static json_t *config_json(const char *text)
+{
+	json_t *c = text ? json_loads(text, 0, NULL) : NULL;
+
+	return c ? c : json_object();
+}
+
 static json_t *call_json(const struct db_trial_call *c)
 {
 	json_t *checks = json_loads(c->checks, 0, NULL);
@@ -1372,9 +1381,8 @@ int trials_view(struct db *db, const char *job_id, const char *optimize, const j
 		    "{s:i, s:s, s:o, s:o, s:o, s:s, s:s?, s:s, s:s?}", "n", tv[i].n, "kind",
 		    tv[i].kind, "turn", tv[i].turn >= 0 ? json_integer(tv[i].turn) : json_null(),
 		    "proposal", tv[i].proposal ? json_loads(tv[i].proposal, 0, NULL) : json_null(),
-		    "config", json_loads(tv[i].config, 0, NULL) ?: json_object(), "status",
-		    tv[i].status, "reason", tv[i].reason, "split", "train", "message",
-		    tv[i].message);
+		    "config", config_json(tv[i].config), "status", tv[i].status, "reason",
+		    tv[i].reason, "split", "train", "message", tv[i].message);
 		if (have) {
 			json_t *fj = figures_json(&f, early);
 			json_object_update(t, fj);
