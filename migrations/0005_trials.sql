@@ -52,7 +52,7 @@ WHERE name = 'response_speed_optimization' AND builtin = 1;
 -- One task each for a format a model may or may not follow, phrased so that any model can:
 -- exact words, digits, JSON without a code fence, CSV, bullet lines, dates, short summaries.
 UPDATE scenarios SET
- baseline = json('{"system": "You are a helpful assistant.", "template": "{input}", "options": {"temperature": 0.7}}'),
+ baseline = json('{"system": "You are a helpful assistant.", "template": "{input}", "options": {"temperature": 0.7, "num_predict": 256}}'),
  objective = json('{"kind": "quality", "max_quality_drop": 0.02}'),
  tasks = json('[
  {"id": "yes-no", "input": "Is 17 a prime number? Answer with exactly one word: yes or no.", "checks": [{"equals": "yes"}]},
