@@ -21,6 +21,7 @@
 #include "db/batch.h"
 #include "server/events.h"
 #include "server/record.h"
+#include "server/trials.h"
 
 #define MAX_CANDIDATES 32
 #define MAX_SCENARIOS 32
@@ -117,6 +118,34 @@ static void job_from(struct db_job *out, const struct db_job *tmpl, const char *
 	out->extraction = xstrdup(tmpl->extraction);
 	out->labels = xstrdup_or_null(tmpl->labels);
 	out->judge = xstrdup_or_null(tmpl->judge);
+	out->optimize = xstrdup_or_null(tmpl->optimize);
+}
+
+/* "optimize": every job of the batch runs the closed loop, so every scenario needs tasks. */
+static void check_optimize(json_t *body, struct db_job *tmpl, const struct db_job *snaps,
+			   size_t nscen, json_t *errs)
+{
+	json_t *v = json_object_get(body, "optimize"), *norm = NULL; /* borrowed, owned */
+	char field[48];
+	size_t si;
+	int bad;
+
+	if (!v || json_is_null(v))
+		return;
+	bad = trials_optimize_check(v, &norm, errs) < 0;
+	for (si = 0; si < nscen; si++) {
+		json_t *sc = snaps[si].scenario ? json_loads(snaps[si].scenario, 0, NULL) : NULL;
+		snprintf(field, sizeof(field), "scenarios[%zu]", si);
+		if (sc)
+			bad |= trials_scenario_check(sc, field, errs) < 0;
+		json_decref(sc);
+	}
+	if (!bad) {
+		tmpl->optimize = json_dumps(norm, JSON_COMPACT);
+		if (!json_object_get(body, "max_turns"))
+			tmpl->max_turns = TRIALS_DEFAULT_MAX_TURNS;
+	}
+	json_decref(norm);
 }
 
 /*
@@ -140,6 +169,18 @@ static json_t *load_batch(struct api_req *q, const char *id, struct perr *e)
 	if (db_job_list_batch(q->db, id, &jobs, &njobs, e) == 0 &&
 	    db_batch_turn_stats(q->db, id, &turns, &nturns, e) == 0)
 		view = summary_batch(&b, jobs, njobs, turns, nturns);
+	/* with optimize: the candidates ranked by what held up on the held-out tasks */
+	if (view && njobs && jobs[0].optimize) {
+		json_t *rank = trials_rank(q->db, jobs, njobs, e);
+		if (!rank) {
+			json_decref(view);
+			view = NULL;
+		} else {
+			json_object_set_new(view, "optimize",
+					    json_loads(jobs[0].optimize, 0, NULL));
+			json_object_set_new(view, "optimize_rankings", rank);
+		}
+	}
 	sqlite3_exec(db_handle(q->db), "COMMIT", NULL, NULL, NULL);
 	db_turn_stats_free(turns, nturns);
 	db_jobs_free(jobs, njobs);
@@ -166,7 +207,7 @@ void api_batches_post(struct api_req *q, struct api_resp *r)
 {
 	static const char *const keys[] = {"interviewer", "candidates", "scenarios", "repeat",
 					   "max_turns",	  "options",	"scoring",   "extraction",
-					   "labels",	  "judge",	NULL};
+					   "labels",	  "judge",	"optimize",  NULL};
 	char *models[MAX_CANDIDATES], *backends[MAX_CANDIDATES];
 	struct db_job tmpl, snaps[MAX_SCENARIOS], *jobs = NULL;
 	struct db_batch b;
@@ -197,6 +238,7 @@ void api_batches_post(struct api_req *q, struct api_resp *r)
 			repeat = (int)json_integer_value(v);
 	}
 	api_check_job_fields(q, body, &tmpl, errs);
+	check_optimize(body, &tmpl, snaps, nscen, errs);
 	if (ncand * nscen * (size_t)repeat > MAX_BATCH_JOBS)
 		api_field_error(errs, "candidates",
 				"%zu candidates x %zu scenarios x %d runs is %zu conversations; a "

@@ -318,18 +318,21 @@ void api_check_job_fields(struct api_req *q, json_t *body, struct db_job *j, jso
 static void check_optimize(json_t *body, struct db_job *j, json_t *errs)
 {
 	json_t *v = json_object_get(body, "optimize"), *sc, *norm; /* borrowed, owned x2 */
+	int bad;
 
 	if (!v || json_is_null(v))
 		return;
 	sc = j->scenario ? json_loads(j->scenario, 0, NULL) : NULL;
 	if (!sc && json_array_size(errs) > 0) /* the scenario itself is wrong: said already */
 		return;
-	if (trials_optimize_check(v, sc, &norm, errs) == 0) {
+	bad = trials_optimize_check(v, &norm, errs) < 0;
+	bad |= trials_scenario_check(sc, "optimize", errs) < 0;
+	if (!bad) {
 		j->optimize = json_dumps(norm, JSON_COMPACT);
-		json_decref(norm);
 		if (!json_object_get(body, "max_turns"))
 			j->max_turns = TRIALS_DEFAULT_MAX_TURNS;
 	}
+	json_decref(norm);
 	json_decref(sc);
 }
 

@@ -524,11 +524,11 @@ static int first_judge_check(const json_t *tasks, size_t *ti, size_t *ci)
 	return 0;
 }
 
-int trials_optimize_check(json_t *v, const json_t *scenario, json_t **norm, json_t *errs)
+int trials_optimize_check(json_t *v, json_t **norm, json_t *errs)
 {
 	const char *key;
-	json_t *x, *tasks; /* borrowed */
-	size_t before = json_array_size(errs), i, k;
+	json_t *x; /* borrowed */
+	size_t before = json_array_size(errs);
 	json_int_t max_trials = TRIALS_DEFAULT_MAX_TRIALS, repeat = TRIALS_DEFAULT_REPEAT, seed = 0;
 	double holdout = TRIALS_DEFAULT_HOLDOUT;
 
@@ -573,22 +573,33 @@ int trials_optimize_check(json_t *v, const json_t *scenario, json_t **norm, json
 				 key);
 		}
 	}
-	tasks = json_object_get(scenario, "tasks");
-	if (!json_is_array(tasks) || json_array_size(tasks) < TASKS_MIN)
-		ferr_add(errs, "", "optimize",
-			 "needs a scenario with tasks (PUT /v1/scenarios/{name} with \"tasks\", or "
-			 "an inline scenario with them)");
-	/* a judge check needs a judge model, which trials do not call yet: refused here rather
-	 * than failing every task that has one */
-	if (first_judge_check(tasks, &i, &k))
-		ferr_add(errs, "", "optimize",
-			 "the scenario's tasks[%zu].checks[%zu] is a judge check, which trials do "
-			 "not run in this version",
-			 i, k);
 	if (json_array_size(errs) != before)
 		return -1;
 	*norm = json_pack("{s:I, s:I, s:f, s:I}", "max_trials", max_trials, "repeat", repeat,
 			  "holdout", holdout, "seed", seed);
+	return 0;
+}
+
+int trials_scenario_check(const json_t *scenario, const char *field, json_t *errs)
+{
+	const json_t *tasks = json_object_get(scenario, "tasks"); /* borrowed */
+	size_t i, k;
+
+	if (!json_is_array(tasks) || json_array_size(tasks) < TASKS_MIN) {
+		ferr_add(errs, "", field,
+			 "optimize needs a scenario with tasks (PUT /v1/scenarios/{name} with "
+			 "\"tasks\", or an inline scenario with them)");
+		return -1;
+	}
+	/* a judge check needs a judge model, which trials do not call yet: refused here rather
+	 * than failing every task that has one */
+	if (first_judge_check(tasks, &i, &k)) {
+		ferr_add(errs, "", field,
+			 "the scenario's tasks[%zu].checks[%zu] is a judge check, which trials do "
+			 "not run in this version",
+			 i, k);
+		return -1;
+	}
 	return 0;
 }
 
@@ -1455,4 +1466,84 @@ int trials_view(struct db *db, const char *job_id, const char *optimize, const j
 	db_trials_free(tv, nt);
 	db_trial_calls_free(cv, nc);
 	return 0;
+}
+
+/* One candidate of a batch, as trials_rank() counts it. */
+struct cand_tally {
+	const char *model, *backend;
+	int jobs, verified, checked;
+	double d_score, d_median;
+};
+
+static int tally_before(const struct cand_tally *x, const struct cand_tally *y)
+{
+	double xs = x->checked ? x->d_score / x->checked : 0,
+	       ys = y->checked ? y->d_score / y->checked : 0;
+	double xm = x->checked ? x->d_median / x->checked : 0,
+	       ym = y->checked ? y->d_median / y->checked : 0;
+
+	if (x->verified != y->verified)
+		return x->verified > y->verified;
+	if (xs != ys)
+		return xs > ys;
+	return xm < ym;
+}
+
+json_t *trials_rank(struct db *db, const struct db_job *jobs, size_t n, struct perr *e)
+{
+	struct cand_tally *t = xcalloc(n ? n : 1, sizeof(*t));
+	size_t nt = 0, i, k, *order;
+	json_t *out;
+
+	for (i = 0; i < n; i++) {
+		json_t *sc, *trials = NULL, *best = NULL, *h; /* owned x3, borrowed */
+		if (!jobs[i].optimize)
+			continue;
+		for (k = 0; k < nt; k++)
+			if (!strcmp(t[k].model, jobs[i].candidate_model) &&
+			    !strcmp(t[k].backend, jobs[i].candidate_backend))
+				break;
+		if (k == nt) {
+			t[nt].model = jobs[i].candidate_model;
+			t[nt++].backend = jobs[i].candidate_backend;
+		}
+		t[k].jobs++;
+		sc = json_loads(jobs[i].scenario, 0, NULL);
+		if (trials_view(db, jobs[i].id, jobs[i].optimize, sc, 0, &trials, &best, e) < 0) {
+			json_decref(sc);
+			free(t);
+			return NULL;
+		}
+		json_decref(sc);
+		if (json_is_object(h = json_object_get(best, "delta"))) {
+			t[k].checked++;
+			t[k].d_score += json_number_value(json_object_get(h, "score"));
+			t[k].d_median += json_number_value(json_object_get(h, "median_ms"));
+			t[k].verified += json_is_true(json_object_get(best, "verified"));
+		}
+		json_decref(trials);
+		json_decref(best);
+	}
+	/* a stable insertion sort: a batch has a few dozen candidates at most */
+	order = xcalloc(nt ? nt : 1, sizeof(*order));
+	for (i = 0; i < nt; i++) {
+		for (k = i; k > 0 && tally_before(&t[i], &t[order[k - 1]]); k--)
+			order[k] = order[k - 1];
+		order[k] = i;
+	}
+	out = json_array();
+	for (i = 0; i < nt; i++) {
+		const struct cand_tally *c = &t[order[i]];
+		json_array_append_new(
+		    out, json_pack("{s:I, s:s, s:s, s:i, s:i, s:i, s:o, s:o}", "rank",
+				   (json_int_t)i + 1, "model", c->model, "backend", c->backend,
+				   "jobs", c->jobs, "verified", c->verified, "holdout_checked",
+				   c->checked, "mean_holdout_delta_score",
+				   c->checked ? json_real(c->d_score / c->checked) : json_null(),
+				   "mean_holdout_delta_median_ms",
+				   c->checked ? json_real(c->d_median / c->checked) : json_null()));
+	}
+	free(order);
+	free(t);
+	return out;
 }

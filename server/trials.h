@@ -25,6 +25,7 @@
 #include <stdatomic.h>
 
 #include "db/db.h"
+#include "db/job.h"
 #include "db/turn.h"
 #include "server/checks.h"
 #include "server/config.h"
@@ -115,12 +116,25 @@ int trials_run(const struct trial_ctx *ctx, const struct trial_spec *spec,
 #define TRIALS_MAX_STALE 3
 
 /*
- * Checks a job's "optimize" object against the job's scenario snapshot (which
- * must carry tasks). Faults go to errs (ferr.h) under "optimize". On success
- * *norm is a new object {max_trials, repeat, holdout, seed} with the defaults
- * written out.
+ * Checks a job's "optimize" object. Faults go to errs (ferr.h) under "optimize".
+ * On success *norm is a new object {max_trials, repeat, holdout, seed} with the
+ * defaults written out.
  */
-int trials_optimize_check(json_t *v, const json_t *scenario, json_t **norm, json_t *errs);
+int trials_optimize_check(json_t *v, json_t **norm, json_t *errs);
+
+/* Whether a scenario snapshot can be optimized on: it has tasks, none of them with a
+ * judge check (trials do not run those yet). A fault goes to errs under field. */
+int trials_scenario_check(const json_t *scenario, const char *field, json_t *errs);
+
+/*
+ * The candidates of a batch ranked by what held up: for each candidate (model on
+ * backend) of the jobs with optimize, how many of its jobs found a verified
+ * improvement and the mean holdout change of their best trials; more verified
+ * first, then the larger mean score change, then the larger drop in median time.
+ * A new array [{rank, model, backend, jobs, verified, holdout_checked,
+ * mean_holdout_delta_score, mean_holdout_delta_median_ms}], or NULL with e set.
+ */
+json_t *trials_rank(struct db *db, const struct db_job *jobs, size_t n, struct perr *e);
 
 struct trials_loop;
 

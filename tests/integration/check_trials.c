@@ -701,6 +701,90 @@ START_TEST(loop_restart_and_cancel)
 }
 END_TEST
 
+/* A batch with optimize: every job runs the loop; candidates rank by what held up. */
+START_TEST(batch_ranks_by_verified_improvement)
+{
+	struct proc parleyd;
+	char b1[128], dbp[512], path[96], *id, *md = NULL;
+	const char *args[] = {"--backend", b1, NULL};
+	struct strbuf sb, sc;
+	json_t *j = NULL, *rank;
+	int64_t until;
+	int k;
+
+	start_fake("0", 2);
+	snprintf(b1, sizeof(b1),
+		 "name=llama,kind=llama-server,url=http://127.0.0.1:%d,max_concurrency=2",
+		 fake.port);
+	snprintf(dbp, sizeof(dbp), "%s/batch-%d.db", harness_tmpdir(), (int)getpid());
+	ck_assert_int_eq(harness_parleyd_start(&parleyd, dbp, args), 0);
+	strbuf_init(&sc, 2048);
+	strbuf_addstr(&sc, "{\"name\":\"loop\",\"problem\":\"P\",\"context\":\"C\",\"goal\":\"G\","
+			   "\"baseline\":{\"system\":\"plain\",\"template\":\"Answer: {input}\"},"
+			   "\"tasks\":[");
+	for (k = 0; k < NTASKS; k++)
+		strbuf_addf(&sc,
+			    "%s{\"id\":\"t%d\",\"input\":\"task Q%d?\",\"checks\":[{\"equals\":"
+			    "\"A%d\"},{\"max_words\":3}]}",
+			    k ? "," : "", k, k, k);
+	strbuf_addstr(&sc, "]}");
+	strbuf_init(&sb, 4096);
+	/* a scenario without tasks cannot be optimized on: 400 naming it */
+	strbuf_addf(&sb,
+		    "{\"interviewer\":{\"model\":\"iv\"},\"candidates\":[{\"model\":\"task\"}],"
+		    "\"scenarios\":[%s,\"response_speed_optimization\",{\"name\":\"bare\","
+		    "\"problem\":\"P\",\"context\":\"C\",\"goal\":\"G\"}],\"optimize\":{}}",
+		    sc.buf);
+	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/batches", sb.buf, &j), 400);
+	ck_assert_str_eq(json_string_value(json_object_get(
+			     json_array_get(json_object_get(j, "errors"), 0), "field")),
+			 "scenarios[2]");
+	json_decref(j);
+	strbuf_reset(&sb);
+	/* "task" answers right under FORMAT-OK; "task2" is not taught anything */
+	strbuf_addf(&sb,
+		    "{\"interviewer\":{\"model\":\"iv\"},\"candidates\":[{\"model\":\"task2\"},"
+		    "{\"model\":\"task\"}],\"scenarios\":[%s],\"optimize\":{\"repeat\":2,"
+		    "\"holdout\":0.25,\"seed\":7}}",
+		    sc.buf);
+	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/batches", sb.buf, &j), 202);
+	id = xstrdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	snprintf(path, sizeof(path), "/v1/batches/%s", id);
+	until = util_mono_us() + 60000000;
+	for (j = NULL; util_mono_us() < until; util_sleep_ms(100)) {
+		json_decref(j);
+		j = NULL;
+		ck_assert_int_eq(harness_http_json(parleyd.port, "GET", path, NULL, &j), 200);
+		if (!strcmp(json_string_value(json_object_get(j, "status")), "finished"))
+			break;
+	}
+	ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "finished");
+	rank = json_object_get(j, "optimize_rankings");
+	ck_assert_int_eq(json_array_size(rank), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rank, 0), "model")),
+			 "task");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(rank, 0), "verified")),
+			 1);
+	ck_assert(json_real_value(
+		      json_object_get(json_array_get(rank, 0), "mean_holdout_delta_score")) == 0.5);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(rank, 1), "verified")),
+			 0);
+	json_decref(j);
+	snprintf(path, sizeof(path), "/v1/batches/%s/report.md", id);
+	ck_assert_int_eq(harness_http(parleyd.port, "GET", path, NULL, NULL, &md), 200);
+	ck_assert_ptr_nonnull(strstr(md, "## 🧪 Verified Improvements"));
+	ck_assert_msg(strstr(md, "| 1 | `task` | 1 | 1 | 1 | +0.500 |"), "%s",
+		      strstr(md, "## 🧪 Verified Improvements"));
+	free(md);
+	free(id);
+	strbuf_release(&sb);
+	strbuf_release(&sc);
+	harness_stop(&parleyd, SIGTERM);
+	harness_stop(&fake, SIGTERM);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("trials");
@@ -718,6 +802,7 @@ int main(void)
 	tcase_add_test(tc, optimize_loop_end_to_end);
 	tcase_add_test(tc, optimize_refused_without_tasks);
 	tcase_add_test(tc, loop_restart_and_cancel);
+	tcase_add_test(tc, batch_ranks_by_verified_improvement);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
