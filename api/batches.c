@@ -137,7 +137,7 @@ static void check_optimize(json_t *body, struct db_job *tmpl, const struct db_jo
 		json_t *sc = snaps[si].scenario ? json_loads(snaps[si].scenario, 0, NULL) : NULL;
 		snprintf(field, sizeof(field), "scenarios[%zu]", si);
 		if (sc)
-			bad |= trials_scenario_check(sc, field, errs) < 0;
+			bad |= trials_scenario_check(sc, field, tmpl->judge != NULL, errs) < 0;
 		json_decref(sc);
 	}
 	if (!bad) {

@@ -281,7 +281,8 @@ void api_check_job_fields(struct api_req *q, json_t *body, struct db_job *j, jso
 	}
 	/* "judge": the third model that grades the transcript, only with "scoring": "judge" */
 	judge = json_object_get(body, "judge");
-	if (!strcmp(j->scoring, "judge")) {
+	/* ... or the judge of the tasks' judge checks, with "optimize" */
+	if (!strcmp(j->scoring, "judge") || (judge && json_object_get(body, "optimize"))) {
 		char *model = NULL, *backend = NULL;
 		if (!judge)
 			api_field_error(errs, "judge",
@@ -297,7 +298,8 @@ void api_check_job_fields(struct api_req *q, json_t *body, struct db_job *j, jso
 		free(model);
 		free(backend);
 	} else if (judge) {
-		api_field_error(errs, "judge", "only used with \"scoring\": \"judge\"");
+		api_field_error(errs, "judge",
+				"only used with \"scoring\": \"judge\" or with \"optimize\"");
 	}
 	j->extraction = xstrdup("rubric");
 	if ((v = json_object_get(body, "extraction"))) {
@@ -326,7 +328,7 @@ static void check_optimize(json_t *body, struct db_job *j, json_t *errs)
 	if (!sc && json_array_size(errs) > 0) /* the scenario itself is wrong: said already */
 		return;
 	bad = trials_optimize_check(v, &norm, errs) < 0;
-	bad |= trials_scenario_check(sc, "optimize", errs) < 0;
+	bad |= trials_scenario_check(sc, "optimize", j->judge != NULL, errs) < 0;
 	if (!bad) {
 		j->optimize = json_dumps(norm, JSON_COMPACT);
 		if (!json_object_get(body, "max_turns"))

@@ -479,8 +479,8 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 	/* "optimize": the baseline runs before the interview (server/trials.h) */
 	if (job->optimize) {
 		loop = trials_loop_open(&tctx, job->id, job->attempts, job->optimize, scenario,
-					job->candidate_backend, job->candidate_model, ctx->stopping,
-					&e);
+					job->candidate_backend, job->candidate_model, job->judge,
+					ctx->stopping, &e);
 		if (!loop) {
 			finish(ctx, job, "failed", perr_code_name(e.code), e.msg, NULL, NULL);
 			goto out;
@@ -542,8 +542,8 @@ enum engine_outcome engine_run(struct engine_ctx *ctx, struct db_job *job)
 		req.nmsgs = prompt_messages(&pr, ts.v, ts.n, idx, interviewer && idx == analysis,
 					    msgs, &scratch);
 		if (loop)
-			req.msgs = trials_loop_messages(loop, ts.v, ts.n, interviewer, msgs,
-							&req.nmsgs);
+			req.msgs =
+			    trials_loop_messages(loop, ts.v, ts.n, interviewer, msgs, &req.nmsgs);
 		req.options = options;
 		req.cancel = ctx->cancel;
 		tc.job_id = job->id;

@@ -54,6 +54,8 @@ struct trial_spec {
 	size_t ntasks;
 	int repeat; /* 1..5 */
 	const char *backend, *model;
+	/* the judge of judge checks (structured output yes/no); NULL when the tasks have none */
+	const char *judge_backend, *judge_model;
 	/* early stop: when best is not NULL, a trial that cannot reach it stops (stats.h) */
 	struct objective objective;
 	const struct figures *best, *base;
@@ -122,9 +124,9 @@ int trials_run(const struct trial_ctx *ctx, const struct trial_spec *spec,
  */
 int trials_optimize_check(json_t *v, json_t **norm, json_t *errs);
 
-/* Whether a scenario snapshot can be optimized on: it has tasks, none of them with a
- * judge check (trials do not run those yet). A fault goes to errs under field. */
-int trials_scenario_check(const json_t *scenario, const char *field, json_t *errs);
+/* Whether a scenario snapshot can be optimized on: it has tasks, and when one has a judge
+ * check, have_judge says the job names a judge model. A fault goes to errs under field. */
+int trials_scenario_check(const json_t *scenario, const char *field, int have_judge, json_t *errs);
 
 /*
  * The candidates of a batch ranked by what held up: for each candidate (model on
@@ -142,12 +144,13 @@ struct trials_loop;
  * Opens the loop of a claimed job whose optimize is set (NULL, without error,
  * when it is not): the tasks and their train/holdout split, and what the
  * store already holds of its trials (a resumed job goes on where it was).
- * stopping is the worker pool's shutdown flag. NULL with e set when the job's
- * stored scenario cannot be used.
+ * judge is the job's judge, JSON text {model, backend}, for judge checks (may be
+ * NULL when no task has one). stopping is the worker pool's shutdown flag. NULL with e set when the
+ * job's stored scenario cannot be used.
  */
 struct trials_loop *trials_loop_open(const struct trial_ctx *ctx, const char *job_id, int attempt,
 				     const char *optimize, const json_t *scenario,
-				     const char *backend, const char *model,
+				     const char *backend, const char *model, const char *judge,
 				     const atomic_int *stopping, struct perr *e);
 void trials_loop_close(struct trials_loop *l);
 
@@ -164,8 +167,7 @@ enum trial_end trials_loop_baseline(struct trials_loop *l, char **interviewer_sy
  * the loop has ended; idempotent, so a resumed job calls it again for its last
  * interviewer turn. Returns TRIAL_DONE when there was nothing (more) to do.
  */
-enum trial_end trials_loop_turn(struct trials_loop *l, int idx, const char *text,
-				struct perr *e);
+enum trial_end trials_loop_turn(struct trials_loop *l, int idx, const char *text, struct perr *e);
 
 /* The interviewer's analysis turn: analysis, or earlier when the loop ended after a trial. */
 int trials_loop_analysis(const struct trials_loop *l, int analysis);

@@ -235,6 +235,56 @@ START_TEST(figures_and_stored_calls)
 }
 END_TEST
 
+/* judge checks: a judge model answers yes or no under structured output; a judge that
+ * says something else fails the check, with why */
+START_TEST(judge_checks_are_asked)
+{
+	atomic_int cancel = 0;
+	struct trial_ctx ctx;
+	struct trial_task jt[NTASKS];
+	struct trial_spec s;
+	struct trial_outcome o;
+	struct perr e = {0};
+	json_t *list = json_loads("[{\"judge\":\"the answer is a capital letter and a digit\"},"
+				  "{\"max_words\":3}]",
+				  0, NULL),
+	       *errs = json_array();
+	int k, pass;
+
+	start("0", 2);
+	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel};
+	for (k = 0; k < NTASKS; k++) {
+		jt[k] = tasks[k];
+		ck_assert_int_eq(checks_compile(list, "", &jt[k].checks, errs), 0);
+	}
+	for (pass = 0; pass < 2; pass++) {
+		begin_trial(pass);
+		s = spec(pass, "FORMAT-OK", 1);
+		s.tasks = jt;
+		s.judge_backend = "llama";
+		s.judge_model = pass == 0 ? "judge-fair" : "judge-garbage";
+		ck_assert_int_eq(trials_run(&ctx, &s, &o, &e), 0);
+		ck_assert_int_eq(o.end, TRIAL_DONE);
+		if (pass == 0) {
+			/* the fake judge answers the schema's first enum value: yes */
+			ck_assert(o.fig.score == 1.0);
+			ck_assert_int_eq(o.fig.passed, NTASKS);
+		} else {
+			ck_assert(o.fig.score == 0.5);
+			ck_assert_int_eq(o.nfail, 3);
+			ck_assert_msg(strstr(o.fail[0].why, "did not answer yes or no"), "%s",
+				      o.fail[0].why);
+		}
+		trial_outcome_release(&o);
+	}
+	for (k = 0; k < NTASKS; k++)
+		checks_release(&jt[k].checks);
+	json_decref(list);
+	json_decref(errs);
+	stop();
+}
+END_TEST
+
 START_TEST(resume_at_the_first_missing_call)
 {
 	atomic_int cancel = 0;
@@ -572,7 +622,7 @@ START_TEST(optimize_refused_without_tasks)
 	ck_assert_int_eq(json_array_size(json_object_get(j, "errors")), 4);
 	json_decref(j);
 	strbuf_release(&sb);
-	/* judge checks are not run by trials: refused, not failed silently task by task */
+	/* judge checks need a judge: refused without one, not failed silently task by task */
 	ck_assert_int_eq(
 	    harness_http_json(
 		parleyd.port, "POST", "/v1/jobs",
@@ -589,10 +639,24 @@ START_TEST(optimize_refused_without_tasks)
 	ck_assert_ptr_nonnull(
 	    strstr(json_string_value(
 		       json_object_get(json_array_get(json_object_get(j, "errors"), 0), "message")),
-		   "tasks[3].checks[1] is a judge check"));
+		   "tasks[3].checks[1] is a judge check: give the job \"judge\""));
 	json_decref(j);
 	ck_assert_int_eq(harness_http_json(parleyd.port, "GET", "/v1/jobs", NULL, &j), 200);
 	ck_assert_int_eq(json_array_size(json_object_get(j, "items")), 0);
+	json_decref(j);
+	/* with a judge named, the same job is taken */
+	ck_assert_int_eq(
+	    harness_http_json(
+		parleyd.port, "POST", "/v1/jobs",
+		"{\"scenario\":{\"name\":\"x\",\"problem\":\"P\",\"context\":\"C\","
+		"\"goal\":\"G\",\"tasks\":[{\"id\":1,\"input\":\"a\",\"checks\":[{"
+		"\"judge\":\"is polite\"}]},{\"id\":2,\"input\":\"b\",\"checks\":[{"
+		"\"max_words\":3}]},{\"id\":3,\"input\":\"c\",\"checks\":[{\"max_words\":"
+		"3}]},{\"id\":4,\"input\":\"d\",\"checks\":[{\"max_words\":3}]}]},"
+		"\"interviewer\":{\"model\":\"iv\"},\"candidate\":{\"model\":\"task\"},"
+		"\"judge\":{\"model\":\"judge-fair\"},\"optimize\":{}}",
+		&j),
+	    202);
 	json_decref(j);
 	harness_stop(&parleyd, SIGTERM);
 	harness_stop(&fake, SIGTERM);
@@ -795,6 +859,7 @@ int main(void)
 	harness_tmpdir();
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, figures_and_stored_calls);
+	tcase_add_test(tc, judge_checks_are_asked);
 	tcase_add_test(tc, resume_at_the_first_missing_call);
 	tcase_add_test(tc, hopeless_trial_stops_early);
 	tcase_add_test(tc, cancel_stops_within_a_second);
