@@ -765,6 +765,52 @@ START_TEST(loop_restart_and_cancel)
 }
 END_TEST
 
+/* kill -9 during the verification: after the restart it resumes there, no call twice */
+START_TEST(crash_during_verification_resumes_there)
+{
+	struct proc parleyd;
+	char b1[128], dbp[512], *id;
+	const char *args[] = {"--backend", b1, NULL};
+	struct strbuf sb;
+	json_t *j = NULL;
+
+	start_fake("150", 1);
+	snprintf(b1, sizeof(b1),
+		 "name=llama,kind=llama-server,url=http://127.0.0.1:%d,max_concurrency=1",
+		 fake.port);
+	snprintf(dbp, sizeof(dbp), "%s/verify-crash-%d.db", harness_tmpdir(), (int)getpid());
+	ck_assert_int_eq(harness_parleyd_start(&parleyd, dbp, args), 0);
+	strbuf_init(&sb, 4096);
+	scenario_body(&sb, "{\"repeat\":2,\"holdout\":0.25,\"seed\":7}");
+	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", sb.buf, &j), 202);
+	strbuf_release(&sb);
+	id = xstrdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	/* the holdout: 2 tasks x 2 for the baseline, then for the best; kill after the first */
+	ck_assert_int_eq(
+	    wait_rows(dbp, "SELECT count(*) FROM trial_calls WHERE split = 'holdout'", 1, 60000),
+	    0);
+	ck_assert_int_eq(harness_stop(&parleyd, SIGKILL), 128 + SIGKILL);
+	ck_assert_int_lt(
+	    count_rows(dbp, "SELECT count(*) FROM trial_calls WHERE split = 'holdout'"), 8);
+	ck_assert_int_eq(harness_parleyd_start(&parleyd, dbp, args), 0);
+	j = harness_wait_job(parleyd.port, id, 60000);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "succeeded");
+	ck_assert(json_is_true(json_object_get(json_object_get(j, "best"), "verified")));
+	json_decref(j);
+	/* every holdout call once, and no trial call of the train split made again */
+	ck_assert_int_eq(
+	    count_rows(dbp, "SELECT count(*) FROM trial_calls WHERE split = 'holdout'"), 8);
+	ck_assert_int_eq(count_rows(dbp, "SELECT count(*) FROM trial_calls WHERE trial = 0 AND "
+					 "split = 'train'"),
+			 12);
+	free(id);
+	harness_stop(&parleyd, SIGTERM);
+	harness_stop(&fake, SIGTERM);
+}
+END_TEST
+
 /* A batch with optimize: every job runs the loop; candidates rank by what held up. */
 START_TEST(batch_ranks_by_verified_improvement)
 {
@@ -868,6 +914,7 @@ int main(void)
 	tcase_add_test(tc, optimize_refused_without_tasks);
 	tcase_add_test(tc, loop_restart_and_cancel);
 	tcase_add_test(tc, batch_ranks_by_verified_improvement);
+	tcase_add_test(tc, crash_during_verification_resumes_there);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
