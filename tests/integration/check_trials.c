@@ -811,6 +811,47 @@ START_TEST(crash_during_verification_resumes_there)
 }
 END_TEST
 
+/* max_trials ends the loop: the analysis comes next, and a later proposal is not tested */
+START_TEST(max_trials_ends_the_loop)
+{
+	struct proc parleyd;
+	char b1[128], dbp[512], *id;
+	const char *args[] = {"--backend", b1, NULL};
+	struct strbuf sb;
+	json_t *j = NULL, *t;
+
+	start_fake("0", 2);
+	snprintf(b1, sizeof(b1),
+		 "name=llama,kind=llama-server,url=http://127.0.0.1:%d,max_concurrency=2",
+		 fake.port);
+	snprintf(dbp, sizeof(dbp), "%s/max-trials-%d.db", harness_tmpdir(), (int)getpid());
+	ck_assert_int_eq(harness_parleyd_start(&parleyd, dbp, args), 0);
+	strbuf_init(&sb, 4096);
+	scenario_body(&sb, "{\"max_trials\":2,\"holdout\":0.25,\"seed\":7}");
+	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", sb.buf, &j), 202);
+	strbuf_release(&sb);
+	id = xstrdup(json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	j = harness_wait_job(parleyd.port, id, 30000);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "succeeded");
+	/* trials 1 (turn 1) and 2 (turn 3) use the two; the analysis is turn 5 */
+	ck_assert_int_eq(json_array_size(json_object_get(j, "trials")), 3);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "turns_completed")), 5);
+	t = json_array_get(json_object_get(j, "trials"), 2);
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(t, "message")),
+				     "No more trials: the limit of trials is reached"));
+	/* nothing beat the baseline: best is trial 0, not verified */
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "best"), "trial")),
+			 0);
+	ck_assert(json_is_false(json_object_get(json_object_get(j, "best"), "verified")));
+	json_decref(j);
+	free(id);
+	harness_stop(&parleyd, SIGTERM);
+	harness_stop(&fake, SIGTERM);
+}
+END_TEST
+
 /* A batch with optimize: every job runs the loop; candidates rank by what held up. */
 START_TEST(batch_ranks_by_verified_improvement)
 {
@@ -914,6 +955,7 @@ int main(void)
 	tcase_add_test(tc, optimize_refused_without_tasks);
 	tcase_add_test(tc, loop_restart_and_cancel);
 	tcase_add_test(tc, batch_ranks_by_verified_improvement);
+	tcase_add_test(tc, max_trials_ends_the_loop);
 	tcase_add_test(tc, crash_during_verification_resumes_there);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
