@@ -150,6 +150,7 @@ void api_jobs_cancel(struct api_req *q, struct api_resp *r, const char *id);
 /* import and re-extraction (api/import.c) */
 void api_import_post(struct api_req *q, struct api_resp *r);
 void api_import_extract(struct api_req *q, struct api_resp *r, const char *id);
+void api_jobs_trials(struct api_req *q, struct api_resp *r, const char *id);
 void api_scenarios_list(struct api_req *q, struct api_resp *r);
 void api_scenarios_get(struct api_req *q, struct api_resp *r, const char *name);
 void api_scenarios_put(struct api_req *q, struct api_resp *r, const char *name);

@@ -23,6 +23,7 @@
 #include "server/record.h"
 #include "server/summary.h"
 #include "server/ending.h"
+#include "server/trials.h"
 
 #define MAX_CANDIDATES 32
 #define MAX_SCENARIOS 32
@@ -109,6 +110,34 @@ static void job_from(struct db_job *out, const struct db_job *tmpl, const char *
 	out->labels = xstrdup_or_null(tmpl->labels);
 	out->judge = xstrdup_or_null(tmpl->judge);
 	out->extractor = xstrdup_or_null(tmpl->extractor);
+	out->optimize = xstrdup_or_null(tmpl->optimize);
+}
+
+/* "optimize": every job of the batch runs the closed loop, so every scenario needs tasks. */
+static void check_optimize(json_t *body, struct db_job *tmpl, const struct db_job *snaps,
+			   size_t nscen, json_t *errs)
+{
+	json_t *v = json_object_get(body, "optimize"), *norm = NULL; /* borrowed, owned */
+	char field[48];
+	size_t si;
+	int bad;
+
+	if (!v || json_is_null(v))
+		return;
+	bad = trials_optimize_check(v, &norm, errs) < 0;
+	for (si = 0; si < nscen; si++) {
+		json_t *sc = snaps[si].scenario ? json_loads(snaps[si].scenario, 0, NULL) : NULL;
+		snprintf(field, sizeof(field), "scenarios[%zu]", si);
+		if (sc)
+			bad |= trials_scenario_check(sc, field, tmpl->judge != NULL, errs) < 0;
+		json_decref(sc);
+	}
+	if (!bad) {
+		tmpl->optimize = json_dumps(norm, JSON_COMPACT);
+		if (!json_object_get(body, "max_turns"))
+			tmpl->max_turns = TRIALS_DEFAULT_MAX_TURNS;
+	}
+	json_decref(norm);
 }
 
 /* The batch resource with its summary, read in one transaction. New reference, or NULL. */
@@ -120,6 +149,17 @@ static json_t *load_batch(struct api_req *q, const char *id, struct perr *e)
 	if (db_batch_load(q->db, id, &f, e) < 0)
 		return NULL;
 	view = view_batch(&f);
+	/* with optimize: the candidates ranked by what held up on the held-out tasks */
+	if (view && f.njobs && f.jobs[0].optimize) {
+		json_t *rank = trials_rank(q->db, f.jobs, f.njobs, e);
+		if (!rank) {
+			json_decref(view);
+			view = NULL;
+		} else {
+			json_object_set_new(view, "optimize", json_loads(f.jobs[0].optimize, 0, NULL));
+			json_object_set_new(view, "optimize_rankings", rank);
+		}
+	}
 	db_batch_full_release(&f);
 	return view;
 }
@@ -144,7 +184,7 @@ void api_batches_post(struct api_req *q, struct api_resp *r)
 {
 	static const char *const keys[] = {"interviewer", "candidates", "scenarios", "repeat",
 					   "max_turns",	  "options",	"scoring",   "extraction",
-					   "labels",	  "judge",	"extractor", NULL};
+					   "labels",	  "judge",	"extractor", "optimize", NULL};
 	char *models[MAX_CANDIDATES], *backends[MAX_CANDIDATES];
 	struct db_job tmpl, snaps[MAX_SCENARIOS], *jobs = NULL;
 	struct db_batch b;
@@ -175,6 +215,7 @@ void api_batches_post(struct api_req *q, struct api_resp *r)
 			repeat = (int)json_integer_value(v);
 	}
 	api_check_job_fields(q, body, &tmpl, errs);
+	check_optimize(body, &tmpl, snaps, nscen, errs);
 	if (ncand * nscen * (size_t)repeat > MAX_BATCH_JOBS)
 		api_field_error(errs, "candidates",
 				"%zu candidates x %zu scenarios x %d runs is %zu conversations; a "

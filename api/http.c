@@ -218,6 +218,11 @@ static void route(struct api_req *q, struct api_resp *r)
 					return api_jobs_events(q, r, s[2]);
 				return not_allowed(r, "GET");
 			}
+			if (n == 4 && strcmp(s[3], "trials") == 0) {
+				if (method_is(q, "GET"))
+					return api_jobs_trials(q, r, s[2]);
+				return not_allowed(r, "GET");
+			}
 			if (n == 4 && strcmp(s[3], "cancel") == 0) {
 				if (method_is(q, "POST"))
 					return api_jobs_cancel(q, r, s[2]);

@@ -13,9 +13,31 @@
 #include "api/views.h"
 #include "db/job.h"
 #include "db/scenario.h"
+#include "server/trials.h"
 #include "db/turn.h"
 #include "server/ending.h"
-#include "api/guard.h"
+
+/* "optimize": the closed loop (server/trials.h); it needs the scenario's tasks. */
+static void check_optimize(json_t *body, struct db_job *j, json_t *errs)
+{
+	json_t *v = json_object_get(body, "optimize"), *sc, *norm; /* borrowed, owned x2 */
+	int bad;
+
+	if (!v || json_is_null(v))
+		return;
+	sc = j->scenario ? json_loads(j->scenario, 0, NULL) : NULL;
+	if (!sc && json_array_size(errs) > 0) /* the scenario itself is wrong: said already */
+		return;
+	bad = trials_optimize_check(v, &norm, errs) < 0;
+	bad |= trials_scenario_check(sc, "optimize", j->judge != NULL, errs) < 0;
+	if (!bad) {
+		j->optimize = json_dumps(norm, JSON_COMPACT);
+		if (!json_object_get(body, "max_turns"))
+			j->max_turns = TRIALS_DEFAULT_MAX_TURNS;
+	}
+	json_decref(norm);
+	json_decref(sc);
+}
 
 /* A short stable digest of the request, for Idempotency-Key (FNV-1a, 64 bits). */
 static void body_digest(json_t *body, char out[17])
@@ -36,7 +58,7 @@ void api_jobs_post(struct api_req *q, struct api_resp *r)
 {
 	static const char *const keys[] = {"scenario", "interviewer", "candidate",  "max_turns",
 					   "options",  "scoring",     "extraction", "labels",
-					   "judge",    "extractor", NULL};
+					   "judge",    "extractor",   "optimize", NULL};
 	struct db_job j;
 	struct perr e = {0};
 	json_t *body, *errs; /* owned */
@@ -55,6 +77,7 @@ void api_jobs_post(struct api_req *q, struct api_resp *r)
 	api_check_party(q, json_object_get(body, "candidate"), "candidate", &j.candidate_model,
 			&j.candidate_backend, errs);
 	api_check_job_fields(q, body, &j, errs);
+	check_optimize(body, &j, errs);
 	if (idem && (strlen(idem) == 0 || strlen(idem) > 200))
 		api_field_error(errs, "Idempotency-Key", "must be 1 to 200 characters");
 
@@ -168,11 +191,51 @@ static int job_ended(const char *status)
 	       strcmp(status, "cancelled") == 0;
 }
 
+/* Sets optimize, trials and best of a job with the closed loop on v. */
+static int job_trials(struct api_req *q, const struct db_job *j, json_t *v, int with_calls,
+		      struct perr *e)
+{
+	json_t *sc = json_loads(j->scenario, 0, NULL), *trials, *best; /* owned */
+	int rc = trials_view(q->db, j->id, j->optimize, sc, with_calls, &trials, &best, e);
+
+	json_decref(sc);
+	if (rc < 0)
+		return -1;
+	json_object_set_new(v, "optimize", json_loads(j->optimize, 0, NULL));
+	json_object_set_new(v, "trials", trials);
+	json_object_set_new(v, "best", best);
+	return 0;
+}
+
+void api_jobs_trials(struct api_req *q, struct api_resp *r, const char *id)
+{
+	struct db_job j;
+	struct perr e = {0};
+	json_t *v;
+
+	if (db_job_get(q->db, id, &j, &e) < 0)
+		return api_perr(r, &e);
+	if (!j.optimize) {
+		db_job_release(&j);
+		return api_fail(r, PERR_NOT_FOUND, NULL,
+				"this job has no trials: it was not submitted with \"optimize\"");
+	}
+	v = json_pack("{s:s, s:s}", "job_id", j.id, "status", j.status);
+	if (job_trials(q, &j, v, 1, &e) < 0) {
+		json_decref(v);
+		db_job_release(&j);
+		return api_perr(r, &e);
+	}
+	api_json(r, 200, v);
+	db_job_release(&j);
+}
+
 void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id)
 {
 	size_t k = finished_slot(id);
 	struct db_job j;
 	struct perr e = {0};
+	json_t *v;
 
 	pthread_mutex_lock(&finished.lock);
 	if (finished.slot[k].json && strcmp(finished.slot[k].id, id) == 0) {
@@ -184,7 +247,13 @@ void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id)
 	pthread_mutex_unlock(&finished.lock);
 	if (db_job_get(q->db, id, &j, &e) < 0)
 		return api_perr(r, &e);
-	api_json(r, 200, view_job(&j));
+	v = view_job(&j);
+	if (j.optimize && job_trials(q, &j, v, 0, &e) < 0) {
+		json_decref(v);
+		db_job_release(&j);
+		return api_perr(r, &e);
+	}
+	api_json(r, 200, v);
 	if (job_ended(j.status)) {
 		r->immutable = 1;
 		pthread_mutex_lock(&finished.lock);
@@ -198,8 +267,43 @@ void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id)
 
 static void transcript_build(struct api_req *q, struct api_resp *r, const char *id, int markdown);
 
-/* A transcript, built within the budget for large answers (api/guard.h). */
-static void transcript_build(struct api_req *q, struct api_resp *r, const char *id, int markdown);
+/*
+ * The closed loop in a transcript: each trial's "parley" item right after the interviewer
+ * turn that proposed it (where both models saw it), and the trials and best themselves.
+ */
+static int transcript_trials(struct api_req *q, const struct db_job *j, json_t *t, struct perr *e)
+{
+	json_t *conv = json_object_get(t, "conversation"), *out, *item, *tr; /* borrowed, owned */
+	json_t *interviewer = json_string("interviewer");		     /* owned */
+	size_t i, k;
+
+	if (job_trials(q, j, t, 0, e) < 0) {
+		json_decref(interviewer);
+		return -1;
+	}
+	out = json_array();
+	json_array_foreach(conv, i, item)
+	{
+		json_array_append(out, item);
+		if (!json_equal(json_object_get(item, "speaker"), interviewer))
+			continue;
+		json_array_foreach(json_object_get(t, "trials"), k, tr)
+		{
+			json_t *msg = json_object_get(tr, "message"); /* borrowed */
+			if (!json_is_string(msg) ||
+			    !json_equal(json_object_get(tr, "turn"), json_object_get(item, "turn")))
+				continue;
+			json_array_append_new(out, json_pack("{s:s, s:s, s:O, s:O, s:O}", "speaker",
+							     "parley", "model", "parley", "message",
+							     msg, "trial", json_object_get(tr, "n"),
+							     "after_turn",
+							     json_object_get(item, "turn")));
+		}
+	}
+	json_object_set_new(t, "conversation", out);
+	json_decref(interviewer);
+	return 0;
+}
 
 /* A transcript, built within the budget for large answers (api/guard.h). */
 void api_jobs_transcript(struct api_req *q, struct api_resp *r, const char *id, int markdown)
@@ -224,7 +328,6 @@ void api_jobs_transcript(struct api_req *q, struct api_resp *r, const char *id, 
 static void transcript_build(struct api_req *q, struct api_resp *r, const char *id, int markdown)
 {
 	struct db_job_full tr;
-#include "api/guard.h"
 	struct perr e = {0};
 	json_t *t;
 
@@ -232,8 +335,12 @@ static void transcript_build(struct api_req *q, struct api_resp *r, const char *
 		return api_perr(r, &e);
 	t = view_transcript(&tr);
 	r->immutable = job_ended(tr.job.status);
+	if (tr.job.optimize && transcript_trials(q, &tr.job, t, &e) < 0) {
+		json_decref(t);
+		db_job_full_release(&tr);
+		return api_perr(r, &e);
+	}
 	db_job_full_release(&tr);
-#include "api/guard.h"
 	if (markdown) {
 		struct strbuf md;
 		strbuf_init(&md, 16384);

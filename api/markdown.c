@@ -15,6 +15,7 @@
  */
 #include "api/markdown.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* "" when key is missing or not a string. Borrowed from obj. */
@@ -102,6 +103,26 @@ static void render_header(const json_t *t, struct strbuf *out)
 		    jnum(sm, "candidate_engagement"));
 }
 
+/* text in a fenced block whose fence no run of backticks inside it can close */
+static void add_fenced(struct strbuf *out, const char *text, const char *info)
+{
+	size_t run = 0, longest = 0, n;
+	const char *p;
+
+	for (p = text; *p; p++) {
+		run = *p == '`' ? run + 1 : 0;
+		if (run > longest)
+			longest = run;
+	}
+	n = longest < 3 ? 3 : longest + 1;
+	for (run = 0; run < n; run++)
+		strbuf_addch(out, '`');
+	strbuf_addf(out, "%s\n%s\n", info, text);
+	for (run = 0; run < n; run++)
+		strbuf_addch(out, '`');
+	strbuf_addch(out, '\n');
+}
+
 static int turn_number(const json_t *item, size_t index)
 {
 	json_t *n = json_object_get(item, "turn"); /* borrowed */
@@ -122,6 +143,13 @@ static void render_turns(const json_t *conv, struct strbuf *out)
 				  : !strcmp(speaker, "candidate") ? "🤖 CANDIDATE"
 								  : speaker;
 
+		/* a trial's result, as both models saw it between the turns (closed loop) */
+		if (!strcmp(speaker, "parley")) {
+			strbuf_addf(out, "### 🧪 PARLEY: trial %.0f\n\n", jnum(item, "trial"));
+			add_fenced(out, jstr(item, "message"), "text");
+			strbuf_addstr(out, "\n---\n\n");
+			continue;
+		}
 		strbuf_addf(out, "### Turn %d: %s (%s)\n\n", turn_number(item, i), who,
 			    jstr(item, "model"));
 		strbuf_addf(out, "**Duration:** %.1fs  \n", jnum(item, "duration"));
@@ -197,6 +225,8 @@ static void render_timings(const json_t *conv, struct strbuf *out)
 		const json_t *m = json_object_get(item, "metrics"); /* borrowed, may be NULL */
 		double v;
 
+		if (!strcmp(jstr(item, "speaker"), "parley"))
+			continue; /* not a turn: its calls are in the Trials section */
 		if (!json_is_object(m))
 			m = NULL;
 		strbuf_addf(out, "| %d | ", turn_number(item, i));
@@ -323,6 +353,152 @@ static void neutralise_controls(struct strbuf *out, size_t from)
 	strbuf_release(&clean);
 }
 
+/* A signed change, or nothing for the baseline itself. */
+static void add_change(struct strbuf *out, const json_t *t, const json_t *base, const char *key,
+		       const char *fmt)
+{
+	double v, b;
+
+	if (t == base || !jknown(t, key, &v) || !jknown(base, key, &b))
+		return;
+	strbuf_addstr(out, " (");
+	strbuf_addf(out, fmt, v - b);
+	strbuf_addch(out, ')');
+}
+
+/* Lines of a that b has not (-), then lines of b that a has not (+): enough for prompts. */
+static void add_line_diff(struct strbuf *out, const char *a, const char *b)
+{
+	const char *const side[2][2] = {{a, b}, {b, a}};
+	int s;
+
+	for (s = 0; s < 2; s++) {
+		const char *p = side[s][0];
+		while (*p) {
+			const char *e = strchr(p, '\n');
+			size_t n = e ? (size_t)(e - p) : strlen(p);
+			const char *q = side[s][1];
+			int found = 0;
+			while (*q && !found) {
+				const char *qe = strchr(q, '\n');
+				size_t qn = qe ? (size_t)(qe - q) : strlen(q);
+				found = qn == n && !strncmp(p, q, n);
+				q += qn + (qe != NULL);
+			}
+			if (!found) {
+				strbuf_addstr(out, s ? "+ " : "- ");
+				strbuf_add(out, p, n);
+				strbuf_addch(out, '\n');
+			}
+			p += n + (e != NULL);
+		}
+	}
+}
+
+static void render_best(const json_t *best, const json_t *base_cfg, struct strbuf *out)
+{
+	const json_t *cfg = json_object_get(best, "config"), *h = json_object_get(best, "holdout");
+	const json_t *iv = json_object_get(best, "interval"), *d = json_object_get(best, "delta");
+	const char *keys[] = {"system", "template"};
+	struct strbuf diff;
+	char *a, *b;
+	int k, trial = (int)jnum(best, "trial");
+
+	if (trial == 0) {
+		strbuf_addstr(out,
+			      "\n**Best:** nothing tested beat the baseline; keep it as it is.\n");
+		return;
+	}
+	strbuf_addf(out, "\n**Best:** trial %d. Its change against the baseline:\n\n", trial);
+	strbuf_init(&diff, 1024);
+	for (k = 0; k < 2; k++)
+		if (strcmp(jstr(cfg, keys[k]), jstr(base_cfg, keys[k]))) {
+			strbuf_addf(&diff, "@@ %s\n", keys[k]);
+			add_line_diff(&diff, jstr(base_cfg, keys[k]), jstr(cfg, keys[k]));
+		}
+	a = json_dumps(json_object_get(base_cfg, "options"), JSON_COMPACT | JSON_SORT_KEYS);
+	b = json_dumps(json_object_get(cfg, "options"), JSON_COMPACT | JSON_SORT_KEYS);
+	if (a && b && strcmp(a, b))
+		strbuf_addf(&diff, "@@ options\n- %s\n+ %s\n", a, b);
+	free(a);
+	free(b);
+	add_fenced(out, diff.buf, "diff");
+	strbuf_release(&diff);
+	if (!json_is_object(h)) {
+		strbuf_addstr(out, "\nThe held-out tasks have not been run: the change is not "
+				   "verified.\n");
+		return;
+	}
+	strbuf_addf(out,
+		    "\nOn %.0f held-out tasks it was not tuned on, it scored %.3f against the "
+		    "baseline's %.3f (%+.3f), with a median of %.0f ms (%+.0f ms).",
+		    jnum(h, "tasks"), jnum(h, "score"), jnum(h, "score") - jnum(d, "score"),
+		    jnum(d, "score"), jnum(h, "median_ms"), jnum(d, "median_ms"));
+	if (json_is_object(iv))
+		strbuf_addf(
+		    out,
+		    " The 95 %% interval of the paired per-task difference in the objective "
+		    "is %.3f to %.3f over %.0f pairs.",
+		    jnum(iv, "lo"), jnum(iv, "hi"), jnum(iv, "n"));
+	if (json_is_true(json_object_get(best, "verified")))
+		strbuf_addstr(out, " **Verified:** the improvement is larger than its noise.\n");
+	else
+		strbuf_addstr(out, " **Not verified:** the improvement is within the noise, so "
+				   "it may not hold up.\n");
+}
+
+/* "🧪 Trials": every trial against the baseline, the best change and its holdout check. */
+static void render_trials(const json_t *t, struct strbuf *out)
+{
+	const json_t *trials = json_object_get(t, "trials"), *base, *tr; /* borrowed */
+	size_t i;
+	double v;
+
+	if (!json_array_size(trials))
+		return;
+	base = json_array_get(trials, 0);
+	strbuf_addstr(out, "\n## 🧪 Trials\n\n");
+	strbuf_addstr(out, "| Trial | Kind | Turn | Status | Score | Passed | Median ms | p90 ms | "
+			   "TTFT ms | Completion tokens | Calls | Note |\n");
+	strbuf_addstr(out, "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
+	json_array_foreach(trials, i, tr)
+	{
+		strbuf_addf(out, "| %.0f | ", jnum(tr, "n"));
+		markdown_table_cell(out, jstr(tr, "kind"));
+		strbuf_addstr(out, " | ");
+		if (jknown(tr, "turn", &v))
+			strbuf_addf(out, "%.0f", v);
+		else
+			strbuf_addstr(out, "—");
+		strbuf_addstr(out, " | ");
+		markdown_table_cell(out, jstr(tr, "status"));
+		strbuf_addstr(out, " | ");
+		if (!jknown(tr, "score", &v)) {
+			strbuf_addstr(out, "— | — | — | — | — | — | — | ");
+		} else {
+			strbuf_addf(out, "%.3f", v);
+			add_change(out, tr, base, "score", "%+.3f");
+			strbuf_addf(out, " | %.0f/%.0f | %.0f", jnum(tr, "passed"),
+				    jnum(tr, "tasks"), jnum(tr, "median_ms"));
+			add_change(out, tr, base, "median_ms", "%+.0f");
+			strbuf_addf(out, " | %.0f", jnum(tr, "p90_ms"));
+			add_change(out, tr, base, "p90_ms", "%+.0f");
+			strbuf_addf(out, " | %.0f", jnum(tr, "ttft_ms"));
+			add_change(out, tr, base, "ttft_ms", "%+.0f");
+			strbuf_addf(out, " | %.1f", jnum(tr, "completion_tokens"));
+			add_change(out, tr, base, "completion_tokens", "%+.1f");
+			strbuf_addf(out, " | %.0f", jnum(tr, "calls"));
+			if (jnum(tr, "failed_calls") > 0)
+				strbuf_addf(out, " (%.0f failed)", jnum(tr, "failed_calls"));
+			strbuf_addstr(out, " | ");
+		}
+		markdown_table_cell(out, jstr(tr, "reason"));
+		strbuf_addstr(out, " |\n");
+	}
+	if (json_is_object(json_object_get(t, "best")))
+		render_best(json_object_get(t, "best"), json_object_get(base, "config"), out);
+}
+
 void markdown_render_transcript(const json_t *transcript, struct strbuf *out)
 {
 	const json_t *conv = json_object_get(transcript, "conversation"); /* borrowed */
@@ -331,6 +507,7 @@ void markdown_render_transcript(const json_t *transcript, struct strbuf *out)
 	render_header(transcript, out);
 	render_turns(conv, out);
 	render_optimizations(json_object_get(transcript, "optimizations_discovered"), out);
+	render_trials(transcript, out);
 	render_timings(conv, out);
 	render_scores(transcript, out);
 	render_error(transcript, out);

@@ -110,6 +110,45 @@ static void render_overall(const json_t *b, struct strbuf *out)
 			   "rate is succeeded / (succeeded + failed).\n\n");
 }
 
+/* With optimize: the candidates by what held up on tasks their trials were not tuned on. */
+static void render_optimize_rankings(const json_t *b, struct strbuf *out)
+{
+	const json_t *rows = json_object_get(b, "optimize_rankings"); /* borrowed */
+	json_t *r, *v;
+	size_t i;
+
+	if (!json_is_array(rows))
+		return;
+	strbuf_addstr(out, "## 🧪 Verified Improvements\n\n");
+	strbuf_addstr(out,
+		      "Each conversation tested the interviewer's proposals on the scenario's "
+		      "tasks; the best change of each was checked on held-out tasks. Ranked by "
+		      "conversations whose best change was verified (larger than its noise), "
+		      "then by the mean held-out change in score.\n\n");
+	strbuf_addstr(out, "| Rank | Model | Conversations | Verified | Held-out checks | Mean "
+			   "score change | Mean median change |\n");
+	strbuf_addstr(out, "|------|-------|---------------|----------|-----------------|-------"
+			   "------------|--------------------|\n");
+	json_array_foreach(rows, i, r)
+	{
+		strbuf_addf(out, "| %ld | `", jint(r, "rank"));
+		markdown_table_cell(out, jstr(r, "model"));
+		strbuf_addf(out, "` | %ld | %ld | %ld | ", jint(r, "jobs"), jint(r, "verified"),
+			    jint(r, "holdout_checked"));
+		if (json_is_number(v = json_object_get(r, "mean_holdout_delta_score")))
+			strbuf_addf(out, "%+.3f", json_number_value(v));
+		else
+			strbuf_addstr(out, "—");
+		strbuf_addstr(out, " | ");
+		if (json_is_number(v = json_object_get(r, "mean_holdout_delta_median_ms")))
+			strbuf_addf(out, "%+.0f ms", json_number_value(v));
+		else
+			strbuf_addstr(out, "—");
+		strbuf_addstr(out, " |\n");
+	}
+	strbuf_addch(out, '\n');
+}
+
 static void render_rankings(const json_t *b, struct strbuf *out)
 {
 	const json_t *rows = json_object_get(b, "rankings"); /* borrowed */
@@ -459,6 +498,7 @@ void report_batch(const json_t *batch, int64_t now_us, struct strbuf *out)
 	render_header(batch, now_us, out);
 	render_overall(batch, out);
 	render_rankings(batch, out);
+	render_optimize_rankings(batch, out);
 	render_latency(batch, out);
 	render_scenarios(batch, out);
 	render_spread(batch, out);

@@ -9,6 +9,7 @@
 #include "api/validate.h"
 #include "api/views.h"
 #include "db/scenario.h"
+#include "server/tasks.h"
 
 json_t *api_scenario_json(const struct db_scenario *s)
 {
@@ -25,10 +26,24 @@ json_t *api_scenario_json(const struct db_scenario *s)
 	} else {
 		json_object_set_new(o, "prompts", json_null());
 	}
+	api_scenario_work_json(o, s);
 	json_object_set_new(o, "builtin", json_boolean(s->builtin));
 	util_iso8601(s->updated_at, ts);
 	json_object_set_new(o, "updated_at", s->updated_at > 0 ? json_string(ts) : json_null());
 	return o;
+}
+
+/* The closed loop's fields, stored as JSON texts (server/tasks.h); NULL when absent. */
+void api_scenario_work_json(json_t *o, const struct db_scenario *s)
+{
+	const char *const text[] = {s->baseline, s->tasks, s->objective};
+	const char *const name[] = {"baseline", "tasks", "objective"};
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		json_t *v = text[i] ? json_loads(text[i], 0, NULL) : NULL;
+		json_object_set_new(o, name[i], v ? v : json_null());
+	}
 }
 
 void api_scenarios_list(struct api_req *q, struct api_resp *r)

@@ -2,6 +2,7 @@
  * validate.c - the checks of request bodies and parameters. See validate.h.
  */
 #include "api/validate.h"
+#include "api/views.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include "server/fleet.h"
 #include "server/prompt.h"
 #include "server/score.h"
+#include "server/tasks.h"
 
 #define MAX_MODEL_LEN 200
 #define MAX_LABELS 16
@@ -250,6 +252,8 @@ void api_check_scenario(struct api_req *q, json_t *v, const char *field, struct 
 			 s.context, "goal", s.goal);
 	if (s.prompts)
 		json_object_set_new(snap, "prompts", json_loads(s.prompts, 0, NULL));
+	if (s.tasks)
+		api_scenario_work_json(snap, &s);
 	j->scenario_name = xstrdup(s.name);
 	j->scenario = json_dumps(snap, JSON_COMPACT);
 	json_decref(snap);
@@ -285,7 +289,8 @@ void api_check_job_fields(struct api_req *q, json_t *body, struct db_job *j, jso
 	}
 	/* "judge": the third model that grades the transcript, only with "scoring": "judge" */
 	judge = json_object_get(body, "judge");
-	if (!strcmp(j->scoring, "judge")) {
+	/* ... or the judge of the tasks' judge checks, with "optimize" */
+	if (!strcmp(j->scoring, "judge") || (judge && json_object_get(body, "optimize"))) {
 		char *model = NULL, *backend = NULL;
 		if (!judge)
 			api_field_error(errs, "judge",
@@ -301,7 +306,8 @@ void api_check_job_fields(struct api_req *q, json_t *body, struct db_job *j, jso
 		free(model);
 		free(backend);
 	} else if (judge) {
-		api_field_error(errs, "judge", "only used with \"scoring\": \"judge\"");
+		api_field_error(errs, "judge",
+				"only used with \"scoring\": \"judge\" or with \"optimize\"");
 	}
 	j->extraction = xstrdup("rubric");
 	if ((v = json_object_get(body, "extraction"))) {
@@ -336,7 +342,9 @@ int api_slug_valid(const char *s)
 
 int api_scenario_validate(json_t *o, const char *prefix, struct db_scenario *out, json_t *errs)
 {
-	static const char *const fields[] = {"name", "problem", "context", "goal", "prompts", NULL};
+	static const char *const fields[] = {"name",     "problem", "context",   "goal",
+					     "prompts",  "baseline", "tasks",   "objective", NULL};
+	json_t *work; /* owned */
 	const char *key;
 	json_t *v; /* borrowed */
 	char field[96], msg[160];
@@ -388,8 +396,18 @@ int api_scenario_validate(json_t *o, const char *prefix, struct db_scenario *out
 		}
 	}
 #undef ERR
-	if (bad)
+	/* the closed loop's fields (DESIGN §7): their checks are the domain's (server/tasks.h) */
+	if (tasks_validate(o, prefix, &work, errs) < 0 || bad) {
+		json_decref(work);
 		return -1;
+	}
+	v = json_object_get(work, "baseline");
+	out->baseline = v ? json_dumps(v, JSON_COMPACT) : NULL;
+	v = json_object_get(work, "tasks");
+	out->tasks = v ? json_dumps(v, JSON_COMPACT) : NULL;
+	v = json_object_get(work, "objective");
+	out->objective = v ? json_dumps(v, JSON_COMPACT) : NULL;
+	json_decref(work);
 	out->name = xstrdup_or_null(json_string_value(json_object_get(o, "name")));
 	out->problem = xstrdup(json_string_value(json_object_get(o, "problem")));
 	out->context = xstrdup(json_string_value(json_object_get(o, "context")));

@@ -36,5 +36,7 @@ void view_batch_links(json_t *batch);
 
 /* A scenario of the library. New reference. */
 json_t *api_scenario_json(const struct db_scenario *s);
+/* Sets baseline, tasks and objective of s on o (null when absent). */
+void api_scenario_work_json(json_t *o, const struct db_scenario *s);
 
 #endif

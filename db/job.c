@@ -14,13 +14,14 @@
 	"seq, id, status, scenario_name, scenario, interviewer_model, interviewer_backend, "       \
 	"candidate_model, candidate_backend, max_turns, options, scoring, extraction, labels, "    \
 	"batch_id, created_at, started_at, finished_at, attempts, turns_completed, error_code, "   \
-	"error_message, metrics, cancel_requested, judge, extractor"
+	"error_message, metrics, cancel_requested, judge, extractor, optimize"
 
 static const char sql_insert[] =
     "INSERT INTO jobs (id, status, scenario_name, scenario, interviewer_model, "
     "interviewer_backend, candidate_model, candidate_backend, max_turns, options, scoring, "
-    "extraction, labels, batch_id, created_at, judge, extractor) "
-    "VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+    "extraction, labels, batch_id, created_at, judge, extractor, optimize) "
+    "VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+    "?17)";
 static const char sql_idem_get[] = "SELECT body_hash, job_id FROM idempotency_keys WHERE key = ?1";
 static const char sql_idem_put[] =
     "INSERT INTO idempotency_keys (key, body_hash, job_id, created_at) VALUES (?1, ?2, ?3, ?4)";
@@ -89,6 +90,7 @@ void db_job_release(struct db_job *j)
 	free(j->batch_id);
 	free(j->judge);
 	free(j->extractor);
+	free(j->optimize);
 	free(j->error_code);
 	free(j->error_message);
 	free(j->metrics);
@@ -134,6 +136,7 @@ static void read_job(sqlite3_stmt *st, void *elem)
 	j->cancel_requested = sqlite3_column_int(st, 23);
 	j->judge = db_col_text(st, 24);
 	j->extractor = db_col_text(st, 25);
+	j->optimize = db_col_text(st, 26);
 }
 
 static void read_row(sqlite3_stmt *st, struct db_job *j)
@@ -214,6 +217,7 @@ int db_job_insert_tx(struct db *db, struct db_job *j, struct perr *e)
 	sqlite3_bind_int64(st, 14, j->created_at);
 	db_bind_text(st, 15, j->judge);
 	db_bind_text(st, 16, j->extractor);
+	db_bind_text(st, 17, j->optimize);
 	if (step_done(db, st, e, "insert job") < 0)
 		return -1;
 	j->seq = sqlite3_last_insert_rowid(db_handle(db));

@@ -38,6 +38,7 @@ struct db_job {
 	char *batch_id;
 	char *judge; /* JSON {model, backend} text when scoring is "judge", else NULL */
 	char *extractor; /* JSON {model, backend} text named for extraction "model", else NULL */
+	char *optimize; /* JSON {max_trials, repeat, holdout, seed} of the closed loop, or NULL */
 	int64_t created_at, started_at, finished_at; /* -1 when not yet */
 	int attempts;
 	int turns_completed;

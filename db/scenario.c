@@ -10,15 +10,17 @@
 #include "db/internal.h"
 
 static const char sql_get[] = "SELECT name, problem, context, goal, prompts, builtin, created_at, "
-			       "updated_at FROM scenarios WHERE name = ?1";
+			       "updated_at, baseline, tasks, objective FROM scenarios WHERE name = ?1";
 static const char sql_list[] = "SELECT name, problem, context, goal, prompts, builtin, "
-				"created_at, updated_at FROM scenarios ORDER BY name";
+				"created_at, updated_at, baseline, tasks, objective FROM scenarios "
+				"ORDER BY name";
 static const char sql_exists[] = "SELECT 1 FROM scenarios WHERE name = ?1";
 static const char sql_put[] =
     "INSERT INTO scenarios (name, problem, context, goal, prompts, builtin, created_at, "
-    "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6) ON CONFLICT (name) DO UPDATE SET "
-    "problem = excluded.problem, context = excluded.context, goal = excluded.goal, "
-    "prompts = excluded.prompts, updated_at = excluded.updated_at";
+    "updated_at, baseline, tasks, objective) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6, ?7, ?8, ?9) "
+    "ON CONFLICT (name) DO UPDATE SET problem = excluded.problem, context = excluded.context, "
+    "goal = excluded.goal, prompts = excluded.prompts, updated_at = excluded.updated_at, "
+    "baseline = excluded.baseline, tasks = excluded.tasks, objective = excluded.objective";
 static const char sql_delete[] = "DELETE FROM scenarios WHERE name = ?1";
 
 void db_scenario_release(struct db_scenario *s)
@@ -28,6 +30,9 @@ void db_scenario_release(struct db_scenario *s)
 	free(s->context);
 	free(s->goal);
 	free(s->prompts);
+	free(s->baseline);
+	free(s->tasks);
+	free(s->objective);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -52,6 +57,9 @@ static void read_row(sqlite3_stmt *st, void *elem)
 	s->builtin = sqlite3_column_int(st, 5);
 	s->created_at = db_col_int(st, 6);
 	s->updated_at = db_col_int(st, 7);
+	s->baseline = db_col_text(st, 8);
+	s->tasks = db_col_text(st, 9);
+	s->objective = db_col_text(st, 10);
 }
 
 static void release_row(void *elem)
@@ -104,6 +112,9 @@ int db_scenario_put(struct db *db, const struct db_scenario *s, int *created, st
 	db_bind_text(st, 4, s->goal);
 	db_bind_text(st, 5, s->prompts);
 	sqlite3_bind_int64(st, 6, util_now_us());
+	db_bind_text(st, 7, s->baseline);
+	db_bind_text(st, 8, s->tasks);
+	db_bind_text(st, 9, s->objective);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {

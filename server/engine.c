@@ -21,6 +21,7 @@
 #include "server/prompt.h"
 #include "server/record.h"
 #include "server/score.h"
+#include "server/trials.h"
 
 struct turns {
 	struct db_turn *v;
@@ -327,8 +328,29 @@ static json_t *partial_metrics(const struct turns *ts)
 	return m;
 }
 
+/* A trial of the closed loop did not end: cancelled, shutting down, or the store failed. */
+static enum job_end trial_interrupted(struct ending *en, const struct turns *ts,
+				      enum trial_end end, const struct perr *e)
+{
+	/* what the job keeps if it ends here: its turns so far */
+	ending_set_metrics(en, partial_metrics(ts));
+	if (end == TRIAL_CANCELLED)
+		/* a cancel ends it cancelled, shutdown requeues it: the trial resumes */
+		return ending_check(en, ENDING_CALL_CUT);
+	log_error("trial failed", "job=%s error=\"%s\"", en->job_id, e->msg);
+	if (e->code == PERR_CONFLICT)
+		return ending_lost(en);
+	if (e->code == PERR_DB || e->code == PERR_STORE_BUSY || e->code == PERR_STORE_UNAVAILABLE)
+		return ending_requeue(en); /* the store may come back; the trial resumes */
+	/* anything else would fail again after a requeue */
+	return ending_finish(en, "failed", perr_code_name(e->code), e->msg);
+}
+
 enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job)
 {
+	struct trial_ctx tctx = {ctx->cfg, ctx->fleet, ctx->db, ctx->cancel};
+	struct trials_loop *loop = NULL;
+	enum trial_end te;
 	enum job_end out = JOB_GOES_ON;
 	struct turns ts = {0};
 	struct prompts pr = {0};
@@ -369,11 +391,24 @@ enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job)
 	log_info("job started", "job=%s attempt=%d resume_at=%zu", job->id, job->attempts,
 		 ts.n + 1);
 	ending_publish(ctx->db, job->id);
+	/* "optimize": the baseline runs before the interview (server/trials.h) */
+	if (job->optimize) {
+		loop = trials_loop_open(&tctx, job->id, job->attempts, job->optimize, spec.scenario,
+					job->candidate_backend, job->candidate_model, job->judge,
+					ctx->stopping, &e);
+		if (!loop) {
+			out = ending_finish(&en, "failed", perr_code_name(e.code), e.msg);
+			goto out;
+		}
+		if ((te = trials_loop_baseline(loop, &pr.interviewer_system, &e)) != TRIAL_DONE) {
+			out = trial_interrupted(&en, &ts, te, &e);
+			goto out;
+		}
+	}
 
 	for (;;) {
 		int idx = (int)ts.n + 1;
-		int last = engine_last_turn(job->max_turns, ts.v, ts.n);
-		int analysis = engine_analysis_turn(job->max_turns, ts.v, ts.n);
+		int last, analysis;
 		int interviewer = idx % 2 == 1;
 		struct chat_result res;
 		struct chat_req req;
@@ -382,6 +417,20 @@ enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job)
 		enum call_outcome co;
 		json_t *ev;
 
+		/* the interviewer's proposal is tested before the candidate answers */
+		if (loop && !interviewer && ts.n &&
+		    ts.v[ts.n - 1].idx <
+			trials_loop_analysis(loop,
+					     engine_analysis_turn(job->max_turns, ts.v, ts.n)) &&
+		    (te = trials_loop_turn(loop, ts.v[ts.n - 1].idx, ts.v[ts.n - 1].text, &e)) !=
+			TRIAL_DONE) {
+			out = trial_interrupted(&en, &ts, te, &e);
+			goto out;
+		}
+		last = engine_last_turn(job->max_turns, ts.v, ts.n);
+		analysis = engine_analysis_turn(job->max_turns, ts.v, ts.n);
+		if (loop && trials_loop_analysis(loop, analysis) < analysis)
+			analysis = last = trials_loop_analysis(loop, analysis);
 		if (idx > last)
 			break;
 		/* what a job ended from here on keeps: its turns so far */
@@ -403,6 +452,9 @@ enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job)
 		req.msgs = msgs;
 		req.nmsgs = prompt_messages(&pr, ts.v, ts.n, idx, interviewer && idx == analysis,
 					    msgs, &scratch);
+		if (loop)
+			req.msgs =
+			    trials_loop_messages(loop, ts.v, ts.n, interviewer, msgs, &req.nmsgs);
 		req.options = spec.options;
 		req.cancel = ctx->cancel;
 		tc.job_id = job->id;
@@ -473,8 +525,14 @@ enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job)
 		log_debug("turn stored", "job=%s turn=%d wall_ms=%.0f", job->id, idx, t.wall_ms);
 		turns_push(&ts, &t);
 	}
+	/* the best trial and the baseline on the held-out tasks */
+	if (loop && (te = trials_loop_verify(loop, &e)) != TRIAL_DONE) {
+		out = trial_interrupted(&en, &ts, te, &e);
+		goto out;
+	}
 	out = finish_success(ctx, &en, job, &spec, &ts);
 out:
+	trials_loop_close(loop);
 	ending_release(&en);
 	for (i = 0; i < ts.n; i++)
 		db_turn_release(&ts.v[i]);

@@ -199,6 +199,18 @@ void fleet_stop(struct fleet *f)
 	free(f);
 }
 
+int fleet_limit(struct fleet *f, const char *name)
+{
+	struct member *m;
+	int limit = 0;
+
+	pthread_mutex_lock(&f->lock);
+	if ((m = find(f, name)))
+		limit = m->limit;
+	pthread_mutex_unlock(&f->lock);
+	return limit;
+}
+
 json_t *fleet_status_json(struct fleet *f)
 {
 	json_t *arr = json_array();

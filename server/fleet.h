@@ -30,6 +30,8 @@ const struct backend_cfg *fleet_find(struct fleet *f, const char *name);
 /* The first configured backend's name (the default). */
 const char *fleet_default_name(struct fleet *f);
 
+/* The backend's call slots (its effective max_concurrency); 0 for an unknown name. */
+int fleet_limit(struct fleet *f, const char *name);
 /* Waits for a call slot; returns 0, or -1 when *cancel became non-zero. */
 int fleet_acquire(struct fleet *f, const char *name, const atomic_int *cancel);
 void fleet_release(struct fleet *f, const char *name);

@@ -1360,6 +1360,7 @@
 		const optCount = h('span', {class: 'badge'});
 		const scoreBox = h('section', {class: 'card scores-card', hidden: true});
 		const scnBox = h('section', {class: 'card scenario-card', hidden: true});
+		const trialsBox = h('section', {class: 'card trials-card', hidden: true});
 		const errSlot = h('div');
 		const legend = h('div', {class: 'legend'},
 			h('span', {}, h('i', {class: 'sw seg-wait'}), 'waiting · load'),
@@ -1380,7 +1381,7 @@
 						h('div', {class: 'card-head'}, h('h2', {text: 'Timing per turn'})), chartBox, legend),
 					h('section', {class: 'card optims-card'},
 						h('div', {class: 'card-head'}, h('h2', {text: 'Optimizations'}), optCount), optBox),
-					scoreBox, scnBox))));
+					trialsBox, scoreBox, scnBox))));
 
 		/* ----- header ----- */
 
@@ -1634,6 +1635,78 @@
 				h('span', {class: 'badge', text: (t.scoring || '')})), ...parts);
 		}
 
+		/* ----- trials (optimize) ----- */
+
+		/* Score (bars) and median latency (dots) per trial, the baseline's marked. */
+		function trialsChart(trials) {
+			const W = 300, H = 150, left = 30, right = 40, top = 10, bottom = 24;
+			const done = trials.filter((t) => typeof t.score === 'number');
+			const maxMs = Math.max(1, ...done.map((t) => t.median_ms || 0));
+			const colW = (W - left - right) / Math.max(1, trials.length);
+			const y = (v) => top + (H - top - bottom) * (1 - v);
+			const g = svg('svg', {
+				class: 'trials-chart', viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img',
+				'aria-label': 'Score and median latency per trial; the baseline is trial 0',
+			});
+			g.append(svg('text', {class: 'tick', x: left - 4, y: y(1) + 4, 'text-anchor': 'end', text: '1'}),
+				svg('text', {class: 'tick', x: left - 4, y: y(0) + 4, 'text-anchor': 'end', text: '0'}),
+				svg('text', {class: 'tick', x: W - right + 4, y: y(1) + 4, text: fmtMs(maxMs)}));
+			const base = trials.find((t) => t.n === 0);
+			if (base && typeof base.score === 'number')
+				g.append(svg('line', {class: 'baseline', x1: left, x2: W - right, y1: y(base.score), y2: y(base.score)},
+					svg('title', {text: 'baseline score ' + fmtNum(base.score, 3)})));
+			trials.forEach((t, i) => {
+				const x = left + i * colW, cx = x + colW / 2;
+				const col = svg('g', {class: 'tcol' + (t.n === 0 ? ' base' : '') + (st.bestTrial === t.n ? ' best' : ''),
+					dataset: {trial: String(t.n)}});
+				if (typeof t.score === 'number') {
+					col.append(svg('rect', {class: 'score-bar', x: x + colW * 0.2, y: y(t.score), width: colW * 0.6,
+						height: Math.max(0.5, y(0) - y(t.score)), rx: 2},
+					svg('title', {text: 'trial ' + t.n + ': score ' + fmtNum(t.score, 3)})));
+					col.append(svg('circle', {class: 'median', cx, cy: y((t.median_ms || 0) / maxMs), r: 3.5},
+						svg('title', {text: 'trial ' + t.n + ': median ' + fmtMs(t.median_ms)})));
+				}
+				col.append(svg('text', {class: 'tick', x: cx, y: H - 8, 'text-anchor': 'middle',
+					text: t.n === 0 ? 'base' : String(t.n)}));
+				g.append(col);
+			});
+			return g;
+		}
+
+		function renderTrials() {
+			const t = st.transcript || {};
+			const trials = t.trials || (st.job && st.job.trials);
+			const best = t.best || (st.job && st.job.best);
+			if (!Array.isArray(trials) || !trials.length) {
+				trialsBox.hidden = true;
+				return;
+			}
+			st.bestTrial = best ? best.trial : null;
+			const verdict = !best ? ''
+				: best.trial === 0 ? 'Nothing tested beat the baseline.'
+					: 'Best: trial ' + best.trial + (best.verified === true ? ', verified on held-out tasks'
+						: best.holdout ? ', not verified: within the noise on held-out tasks'
+							: ', not yet checked on held-out tasks') + '.';
+			const rows = trials.map((x) => h('details', {class: 'trial', dataset: {trial: String(x.n)}},
+				h('summary', {},
+					h('span', {class: 'mono', text: '#' + x.n}), ' ',
+					h('span', {text: x.kind + (x.turn ? ' (turn ' + x.turn + ')' : '')}), ' ',
+					h('span', {class: 'pill s-' + (x.status === 'done' ? 'succeeded' : x.status === 'rejected' ? 'failed' : 'cancelled'),
+						text: x.status}), ' ',
+					typeof x.score === 'number'
+						? h('span', {class: 'mono', text: 'score ' + fmtNum(x.score, 3) + ' · ' + x.passed + '/' + x.tasks
+							+ ' · ' + fmtMs(x.median_ms)}) : null),
+				x.reason ? h('p', {class: 'muted small', text: x.reason}) : null,
+				x.proposal ? h('pre', {class: 'plain proposal', text: JSON.stringify(x.proposal, null, 2)}) : null,
+				x.message ? h('pre', {class: 'plain parley-result', text: x.message}) : null));
+			trialsBox.hidden = false;
+			trialsBox.replaceChildren(h('div', {class: 'card-head'}, h('h2', {text: 'Trials'}),
+				h('span', {class: 'badge', text: String(trials.length)})),
+			trialsChart(trials),
+			h('p', {class: 'trials-verdict', text: verdict}),
+			...rows);
+		}
+
 		function renderScenario() {
 			const s = st.transcript && st.transcript.scenario;
 			if (!s) return;
@@ -1647,8 +1720,29 @@
 
 		/* ----- data ----- */
 
+		/* a trial's result (optimize), shown after the interviewer turn that proposed it; its
+		 * text is model output and parley's figures, set as text, never as markup */
+		function renderParley(t) {
+			const at = String(Number(t.after_turn) + 0.5);
+			const el = h('article', {class: 'turn parley', dataset: {turn: at}},
+				h('div', {class: 'avatar', 'aria-hidden': 'true', text: 'P'}),
+				h('div', {class: 'bubble'},
+					h('header', {}, h('span', {class: 'who', text: 'Parley: trial ' + t.trial})),
+					h('pre', {class: 'plain parley-result', text: t.message || ''})));
+			const old = chat.querySelector('article.turn.parley[data-turn="' + at + '"]');
+			if (old) old.replaceWith(el);
+			else {
+				const after = [...chat.querySelectorAll('article.turn')].find((a) => Number(a.dataset.turn) > Number(at));
+				chat.insertBefore(el, after || null);
+			}
+		}
+
 		function setTurns(conv) {
 			for (const t of conv || []) {
+				if (t.speaker === 'parley') {
+					renderParley(t);
+					continue;
+				}
 				const old = st.turns.get(t.turn);
 				if (old && old.html !== undefined && t.html === undefined) continue;
 				st.turns.set(t.turn, t);
@@ -1667,6 +1761,7 @@
 			renderOptims();
 			renderScores();
 			renderScenario();
+			renderTrials();
 		}
 
 		function ended() {

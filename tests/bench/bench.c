@@ -83,6 +83,8 @@ enum fig_id {
 	F_RSS_LOAD,
 	F_REF_COMMIT,
 	F_REF_FAKE,
+	F_TRIAL_EFF,
+	F_TRIAL_SAVED,
 	F__COUNT
 };
 
@@ -138,6 +140,11 @@ static struct figure figs[F__COUNT] = {
 		      0, 0, "report"},
     [F_REF_FAKE] = {"ref_fake_calls_per_s", "reference: the fake alone, calls per s (8 clients)",
 		    "", 0, 0, 0, "report"},
+    [F_TRIAL_EFF] = {"trial_call_efficiency", "trials: 200 task calls, ideal / measured wall", "",
+		     3, +1, 0.90, ">= 0.90"},
+    [F_TRIAL_SAVED] = {"trial_early_stop_saved",
+		       "trials: early stop, share of a hopeless trial saved", "", 3, 0, 0,
+		       "report"},
 };
 
 static int nruns = 3;
@@ -745,6 +752,105 @@ fail:
 	stop_proc(&pd);
 	stop_proc(&fake);
 	free(ids);
+	free(db);
+	failures++;
+}
+
+/* ---- trials: task calls side by side, and early stop ---- */
+
+#define TRIAL_TRAIN 200
+#define TRIAL_TASKS 250 /* holdout 0.2 keeps 50 back */
+#define TRIAL_SLOTS 4
+#define TRIAL_REPLY_MS 50
+
+/*
+ * One job with optimize on a 250-task scenario: the baseline runs the 200 train tasks on a
+ * backend of fixed latency and TRIAL_SLOTS slots (every reply passes); the scripted
+ * interviewer then proposes a prompt under which every reply fails, which stops early.
+ */
+static void bench_trials(int run)
+{
+	char script[600], be[256], *db = db_path("trials", run), *id = NULL;
+	const char *fargs[] = {"--reply-ms", "50",   "--load-ms",	  "0", "--slots", "4",
+			       "--script",   script, "--die-with-parent", NULL};
+	struct proc fake, pd;
+	struct strbuf body;
+	json_t *j = NULL;
+	double wall, ideal, made;
+	sqlite3 *h;
+	int i;
+
+	memset(&pd, 0, sizeof(pd));
+	memset(&fake, 0, sizeof(fake));
+	snprintf(script, sizeof(script), "%s/trials-script.json", workdir);
+	if (write_file(script,
+		       "{\"models\":{\"task\":{\"replies\":[\"ok\"],\"cases\":[{"
+		       "\"contains\":\"Ramble.\",\"replies\":[\"well, it depends on many "
+		       "things\"]}]},\"iv\":{\"replies\":[\"#prompt_defined\\n```\\n"
+		       "Ramble.\\n```\",\"#stop_progress: done\",\"1. Analysis\"]}}}") < 0 ||
+	    harness_fake_start(&fake, fargs) < 0)
+		goto fail;
+	snprintf(be, sizeof(be),
+		 "name=fake,kind=llama-server,url=http://127.0.0.1:%d,"
+		 "max_concurrency=%d",
+		 fake.port, TRIAL_SLOTS);
+	{
+		const char *args[] = {"--backend", be, "--config", bench_config(), NULL};
+		if (harness_parleyd_start(&pd, db, args) < 0)
+			goto fail;
+	}
+	strbuf_init(&body, 32768);
+	strbuf_addstr(&body, "{\"scenario\":{\"name\":\"bench\",\"problem\":\"P\",\"context\":"
+			     "\"C\",\"goal\":\"G\",\"tasks\":[");
+	for (i = 0; i < TRIAL_TASKS; i++)
+		strbuf_addf(&body,
+			    "%s{\"id\":%d,\"input\":\"task %d\",\"checks\":[{"
+			    "\"max_words\":3}]}",
+			    i ? "," : "", i, i);
+	strbuf_addstr(&body, "]},\"interviewer\":{\"model\":\"iv\"},\"candidate\":{\"model\":"
+			     "\"task\"},\"optimize\":{\"max_trials\":1,\"holdout\":0.2}}");
+	if (harness_http_json(pd.port, "POST", "/v1/jobs", body.buf, &j) != 202) {
+		strbuf_release(&body);
+		say("trials: the job was refused");
+		goto fail;
+	}
+	strbuf_release(&body);
+	id = xstrdup(str_or_empty(json_string_value(json_object_get(j, "id"))));
+	json_decref(j);
+	j = harness_wait_job(pd.port, id, 120000);
+	if (!j ||
+	    strcmp(str_or_empty(json_string_value(json_object_get(j, "status"))), "succeeded")) {
+		say("trials: the job did not succeed");
+		json_decref(j);
+		goto fail;
+	}
+	json_decref(j);
+	stop_proc(&pd);
+	stop_proc(&fake);
+	if (!(h = db_ro(db)))
+		goto fail;
+	wall = sql_num(h,
+		       "SELECT (max(finished_at) - min(started_at)) / 1e6 FROM trial_calls WHERE "
+		       "trial = 0 AND split = 'train'",
+		       0, 0);
+	made = sql_num(h, "SELECT count(*) FROM trial_calls WHERE trial = 1", 0, 0);
+	sqlite3_close(h);
+	ideal = (double)TRIAL_TRAIN * TRIAL_REPLY_MS / 1000.0 / TRIAL_SLOTS;
+	fig_add(F_TRIAL_EFF, ideal / wall,
+		json_pack("{s:f, s:f, s:i, s:i, s:i}", "measured_s", wall, "ideal_s", ideal,
+			  "calls", TRIAL_TRAIN, "slots", TRIAL_SLOTS, "reply_ms", TRIAL_REPLY_MS));
+	fig_add(F_TRIAL_SAVED, 1 - made / TRIAL_TRAIN,
+		json_pack("{s:f, s:i}", "calls_made", made, "calls_planned", TRIAL_TRAIN));
+	say("run %d: trials: %d calls in %.3f s (ideal %.3f s, %.3f); the hopeless trial made %.0f "
+	    "of %d calls",
+	    run + 1, TRIAL_TRAIN, wall, ideal, ideal / wall, made, TRIAL_TRAIN);
+	free(id);
+	free(db);
+	return;
+fail:
+	stop_proc(&pd);
+	stop_proc(&fake);
+	free(id);
 	free(db);
 	failures++;
 }
@@ -1776,6 +1882,8 @@ int main(void)
 			bench_engine(run);
 		if (!only || strstr(only, "real"))
 			bench_real(run);
+		if (!only || strstr(only, "trials"))
+			bench_trials(run);
 	}
 	if (llama_skip)
 		fig_note(F_REAL_RATIO, "skipped: llama-server cannot be provisioned here");

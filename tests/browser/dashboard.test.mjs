@@ -142,6 +142,15 @@ const SCRIPT = {
 			cases: [{contains: 'CHART-POOR', replies: [OPENING, POOR_ANALYSIS]}]},
 		'chart-fast': {token_delay_ms: 2},
 		'chart-slow': {token_delay_ms: 14},
+		/* the closed loop: an interviewer that proposes a hostile prompt, then a good one */
+		'trials-iv': {replies: [
+			'First this.\n#prompt_defined\n```\n' + XSS.script + ' ' + XSS.img + ' ' + XSS.link + '\n```',
+			'#prompt_defined\n```\nFORMAT-OK\n```',
+			'#stop_progress: that held up',
+			'### 1. Analysis\nDone.']},
+		/* the task model: right only under the system prompt FORMAT-OK */
+		'trials-task': {replies: ['no idea'], cases: [0, 1, 2, 3, 4, 5].map((k) =>
+			({contains: ['FORMAT-OK', 'task Q' + k + '?'], replies: ['A' + k]}))},
 	},
 };
 
@@ -485,6 +494,58 @@ test('a transcript full of markup and script links renders as inert text', LIMIT
 	/* and nothing runs later either (an image error fires after load) */
 	await page.waitForLoadState('load');
 	assert.equal(await page.evaluate(() => window.__pwned), undefined);
+	await closePage(page);
+});
+
+test('a finished optimize job shows its trials, and a hostile proposal stays inert', LIMIT, async () => {
+	const tasks = [0, 1, 2, 3, 4, 5].map((k) => ({id: 't' + k, input: 'task Q' + k + '?',
+		checks: [{equals: 'A' + k}, {max_words: 3}]}));
+	const job = await postJob(parleyd.base, {
+		scenario: {name: 'trials', problem: 'P', context: 'C', goal: 'G', baseline: {system: 'plain'}, tasks},
+		interviewer: {model: 'trials-iv'}, candidate: {model: 'trials-task'},
+		optimize: {holdout: 0.34, repeat: 2, seed: 3},
+	});
+	const done = await waitJob(parleyd.base, job.id);
+	assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
+	assert.equal(done.best.trial, 2);
+	const page = await newPage();
+	await page.goto(parleyd.base + '/#/jobs/' + job.id);
+	await page.waitForSelector('.trials-card details.trial');
+	assert.equal(await page.locator('.trials-card details.trial').count(), 3);
+	assert.equal(await page.locator('svg.trials-chart g.tcol').count(), 3);
+	assert.equal(await page.locator('svg.trials-chart line.baseline').count(), 1);
+	assert.equal(await page.locator('svg.trials-chart g.tcol.best[data-trial="2"]').count(), 1);
+	assert.match(await page.textContent('.trials-verdict'), /Best: trial 2, verified/);
+	/* the results sit between the turns, where both models saw them */
+	await page.waitForFunction(() => document.querySelectorAll('article.turn.parley').length === 2);
+	/* each trial's proposal and result one click away */
+	await page.click('.trials-card details.trial[data-trial="1"] summary');
+	const report = await page.evaluate(() => {
+		const root = document.querySelector('.page.job');
+		const handlers = [];
+		for (const el of document.querySelectorAll('*'))
+			for (const a of el.attributes)
+				if (/^on/i.test(a.name)) handlers.push(el.localName + '[' + a.name + ']');
+		return {
+			pwned: window.__pwned,
+			imgs: root.querySelectorAll('img').length,
+			jsLinks: [...document.querySelectorAll('[href],[src]')]
+				.map((e) => e.getAttribute('href') || e.getAttribute('src'))
+				.filter((u) => /^\s*(javascript|vbscript|data:text)/i.test(u)),
+			handlers,
+			proposal: document.querySelector('.trials-card details.trial[data-trial="1"] pre.proposal').textContent,
+		};
+	});
+	assert.equal(report.pwned, undefined, 'no payload ran');
+	assert.equal(report.imgs, 0);
+	assert.deepEqual(report.jsLinks, []);
+	assert.deepEqual(report.handlers, []);
+	assert.ok(report.proposal.includes(XSS.script.replace(/"/g, '\\"')) || report.proposal.includes(XSS.script),
+		'the proposed <script> shows as text');
+	assert.ok(report.proposal.includes('javascript:window.__pwned=1'), 'the javascript: link shows as text');
+	await page.waitForLoadState('load');
+	assert.equal(await page.evaluate(() => window.__pwned), undefined);
+	await page.screenshot({path: path.join(ARTIFACTS, 'trials-page.png'), fullPage: true});
 	await closePage(page);
 });
 

@@ -1111,6 +1111,94 @@ static int configure(void)
 	return 0;
 }
 
+/*
+ * The closed loop on a real backend: a scripted interviewer (the fake backend) proposes
+ * #test_setting {"num_predict": 16} against a baseline of 128; the candidate, stories260K
+ * on llama-server, runs the tasks. The trial must be measured faster, with real timings.
+ */
+START_TEST(trial_of_a_shorter_reply_is_measured_faster)
+{
+	static const char *const largs[] = {"-np", "2", "-c", "4096", NULL};
+	char script[600], be[1200], *id;
+	const char *fargs[] = {"--script", script, NULL};
+	const char *pargs[] = {"--backend", be, "--backend", be + 600, NULL};
+	struct proc srv, fake, pd;
+	struct strbuf body;
+	json_t *j = NULL, *t0, *t1, *b;
+	FILE *f;
+	int k;
+
+	if (llama_start(&srv, harness_free_port(), largs, 1) < 0)
+		ck_abort_msg("llama-server did not start");
+	snprintf(script, sizeof(script), "%s/trial-iv.json", harness_tmpdir());
+	ck_assert_ptr_nonnull(f = fopen(script, "w"));
+	fputs("{\"models\":{\"iv\":{\"replies\":[\"Shorter replies. #test_setting "
+	      "{\\\"num_predict\\\": 16}\",\"#stop_progress: it is faster\",\"1. Analysis\"]}}}",
+	      f);
+	fclose(f);
+	ck_assert_int_eq(harness_fake_start(&fake, fargs), 0);
+	snprintf(be, 600, "name=live,kind=llama-server,url=http://127.0.0.1:%d", srv.port);
+	snprintf(be + 600, 600, "name=script,kind=ollama,url=http://127.0.0.1:%d", fake.port);
+	ck_assert_int_eq(parleyd_start(&pd, pargs), 0);
+	strbuf_init(&body, 4096);
+	strbuf_addf(&body,
+		    "{\"scenario\":{\"name\":\"live-trials\",\"problem\":\"P\",\"context\":"
+		    "\"C\",\"goal\":\"G\",\"baseline\":{\"system\":\"\",\"template\":"
+		    "\"Once upon a time, {input}\",\"options\":{\"num_predict\":128,"
+		    "\"temperature\":0.7,\"seed\":42}},\"objective\":\"latency\",\"tasks\":[");
+	for (k = 0; k < 6; k++)
+		strbuf_addf(&body,
+			    "%s{\"id\":%d,\"input\":\"a %s went to the park\",\"checks\":[{"
+			    "\"max_words\":500}]}",
+			    k ? "," : "", k,
+			    (const char *[]){"girl", "boy", "cat", "dog", "bird", "frog"}[k]);
+	strbuf_addf(&body,
+		    "]},\"interviewer\":{\"model\":\"iv\",\"backend\":\"script\"},"
+		    "\"candidate\":{\"model\":\"%s\",\"backend\":\"live\"},\"max_turns\":5,"
+		    "\"options\":{\"num_predict\":32},\"optimize\":{\"holdout\":0.34,"
+		    "\"seed\":1}}",
+		    live.model);
+	ck_assert_int_eq(harness_http_json(pd.port, "POST", "/v1/jobs", body.buf, &j), 202);
+	strbuf_release(&body);
+	id = xstrdup(str(j, "id"));
+	json_decref(j);
+	j = wait_job(pd.port, id, 120000);
+	assert_succeeded(j);
+	t0 = json_array_get(json_object_get(j, "trials"), 0);
+	t1 = json_array_get(json_object_get(j, "trials"), 1);
+	b = json_object_get(j, "best");
+	printf(
+	    "trials on llama-server (%s): baseline num_predict 128: median %.0f ms, p90 %.0f ms, "
+	    "%.1f completion tokens; num_predict 16: median %.0f ms, p90 %.0f ms, %.1f tokens; "
+	    "best trial %lld, holdout median change %+.0f ms, verified %s\n",
+	    live.model, json_number_value(json_object_get(t0, "median_ms")),
+	    json_number_value(json_object_get(t0, "p90_ms")),
+	    json_number_value(json_object_get(t0, "completion_tokens")),
+	    json_number_value(json_object_get(t1, "median_ms")),
+	    json_number_value(json_object_get(t1, "p90_ms")),
+	    json_number_value(json_object_get(t1, "completion_tokens")),
+	    (long long)json_integer_value(json_object_get(b, "trial")),
+	    json_number_value(json_object_get(json_object_get(b, "delta"), "median_ms")),
+	    json_is_true(json_object_get(b, "verified")) ? "yes" : "no");
+	fflush(stdout);
+	ck_assert_str_eq(str(t1, "kind"), "setting");
+	ck_assert_int_eq(
+	    json_integer_value(json_object_get(
+		json_object_get(json_object_get(t1, "config"), "options"), "num_predict")),
+	    16);
+	ck_assert(json_number_value(json_object_get(t1, "completion_tokens")) <= 16);
+	ck_assert(json_number_value(json_object_get(t0, "completion_tokens")) > 16);
+	ck_assert(json_number_value(json_object_get(t1, "median_ms")) <
+		  json_number_value(json_object_get(t0, "median_ms")));
+	ck_assert_int_eq(json_integer_value(json_object_get(b, "trial")), 1);
+	json_decref(j);
+	free(id);
+	harness_stop(&pd, SIGTERM);
+	harness_stop(&fake, SIGTERM);
+	harness_stop(&srv, SIGTERM);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("live");
@@ -1144,6 +1232,7 @@ int main(void)
 		tcase_add_test(limits, context_overflow_fails_the_job_clearly);
 		tcase_add_test(limits, server_still_loading_is_waited_for);
 		tcase_add_test(limits, server_killed_mid_stream_fails_the_turn);
+		tcase_add_test(limits, trial_of_a_shorter_reply_is_measured_faster);
 		suite_add_tcase(s, limits);
 	}
 	fflush(stdout);

@@ -37,7 +37,7 @@ $(LIVE_BIN): $(BUILD)/obj/tests/live/check_live.o $(HARNESS_OBJ) $(BUILD)/libpar
 
 # The suite measures timings, so in `make test` (make -j) it runs after the other suites that
 # are goals, not beside them. (Suites whose .mk sorts after this one are not covered.)
-live: $(LIVE_BIN) $(BUILD)/parleyd | $(filter-out live,$(filter unit integration \
+live: $(LIVE_BIN) $(BUILD)/parleyd $(FAKE_BIN) | $(filter-out live,$(filter unit integration \
 	$(EXTRA_TESTS),$(MAKECMDGOALS)))
 	@bin=$$($(LIVE_SH) path) && rc=0 || rc=$$?; \
 	if [ $$rc = 77 ]; then \
@@ -50,7 +50,8 @@ live: $(LIVE_BIN) $(BUILD)/parleyd | $(filter-out live,$(filter unit integration
 	fi; \
 	[ $$rc = 0 ] || exit $$rc; \
 	echo "== $(LIVE_BIN) (llama-server $$bin)"; \
-	PARLEYD=$(BUILD)/parleyd LLAMA_SERVER=$$bin PARLEY_LIVE_KIND=llama-server \
+	PARLEYD=$(BUILD)/parleyd FAKE_BACKEND=$(FAKE_BIN) LLAMA_SERVER=$$bin \
+		PARLEY_LIVE_KIND=llama-server \
 		$(LIVE_BIN) && rc=0 || rc=$$?; \
 	if [ $$rc = 77 ]; then \
 		if [ "$(CI)" = true ]; then echo "FAIL live: the suite cannot run in CI (see above)"; exit 1; fi; \
