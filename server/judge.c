@@ -223,6 +223,7 @@ json_t *judge_run(const struct judge_call *c)
 	struct chat_msg msgs[2];
 	struct chat_result res;
 	struct chat_req req;
+	struct fleet_call fc;
 	struct strbuf user;
 	struct perr e = {0};
 	int rc;
@@ -261,13 +262,15 @@ json_t *judge_run(const struct judge_call *c)
 	req.cancel = c->cancel;
 	req.format = schema;
 
-	if (fleet_acquire(c->fleet, be->name, c->cancel) < 0) {
+	/* a one-shot call: a free slot, never one a running conversation holds */
+	if (fleet_oneshot_acquire(c->fleet, be->name, model, c->cancel, &fc, &e) < 0) {
 		json_object_set_new(out, "error",
 				    json_string("cancelled while waiting for the judge's backend"));
 		goto out;
 	}
+	fleet_call_pin(&fc, &req);
 	rc = backend_chat(c->curl, &req, &res, &e);
-	fleet_release(c->fleet, be->name);
+	fleet_oneshot_release(c->fleet, &fc);
 	if (rc < 0) {
 		json_object_set_new(out, "error", json_string(e.msg));
 		goto out;
