@@ -3,6 +3,7 @@
  */
 #include "server/fleet.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,7 +222,8 @@ static int lease_on(const struct fleet_lease *l, int skip, const struct member *
 
 /*
  * A slot on one of b's members for role r of lease l, taken (holders + 1), or 0 when none
- * has room. A free slot first, on the member with the most of them; else, in a group too
+ * has room. A free slot first, on the member of the conversation's other role, else on the
+ * member with the most of them; else, in a group too
  * small for both roles, the slot the conversation's other role holds; else, on a member whose
  * max_conversations allows one more, its least held slot (overcommitted on purpose). Lock
  * held.
@@ -244,6 +246,9 @@ static int take_for_role(struct bend *b, const char *model, struct fleet_lease *
 		gi = group_of(m, model);
 		for (k = 0; k < m->capacity; k++)
 			nfree += !m->g[gi].s[k].holders && !m->g[gi].s[k].busy;
+		/* the conversation's other role is there: keep the conversation together */
+		if (nfree && lease_on(l, r, m))
+			nfree = INT_MAX;
 		if (nfree > best_n)
 			best = m, best_g = gi, best_s = free_slot(m, &m->g[gi]), best_n = nfree;
 	}
