@@ -60,6 +60,9 @@ struct fleet {
 	size_t n;
 	int stopping;
 	pthread_t monitor;
+	/* guards on_room and is held while it runs, so that clearing it waits for a call in
+	 * progress (the pool frees its state right after) */
+	pthread_mutex_t room_lock;
 	void (*on_room)(void *ud);
 	void *on_room_ud;
 };
@@ -88,24 +91,19 @@ const char *fleet_default_name(struct fleet *f)
 
 void fleet_on_room(struct fleet *f, void (*fn)(void *ud), void *ud)
 {
-	pthread_mutex_lock(&f->lock);
+	pthread_mutex_lock(&f->room_lock);
 	f->on_room = fn;
 	f->on_room_ud = ud;
-	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_unlock(&f->room_lock);
 }
 
-/* Call without the lock held. */
+/* Call without f->lock held. */
 static void room(struct fleet *f)
 {
-	void (*fn)(void *);
-	void *ud;
-
-	pthread_mutex_lock(&f->lock);
-	fn = f->on_room;
-	ud = f->on_room_ud;
-	pthread_mutex_unlock(&f->lock);
-	if (fn)
-		fn(ud);
+	pthread_mutex_lock(&f->room_lock);
+	if (f->on_room)
+		f->on_room(f->on_room_ud);
+	pthread_mutex_unlock(&f->room_lock);
 }
 
 void fleet_poke(struct fleet *f)
@@ -612,6 +610,7 @@ struct fleet *fleet_start(const struct backend_cfg *cfgs, size_t n)
 	size_t i, k;
 
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_mutex_init(&f->room_lock, NULL);
 	pthread_cond_init(&f->freed, NULL);
 	pthread_cond_init(&f->tick, NULL);
 	f->n = n;
@@ -669,6 +668,7 @@ void fleet_stop(struct fleet *f)
 	}
 	free(f->b);
 	pthread_mutex_destroy(&f->lock);
+	pthread_mutex_destroy(&f->room_lock);
 	pthread_cond_destroy(&f->freed);
 	pthread_cond_destroy(&f->tick);
 	free(f);
