@@ -56,13 +56,29 @@ static const char sql_claim_id[] =
     "started_at = coalesce(started_at, ?1) WHERE id = ?2 AND status = 'queued' "
     "RETURNING " JOB_COLS;
 /*
- * The oldest queued job of each stream: a batch's jobs, or the single jobs, for one pair of
- * backends. The inner query walks the queued jobs once through jobs_status.
+ * The oldest queued job of each stream (a batch's jobs, or the single jobs, for one pair of
+ * backends), ?1 streams at most. A skip scan of jobs_queued_streams (migration 0010): from each
+ * stream's head, the next stream's head is the first entry of the same batch and interviewer
+ * backend with a later candidate backend, else of the same batch with a later interviewer
+ * backend, else of a later batch (NULL, the single jobs, sorts first): three index seeks, so
+ * the cost does not grow with the queue. INDEXED BY because without statistics the planner
+ * prefers jobs_status and sorts every queued job.
  */
+#define QS "jobs INDEXED BY jobs_queued_streams WHERE status = 'queued' AND "
+#define QS_FIRST " ORDER BY batch_id, interviewer_backend, candidate_backend, seq LIMIT 1)"
 static const char sql_heads[] =
-    "SELECT " JOB_COLS " FROM jobs WHERE seq IN (SELECT min(seq) FROM jobs "
-    "WHERE status = 'queued' GROUP BY batch_id, interviewer_backend, candidate_backend) "
-    "ORDER BY seq LIMIT ?1";
+    "WITH RECURSIVE s(q) AS ("
+    "SELECT (SELECT seq FROM " QS "1" QS_FIRST " UNION ALL "
+    "SELECT (SELECT coalesce("
+    "(SELECT seq FROM " QS "batch_id IS j.batch_id AND interviewer_backend = "
+    "j.interviewer_backend AND candidate_backend > j.candidate_backend" QS_FIRST ", "
+    "(SELECT seq FROM " QS "batch_id IS j.batch_id AND interviewer_backend > "
+    "j.interviewer_backend" QS_FIRST ", "
+    "(SELECT seq FROM " QS "batch_id > coalesce(j.batch_id, '')" QS_FIRST ") "
+    "FROM jobs j WHERE j.seq = s.q) FROM s WHERE s.q IS NOT NULL LIMIT ?1 + 1) "
+    "SELECT " JOB_COLS " FROM jobs WHERE seq IN (SELECT q FROM s) ORDER BY seq LIMIT ?1";
+#undef QS
+#undef QS_FIRST
 static const char sql_requeue_running[] =
     "UPDATE jobs SET status = 'queued' WHERE status = 'running'";
 static const char sql_requeue[] =

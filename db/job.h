@@ -92,7 +92,8 @@ int db_job_claim_id(struct db *db, const char *id, struct db_job *out, struct pe
 /*
  * The oldest queued job of each stream (the jobs of one batch, or the single jobs, for one
  * pair of interviewer and candidate backends), oldest first, at most limit: the jobs that may
- * start next (server/pool.c chooses among them). *out as for db_job_list().
+ * start next (server/pool.c chooses among them). A few index seeks per stream, whatever the
+ * length of the queue. *out as for db_job_list().
  */
 int db_job_heads(struct db *db, int limit, struct db_job **out, size_t *n, struct perr *e);
 
