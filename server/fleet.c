@@ -265,9 +265,14 @@ static int take_for_role(struct bend *b, const char *model, struct fleet_lease *
 		    m->conversations + !lease_on(l, r, m) > m->cfg.max_conversations)
 			continue;
 		gi = group_of(m, model);
-		for (s = 0, k = 1; k < m->capacity; k++)
-			if (m->g[gi].s[k].holders < m->g[gi].s[s].holders)
-				s = k;
+		/* the least held slot, searched from a place that differs by role and by
+		 * conversation, so that conversations in step do not call the same slot */
+		for (s = (r + m->conversations) % m->capacity, k = 0; k < m->capacity; k++) {
+			int c = (r + m->conversations + k) % m->capacity;
+
+			if (m->g[gi].s[c].holders < m->g[gi].s[s].holders)
+				s = c;
+		}
 		best = m, best_g = gi, best_s = s;
 	}
 	if (!best || best_s < 0)

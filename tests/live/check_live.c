@@ -200,8 +200,10 @@ static int parleyd_start_at(struct proc *p, const char *url)
 	char spec[800];
 	const char *args[] = {"--backend", spec, NULL};
 
+	/* two conversations at once, as the plain client runs them in the two-job comparison:
+	 * by its slots parleyd would run one (each holds two), max_conversations overcommits */
 	snprintf(spec, sizeof(spec), "name=live,kind=%s,url=%s%s", live.kind_name, url,
-		 live.ollama ? ",max_concurrency=2" : "");
+		 live.ollama ? ",max_concurrency=2" : ",max_conversations=2");
 	return parleyd_start(p, args);
 }
 
@@ -789,6 +791,84 @@ START_TEST(two_jobs_add_no_serialisation)
 }
 END_TEST
 
+/* ---- a pool of two llama-servers ---- */
+
+/*
+ * Four conversations on a pool of two 2-slot llama-servers: one conversation per server at a
+ * time (each holds a slot per role), every one succeeds, and each keeps its prompts cached
+ * from turn 3 on (at least 0.75 of its prompt tokens, issue 14's goal).
+ */
+START_TEST(pool_of_two_servers_keeps_prefixes)
+{
+	static const char *const args[] = {"-np", "2", "-c", "4096", "--cache-ram", "0", NULL};
+	struct proc srv[2], pd;
+	char spec[600], *ids[4];
+	const char *pargs[] = {"--backend", spec, "--workers", "4", NULL};
+	json_t *b = NULL, *members;
+	int64_t deadline;
+	int i, up = 0;
+
+	for (i = 0; i < 2; i++)
+		ck_assert_int_eq(llama_start(&srv[i], harness_free_port(), args, 1), 0);
+	snprintf(spec, sizeof(spec),
+		 "name=live,kind=llama-server,url=http://127.0.0.1:%d,url=http://127.0.0.1:%d",
+		 srv[0].port, srv[1].port);
+	ck_assert_int_eq(parleyd_start(&pd, pargs), 0);
+	deadline = util_mono_us() + 15000000;
+	while (up < 2 && util_mono_us() < deadline) {
+		json_t *m;
+		size_t k;
+
+		json_decref(b);
+		b = NULL;
+		harness_http_json(pd.port, "GET", "/v1/backends", NULL, &b);
+		members = json_object_get(json_array_get(json_object_get(b, "items"), 0), "members");
+		up = 0;
+		json_array_foreach(members, k, m)
+		{
+			up += !strcmp(str(m, "status"), "up") &&
+			      json_integer_value(json_object_get(m, "slots")) == 2;
+		}
+		usleep(50000);
+	}
+	json_decref(b);
+	ck_assert_msg(up == 2, "parleyd does not see both members up with 2 slots");
+	for (i = 0; i < 4; i++) {
+		char opts[160];
+
+		snprintf(opts, sizeof(opts), "{\"temperature\":0.7,\"seed\":%d,\"num_predict\":48}",
+			 40 + i);
+		ids[i] = submit_opts(pd.port, 7, opts);
+	}
+	for (i = 0; i < 4; i++) {
+		json_t *job = wait_job(pd.port, ids[i], 180000), *t, *turn;
+		long prompt = 0, cached = 0;
+		size_t k;
+
+		assert_succeeded(job);
+		t = transcript(pd.port, ids[i]);
+		json_array_foreach(json_object_get(t, "conversation"), k, turn)
+		{
+			if (k < 2)
+				continue;
+			prompt += (long)json_integer_value(metric(turn, "prompt_tokens"));
+			cached += (long)json_integer_value(metric(turn, "cached_tokens"));
+		}
+		printf("pool: job %d cached %.2f of its prompt tokens, turns 3-7\n", i,
+		       prompt ? (double)cached / (double)prompt : 0.0);
+		fflush(stdout);
+		ck_assert_msg(prompt > 0 && (double)cached >= 0.75 * (double)prompt,
+			      "job %d: %ld of %ld prompt tokens cached, turns 3-7", i, cached, prompt);
+		json_decref(t);
+		json_decref(job);
+		free(ids[i]);
+	}
+	harness_stop(&pd, SIGTERM);
+	for (i = 0; i < 2; i++)
+		harness_stop(&srv[i], SIGTERM);
+}
+END_TEST
+
 /* ---- the limits: each case starts what it needs ---- */
 
 /* A conversation that outgrows the slot: parleyd fails the job with llama-server's
@@ -1033,7 +1113,7 @@ static int configure(void)
 int main(void)
 {
 	Suite *s = suite_create("live");
-	TCase *conv = tcase_create("conversation"), *limits;
+	TCase *conv = tcase_create("conversation"), *limits, *pool;
 	SRunner *sr;
 	int failed, rc;
 
@@ -1059,6 +1139,10 @@ int main(void)
 		tcase_add_test(limits, server_still_loading_is_waited_for);
 		tcase_add_test(limits, server_killed_mid_stream_fails_the_turn);
 		suite_add_tcase(s, limits);
+		pool = tcase_create("pool");
+		tcase_set_timeout(pool, 300);
+		tcase_add_test(pool, pool_of_two_servers_keeps_prefixes);
+		suite_add_tcase(s, pool);
 	}
 	fflush(stdout);
 	sr = srunner_create(s);
