@@ -189,13 +189,21 @@ static int serves(const struct member *m, const char *model)
 /*
  * Which members of b a call for model may go to: those that are up and serve it; else those
  * that are up; else, when none is up, every member (the call then fails and says what to
- * start). Writes 1 into ok[i] for each; lock held.
+ * start); none while a member has not been probed yet. Writes 1 into ok[i] for each; lock
+ * held.
  */
 static void eligible(const struct bend *b, const char *model, int *ok)
 {
 	int any_up = 0, any_serving = 0;
 	size_t i;
 
+	/* until the first probe has answered, a member's slots are not known: a conversation
+	 * placed now could pin both its roles to one slot for good (the probe wakes waiters) */
+	for (i = 0; i < b->nm; i++)
+		if (!strcmp(b->m[i].status, "unknown")) {
+			memset(ok, 0, b->nm * sizeof(*ok));
+			return;
+		}
 	for (i = 0; i < b->nm; i++) {
 		int up = !strcmp(b->m[i].status, "up");
 		any_up |= up;
