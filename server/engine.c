@@ -161,7 +161,7 @@ static enum call_outcome call_with_retries(struct engine_ctx *ctx, int role, str
 {
 	char moved[512];
 	int64_t first = util_mono_us();
-	int attempt, tries = 0, last_code = 0;
+	int attempt, tries = 0, last_code = 0, moves = 0;
 	struct note_run run = {0, 0, ""};
 
 	for (attempt = 1;; attempt++) {
@@ -190,10 +190,12 @@ static enum call_outcome call_with_retries(struct engine_ctx *ctx, int role, str
 		 * while and then restarts still gets its full share of reconnects */
 		tries = e->code == last_code ? tries + 1 : 1;
 		last_code = e->code;
-		/* a pool member that fails: the conversation goes on on another one, cold */
+		/* a pool member that fails: the conversation goes on on another one, cold (a few
+		 * times a turn at most: members that died together still look up for a while) */
 		if ((e->code == PERR_BACKEND_DOWN || e->code == PERR_BACKEND_TIMEOUT ||
 		     e->code == PERR_BACKEND_PROTOCOL) &&
-		    fleet_conv_move(ctx->lease, role, moved, sizeof(moved))) {
+		    moves < 3 && fleet_conv_move(ctx->lease, role, moved, sizeof(moved))) {
+			moves++;
 			note_attempt(note, attempt, res->partial, e->msg, &run);
 			strbuf_addf(note, " | %s", moved);
 			run.from = 0;
