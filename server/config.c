@@ -270,8 +270,8 @@ static const struct int_key file_ints[] = {
 
 static const struct int_key backend_ints[] = {
     BE_INT("max_concurrency", max_concurrency, 1, 1024,
-	   "slots per member: per model for Ollama (its OLLAMA_NUM_PARALLEL), default 1; for "
-	   "llama-server its /props total_slots, this when it gives none"),
+	   "slots per member; Ollama: per model (OLLAMA_NUM_PARALLEL), default 1; "
+	   "llama-server: caps /props total_slots, stands in without it"),
     BE_INT("max_conversations", max_conversations, 1, 65536,
 	   "conversations at once per member; default: as many as have free slots"),
     BE_INT("connect_timeout_ms", connect_timeout_ms, 0, MAX_TIMEOUT_MS, "0 = default 3000"),
