@@ -739,7 +739,8 @@ json_t *fleet_status_json(struct fleet *f)
 			json_t *mo = json_object();
 			int h = held(m);
 
-			slots += m->capacity;
+			/* what can be used now: a member that is down offers nothing */
+			slots += !strcmp(m->status, "up") ? m->capacity : 0;
 			nheld += h;
 			convs += m->conversations;
 			flight += m->in_flight;
