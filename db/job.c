@@ -51,6 +51,35 @@ static const char sql_claim[] =
     "started_at = coalesce(started_at, ?1) "
     "WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1) "
     "RETURNING " JOB_COLS;
+/* the claim of a job the scheduler picked: still queued, or nothing happens */
+static const char sql_claim_id[] =
+    "UPDATE jobs SET status = 'running', attempts = attempts + 1, "
+    "started_at = coalesce(started_at, ?1) WHERE id = ?2 AND status = 'queued' "
+    "RETURNING " JOB_COLS;
+/*
+ * The oldest queued job of each stream (a batch's jobs, or the single jobs, for one pair of
+ * backends), ?1 streams at most. A skip scan of jobs_queued_streams (migration 0010): from each
+ * stream's head, the next stream's head is the first entry of the same batch and interviewer
+ * backend with a later candidate backend, else of the same batch with a later interviewer
+ * backend, else of a later batch (NULL, the single jobs, sorts first): three index seeks, so
+ * the cost does not grow with the queue. INDEXED BY because without statistics the planner
+ * prefers jobs_status and sorts every queued job.
+ */
+#define QS "jobs INDEXED BY jobs_queued_streams WHERE status = 'queued' AND "
+#define QS_FIRST " ORDER BY batch_id, interviewer_backend, candidate_backend, seq LIMIT 1)"
+static const char sql_heads[] =
+    "WITH RECURSIVE s(q) AS ("
+    "SELECT (SELECT seq FROM " QS "1" QS_FIRST " UNION ALL "
+    "SELECT (SELECT coalesce("
+    "(SELECT seq FROM " QS "batch_id IS j.batch_id AND interviewer_backend = "
+    "j.interviewer_backend AND candidate_backend > j.candidate_backend" QS_FIRST ", "
+    "(SELECT seq FROM " QS "batch_id IS j.batch_id AND interviewer_backend > "
+    "j.interviewer_backend" QS_FIRST ", "
+    "(SELECT seq FROM " QS "batch_id > coalesce(j.batch_id, '')" QS_FIRST ") "
+    "FROM jobs j WHERE j.seq = s.q) FROM s WHERE s.q IS NOT NULL LIMIT ?1 + 1) "
+    "SELECT " JOB_COLS " FROM jobs WHERE seq IN (SELECT q FROM s) ORDER BY seq LIMIT ?1";
+#undef QS
+#undef QS_FIRST
 static const char sql_requeue_running[] =
     "UPDATE jobs SET status = 'queued' WHERE status = 'running'";
 static const char sql_requeue[] =
@@ -357,16 +386,31 @@ int db_job_list_batch(struct db *db, const char *batch_id, struct db_job **out, 
 		       "list the jobs of a batch");
 }
 
-int db_job_claim(struct db *db, struct db_job *out, struct perr *e)
+int db_job_heads(struct db *db, int limit, struct db_job **out, size_t *n, struct perr *e)
+{
+	sqlite3_stmt *st = db_stmt(db, sql_heads, e);
+
+	*out = NULL;
+	*n = 0;
+	if (!st)
+		return -1;
+	sqlite3_bind_int(st, 1, limit);
+	return db_rows(db, st, sizeof(**out), read_job, release_job, (void **)out, n, e,
+		       "list the queued jobs");
+}
+
+static int claim(struct db *db, const char *id, struct db_job *out, struct perr *e)
 {
 	sqlite3_stmt *st;
 	int rc, claimed = 0;
 
 	if (db_begin(db, e) < 0)
 		return -1;
-	if (!(st = db_stmt(db, sql_claim, e)))
+	if (!(st = db_stmt(db, id ? sql_claim_id : sql_claim, e)))
 		goto fail;
 	sqlite3_bind_int64(st, 1, util_now_us());
+	if (id)
+		db_bind_text(st, 2, id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		read_row(st, out);
@@ -389,6 +433,16 @@ int db_job_claim(struct db *db, struct db_job *out, struct perr *e)
 fail:
 	db_rollback(db);
 	return -1;
+}
+
+int db_job_claim(struct db *db, struct db_job *out, struct perr *e)
+{
+	return claim(db, NULL, out, e);
+}
+
+int db_job_claim_id(struct db *db, const char *id, struct db_job *out, struct perr *e)
+{
+	return claim(db, id, out, e);
 }
 
 int db_job_requeue_running(struct db *db, struct perr *e)

@@ -89,6 +89,15 @@ int db_job_list_batch(struct db *db, const char *batch_id, struct db_job **out, 
 
 /* Claims the oldest queued job: returns 1 and fills out, 0 when none, -1 on error. */
 int db_job_claim(struct db *db, struct db_job *out, struct perr *e);
+/* Claims job id if it is still queued: 1 and fills out, 0 when it is not, -1 on error. */
+int db_job_claim_id(struct db *db, const char *id, struct db_job *out, struct perr *e);
+/*
+ * The oldest queued job of each stream (the jobs of one batch, or the single jobs, for one
+ * pair of interviewer and candidate backends), oldest first, at most limit: the jobs that may
+ * start next (server/pool.c chooses among them). A few index seeks per stream, whatever the
+ * length of the queue. *out as for db_job_list().
+ */
+int db_job_heads(struct db *db, int limit, struct db_job **out, size_t *n, struct perr *e);
 
 /* Start-up: running jobs go back to queued. Returns how many, or -1. */
 int db_job_requeue_running(struct db *db, struct perr *e);

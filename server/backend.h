@@ -31,8 +31,15 @@ enum backend_kind {
 struct backend_cfg {
 	char *name;          /* what clients pick it by */
 	enum backend_kind kind;
-	char *url;           /* base URL without trailing slash, e.g. http://127.0.0.1:11434 */
-	int max_concurrency; /* calls at once; 0 = default (1 for Ollama, slot count for llama-server) */
+	char *url;           /* base URL without trailing slash, e.g. http://127.0.0.1:11434; in a
+				pool, the member's (the first member's in the configuration) */
+	char **urls;         /* a pool: every member's base URL, urls[0] == url; owned by config */
+	size_t nurls;
+	int max_concurrency; /* slots per member: llama-server when /props gives no total_slots,
+				Ollama per model (OLLAMA_NUM_PARALLEL); 0 = default (1, or
+				llama-server's total_slots) */
+	int max_conversations; /* conversations at once per member; 0 = as many as have free slots
+				  (a value above that overcommits the slots on purpose) */
 	/* phase deadlines in milliseconds; 0 = the default */
 	long connect_timeout_ms;     /* default 3000 */
 	long first_byte_timeout_ms;  /* default 300000: includes model load + prompt processing */
@@ -86,6 +93,8 @@ struct chat_req {
 	const atomic_int *cancel; /* may be NULL; non-zero aborts the call within ~100 ms */
 	json_t *format;           /* borrowed; may be NULL: a JSON schema the reply must follow
 				     (structured output: Ollama "format", llama-server "json_schema") */
+	int pinned;               /* llama-server: send id_slot (server/fleet.h sets both) */
+	int id_slot;              /* the slot that holds this prompt's prefix, when pinned */
 };
 
 struct chat_result {

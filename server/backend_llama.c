@@ -4,7 +4,8 @@
  *
  * DESIGN: the OpenAI-style route, streamed as server-sent events, with
  * stream_options.include_usage so the token counts arrive in a last choices:[] chunk, and
- * cache_prompt so a conversation's stable prefix is not processed again each turn. The
+ * cache_prompt so a conversation's stable prefix is not processed again each turn, and id_slot
+ * so that prefix stays in the slot parleyd chose for it. The
  * context size is fixed when llama-server starts (-c, shared by its -np slots): a request
  * cannot change it, and a prompt that does not fit gets a 400 exceed_context_size_error with
  * the numbers, which we pass on with what to do. While it loads its model, llama-server
@@ -25,6 +26,10 @@ json_t *backend_llama_body(const struct chat_req *req)
 	json_object_set_new(body, "stream", json_true());
 	json_object_set_new(body, "stream_options", json_pack("{s:b}", "include_usage", 1));
 	json_object_set_new(body, "cache_prompt", json_true());
+	/* the slot parleyd keeps this conversation-role's prefix in (server/fleet.h): without it
+	 * llama-server picks a slot by similarity and may evict another conversation's prefix */
+	if (req->pinned)
+		json_object_set_new(body, "id_slot", json_integer(req->id_slot));
 	backend_copy_sampling(body, req->options);
 	if (!backend_option_int(req->options, "num_predict", &n))
 		json_object_set_new(body, "max_tokens", json_integer(n));

@@ -14,10 +14,34 @@
 
 static void backend_cfg_release(struct backend_cfg *b)
 {
+	size_t i;
+
 	free(b->name);
-	free(b->url);
+	/* url is urls[0] */
+	for (i = 0; i < b->nurls; i++)
+		free(b->urls[i]);
+	free(b->urls);
 	free(b->keep_alive);
 	memset(b, 0, sizeof(*b));
+}
+
+/* A member of the backend's pool (url taken); url stays the first one. */
+static void add_url(struct backend_cfg *b, char *url)
+{
+	b->urls = xrealloc(b->urls, (b->nurls + 1) * sizeof(*b->urls));
+	b->urls[b->nurls++] = url;
+	b->url = b->urls[0];
+}
+
+/* Whether url is already a member of b's pool. */
+static int has_url(const struct backend_cfg *b, const char *url)
+{
+	size_t i;
+
+	for (i = 0; i < b->nurls; i++)
+		if (strcmp(b->urls[i], url) == 0)
+			return 1;
+	return 0;
 }
 
 static void clear_backends(struct config *cfg)
@@ -154,8 +178,22 @@ int config_parse_backend(const char *spec, struct backend_cfg *b, struct perr *e
 			}
 			have_kind = 1;
 		} else if (strcmp(tok, "url") == 0) {
-			free(b->url);
-			b->url = normalize_url(eq, NULL);
+			/* repeated: the members of a pool (DESIGN §8) */
+			char *u = normalize_url(eq, NULL);
+			if (has_url(b, u)) {
+				perr_set(e, PERR_INVALID, "backend '%s': url '%s' is given twice",
+					 spec, u);
+				free(u);
+				goto fail;
+			}
+			add_url(b, u);
+		} else if (strcmp(tok, "max_conversations") == 0) {
+			if (parse_int(eq, 1, 65536, &v) < 0) {
+				perr_set(e, PERR_INVALID,
+					 "backend '%s': max_conversations must be 1 to 65536", spec);
+				goto fail;
+			}
+			b->max_conversations = (int)v;
 		} else if (strcmp(tok, "max_concurrency") == 0) {
 			if (parse_int(eq, 1, 1024, &v) < 0) {
 				perr_set(e, PERR_INVALID,
@@ -236,7 +274,10 @@ static const struct int_key file_ints[] = {
 
 static const struct int_key backend_ints[] = {
     BE_INT("max_concurrency", max_concurrency, 1, 1024,
-	   "calls at once; default 1 (Ollama), the slot count (llama-server)"),
+	   "slots per member; Ollama: per model (OLLAMA_NUM_PARALLEL), default 1; "
+	   "llama-server: caps /props total_slots, stands in without it"),
+    BE_INT("max_conversations", max_conversations, 1, 65536,
+	   "conversations at once per member; default: as many as have free slots"),
     BE_INT("connect_timeout_ms", connect_timeout_ms, 0, MAX_TIMEOUT_MS, "0 = default 3000"),
     BE_INT("first_byte_timeout_ms", first_byte_timeout_ms, 0, MAX_TIMEOUT_MS,
 	   "0 = default 300000 (model load and prompt included)"),
@@ -249,7 +290,7 @@ static const struct int_key backend_ints[] = {
 static const char *const file_strs[] = {"listen",	     "db",		"log_level",
 					"synchronous",	     "tokens",		"backends",
 					"allowed_hosts",     "allowed_origins", NULL};
-static const char *const backend_strs[] = {"name", "kind", "url", "keep_alive", NULL};
+static const char *const backend_strs[] = {"name", "kind", "url", "urls", "keep_alive", NULL};
 
 /* What a JSON value is, for a message: "a string", "the number 2.5", ... */
 static const char *json_kind(const json_t *v, char *buf, size_t size)
@@ -449,6 +490,51 @@ static int keep_alive_set(struct backend_cfg *b, const char *path, const char *s
 	return 0;
 }
 
+/* "urls": the members of a pool, a non-empty array of distinct URL strings. */
+static int json_backend_urls(const char *path, const char *shown, const json_t *v,
+			     struct backend_cfg *b, struct perr *e)
+{
+	static const char expected[] = "a non-empty array of distinct URL strings";
+	char at[128];
+	const json_t *u; /* borrowed */
+	size_t i;
+
+	if (!json_is_array(v) || json_array_size(v) == 0) {
+		if (json_is_array(v))
+			return perr_set(e, PERR_INVALID, "config '%s': key '%s' is empty; expected %s",
+					path, shown, expected);
+		return wrong_type(e, path, shown, v, expected);
+	}
+	if (b->nurls)
+		return perr_set(e, PERR_INVALID,
+				"config '%s': key '%s' is given with 'url'; expected one of 'url' "
+				"or 'urls'",
+				path, shown);
+	json_array_foreach(v, i, u)
+	{
+		char *url;
+
+		snprintf(at, sizeof(at), "%s[%zu]", shown, i);
+		if (!json_is_string(u) || !*json_string_value(u)) {
+			if (json_is_string(u))
+				return perr_set(e, PERR_INVALID,
+						"config '%s': key '%s' is empty; expected a URL", path,
+						at);
+			return wrong_type(e, path, at, u, "a URL string");
+		}
+		url = normalize_url(json_string_value(u), NULL);
+		if (has_url(b, url)) {
+			perr_set(e, PERR_INVALID,
+				 "config '%s': key '%s' is \"%.80s\", given twice; expected %s", path,
+				 at, url, expected);
+			free(url);
+			return -1;
+		}
+		add_url(b, url);
+	}
+	return 0;
+}
+
 static int json_backend(const char *path, size_t idx, json_t *o, struct backend_cfg *b,
 			struct perr *e)
 {
@@ -473,6 +559,11 @@ static int json_backend(const char *path, size_t idx, json_t *o, struct backend_
 			continue;
 		if (strcmp(key, "keep_alive") == 0) {
 			if (keep_alive_set(b, path, shown, v, e) < 0)
+				goto fail;
+			continue;
+		}
+		if (strcmp(key, "urls") == 0) {
+			if (json_backend_urls(path, shown, v, b, e) < 0)
 				goto fail;
 			continue;
 		}
@@ -506,13 +597,22 @@ static int json_backend(const char *path, size_t idx, json_t *o, struct backend_
 				goto fail;
 			}
 		} else {
-			free(b->url);
-			b->url = normalize_url(json_string_value(v), NULL);
+			char *u = normalize_url(json_string_value(v), NULL);
+			if (b->nurls) {
+				free(u);
+				perr_set(e, PERR_INVALID,
+					 "config '%s': key '%s' is given with 'urls'; expected one of "
+					 "'url' or 'urls'",
+					 path, shown);
+				goto fail;
+			}
+			add_url(b, u);
 		}
 	}
 	if (!b->name || !b->url) {
 		perr_set(e, PERR_INVALID,
-			 "config '%s': backends[%zu] has no '%s'; expected name, kind and url",
+			 "config '%s': backends[%zu] has no '%s'; expected name, kind and url "
+			 "(or urls)",
 			 path, idx, !b->name ? "name" : "url");
 		goto fail;
 	}
@@ -763,8 +863,10 @@ void config_usage(void)
 	    "  --listen HOST:PORT   address to listen on (PARLEY_LISTEN, default 127.0.0.1:8080)\n"
 	    "  --db FILE            SQLite database (PARLEY_DB, default ./parley.db)\n"
 	    "  --workers N          worker threads (PARLEY_WORKERS, default 4)\n"
-	    "  --backend SPEC       name=N,kind=ollama|llama-server,url=U[,max_concurrency=C];\n"
-	    "                       repeatable (PARLEY_BACKENDS, entries separated by ';')\n"
+	    "  --backend SPEC       name=N,kind=ollama|llama-server,url=U[,url=U2...]\n"
+	    "                       [,max_concurrency=C][,max_conversations=M]; a repeated url\n"
+	    "                       makes a pool; repeatable (PARLEY_BACKENDS, entries separated\n"
+	    "                       by ';')\n"
 	    "  --token-file FILE    bearer tokens, one a line, plain or as sha256:<hex>\n"
 	    "                       (PARLEY_TOKEN: one token)\n"
 	    "  --hash-token         print the sha256:<hex> form of the token on stdin\n"
@@ -783,7 +885,7 @@ void config_usage(void)
 			       file_ints[i].hi, file_ints[i].help);
 	fputs("  synchronous              \"FULL\" (default) or \"NORMAL\": SQLite's durability\n"
 	      "  tokens                   bearer tokens, plain or as sha256:<hex>\n"
-	      "  backends                 [{name, kind, url, and:}]\n",
+	      "  backends                 [{name, kind, url or urls (a pool), and:}]\n",
 	      stdout);
 	for (i = 0; i < ARRAY_SIZE(backend_ints); i++)
 		printf("    %-22s %ld-%ld: %s\n", backend_ints[i].name, backend_ints[i].lo,
@@ -924,7 +1026,7 @@ int config_load(struct config *cfg, int argc, char **argv, struct perr *e)
 		b.name = xstrdup("ollama");
 		b.kind = BACKEND_OLLAMA;
 		s = getenv("OLLAMA_HOST");
-		b.url = normalize_url(s && *s ? s : "http://127.0.0.1:11434", "11434");
+		add_url(&b, normalize_url(s && *s ? s : "http://127.0.0.1:11434", "11434"));
 		add_backend(cfg, &b);
 	}
 	for (size_t i = 0; i < cfg->nbackends; i++)

@@ -186,30 +186,31 @@ static void note_attempt(struct strbuf *note, int attempt, int partial, const ch
 }
 
 /* One turn's model call with its retries; fills res, t's metrics and note. */
-static enum call_outcome call_with_retries(struct engine_ctx *ctx, const struct chat_req *req,
+static enum call_outcome call_with_retries(struct engine_ctx *ctx, int role, struct chat_req *req,
 					   struct chat_result *res, struct db_turn *t,
 					   struct strbuf *note, struct perr *e)
 {
+	char moved[512];
 	int64_t first = util_mono_us();
-	int attempt, tries = 0, last_code = 0;
+	int attempt, tries = 0, last_code = 0, moves = 0;
 	struct note_run run = {0, 0, ""};
 
 	for (attempt = 1;; attempt++) {
 		long delay;
 		int rc;
 
-		if (fleet_acquire(ctx->fleet, req->be->name, ctx->cancel) < 0)
+		if (fleet_call_begin(ctx->lease, role, ctx->cancel, req) < 0)
 			return CALL_CANCELLED;
 		if (atomic_load(ctx->stopping)) {
 			/* shutting down: no new call, the job goes back to the queue */
-			fleet_release(ctx->fleet, req->be->name);
+			fleet_call_end(ctx->lease, role, NULL);
 			return CALL_CANCELLED;
 		}
 		publish_turn_started(req->ud, attempt);
 		t->started_at = util_now_us();
 		rc = backend_chat(ctx->curl, req, res, e);
 		t->finished_at = util_now_us();
-		fleet_release(ctx->fleet, req->be->name);
+		fleet_call_end(ctx->lease, role, rc == 0 ? &res->m : NULL);
 		t->attempts = attempt;
 		if (rc == 0)
 			return CALL_OK;
@@ -220,6 +221,19 @@ static enum call_outcome call_with_retries(struct engine_ctx *ctx, const struct 
 		 * while and then restarts still gets its full share of reconnects */
 		tries = e->code == last_code ? tries + 1 : 1;
 		last_code = e->code;
+		/* a pool member that fails: the conversation goes on on another one, cold (a few
+		 * times a turn at most: members that died together still look up for a while) */
+		if ((e->code == PERR_BACKEND_DOWN || e->code == PERR_BACKEND_TIMEOUT ||
+		     e->code == PERR_BACKEND_PROTOCOL) &&
+		    moves < 3 && fleet_conv_move(ctx->lease, role, moved, sizeof(moved))) {
+			moves++;
+			note_attempt(note, attempt, res->partial, e->msg, &run);
+			strbuf_addf(note, " | %s", moved);
+			run.from = 0;
+			tries = 0;
+			chat_result_release(res);
+			continue;
+		}
 		if (!retryable(ctx, e, res, tries, util_mono_us() - first, req->be))
 			return CALL_FAILED;
 		note_attempt(note, attempt, res->partial, e->msg, &run);
@@ -348,7 +362,7 @@ static enum job_end trial_interrupted(struct ending *en, const struct turns *ts,
 
 enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job)
 {
-	struct trial_ctx tctx = {ctx->cfg, ctx->fleet, ctx->db, ctx->cancel};
+	struct trial_ctx tctx = {ctx->cfg, ctx->fleet, ctx->db, ctx->cancel, ctx->lease};
 	struct trials_loop *loop = NULL;
 	enum trial_end te;
 	enum job_end out = JOB_GOES_ON;
@@ -467,7 +481,8 @@ enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job)
 		memset(&t, 0, sizeof(t));
 		memset(&res, 0, sizeof(res));
 		strbuf_reset(&note);
-		co = call_with_retries(ctx, &req, &res, &t, &note, &e);
+		co = call_with_retries(ctx, interviewer ? FLEET_INTERVIEWER : FLEET_CANDIDATE, &req,
+				       &res, &t, &note, &e);
 		if (co == CALL_CANCELLED) {
 			chat_result_release(&res);
 			out = ending_check(&en, ENDING_CALL_CUT);
@@ -525,6 +540,10 @@ enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job)
 		log_debug("turn stored", "job=%s turn=%d wall_ms=%.0f", job->id, idx, t.wall_ms);
 		turns_push(&ts, &t);
 	}
+	/* the turns are done: their slots go to the judge and the next conversations */
+	if (ctx->lease)
+		fleet_conv_release(ctx->lease);
+	tctx.lease = NULL; /* released: the held-out run takes free slots */
 	/* the best trial and the baseline on the held-out tasks */
 	if (loop && (te = trials_loop_verify(loop, &e)) != TRIAL_DONE) {
 		out = trial_interrupted(&en, &ts, te, &e);

@@ -3,8 +3,8 @@
  *
  * DESIGN: runs on a worker thread with that worker's database connection and
  * curl handle. For each turn still missing (a resumed job starts at its next
- * turn) it builds the speaker's messages (prompt.h), takes a call slot on the
- * speaker's backend, makes the streamed call with retries on transient
+ * turn) it builds the speaker's messages (prompt.h), sends the call to the
+ * slot the conversation holds for that role (server/fleet.h), makes the streamed call with retries on transient
  * failures (exponential backoff with jitter, Retry-After honoured, a turn cut
  * after partial output restarted from scratch and noted), and stores the turn
  * under the attempt number of its claim. After the interviewer's analysis it
@@ -31,6 +31,9 @@
 struct engine_ctx {
 	const struct config *cfg;
 	struct fleet *fleet;
+	/* the slots the worker pool took for this conversation (server/fleet.h); its calls go to
+	 * them, and it is released once the turns are done */
+	struct fleet_lease *lease;
 	struct db *db;
 	CURL *curl;
 	atomic_int *cancel;   /* raised by a cancel request for this job, or at shutdown */

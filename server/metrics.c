@@ -34,6 +34,14 @@ static int nturns;
 static struct error_series errors[MAX_SERIES + 1];
 static int nerrors;
 
+/* Per configured backend: the prompt tokens its calls reported, and how many were cached. */
+struct cache_series {
+	char backend[64];
+	uint64_t prompt, cached, lost, calls;
+};
+static struct cache_series caches[MAX_SERIES];
+static int ncaches;
+
 /* Per role: the headline figures (time to first token, tokens by kind). */
 static const double ttft_bounds[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 #define NTTFT (sizeof(ttft_bounds) / sizeof(ttft_bounds[0]))
@@ -135,6 +143,41 @@ void metrics_backend_error(const char *backend, const char *kind)
 	}
 	if (x)
 		x->count++;
+	pthread_mutex_unlock(&lock);
+}
+
+/* Caller holds the lock. NULL when the table is full. */
+static struct cache_series *cache_find(const char *backend)
+{
+	int i;
+
+	for (i = 0; i < ncaches; i++)
+		if (strcmp(caches[i].backend, backend) == 0)
+			return &caches[i];
+	if (ncaches == MAX_SERIES)
+		return NULL;
+	snprintf(caches[ncaches].backend, sizeof(caches[ncaches].backend), "%s", backend);
+	return &caches[ncaches++];
+}
+
+void metrics_backend_series(const char *backend)
+{
+	pthread_mutex_lock(&lock);
+	cache_find(backend);
+	pthread_mutex_unlock(&lock);
+}
+
+void metrics_backend_cache(const char *backend, long prompt_tokens, long cached_tokens, int lost)
+{
+	struct cache_series *c;
+
+	pthread_mutex_lock(&lock);
+	if ((c = cache_find(backend))) {
+		c->calls++;
+		c->prompt += prompt_tokens > 0 ? (uint64_t)prompt_tokens : 0;
+		c->cached += cached_tokens > 0 ? (uint64_t)cached_tokens : 0;
+		c->lost += lost != 0;
+	}
 	pthread_mutex_unlock(&lock);
 }
 
@@ -355,6 +398,40 @@ void metrics_render(struct strbuf *out, const int64_t job_counts[5], int busy_wo
 		label(out, errors[i].backend);
 		strbuf_addf(out, "\",kind=\"%s\"} %llu\n", errors[i].kind,
 			    (unsigned long long)errors[i].count);
+	}
+	strbuf_addstr(out, "# HELP parley_backend_prompt_tokens_total Prompt tokens of model calls "
+			   "whose backend reported its cache use, by backend.\n"
+			   "# TYPE parley_backend_prompt_tokens_total counter\n");
+	for (i = 0; i < ncaches; i++) {
+		strbuf_addstr(out, "parley_backend_prompt_tokens_total{backend=\"");
+		label(out, caches[i].backend);
+		strbuf_addf(out, "\"} %llu\n", (unsigned long long)caches[i].prompt);
+	}
+	strbuf_addstr(out, "# HELP parley_backend_cached_prompt_tokens_total Of those, the tokens "
+			   "the backend took from its prompt cache.\n"
+			   "# TYPE parley_backend_cached_prompt_tokens_total counter\n");
+	for (i = 0; i < ncaches; i++) {
+		strbuf_addstr(out, "parley_backend_cached_prompt_tokens_total{backend=\"");
+		label(out, caches[i].backend);
+		strbuf_addf(out, "\"} %llu\n", (unsigned long long)caches[i].cached);
+	}
+	strbuf_addstr(out, "# HELP parley_backend_cache_hit_ratio Cached share of those prompt "
+			   "tokens since start (0 before any call).\n"
+			   "# TYPE parley_backend_cache_hit_ratio gauge\n");
+	for (i = 0; i < ncaches; i++) {
+		strbuf_addstr(out, "parley_backend_cache_hit_ratio{backend=\"");
+		label(out, caches[i].backend);
+		strbuf_addf(out, "\"} %.4f\n",
+			    caches[i].prompt ? (double)caches[i].cached / (double)caches[i].prompt
+					     : 0.0);
+	}
+	strbuf_addstr(out, "# HELP parley_backend_prefix_lost_total Calls whose slot no longer held "
+			   "the conversation's prefix (less than half of it cached).\n"
+			   "# TYPE parley_backend_prefix_lost_total counter\n");
+	for (i = 0; i < ncaches; i++) {
+		strbuf_addstr(out, "parley_backend_prefix_lost_total{backend=\"");
+		label(out, caches[i].backend);
+		strbuf_addf(out, "\"} %llu\n", (unsigned long long)caches[i].lost);
 	}
 	strbuf_addstr(out, "# HELP parley_http_requests_total HTTP requests answered, by method, "
 			   "route and status class.\n"

@@ -24,6 +24,11 @@ void metrics_start(int64_t started_at);
 /* A stored turn: its duration, time to first token and tokens, by role (and model). */
 void metrics_turn(const struct db_turn *t);
 void metrics_backend_error(const char *backend, const char *kind);
+/* Starts a configured backend's prompt cache series at zero (the name is copied). */
+void metrics_backend_series(const char *backend);
+/* One model call's prompt as the backend reported it: its tokens, those it took from its
+ * cache, and whether the slot had lost the prefix parleyd kept there (lost = 1). */
+void metrics_backend_cache(const char *backend, long prompt_tokens, long cached_tokens, int lost);
 /* Starts the series of a method and route at zero (label values are copied). */
 void metrics_http_series(const char *method, const char *route);
 /* One answered request; status_class is "2xx" .. "5xx". */

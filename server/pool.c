@@ -23,17 +23,149 @@ struct worker {
 	char job_id[DB_JOB_ID_LEN]; /* "" when idle */
 };
 
+/* When a stream (a batch's jobs, or the single jobs, for one pair of backends) last started a
+ * job: the stream that waited longest goes first. */
+struct stream {
+	char key[128];
+	unsigned long tick;
+};
+
+#define MAX_STREAMS 1024
+#define HEADS 64 /* queued streams looked at per pick */
+
 struct pool {
 	const struct config *cfg;
 	struct fleet *fleet;
 	struct worker *w;
 	int n;
-	pthread_mutex_t lock; /* guards wake_seq and the sleep of idle workers */
+	pthread_mutex_t lock; /* guards wake_seq, the sleep of idle workers, and streams */
 	pthread_cond_t work;
 	unsigned long wake_seq;
+	struct stream *streams;
+	size_t nstreams;
+	unsigned long tick;
 	atomic_int stopping;
 	atomic_int busy;
 };
+
+static void stream_key(const struct db_job *j, char *key, size_t size)
+{
+	snprintf(key, size, "%.40s|%.40s|%.40s", j->batch_id ? j->batch_id : "",
+		 j->interviewer_backend, j->candidate_backend);
+}
+
+/* Lock held. */
+static unsigned long stream_tick(struct pool *p, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < p->nstreams; i++)
+		if (!strcmp(p->streams[i].key, key))
+			return p->streams[i].tick;
+	return 0;
+}
+
+static void stream_started(struct pool *p, const struct db_job *j)
+{
+	char key[128];
+	size_t i;
+
+	stream_key(j, key, sizeof(key));
+	pthread_mutex_lock(&p->lock);
+	for (i = 0; i < p->nstreams && strcmp(p->streams[i].key, key); i++)
+		;
+	if (i == p->nstreams) {
+		/* forgetting every stream only loses one round of turn-taking */
+		if (p->nstreams == MAX_STREAMS)
+			p->nstreams = i = 0;
+		snprintf(p->streams[i].key, sizeof(p->streams[i].key), "%s", key);
+		p->nstreams++;
+	}
+	p->streams[i].tick = ++p->tick;
+	pthread_mutex_unlock(&p->lock);
+}
+
+struct head {
+	struct db_job *job;
+	unsigned long tick;
+};
+
+static int head_cmp(const void *a, const void *b)
+{
+	const struct head *x = a, *y = b;
+
+	if (x->tick != y->tick)
+		return x->tick < y->tick ? -1 : 1;
+	return x->job->seq < y->job->seq ? -1 : x->job->seq > y->job->seq;
+}
+
+static int blocked(char *const *names, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(names[i], name))
+			return 1;
+	return 0;
+}
+
+/*
+ * Claims the next job that can start now, with the slots its conversation needs (lease).
+ * Candidates are the oldest queued job of each stream, the stream that started a job least
+ * recently first (batches and single jobs take turns); once a candidate finds no room on a
+ * backend, no later one starts there (within a backend, jobs start in order). Returns 1 with
+ * out and lease filled, 0 when no job can start now, -1 with e set.
+ */
+static int pick(struct pool *p, struct db *db, struct db_job *out, struct fleet_lease *lease,
+		struct perr *e)
+{
+	struct db_job *jobs;
+	struct head *h;
+	char *full[2 * HEADS];
+	size_t n, i, nfull = 0;
+	int rc = 0;
+
+	if (db_job_heads(db, HEADS, &jobs, &n, e) < 0)
+		return -1;
+	h = xcalloc(n ? n : 1, sizeof(*h));
+	pthread_mutex_lock(&p->lock);
+	for (i = 0; i < n; i++) {
+		char key[128];
+
+		stream_key(&jobs[i], key, sizeof(key));
+		h[i].job = &jobs[i];
+		h[i].tick = stream_tick(p, key);
+	}
+	pthread_mutex_unlock(&p->lock);
+	qsort(h, n, sizeof(*h), head_cmp);
+	for (i = 0; i < n && rc == 0; i++) {
+		const struct db_job *j = h[i].job;
+		const char *be[FLEET_NROLES] = {j->interviewer_backend, j->candidate_backend};
+		const char *model[FLEET_NROLES] = {j->interviewer_model, j->candidate_model};
+
+		if (blocked(full, nfull, be[0]) || blocked(full, nfull, be[1]))
+			continue;
+		if (!fleet_conv_try(p->fleet, be, model, lease)) {
+			full[nfull++] = j->interviewer_backend;
+			full[nfull++] = j->candidate_backend;
+			continue;
+		}
+		rc = db_job_claim_id(db, j->id, out, e);
+		if (rc != 1)
+			fleet_conv_release(lease); /* taken or cancelled meanwhile, or the store failed */
+		else
+			stream_started(p, out);
+	}
+	free(h);
+	db_jobs_free(jobs, n);
+	return rc;
+}
+
+/* The fleet has room again: an idle worker looks for a job that fits. */
+static void on_room(void *ud)
+{
+	pool_wake(ud);
+}
 
 static void deadline_after(struct timespec *ts, long ms)
 {
@@ -100,6 +232,7 @@ static void *worker_main(void *arg)
 
 	while (!atomic_load(&p->stopping)) {
 		struct db_job job;
+		struct fleet_lease lease;
 		enum job_end end;
 		int rc;
 
@@ -107,7 +240,7 @@ static void *worker_main(void *arg)
 		seen = p->wake_seq;
 		pthread_mutex_unlock(&p->lock);
 
-		rc = db_job_claim(db, &job, &e);
+		rc = pick(p, db, &job, &lease, &e);
 		if (rc < 0) {
 			/* the store refuses writes (full disk, locked, deleted): said once, then
 			 * looked at again every 250 ms doubling to 5 s while it lasts */
@@ -133,7 +266,10 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		atomic_fetch_add(&p->busy, 1);
 
+		ctx.lease = &lease;
 		end = engine_run(&ctx, &job);
+		ctx.lease = NULL;
+		fleet_conv_release(&lease);
 
 		atomic_fetch_sub(&p->busy, 1);
 		pthread_mutex_lock(&w->lock);
@@ -168,8 +304,10 @@ struct pool *pool_start(const struct config *cfg, struct fleet *fleet, struct pe
 	p->fleet = fleet;
 	p->n = cfg->workers;
 	p->w = xcalloc((size_t)p->n, sizeof(*p->w));
+	p->streams = xcalloc(MAX_STREAMS, sizeof(*p->streams));
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->work, NULL);
+	fleet_on_room(fleet, on_room, p);
 	for (i = 0; i < p->n; i++) {
 		struct worker *w = &p->w[i];
 		w->pool = p;
@@ -241,6 +379,7 @@ void pool_stop(struct pool *p, long drain_ms)
 	fleet_poke(p->fleet);
 	for (i = 0; i < p->n; i++)
 		pthread_join(p->w[i].thread, NULL);
+	fleet_on_room(p->fleet, NULL, NULL);
 	for (i = 0; i < p->n; i++) {
 		pthread_mutex_destroy(&p->w[i].lock);
 		pthread_cond_destroy(&p->w[i].nap);
@@ -248,5 +387,6 @@ void pool_stop(struct pool *p, long drain_ms)
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->work);
 	free(p->w);
+	free(p->streams);
 	free(p);
 }

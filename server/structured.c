@@ -9,6 +9,7 @@ int structured_call(const struct structured_req *q, struct chat_result *res, str
 {
 	struct chat_msg msgs[2];
 	struct chat_req req;
+	struct fleet_call fc;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
@@ -23,11 +24,16 @@ int structured_call(const struct structured_req *q, struct chat_result *res, str
 	req.options = q->options;
 	req.cancel = q->cancel;
 	req.format = q->schema;
-	if (fleet_acquire(q->fleet, q->be->name, q->cancel) < 0)
-		return perr_set(e, PERR_CANCELLED,
-				"cancelled while waiting for a call slot on backend '%s'",
-				q->be->name);
+	/* a one-shot call: a free slot, never one a running conversation holds */
+	if (fleet_oneshot_acquire(q->fleet, q->be->name, q->model, q->cancel, &fc, e) < 0) {
+		if (e->code == PERR_CANCELLED)
+			perr_set(e, PERR_CANCELLED,
+				 "cancelled while waiting for a call slot on backend '%s'",
+				 q->be->name);
+		return -1;
+	}
+	fleet_call_pin(&fc, &req);
 	rc = backend_chat(q->curl, &req, res, e);
-	fleet_release(q->fleet, q->be->name);
+	fleet_oneshot_release(q->fleet, &fc);
 	return rc;
 }

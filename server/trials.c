@@ -123,6 +123,7 @@ static int judge_check(struct run *r, CURL *curl, const char *criterion, const c
 	struct strbuf user;
 	struct chat_msg msgs[2];
 	struct chat_req req;
+	struct fleet_call fc;
 	struct chat_result cr;
 	struct perr e = {0};
 	json_t *a;
@@ -148,11 +149,13 @@ static int judge_check(struct run *r, CURL *curl, const char *criterion, const c
 	memset(&cr, 0, sizeof(cr));
 	strbuf_init(&cr.text, 0);
 	if (!req.be || !req.model ||
-	    fleet_acquire(r->ctx->fleet, sp->judge_backend, &r->stop) < 0) {
+	    fleet_oneshot_acquire_own(r->ctx->fleet, r->ctx->lease, sp->judge_backend,
+				      sp->judge_model, &r->stop, &fc, &e) < 0) {
 		snprintf(why, size, "no judge could be asked (give the job \"judge\")");
 	} else {
+		fleet_call_pin(&fc, &req);
 		rc = backend_chat(curl, &req, &cr, &e);
-		fleet_release(r->ctx->fleet, sp->judge_backend);
+		fleet_oneshot_release(r->ctx->fleet, &fc);
 		if (rc < 0) {
 			snprintf(why, size, "the judge call failed: %.200s", e.msg);
 		} else if (!(a = json_loads(cr.text.buf, 0, NULL)) ||
@@ -208,6 +211,7 @@ static int call_task(struct run *r, CURL *curl, size_t k, int rep, struct result
 	const struct backend_cfg *be = fleet_find(r->ctx->fleet, sp->backend);
 	struct chat_msg msgs[2];
 	struct chat_req req;
+	struct fleet_call fc;
 	struct chat_result cr;
 	struct perr e = {0};
 	size_t nm = 0;
@@ -229,13 +233,15 @@ static int call_task(struct run *r, CURL *curl, size_t k, int rep, struct result
 	req.cancel = &r->stop;
 	for (attempt = 1;; attempt++) {
 		int rc;
-		if (fleet_acquire(r->ctx->fleet, sp->backend, &r->stop) < 0)
+		if (fleet_oneshot_acquire_own(r->ctx->fleet, r->ctx->lease, sp->backend, sp->model,
+					      &r->stop, &fc, &e) < 0)
 			goto stopped;
+		fleet_call_pin(&fc, &req);
 		res->started_at = util_now_us();
 		memset(&cr, 0, sizeof(cr));
 		rc = backend_chat(curl, &req, &cr, &e);
 		res->finished_at = util_now_us();
-		fleet_release(r->ctx->fleet, sp->backend);
+		fleet_oneshot_release(r->ctx->fleet, &fc);
 		if (rc == 0) {
 			res->reply = strbuf_detach(&cr.text, NULL);
 			res->m = cr.m;

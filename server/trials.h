@@ -66,6 +66,8 @@ struct trial_ctx {
 	struct fleet *fleet;
 	struct db *db;
 	const atomic_int *cancel; /* the job's cancel flag (also raised at shutdown) */
+	/* the slots the job's conversation holds, which its own task calls may use; or NULL */
+	const struct fleet_lease *lease;
 };
 
 enum trial_end {

@@ -364,12 +364,23 @@
 			backendsCache = backendsCache || [];
 		}
 		const box = document.getElementById('backends');
-		box.replaceChildren(...backendsCache.map((b) => h('span', {
-			class: 'backend b-' + (b.status || 'unknown'),
-			title: b.name + ' (' + b.kind + ') ' + b.url + ': ' + (b.status || 'unknown')
-				+ (b.error ? ' — ' + (b.error.message || b.error) : '')
-				+ (b.in_flight ? ', ' + b.in_flight + ' call(s) in flight' : ''),
-		}, h('span', {class: 'dot', 'aria-hidden': 'true'}), b.name)));
+		/* one line per member of a pool: its status, slots held of slots, calls in flight */
+		const memberLine = (m) => m.url + ': ' + (m.status || 'unknown')
+			+ ', ' + (m.slots_held || 0) + ' of ' + (m.slots || 0) + ' slots held'
+			+ (m.in_flight ? ', ' + m.in_flight + ' call(s) in flight' : '')
+			+ (m.error ? ' — ' + (m.error.message || m.error) : '');
+		box.replaceChildren(...backendsCache.map((b) => {
+			const members = b.members || [];
+			const up = members.filter((m) => m.status === 'up').length;
+			return h('span', {
+				class: 'backend b-' + (b.status || 'unknown'),
+				title: b.name + ' (' + b.kind + ')\n' + (members.length
+					? members.map(memberLine).join('\n')
+					: b.url + ': ' + (b.status || 'unknown')
+						+ (b.error ? ' — ' + (b.error.message || b.error) : '')),
+			}, h('span', {class: 'dot', 'aria-hidden': 'true'}),
+			b.name + (members.length > 1 ? ' ' + up + '/' + members.length : ''));
+		}));
 		return backendsCache;
 	}
 
@@ -1970,7 +1981,9 @@
 			const side = (role, pick) => {
 				const bSel = h('select', {id: 'f-' + role + '-backend', name: role + '.backend'},
 					backends.map((b) => h('option', {value: b.name,
-						text: (b.name === b.kind ? b.name : b.name + ' · ' + b.kind) + ' · ' + (b.status || 'unknown')})));
+						text: (b.name === b.kind ? b.name : b.name + ' · ' + b.kind) + ' · ' + (b.status || 'unknown')
+							+ ((b.members || []).length > 1 ? ' · ' + b.members.length + ' members' : '')
+							+ (b.slots ? ' · ' + (b.slots - (b.slots_held || 0)) + ' of ' + b.slots + ' slots free' : '')})));
 				const slot = h('div', {class: 'model-slot'});
 				const hint = h('div', {class: 'hint muted'});
 				const s = {bSel, slot, hint, control: null};

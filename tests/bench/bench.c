@@ -27,6 +27,11 @@
  *      llama-server thread (BENCH_LLAMA_THREADS): with two, ggml's spinning thread pool
  *      turns any other runnable thread on 2 shared cores into stalls of seconds (64 tokens
  *      measured at 48 ms and at 8.8 s), so the comparison would measure the scheduler.
+ *   6. scheduling by slots: a 60-job batch on a pool of three 2-slot fake llama-servers at a
+ *      fixed 100 ms a call, against the ideal schedule (one conversation per member), and
+ *      again with a member killed a third of the way in (no job may be lost); the cache
+ *      share per job at 1, 2, 4 and 8 conversations at once on one 2-slot fake whose
+ *      uncached prompt tokens cost 1 ms each.
  *   References taken in the same run, to read the figures by: the latency of one durable
  *   SQLite commit on this disk, and the calls per second the fake serves to a plain client.
  *
@@ -85,6 +90,12 @@ enum fig_id {
 	F_REF_FAKE,
 	F_TRIAL_EFF,
 	F_TRIAL_SAVED,
+	F_POOL_EFF,
+	F_POOL_KILL_LOST,
+	F_SLOT_CACHE_1,
+	F_SLOT_CACHE_2,
+	F_SLOT_CACHE_4,
+	F_SLOT_CACHE_8,
 	F__COUNT
 };
 
@@ -145,6 +156,18 @@ static struct figure figs[F__COUNT] = {
     [F_TRIAL_SAVED] = {"trial_early_stop_saved",
 		       "trials: early stop, share of a hopeless trial saved", "", 3, 0, 0,
 		       "report"},
+    [F_POOL_EFF] = {"pool_batch_wall_ratio", "pool 3 x 2 slots: 60-job batch wall / ideal", "", 3,
+		    -1, 1.05, "<= 1.05"},
+    [F_POOL_KILL_LOST] = {"pool_kill_jobs_lost", "pool: jobs lost when a member dies mid-batch",
+			  "", 0, -1, 0, "0"},
+    [F_SLOT_CACHE_1] = {"slot_cache_share_1", "slots: cache share per job, 1 at once (fake)", "",
+			2, 0, 0, "report"},
+    [F_SLOT_CACHE_2] = {"slot_cache_share_2", "slots: cache share per job, 2 at once (fake)", "",
+			2, 0, 0, "report"},
+    [F_SLOT_CACHE_4] = {"slot_cache_share_4", "slots: cache share per job, 4 at once (fake)", "",
+			2, 0, 0, "report"},
+    [F_SLOT_CACHE_8] = {"slot_cache_share_8", "slots: cache share per job, 8 at once (fake)", "",
+			2, 0, 0, "report"},
 };
 
 static int nruns = 3;
@@ -1741,6 +1764,224 @@ static void bench_real(int run)
 
 /* ---- report ---- */
 
+/* ---- 6. scheduling by slots (issue 14) ---- */
+
+#define POOL_MEMBERS 3
+#define POOL_REPLY_MS 100
+#define POOL_TURNS 3
+#define POOL_JOBS 60
+
+/* Posts a batch of n_cand candidates x repeat jobs on backend "llama"; its id into id. */
+static int post_batch(int port, int n_cand, int repeat, int turns, char id[32])
+{
+	char body[2048];
+	json_t *j = NULL;
+	size_t len;
+	int i, st;
+
+	len = (size_t)snprintf(body, sizeof(body),
+			       "{\"interviewer\":{\"model\":\"iv\",\"backend\":\"llama\"},"
+			       "\"candidates\":[");
+	for (i = 0; i < n_cand; i++)
+		len += (size_t)snprintf(body + len, sizeof(body) - len,
+					"%s{\"model\":\"cd-%d\",\"backend\":\"llama\"}", i ? "," : "",
+					i);
+	snprintf(body + len, sizeof(body) - len,
+		 "],\"scenarios\":[\"response_speed_optimization\"],\"repeat\":%d,"
+		 "\"max_turns\":%d}",
+		 repeat, turns);
+	st = harness_http_json(port, "POST", "/v1/batches", body, &j);
+	snprintf(id, 32, "%s", str_or_empty(json_string_value(json_object_get(j, "id"))));
+	json_decref(j);
+	return st == 202 ? 0 : -1;
+}
+
+/*
+ * A 60-job batch on a pool of three 2-slot fake llama-servers at a fixed 100 ms a call: one
+ * conversation per member at a time, so ideal = 60 x 3 turns x 100 ms / 3. With kill = 1 one
+ * member is killed a third of the way in: every job must still succeed.
+ */
+static void bench_pool(int run, int kill)
+{
+	const char *fargs[] = {"--slots", "2", "--reply-ms", "100", "--load-ms", "0",
+			       "--die-with-parent", NULL};
+	struct proc fakes[POOL_MEMBERS], pd;
+	char be[512], id[32], path[96];
+	char *db = db_path(kill ? "pool-kill" : "pool", run);
+	double t0, measured, ideal;
+	int64_t last = 0;
+	size_t len, k;
+	int i, ok = 0, killed = 0;
+	json_t *list = NULL, *x;
+
+	memset(fakes, 0, sizeof(fakes));
+	memset(&pd, 0, sizeof(pd));
+	len = (size_t)snprintf(be, sizeof(be), "name=llama,kind=llama-server");
+	for (i = 0; i < POOL_MEMBERS; i++) {
+		if (harness_fake_start(&fakes[i], fargs) < 0)
+			goto fail;
+		len += (size_t)snprintf(be + len, sizeof(be) - len, ",url=http://127.0.0.1:%d",
+					fakes[i].port);
+	}
+	{
+		const char *args[] = {"--workers", "6", "--backend", be, "--config", bench_config(),
+				      NULL};
+		if (harness_parleyd_start(&pd, db, args) < 0)
+			goto fail;
+	}
+	usleep(300000); /* the first probes read the slots */
+	t0 = now_s();
+	if (post_batch(pd.port, 3, POOL_JOBS / 3, POOL_TURNS, id) < 0)
+		goto fail;
+	for (;;) {
+		if (kill && !killed && now_s() - t0 > 2.0) {
+			harness_stop(&fakes[POOL_MEMBERS - 1], SIGKILL);
+			killed = 1;
+		}
+		if (metrics_jobs(pd.port, "queued") == 0 && metrics_jobs(pd.port, "running") == 0)
+			break;
+		if (now_s() - t0 > 120) {
+			say("pool: the batch did not end");
+			goto fail;
+		}
+		usleep(20000);
+	}
+	snprintf(path, sizeof(path), "/v1/jobs?batch=%s&limit=100", id);
+	harness_http_json(pd.port, "GET", path, NULL, &list);
+	json_array_foreach(json_object_get(list, "items"), k, x)
+	{
+		int64_t fin = iso_us(json_string_value(json_object_get(x, "finished_at")));
+
+		ok += !strcmp(str_or_empty(json_string_value(json_object_get(x, "status"))),
+			      "succeeded");
+		last = fin > last ? fin : last;
+	}
+	json_decref(list);
+	measured = (double)last / 1e6 - t0;
+	ideal = (double)POOL_JOBS * POOL_TURNS * POOL_REPLY_MS / 1000.0 / POOL_MEMBERS;
+	if (kill) {
+		fig_add(F_POOL_KILL_LOST, POOL_JOBS - ok,
+			json_pack("{s:i, s:f}", "succeeded", ok, "wall_s", measured));
+		say("run %d: pool with a member killed: %d of %d jobs succeeded in %.2f s", run + 1,
+		    ok, POOL_JOBS, measured);
+	} else {
+		if (ok != POOL_JOBS)
+			say("pool: only %d of %d jobs succeeded", ok, POOL_JOBS);
+		fig_add(F_POOL_EFF, measured / ideal,
+			json_pack("{s:f, s:f, s:i}", "measured_s", measured, "ideal_s", ideal,
+				  "succeeded", ok));
+		say("run %d: pool batch %.2f s, ideal %.2f s (%.3f)", run + 1, measured, ideal,
+		    measured / ideal);
+	}
+	stop_proc(&pd);
+	for (i = 0; i < POOL_MEMBERS; i++)
+		stop_proc(&fakes[i]);
+	free(db);
+	return;
+fail:
+	stop_proc(&pd);
+	for (i = 0; i < POOL_MEMBERS; i++)
+		stop_proc(&fakes[i]);
+	free(db);
+	failures++;
+}
+
+/* Cached / prompt tokens over turns 3 on, of one job. */
+static double job_cache_share(int port, const char *id)
+{
+	char path[96];
+	json_t *t = NULL, *turn;
+	double prompt = 0, cached = 0;
+	size_t i;
+
+	snprintf(path, sizeof(path), "/v1/jobs/%s/transcript", id);
+	harness_http_json(port, "GET", path, NULL, &t);
+	json_array_foreach(json_object_get(t, "conversation"), i, turn)
+	{
+		json_t *m = json_object_get(turn, "metrics");
+
+		if (json_integer_value(json_object_get(turn, "turn")) < 3)
+			continue;
+		prompt += (double)json_integer_value(json_object_get(m, "prompt_tokens"));
+		cached += (double)json_integer_value(json_object_get(m, "cached_tokens"));
+	}
+	json_decref(t);
+	return prompt > 0 ? cached / prompt : 0;
+}
+
+/* The cache share per job with n conversations submitted at once to a 2-slot fake whose
+ * uncached prompt tokens cost 1 ms each (workers = n, as a user raising concurrency would). */
+static void bench_slot_cache(int run, int n, enum fig_id fig)
+{
+	const char *fargs[] = {"--slots", "2", "--reply-ms", "30", "--prompt-ms-per-token", "1",
+			       "--load-ms", "0", "--die-with-parent", NULL};
+	struct proc fake, pd;
+	char be[256], workers[8], (*ids)[32] = xcalloc((size_t)n, 32), body[512];
+	char *db = db_path("slots", run * 10 + n);
+	double sum = 0, lo = 1, t0;
+	int i;
+
+	memset(&pd, 0, sizeof(pd));
+	if (harness_fake_start(&fake, fargs) < 0)
+		goto fail;
+	snprintf(be, sizeof(be), "name=llama,kind=llama-server,url=http://127.0.0.1:%d", fake.port);
+	snprintf(workers, sizeof(workers), "%d", n);
+	{
+		const char *args[] = {"--workers", workers, "--backend", be, "--config",
+				      bench_config(), NULL};
+		if (harness_parleyd_start(&pd, db, args) < 0)
+			goto fail;
+	}
+	usleep(300000);
+	t0 = now_s();
+	for (i = 0; i < n; i++) {
+		json_t *j = NULL;
+
+		snprintf(body, sizeof(body),
+			 "{\"scenario\":\"response_speed_optimization\","
+			 "\"interviewer\":{\"model\":\"iv-%d\",\"backend\":\"llama\"},"
+			 "\"candidate\":{\"model\":\"cd-%d\",\"backend\":\"llama\"},\"max_turns\":7}",
+			 i, i);
+		if (harness_http_json(pd.port, "POST", "/v1/jobs", body, &j) != 202)
+			goto fail;
+		snprintf(ids[i], 32, "%s", json_string_value(json_object_get(j, "id")));
+		json_decref(j);
+	}
+	if (wait_idle(pd.port, 120, 0.05) < 0)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		double share = job_cache_share(pd.port, ids[i]);
+
+		sum += share;
+		lo = share < lo ? share : lo;
+	}
+	fig_add(fig, sum / n,
+		json_pack("{s:f, s:f, s:f}", "mean", sum / n, "min", lo, "wall_s", now_s() - t0));
+	say("run %d: %d at once: cache share per job mean %.2f, min %.2f", run + 1, n, sum / n,
+	    lo);
+	stop_proc(&pd);
+	stop_proc(&fake);
+	free(ids);
+	free(db);
+	return;
+fail:
+	stop_proc(&pd);
+	stop_proc(&fake);
+	free(ids);
+	free(db);
+	failures++;
+}
+
+static void bench_sched(int run)
+{
+	bench_pool(run, 0);
+	bench_pool(run, 1);
+	bench_slot_cache(run, 1, F_SLOT_CACHE_1);
+	bench_slot_cache(run, 2, F_SLOT_CACHE_2);
+	bench_slot_cache(run, 4, F_SLOT_CACHE_4);
+	bench_slot_cache(run, 8, F_SLOT_CACHE_8);
+}
+
 static int cores(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1884,6 +2125,8 @@ int main(void)
 			bench_real(run);
 		if (!only || strstr(only, "trials"))
 			bench_trials(run);
+		if (!only || strstr(only, "sched"))
+			bench_sched(run);
 	}
 	if (llama_skip)
 		fig_note(F_REAL_RATIO, "skipped: llama-server cannot be provisioned here");

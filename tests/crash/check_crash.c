@@ -4,7 +4,8 @@
  *
  * DESIGN: CRASH_JOBS jobs (40 by default; `make crash-test` runs 200) of 3 to
  * 6 turns go to a fake backend whose scripted replies take 50 to 500 ms to
- * stream, over both wire protocols. A submitter thread posts them at a random
+ * stream, over both wire protocols (the llama-server backend is a pool of that
+ * fake and a second one). A submitter thread posts them at a random
  * pace, each with its own Idempotency-Key, and retries a POST that got no
  * answer until it gets one, so every job is acknowledged exactly once. The
  * test's own thread kills parleyd CRASH_KILLS times (5 by default; 20 for
@@ -56,7 +57,7 @@ static struct {
 	struct job *jobs;
 	char *replies[NMODELS][NREPLIES];
 	char dbpath[512];
-	struct proc fake, parleyd;
+	struct proc fake, fake2, parleyd;
 	_Atomic int port;	 /* parleyd's port now; the submitter reads it */
 	_Atomic int submit_done; /* the submitter has every job acknowledged */
 	_Atomic int unanswered;	 /* POSTs that got no answer (parleyd was down or died) */
@@ -297,8 +298,9 @@ static void start_parleyd(void)
 	snprintf(b1, sizeof(b1),
 		 "name=ollama,kind=ollama,url=http://127.0.0.1:%d,max_concurrency=3", C.fake.port);
 	snprintf(b2, sizeof(b2),
-		 "name=llama,kind=llama-server,url=http://127.0.0.1:%d,max_concurrency=3",
-		 C.fake.port);
+		 "name=llama,kind=llama-server,url=http://127.0.0.1:%d,url=http://127.0.0.1:%d,"
+		 "max_concurrency=3",
+		 C.fake.port, C.fake2.port);
 	ck_assert_int_eq(harness_parleyd_start(&C.parleyd, C.dbpath, args), 0);
 	atomic_store(&C.port, C.parleyd.port);
 }
@@ -390,6 +392,7 @@ START_TEST(kill_9_loses_nothing)
 	write_script(script, &s, &min_ms, &max_ms);
 	printf("crash: the fake's replies stream for %d to %d ms\n", min_ms, max_ms);
 	ck_assert_int_eq(harness_fake_start(&C.fake, fake_args), 0);
+	ck_assert_int_eq(harness_fake_start(&C.fake2, fake_args), 0);
 	snprintf(C.dbpath, sizeof(C.dbpath), "%s/crash.db", harness_tmpdir());
 	start_parleyd();
 
@@ -519,6 +522,7 @@ START_TEST(kill_9_loses_nothing)
 		free(ic);
 	}
 	harness_stop(&C.fake, SIGTERM);
+	harness_stop(&C.fake2, SIGTERM);
 	for (i = 0; i < NMODELS; i++)
 		for (k = 0; k < NREPLIES; k++)
 			free(C.replies[i][k]);
@@ -533,6 +537,8 @@ static void teardown(void)
 		harness_stop(&C.parleyd, SIGKILL);
 	if (C.fake.pid > 0)
 		harness_stop(&C.fake, SIGKILL);
+	if (C.fake2.pid > 0)
+		harness_stop(&C.fake2, SIGKILL);
 }
 
 int main(void)

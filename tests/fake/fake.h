@@ -80,4 +80,27 @@ long fake_count_tokens(size_t len);
  */
 size_t fake_split_pieces(const char *s, size_t len, size_t **ends);
 
+/*
+ * The llama slots (fake_slots.c), safe from any thread. init before serving, free after.
+ * acquire takes a slot for a prompt (want: the request's id_slot, -1 = let the fake choose
+ * as llama-server does), waiting while none fits; it polls gone(ud) every 20 ms and returns -1
+ * when that says the client hung up or the fake stops, else 0 with *slot and *cached (the
+ * prompt tokens the slot already held). release stores what the slot now caches.
+ */
+void fake_slots_init(int n);
+void fake_slots_free(void);
+void fake_slots_stop(void);
+int fake_slots_acquire(const char *prompt, size_t len, long prompt_tokens, long want,
+		       int (*gone)(void *ud), void *ud, int *slot, long *cached);
+void fake_slots_release(int slot, const char *prompt, size_t plen, const char *reply,
+			size_t rlen);
+int fake_slots_busy(void);
+long fake_slots_deferred(void);
+/* Empties every slot's cache and counters. */
+void fake_slots_reset(void);
+/* New array in the shape of llama-server's GET /slots (with "params" parsed from params when
+ * it is not NULL); counters adds each slot's requests, pinned, tokens_processed,
+ * tokens_cached and cache_tokens since start or the last reset. */
+json_t *fake_slots_json(int counters, long n_ctx, const char *params);
+
 #endif

@@ -63,7 +63,14 @@ static struct {
 	long load_ms;
 	int die_with_parent;
 	long reply_ms; /* > 0: every reply ends this long after it starts (--reply-ms) */
-} cfg = {"127.0.0.1", 0, NULL, 0, 2, 4096, 100, 0, 0};
+	long prompt_ms_per_token; /* > 0: llama prompt tokens not cached cost this each */
+} cfg = {"127.0.0.1", 0, NULL, 0, 2, 4096, 100, 0, 0, 0};
+
+/* What a prompt token costs: --prompt-ms-per-token, else a nominal 50 us. */
+static long prompt_us_per_token(void)
+{
+	return cfg.prompt_ms_per_token > 0 ? cfg.prompt_ms_per_token * 1000 : PROMPT_US_PER_TOKEN;
+}
 
 static atomic_int stopping;
 static volatile sig_atomic_t got_signal;
@@ -179,20 +186,13 @@ struct logent {
 	const char *fault;   /* static name, or NULL */
 	const char *outcome; /* static; NULL while it runs */
 	int slot;	     /* llama slot it ran in; -1 = none */
+	long id_slot;	     /* the id_slot the request asked for; -1 = none */
+	long prompt_tokens;  /* -1 = not computed */
 	long cached_tokens;  /* -1 = not computed */
-};
-
-struct slot {
-	int busy;
-	long id_task;
-	int64_t last_used_us;
-	long n_prompt, n_cached;
-	struct strbuf cache; /* rendered prompt + reply: what its KV cache holds */
 };
 
 static struct {
 	pthread_mutex_t lock;	/* guards every field below */
-	pthread_cond_t slot_cv; /* broadcast when a slot is freed or the fake stops */
 	json_t *script;		/* owned; replaced whole by POST /_fake/script */
 	struct fault *faults;
 	size_t nfaults, afaults;
@@ -203,12 +203,10 @@ static struct {
 	long chat_requests, in_flight, max_in_flight, disconnects;
 	json_t *by_model; /* owned: model -> chat requests */
 	json_t *loaded;	  /* owned: Ollama models in memory, name -> {"num_ctx"} */
-	struct slot *slots;
-	long next_task, deferred;
 	/* llama /metrics counters */
 	long m_prompt_tokens, m_cached_tokens, m_predicted, m_tokens_max;
 	double m_prompt_s, m_predicted_s;
-} F = {.lock = PTHREAD_MUTEX_INITIALIZER, .slot_cv = PTHREAD_COND_INITIALIZER};
+} F = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* A new reference to the current script. */
 static json_t *script_get(void)
@@ -352,6 +350,8 @@ static void chat_begin(struct req *r, json_t *body, const char *model)
 	e->model = xstrdup_or_null(model);
 	e->received_ms = util_now_us() / 1000;
 	e->slot = -1;
+	e->id_slot = -1;
+	e->prompt_tokens = -1;
 	e->cached_tokens = -1;
 	pthread_mutex_unlock(&F.lock);
 }
@@ -435,124 +435,59 @@ static int64_t reply_due_us(const struct req *r, size_t k)
 	return r->gen_t0_us + cfg.reply_ms * 1000 * (int64_t)(k + 1) / (int64_t)n;
 }
 
-/* ---- llama slots ---- */
+/* ---- llama slots (fake_slots.c) ---- */
 
-static size_t common_prefix(const char *a, size_t na, const char *b, size_t nb)
+static int req_gone(void *ud)
 {
-	size_t i, n = na < nb ? na : nb;
-
-	for (i = 0; i < n && a[i] == b[i]; i++)
-		;
-	return i;
+	return client_gone(ud, 0);
 }
 
 /*
- * Takes an idle slot for r (want: the request's id_slot, -1 = any): the one
- * whose cache shares the longest prefix with the prompt, if that prefix is at
- * least a tenth of the prompt (llama-server's slot_prompt_similarity) and at
- * least half of what the slot holds (so that two conversations sharing a short
- * system-prompt prefix do not evict each other); else the least recently used.
- * While none is idle the request waits, as llama-server defers it. Returns 0,
- * or -1 when the client hung up or the fake is stopping.
+ * Takes a slot for r (want: the request's id_slot, -1 = any) and logs it; then the
+ * uncached part of the prompt costs --prompt-ms-per-token a token. Returns 0, or -1 when the
+ * client hung up or the fake is stopping.
  */
 static int slot_acquire(struct req *r, long want)
 {
-	int deferred = 0, best = -1, lru = -1, i;
-	size_t best_pre = 0;
+	struct logent *e;
 
-	pthread_mutex_lock(&F.lock);
-	for (;;) {
-		struct timespec ts;
-
-		for (i = 0; i < cfg.slots; i++) {
-			struct slot *s = &F.slots[i];
-			size_t pre;
-
-			if (s->busy || (want >= 0 && i != want))
-				continue;
-			pre =
-			    common_prefix(s->cache.buf, s->cache.len, r->prompt.buf, r->prompt.len);
-			if (pre > best_pre && pre * 10 >= r->prompt.len &&
-			    pre * 2 >= s->cache.len) {
-				best = i;
-				best_pre = pre;
-			}
-			if (lru < 0 || s->last_used_us < F.slots[lru].last_used_us)
-				lru = i;
-		}
-		if (best < 0)
-			best = lru;
-		if (best >= 0)
-			break;
-		if (!deferred) {
-			deferred = 1;
-			F.deferred++;
-		}
-		if (atomic_load(&stopping) || client_gone(r, 0)) {
-			F.deferred--;
-			pthread_mutex_unlock(&F.lock);
-			if (!atomic_load(&stopping))
-				mark_disconnected(r);
-			return -1;
-		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 20 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&F.slot_cv, &F.lock, &ts);
+	if (fake_slots_acquire(r->prompt.buf, r->prompt.len, r->prompt_tokens, want, req_gone, r,
+			       &r->slot, &r->cached_tokens)) {
+		if (!atomic_load(&stopping))
+			mark_disconnected(r);
+		return -1;
 	}
-	if (deferred)
-		F.deferred--;
-	best_pre = common_prefix(F.slots[best].cache.buf, F.slots[best].cache.len, r->prompt.buf,
-				 r->prompt.len);
-	/* llama.cpp always evaluates at least the prompt's last token */
-	r->cached_tokens = (long)(best_pre / FAKE_TOKEN_BYTES);
-	if (r->cached_tokens > r->prompt_tokens - 1)
-		r->cached_tokens = r->prompt_tokens - 1;
-	if (r->cached_tokens < 0)
-		r->cached_tokens = 0;
-	r->slot = best;
-	F.slots[best].busy = 1;
-	F.slots[best].id_task = ++F.next_task;
-	F.slots[best].n_prompt = r->prompt_tokens;
-	F.slots[best].n_cached = r->cached_tokens;
-	{
-		struct logent *e = log_find(r->log_id);
-
-		if (e) {
-			e->slot = best;
-			e->cached_tokens = r->cached_tokens;
-		}
+	pthread_mutex_lock(&F.lock);
+	if ((e = log_find(r->log_id))) {
+		e->slot = r->slot;
+		e->id_slot = want;
+		e->prompt_tokens = r->prompt_tokens;
+		e->cached_tokens = r->cached_tokens;
 	}
 	pthread_mutex_unlock(&F.lock);
+	if (cfg.prompt_ms_per_token > 0 &&
+	    nap(r, cfg.prompt_ms_per_token * (r->prompt_tokens - r->cached_tokens)))
+		return -1;
 	return 0;
 }
 
 /* Must hold F.lock. The slot now caches the prompt and what was generated of the reply. */
 static void slot_release_locked(struct req *r)
 {
-	struct slot *s = &F.slots[r->slot];
 	long predicted = (long)r->next;
 	int64_t t1 = r->gen_t1_us ? r->gen_t1_us : util_mono_us();
 
-	strbuf_reset(&s->cache);
-	strbuf_add(&s->cache, r->prompt.buf, r->prompt.len);
-	if (r->reply)
-		strbuf_add(&s->cache, r->reply, req_emitted(r));
-	s->busy = 0;
-	s->last_used_us = util_mono_us();
+	fake_slots_release(r->slot, r->prompt.buf, r->prompt.len, r->reply,
+			   r->reply ? req_emitted(r) : 0);
 	F.m_prompt_tokens += r->prompt_tokens - r->cached_tokens;
 	F.m_cached_tokens += r->cached_tokens;
-	F.m_prompt_s += (double)(r->prompt_tokens - r->cached_tokens) * PROMPT_US_PER_TOKEN / 1e6;
+	F.m_prompt_s += (double)(r->prompt_tokens - r->cached_tokens) * prompt_us_per_token() / 1e6;
 	F.m_predicted += predicted;
 	if (r->gen_t0_us)
 		F.m_predicted_s += (double)(t1 - r->gen_t0_us) / 1e6;
 	if (r->prompt_tokens + predicted > F.m_tokens_max)
 		F.m_tokens_max = r->prompt_tokens + predicted;
 	r->slot = -1;
-	pthread_cond_broadcast(&F.slot_cv);
 }
 
 /* The request is over (sent, dropped, or refused): settle its books. */
@@ -748,7 +683,7 @@ static json_t *ollama_object(struct req *r, const char *content, size_t len, int
 static json_t *llama_timings(struct req *r)
 {
 	long prompt_n = r->prompt_tokens - r->cached_tokens, pred_n = (long)r->next;
-	double prompt_ms = (double)prompt_n * PROMPT_US_PER_TOKEN / 1000.0;
+	double prompt_ms = (double)prompt_n * (double)prompt_us_per_token() / 1000.0;
 	double pred_ms = (double)gen_us(r) / 1000.0;
 
 	return json_pack(
@@ -1269,8 +1204,6 @@ static enum MHD_Result llama_chat(struct req *r, const json_t *body, const json_
 	memcpy(r->id, "chatcmpl-", 9);
 	r->created = (int64_t)time(NULL);
 	id_slot = int_field(body, "id_slot", -1);
-	if (id_slot >= cfg.slots) /* no such slot: take any rather than wait forever */
-		id_slot = -1;
 	if (slot_acquire(r, id_slot < 0 ? -1 : id_slot))
 		return MHD_NO;
 	return reply_start(r);
@@ -1742,26 +1675,9 @@ static enum MHD_Result llama_slots(struct req *r)
 {
 	const char *fail =
 	    MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "fail_on_no_slot");
-	json_t *list = json_array();
-	int i, idle = 0;
+	json_t *list = fake_slots_json(0, cfg.n_ctx, llama_params);
+	int idle = cfg.slots - fake_slots_busy();
 
-	pthread_mutex_lock(&F.lock);
-	for (i = 0; i < cfg.slots; i++) {
-		struct slot *s = &F.slots[i];
-
-		idle += !s->busy;
-		json_array_append_new(
-		    list,
-		    json_pack("{s:i,s:I,s:b,s:b,s:I,s:I,s:I,s:I,s:o,s:[{s:b,s:b,s:i,s:i}]}", "id",
-			      i, "n_ctx", (json_int_t)cfg.n_ctx, "speculative", 0, "is_processing",
-			      s->busy, "id_task", (json_int_t)s->id_task, "n_prompt_tokens",
-			      (json_int_t)s->n_prompt, "n_prompt_tokens_processed",
-			      (json_int_t)(s->n_prompt - s->n_cached), "n_prompt_tokens_cache",
-			      (json_int_t)s->n_cached, "params", json_loads(llama_params, 0, NULL),
-			      "next_token", "has_next_token", s->busy, "has_new_line", 0,
-			      "n_remain", -1, "n_decoded", 0));
-	}
-	pthread_mutex_unlock(&F.lock);
 	if (fail && strcmp(fail, "0") && !idle) {
 		json_decref(list);
 		return llama_error(r, 503, "unavailable_error", "no slot available", -1);
@@ -1774,12 +1690,11 @@ static enum MHD_Result llama_metrics(struct req *r)
 	struct strbuf sb;
 	char *text;
 	size_t len;
-	int i, busy = 0;
+	int busy = fake_slots_busy();
+	long deferred = fake_slots_deferred();
 
 	strbuf_init(&sb, 2048);
 	pthread_mutex_lock(&F.lock);
-	for (i = 0; i < cfg.slots; i++)
-		busy += F.slots[i].busy;
 #define COUNTER(name, help, fmt, v)                                                                \
 	strbuf_addf(&sb,                                                                           \
 		    "# HELP llamacpp:" name " " help "\n# TYPE llamacpp:" name                     \
@@ -1807,7 +1722,7 @@ static enum MHD_Result llama_metrics(struct req *r)
 	GAUGE("predicted_tokens_seconds", "Average generation throughput in tokens/s", "%g",
 	      F.m_predicted_s > 0 ? F.m_predicted / F.m_predicted_s : 0.0);
 	GAUGE("requests_processing", "Number of requests processing", "%d", busy);
-	GAUGE("requests_deferred", "Number of requests deferred", "%ld", F.deferred);
+	GAUGE("requests_deferred", "Number of requests deferred", "%ld", deferred);
 #undef COUNTER
 #undef GAUGE
 	pthread_mutex_unlock(&F.lock);
@@ -2031,6 +1946,11 @@ static enum MHD_Result control_requests(struct req *r)
 		json_object_set_new(j, "stream", json_boolean(e->stream));
 		json_object_set_new(j, "fault", e->fault ? json_string(e->fault) : json_null());
 		json_object_set_new(j, "slot", e->slot >= 0 ? json_integer(e->slot) : json_null());
+		json_object_set_new(j, "id_slot",
+				    e->id_slot >= 0 ? json_integer(e->id_slot) : json_null());
+		json_object_set_new(j, "prompt_tokens",
+				    e->prompt_tokens >= 0 ? json_integer(e->prompt_tokens)
+							  : json_null());
 		json_object_set_new(j, "cached_tokens",
 				    e->cached_tokens >= 0 ? json_integer(e->cached_tokens)
 							  : json_null());
@@ -2043,16 +1963,15 @@ static enum MHD_Result control_requests(struct req *r)
 static enum MHD_Result control_stats(struct req *r)
 {
 	json_t *j;
-	int i, busy = 0;
+	int busy = fake_slots_busy();
+	long deferred = fake_slots_deferred();
 
 	pthread_mutex_lock(&F.lock);
 	faults_prune_locked();
-	for (i = 0; i < cfg.slots; i++)
-		busy += F.slots[i].busy;
 	j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:i,s:o,s:I}", "chat_requests",
 		      (json_int_t)F.chat_requests, "in_flight", (json_int_t)F.in_flight,
 		      "max_in_flight", (json_int_t)F.max_in_flight, "disconnects",
-		      (json_int_t)F.disconnects, "deferred", (json_int_t)F.deferred, "slots_busy",
+		      (json_int_t)F.disconnects, "deferred", (json_int_t)deferred, "slots_busy",
 		      busy, "by_model", json_deep_copy(F.by_model), "faults_queued",
 		      (json_int_t)F.nfaults);
 	pthread_mutex_unlock(&F.lock);
@@ -2062,7 +1981,6 @@ static enum MHD_Result control_stats(struct req *r)
 static enum MHD_Result control_reset(struct req *r)
 {
 	size_t i;
-	int s;
 
 	pthread_mutex_lock(&F.lock);
 	faults_clear_locked();
@@ -2073,13 +1991,10 @@ static enum MHD_Result control_reset(struct req *r)
 	F.max_in_flight = F.in_flight;
 	json_object_clear(F.by_model);
 	json_object_clear(F.loaded);
-	for (s = 0; s < cfg.slots; s++) {
-		strbuf_reset(&F.slots[s].cache);
-		F.slots[s].n_prompt = F.slots[s].n_cached = 0;
-	}
 	F.m_prompt_tokens = F.m_cached_tokens = F.m_predicted = F.m_tokens_max = 0;
 	F.m_prompt_s = F.m_predicted_s = 0;
 	pthread_mutex_unlock(&F.lock);
+	fake_slots_reset();
 	return send_json(r, 200, json_pack("{s:b}", "reset", 1), -1);
 }
 
@@ -2123,6 +2038,8 @@ static enum MHD_Result control(struct req *r, const char *what, int get, int pos
 		return control_requests(r);
 	if (get && !strcmp(what, "stats"))
 		return control_stats(r);
+	if (get && !strcmp(what, "slots"))
+		return send_json(r, 200, fake_slots_json(1, cfg.n_ctx, NULL), -1);
 	if (post && !strcmp(what, "script"))
 		return control_script(r);
 	if (get && !strcmp(what, "script")) {
@@ -2224,6 +2141,7 @@ static void usage(FILE *f)
 	fprintf(
 	    f, "usage: fake-backend [--port N] [--host ADDR] [--script FILE] [--token-delay-ms N]\n"
 	       "                    [--slots N] [--n-ctx N] [--load-ms N] [--reply-ms N]\n"
+	       "                    [--prompt-ms-per-token N]\n"
 	       "                    [--die-with-parent]\n"
 	       "Serves Ollama's and llama-server's HTTP APIs with scripted replies; prints\n"
 	       "port=N on stdout once listening. See tests/fake/README.md.\n");
@@ -2252,6 +2170,7 @@ static void parse_args(int argc, char **argv)
 	    {"n-ctx", required_argument, NULL, 'c'},
 	    {"load-ms", required_argument, NULL, 'l'},
 	    {"reply-ms", required_argument, NULL, 'r'},
+	    {"prompt-ms-per-token", required_argument, NULL, 'T'},
 	    {"die-with-parent", no_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -2283,6 +2202,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'r':
 			cfg.reply_ms = parse_num("reply-ms", optarg, 0, 3600000);
+			break;
+		case 'T':
+			cfg.prompt_ms_per_token = parse_num("prompt-ms-per-token", optarg, 0, 60000);
 			break;
 		case 'P':
 			cfg.die_with_parent = 1;
@@ -2332,7 +2254,6 @@ int main(int argc, char **argv)
 	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
 	struct sigaction sa;
 	sigset_t sigs, old;
-	int i;
 	size_t k;
 
 	parse_args(argc, argv);
@@ -2353,9 +2274,7 @@ int main(int argc, char **argv)
 	F.script = load_script(cfg.script_path);
 	F.by_model = json_object();
 	F.loaded = json_object();
-	F.slots = xcalloc((size_t)cfg.slots, sizeof(*F.slots));
-	for (i = 0; i < cfg.slots; i++)
-		strbuf_init(&F.slots[i].cache, 0);
+	fake_slots_init(cfg.slots);
 
 	/*
 	 * MHD's threads inherit a mask that blocks the signals, so only the main
@@ -2395,9 +2314,7 @@ int main(int argc, char **argv)
 	while (!got_signal)
 		sigsuspend(&old);
 	atomic_store(&stopping, 1);
-	pthread_mutex_lock(&F.lock);
-	pthread_cond_broadcast(&F.slot_cv);
-	pthread_mutex_unlock(&F.lock);
+	fake_slots_stop();
 	MHD_stop_daemon(d);
 
 	faults_clear_locked();
@@ -2405,9 +2322,7 @@ int main(int argc, char **argv)
 	for (k = 0; k < F.nlog; k++)
 		logent_release(&F.log[k]);
 	free(F.log);
-	for (i = 0; i < cfg.slots; i++)
-		strbuf_release(&F.slots[i].cache);
-	free(F.slots);
+	fake_slots_free();
 	json_decref(F.script);
 	json_decref(F.by_model);
 	json_decref(F.loaded);

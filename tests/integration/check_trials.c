@@ -186,7 +186,7 @@ START_TEST(figures_and_stored_calls)
 	size_t n;
 
 	start("5", 2);
-	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel};
+	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel, NULL};
 	begin_trial(0);
 	s = spec(0, "plain", 2);
 	ck_assert_int_eq(trials_run(&ctx, &s, &o, &e), 0);
@@ -252,7 +252,7 @@ START_TEST(judge_checks_are_asked)
 	int k, pass;
 
 	start("0", 2);
-	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel};
+	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel, NULL};
 	for (k = 0; k < NTASKS; k++) {
 		jt[k] = tasks[k];
 		ck_assert_int_eq(checks_compile(list, "", &jt[k].checks, errs), 0);
@@ -296,7 +296,7 @@ START_TEST(resume_at_the_first_missing_call)
 	size_t n;
 
 	start("5", 2);
-	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel};
+	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel, NULL};
 	begin_trial(0);
 	/* three calls were stored before a crash */
 	memset(&c, 0, sizeof(c));
@@ -337,7 +337,7 @@ START_TEST(hopeless_trial_stops_early)
 	struct perr e = {0};
 
 	start("20", 1);
-	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel};
+	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel, NULL};
 	best.score = 1.0;
 	best.median_ms = 10;
 	base = best;
@@ -381,7 +381,7 @@ START_TEST(cancel_stops_within_a_second)
 	int64_t t0, took;
 
 	start("3000", 2); /* every call takes 3 s */
-	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel};
+	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel, NULL};
 	begin_trial(0);
 	s = spec(0, "FORMAT-OK", 1);
 	pthread_create(&th, NULL, cancel_later, &cc);
@@ -408,7 +408,7 @@ START_TEST(calls_run_side_by_side)
 	double ideal;
 
 	start("100", 4);
-	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel};
+	ctx = (struct trial_ctx){&cfg, fleet, db, &cancel, NULL};
 	begin_trial(0);
 	s = spec(0, "FORMAT-OK", 5); /* 40 calls of 100 ms on 4 slots: 1 s at best */
 	t0 = util_mono_us();

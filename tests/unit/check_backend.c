@@ -425,7 +425,18 @@ START_TEST(test_llama_body)
 	ck_assert_ptr_null(json_object_get(b, "num_ctx"));
 	ck_assert_ptr_null(json_object_get(b, "options"));
 	ck_assert_ptr_null(json_object_get(b, "think"));
+	/* not pinned: llama-server picks the slot */
+	ck_assert_ptr_null(json_object_get(b, "id_slot"));
 	json_decref(b);
+	/* pinned to the slot that holds the conversation-role's prefix (server/fleet.h) */
+	w.req.pinned = 1;
+	w.req.id_slot = 0;
+	b = backend_request_body(&w.req);
+	ck_assert(json_is_integer(json_object_get(b, "id_slot")));
+	ck_assert_int_eq(json_integer_value(json_object_get(b, "id_slot")), 0);
+	ck_assert(json_is_true(json_object_get(b, "cache_prompt")));
+	json_decref(b);
+	w.req.pinned = 0;
 	json_decref(jopts);
 
 	/* no options at all: no max_tokens */

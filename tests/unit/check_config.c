@@ -394,6 +394,77 @@ START_TEST(keep_alive_takes_ollamas_forms)
 }
 END_TEST
 
+/* A pool: url repeated in --backend and PARLEY_BACKENDS, "urls" in the file. */
+START_TEST(pools_from_flags_env_and_file)
+{
+	const char *flags[] = {
+	    "--backend", "name=p,kind=llama-server,url=a:1,url=http://b:2/,max_conversations=3",
+	    NULL};
+	struct config c;
+	struct perr e = {0};
+	char *path;
+
+	clear_env();
+	ck_assert_int_eq(load(&c, &e, flags), 0);
+	ck_assert_int_eq(c.nbackends, 1);
+	ck_assert_int_eq(c.backends[0].nurls, 2);
+	ck_assert_str_eq(c.backends[0].url, "http://a:1");
+	ck_assert_str_eq(c.backends[0].urls[1], "http://b:2");
+	ck_assert_int_eq(c.backends[0].max_conversations, 3);
+	config_release(&c);
+
+	setenv("PARLEY_BACKENDS",
+	       "name=o,kind=ollama,url=x:1,url=y:1;name=l,kind=llama-server,url=z:9", 1);
+	ck_assert_int_eq(load(&c, &e, NULL), 0);
+	ck_assert_int_eq(c.nbackends, 2);
+	ck_assert_int_eq(c.backends[0].nurls, 2);
+	ck_assert_int_eq(c.backends[1].nurls, 1);
+	config_release(&c);
+	clear_env();
+
+	path = write_file("{\"backends\":[{\"name\":\"p\",\"kind\":\"llama-server\","
+			  "\"urls\":[\"h1:1\",\"h2:2\",\"h3:3\"],\"max_conversations\":2}]}");
+	setenv("PARLEY_CONFIG", path, 1);
+	ck_assert_int_eq(load(&c, &e, NULL), 0);
+	ck_assert_int_eq(c.backends[0].nurls, 3);
+	ck_assert_str_eq(c.backends[0].url, "http://h1:1");
+	ck_assert_str_eq(c.backends[0].urls[2], "http://h3:3");
+	ck_assert_int_eq(c.backends[0].max_conversations, 2);
+	config_release(&c);
+	free(path);
+
+	/* what is wrong, where, and what is expected */
+	path = write_file("{\"backends\":[{\"name\":\"p\",\"kind\":\"llama-server\","
+			  "\"urls\":[\"h1:1\",\"h1:1\"]}]}");
+	setenv("PARLEY_CONFIG", path, 1);
+	ck_assert_int_eq(load(&c, &e, NULL), -1);
+	ck_assert_ptr_nonnull(strstr(e.msg, "backends[0].urls[1]"));
+	ck_assert_ptr_nonnull(strstr(e.msg, "given twice"));
+	config_release(&c);
+	free(path);
+	path = write_file("{\"backends\":[{\"name\":\"p\",\"kind\":\"llama-server\","
+			  "\"urls\":\"h1:1\"}]}");
+	setenv("PARLEY_CONFIG", path, 1);
+	ck_assert_int_eq(load(&c, &e, NULL), -1);
+	ck_assert_ptr_nonnull(strstr(e.msg, "key 'backends[0].urls' is a string; expected"));
+	config_release(&c);
+	free(path);
+	clear_env();
+	{
+		const char *twice[] = {"--backend", "name=p,kind=ollama,url=a:1,url=a:1", NULL};
+		const char *zero[] = {"--backend", "name=p,kind=ollama,url=a:1,max_conversations=0",
+				      NULL};
+
+		ck_assert_int_eq(load(&c, &e, twice), -1);
+		ck_assert_ptr_nonnull(strstr(e.msg, "given twice"));
+		config_release(&c);
+		ck_assert_int_eq(load(&c, &e, zero), -1);
+		ck_assert_ptr_nonnull(strstr(e.msg, "max_conversations must be 1 to 65536"));
+		config_release(&c);
+	}
+}
+END_TEST
+
 START_TEST(help_lists_the_file_keys_and_h_works)
 {
 	static const char *const flags[][2] = {{"-h", NULL}, {"--help", NULL}};
@@ -453,6 +524,7 @@ int main(void)
 	tcase_add_test(tc, keep_alive_takes_ollamas_forms);
 	tcase_add_test(tc, help_lists_the_file_keys_and_h_works);
 	tcase_add_test(tc, hosts_origins_and_limits);
+	tcase_add_test(tc, pools_from_flags_env_and_file);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

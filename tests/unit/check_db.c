@@ -165,6 +165,51 @@ START_TEST(crash_requeue_resumes_with_a_new_attempt)
 }
 END_TEST
 
+/* The queue's heads: the oldest queued job of each stream (batch or single jobs, per pair of
+ * backends), whatever the length of the streams; a claimed job is no head any more. */
+START_TEST(queued_heads_one_per_stream)
+{
+	static const char *const batch[] = {NULL, "bA", NULL, "bA", "bB", NULL, "bA", "bB"};
+	static const char *const cand[] = {"ollama", "ollama", "llama", "ollama",
+					   "ollama", "ollama", "llama",	 "ollama"};
+	char ids[8][DB_JOB_ID_LEN];
+	struct db_job j, c, *h;
+	struct perr e = {0};
+	size_t n, i;
+
+	for (i = 0; i < 8; i++) {
+		fill_job(&j);
+		j.batch_id = batch[i] ? xstrdup(batch[i]) : NULL;
+		free(j.candidate_backend);
+		j.candidate_backend = xstrdup(cand[i]);
+		ck_assert_int_eq(db_job_insert(db, &j, NULL, NULL, 0, &e), 0);
+		snprintf(ids[i], sizeof(ids[i]), "%s", j.id);
+		db_job_release(&j);
+	}
+	/* streams: single/ollama (0, 5), bA/ollama (1, 3), single/llama (2), bB (4, 7), bA/llama (6) */
+	ck_assert_int_eq(db_job_heads(db, 64, &h, &n, &e), 0);
+	ck_assert_int_eq(n, 5);
+	ck_assert_str_eq(h[0].id, ids[0]);
+	ck_assert_str_eq(h[1].id, ids[1]);
+	ck_assert_str_eq(h[2].id, ids[2]);
+	ck_assert_str_eq(h[3].id, ids[4]);
+	ck_assert_str_eq(h[4].id, ids[6]);
+	db_jobs_free(h, n);
+	ck_assert_int_eq(db_job_heads(db, 2, &h, &n, &e), 0);
+	ck_assert_int_eq(n, 2);
+	db_jobs_free(h, n);
+	/* claimed: the stream's next job is its head; a job claimed twice is not claimed again */
+	ck_assert_int_eq(db_job_claim_id(db, ids[1], &c, &e), 1);
+	ck_assert_str_eq(c.status, "running");
+	db_job_release(&c);
+	ck_assert_int_eq(db_job_claim_id(db, ids[1], &c, &e), 0);
+	ck_assert_int_eq(db_job_heads(db, 64, &h, &n, &e), 0);
+	ck_assert_int_eq(n, 5);
+	ck_assert_str_eq(h[2].id, ids[3]);
+	db_jobs_free(h, n);
+}
+END_TEST
+
 START_TEST(requeue_only_what_the_claim_still_holds)
 {
 	struct db_job j, c;
@@ -359,6 +404,7 @@ int main(void)
 	tcase_add_test(tc, job_life_cycle);
 	tcase_add_test(tc, crash_requeue_resumes_with_a_new_attempt);
 	tcase_add_test(tc, requeue_only_what_the_claim_still_holds);
+	tcase_add_test(tc, queued_heads_one_per_stream);
 	tcase_add_test(tc, idempotency_keys);
 	tcase_add_test(tc, cancel_and_queue_cap);
 	tcase_add_test(tc, list_filters_and_pages);
