@@ -32,7 +32,7 @@ static struct backend_cfg be;
 static struct fleet *fleet;
 static struct trial_task tasks[NTASKS];
 static size_t idx[NTASKS];
-static char ids[NTASKS][8], inputs[NTASKS][32];
+static char ids[NTASKS][16], inputs[NTASKS][32];
 
 /*
  * The task model: "Qk" under the system prompt FORMAT-OK answers "Ak"; anything else "no
@@ -112,7 +112,7 @@ static void start(const char *reply_ms, int slots)
 	db_job_release(&c);
 	for (k = 0; k < NTASKS; k++) {
 		json_t *checks, *errs = json_array();
-		char want[8];
+		char want[16];
 		snprintf(ids[k], sizeof(ids[k]), "t%d", k);
 		snprintf(inputs[k], sizeof(inputs[k]), "task Q%d?", k);
 		snprintf(want, sizeof(want), "A%d", k);
