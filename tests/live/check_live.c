@@ -7,11 +7,12 @@
  * child it starts gets SIGTERM when the test process that started it dies (Linux
  * PR_SET_PDEATHSIG), so a failed check or a timeout leaves nothing running. The
  * "conversation" cases share one llama-server (-np 2 -c 4096: two slots of 2048 tokens) and
- * one parleyd, started once in the parent; the "limits" cases each start what they need
- * (a small context, a server that comes up late, a server killed mid-stream). They print
- * what they measured: per-turn timings, the share of each prompt served from the
- * backend's cache, and the two-job ratio of parleyd beside that of a plain libcurl client
- * that makes the same calls straight to the server.
+ * one parleyd, started once in the parent (so do the "extraction" cases, one of which adds
+ * a second llama-server too small for the extractor's call); the "limits" cases each start
+ * what they need (a small context, a server that comes up late, a server killed
+ * mid-stream). They print what they measured: per-turn timings, the share of each prompt
+ * served from the backend's cache, and the two-job ratio of parleyd beside that of a plain
+ * libcurl client that makes the same calls straight to the server.
  *
  * Environment: PARLEY_LIVE_KIND (llama-server | ollama), LLAMA_SERVER (the binary, from
  * tests/live/llama-server.sh path), PARLEY_SHARED (the folder with models/stories260K.gguf),
@@ -785,6 +786,122 @@ START_TEST(model_extraction_plumbing)
 }
 END_TEST
 
+/*
+ * extraction "model" whose call the real server refuses: the extractor is served by a second
+ * llama-server, "tiny", whose one slot of 256 tokens cannot hold the extractor's instructions,
+ * so it answers 400 exceed_context_size_error. The job still succeeds, with the tree
+ * extractor's items and the extractor's record saying why. The interviewer is scripted (the
+ * fake backend) so that its analysis has known suggestions; the candidate is the real model.
+ * tiny runs with -v, whose log shows the grammar it built from the request's json_schema: the
+ * schema was sent and read, even though the request was then refused.
+ */
+static const char *const fallback_titles[] = {"Cache the system prompt",
+					      "Lower num_predict for short answers",
+					      "Warm the model before the first request"};
+
+START_TEST(model_extraction_falls_back)
+{
+	static const char *const targs[] = {"-np", "1", "-c", "256", "-v", NULL};
+	/* what -v logs of a request: the grammar made of its schema's fields, then the refusal */
+	static const char *const grammar[] = {"response-format-schema-item-title-kv",
+					      "response-format-schema-item-detail-kv",
+					      "response-format-schema-item-test-kv",
+					      "exceeds the available context size (256 tokens)"};
+	char script[600], be[3][700], body[1024], opts[160], tiny_url[64], *id, *log;
+	const char *fargs[] = {"--script", script, NULL};
+	const char *pargs[] = {"--backend", be[0], "--backend", be[1], "--backend", be[2], NULL};
+	struct proc tiny, fake, pd;
+	json_t *j = NULL, *job, *t, *x, *o, *items;
+	const char *err;
+	int64_t t0;
+	size_t i;
+	FILE *f;
+
+	ck_assert_int_eq(llama_start(&tiny, harness_free_port(), targs, 1), 0);
+	snprintf(tiny_url, sizeof(tiny_url), "http://127.0.0.1:%d", tiny.port);
+	snprintf(script, sizeof(script), "%s/fallback-iv.json", harness_tmpdir());
+	ck_assert_ptr_nonnull(f = fopen(script, "w"));
+	/* the analysis in the format parley's analysis prompt asks for */
+	fprintf(f,
+		"{\"models\":{\"iv\":{\"replies\":[\"How do you answer a request today?\","
+		"\"### 1. Analysis of the candidate's approach\\nIt answers slowly.\\n\\n"
+		"### 2. Optimization opportunities\\nThe prompt and the reply length.\\n\\n"
+		"### 3. Concrete suggestions\\n"
+		"1. **%s** \\u2014 keep it in the slot's cache. Test: time to first token.\\n"
+		"2. **%s** \\u2014 cap replies at 64 tokens. Test: median wall time.\\n"
+		"3. **%s** \\u2014 send one request at start-up. Test: first request's "
+		"latency.\\n\\n"
+		"### 4. Reasoning\\nThe three cut the time a user waits.\"]}}}",
+		fallback_titles[0], fallback_titles[1], fallback_titles[2]);
+	fclose(f);
+	ck_assert_int_eq(harness_fake_start(&fake, fargs), 0);
+	snprintf(be[0], sizeof(be[0]), "name=live,kind=llama-server,url=%s", shared_url);
+	snprintf(be[1], sizeof(be[1]), "name=script,kind=ollama,url=http://127.0.0.1:%d",
+		 fake.port);
+	snprintf(be[2], sizeof(be[2]), "name=tiny,kind=llama-server,url=%s", tiny_url);
+	ck_assert_int_eq(parleyd_start(&pd, pargs), 0);
+	/* room for the whole analysis (the fake counts 4 bytes a token) */
+	job_options(opts, sizeof(opts), 256);
+	snprintf(body, sizeof(body),
+		 "{\"scenario\":\"%s\",\"interviewer\":{\"model\":\"iv\",\"backend\":\"script\"},"
+		 "\"candidate\":{\"model\":\"%s\",\"backend\":\"live\"},\"max_turns\":3,"
+		 "\"options\":%s,\"extraction\":\"model\","
+		 "\"extractor\":{\"model\":\"%s\",\"backend\":\"tiny\"}}",
+		 SCENARIO, live.model, opts, live.model);
+	t0 = util_mono_us();
+	ck_assert_int_eq(harness_http_json(pd.port, "POST", "/v1/jobs", body, &j), 202);
+	id = xstrdup(str(j, "id"));
+	json_decref(j);
+	job = wait_job(pd.port, id, 120000);
+	assert_succeeded(job);
+	x = json_object_get(json_object_get(job, "metrics"), "extractor");
+	ck_assert_msg(json_is_object(x), "no extractor record");
+	err = str(x, "error");
+	printf("\nmodel extraction refused by llama-server -np 1 -c 256 (job %.1f s): method %s, "
+	       "kept %lld, dropped %zu, error: %s\n",
+	       (double)(util_mono_us() - t0) / 1e6, str(x, "method"),
+	       (long long)json_integer_value(json_object_get(x, "kept")),
+	       json_array_size(json_object_get(x, "dropped")), err);
+	fflush(stdout);
+	ck_assert_str_eq(str(x, "method"), "rubric");
+	ck_assert_str_eq(str(x, "model"), live.model);
+	ck_assert_str_eq(str(x, "backend"), "tiny");
+	/* why: the server's own numbers, the backend by name and address, what to do */
+	assert_contains(err, "backend 'tiny'");
+	assert_contains(err, tiny_url);
+	assert_contains(err, LLAMA_ALIAS);
+	assert_contains(err, "a slot's context holds 256");
+	assert_contains(err, "-c");
+	ck_assert_int_eq(json_integer_value(json_object_get(x, "kept")), 3);
+	ck_assert_uint_eq(json_array_size(json_object_get(x, "dropped")), 0);
+	ck_assert_ptr_null(json_object_get(x, "wall_ms")); /* no reply was read */
+	/* the tree extractor's items, each marked as the rubric's */
+	t = transcript(pd.port, id);
+	items = json_object_get(t, "optimizations_discovered");
+	ck_assert_uint_eq(json_array_size(items), 3);
+	json_array_foreach(items, i, o)
+	{
+		ck_assert_str_eq(str(o, "title"), fallback_titles[i]);
+		ck_assert_str_eq(str(o, "method"), "rubric");
+		ck_assert_int_eq(json_integer_value(json_object_get(o, "turn")), 3);
+		ck_assert_msg(*str(o, "test"), "item %zu has no test", i + 1);
+	}
+	json_decref(t);
+	/* the request tiny refused carried the schema: its grammar has the schema's fields */
+	log = harness_slurp(tiny.log, NULL);
+	for (i = 0; i < sizeof(grammar) / sizeof(*grammar); i++)
+		ck_assert_msg(log && strstr(log, grammar[i]), "'%s' not in %s", grammar[i],
+			      tiny.log);
+	free(log);
+	ck_assert_int_eq(harness_http(pd.port, "GET", "/healthz", NULL, NULL, NULL), 200);
+	json_decref(job);
+	free(id);
+	ck_assert_int_eq(harness_stop(&pd, SIGTERM), 0);
+	harness_stop(&fake, SIGTERM);
+	harness_stop(&tiny, SIGTERM);
+}
+END_TEST
+
 /* 7 turns: from the second turn of each role on, most of the prompt comes from the backend's
  * cache, which it can only be if every earlier message is resent byte for byte. */
 START_TEST(seven_turns_reuse_the_prompt_cache)
@@ -1415,10 +1532,12 @@ int main(void)
 	tcase_add_unchecked_fixture(extraction, conversation_setup, conversation_teardown);
 	tcase_set_timeout(extraction, 300);
 	tcase_add_test(extraction, model_extraction_plumbing);
+	if (!live.ollama)
+		tcase_add_test(extraction, model_extraction_falls_back);
 	suite_add_tcase(s, extraction);
 	if (live.ollama) {
-		printf("SKIP context overflow, loading and kill cases: they start and stop their "
-		       "own llama-server\n");
+		printf("SKIP context overflow, loading, kill and extraction fallback cases: they "
+		       "start and stop their own llama-server\n");
 	} else {
 		limits = tcase_create("limits");
 		tcase_set_timeout(limits, 120);
