@@ -102,10 +102,11 @@ static double num_field(json_t *o, const char *key, const char *prefix, json_t *
 /* parley's per-turn metrics (DESIGN §4), as its transcripts write them. */
 static void turn_metrics(json_t *m, const char *prefix, struct db_turn *t, json_t *errs)
 {
-	static const char *const keys[] = {
-	    "ttft_ms", "prompt_tokens", "cached_tokens", "completion_tokens", "prompt_ms",
-	    "gen_ms",  "tokens_per_s",	"load_ms",	 "finish_reason",     "attempts",
-	    NULL};
+	/* wall_ms repeats the turn's duration, which is what is read */
+	static const char *const keys[] = {"ttft_ms",		"prompt_tokens", "cached_tokens",
+					   "completion_tokens", "prompt_ms",	 "gen_ms",
+					   "tokens_per_s",	"load_ms",	 "finish_reason",
+					   "attempts",		"wall_ms",	 NULL};
 	char p[256];
 	json_t *v; /* borrowed */
 
