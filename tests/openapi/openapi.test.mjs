@@ -751,6 +751,87 @@ test('the closed loop: a job with optimize on a built-in scenario, its trials an
 	await expect(404, 'GET', '/v1/jobs/jnosuchjob00000000/trials');
 });
 
+/* One request as http.request sends it: fetch may not set Host, nor send a NUL escape as is. */
+function raw(method, p, headers = {}, server = base) {
+	return new Promise((resolve, reject) => {
+		const req = http.request(server + p, {method, headers}, (res) => {
+			let text = '';
+			res.setEncoding('utf8');
+			res.on('data', (c) => (text += c));
+			res.on('end', () => resolve({status: res.statusCode, text, headers: new Headers(res.headers)}));
+		});
+		req.on('error', reject);
+		req.end();
+	});
+}
+
+async function expectRaw(status, method, p, headers, server) {
+	const r = await raw(method, p, headers, server);
+	assert.equal(r.status, status, `${method} ${p}: ${r.text.slice(0, 300)}`);
+	return check(method, p.split('?')[0], r.status, r.headers.get('content-type'), r.text, r.headers);
+}
+
+test('the guards answer every operation: a foreign Host, a NUL byte, a long URI, large headers', LIMIT, async () => {
+	const params = {id: doneJob.id, other: batchB.id, name: 'response_speed_optimization'};
+	const big = {'X-Filler-1': 'x'.repeat(17000), 'X-Filler-2': 'y'.repeat(17000)};
+	for (const [t, item] of Object.entries(DOC.paths)) {
+		const p = t.replace(/\{(\w+)\}/g, (_, k) => params[k]);
+		for (const m of Object.keys(item)) {
+			const method = m.toUpperCase();
+			await expectRaw(403, method, p, {Host: 'evil.example'});
+			await expectRaw(400, method, p + '?x=%00');
+			await expectRaw(431, method, p, big);
+		}
+	}
+	await expectRaw(414, 'GET', '/v1/jobs/' + 'j'.repeat(9000));
+	await expectRaw(414, 'POST', '/v1/jobs?x=' + 'q'.repeat(9000));
+});
+
+test('an answer that no longer changes is not sent again (If-None-Match: 304)', LIMIT, async () => {
+	for (const p of ['/v1/jobs/' + doneJob.id, `/v1/jobs/${doneJob.id}/transcript`,
+		`/v1/jobs/${doneJob.id}/transcript.md`, '/v1/batches/' + batchA.id, `/v1/batches/${batchA.id}/report.md`]) {
+		const first = await expect(200, 'GET', p);
+		const tag = first.headers.get('etag');
+		assert.ok(tag, p + ' has an ETag');
+		await expect(304, 'GET', p, {headers: {'If-None-Match': tag}});
+	}
+	/* a client that has seen a finished job's stream to its end gets no stream */
+	const all = await events('/v1/jobs/' + doneJob.id + '/events');
+	await expect(204, 'GET', '/v1/jobs/' + doneJob.id + '/events', {headers: {'Last-Event-ID': all.at(-1).id}});
+});
+
+test('a model extracts: the job names its extractor', LIMIT, async () => {
+	const made = await expect(202, 'POST', '/v1/jobs', {body: {...JOB, extraction: 'model',
+		extractor: {model: 'judge-extract'}}});
+	assert.deepEqual(made.body.extractor, {model: 'judge-extract', backend: 'ollama'});
+	const done = await waitJob(made.body.id);
+	assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
+	await expect(200, 'GET', `/v1/jobs/${made.body.id}/transcript`);
+	await expect(400, 'POST', '/v1/jobs', {body: {...JOB, extractor: {model: 'judge-extract'}}});
+});
+
+test('a store that has gone answers 503 with Retry-After, and the document says so', LIMIT, async () => {
+	const doomed = await startParleyd(fake.port, 'doomed');
+	try {
+		for (const f of ['', '-wal', '-shm']) rmSync(path.join(tmp, 'doomed.db' + f), {force: true});
+		const sc = {problem: 'p', context: 'c', goal: 'g'};
+		const writes = [['POST', '/v1/jobs', JOB], ['PUT', '/v1/scenarios/gone', sc],
+			['POST', '/v1/batches', {interviewer: {model: 'iv'}, candidates: [{model: 'cand-a'}],
+				scenarios: ['response_speed_optimization']}]];
+		for (const [m, p, body] of writes) {
+			const r = await call(m, p, {body, server: doomed.url});
+			assert.equal(r.status, 503, `${m} ${p}: ${r.text.slice(0, 300)}`);
+			assert.ok(Number(r.headers.get('retry-after')) > 0);
+		}
+		await expect(503, 'GET', '/readyz', {server: doomed.url});
+		/* reads: what they answer (200 from what is open still, or 503) is documented */
+		for (const p of ['/v1/jobs', '/v1/scenarios', '/v1/batches', '/v1/optimizations', '/metrics'])
+			assert.ok([200, 503].includes((await call('GET', p, {server: doomed.url})).status), p);
+	} finally {
+		await stop(doomed.child);
+	}
+});
+
 test('every documented operation was called and its answers matched', LIMIT, async (t) => {
 	const ops = [];
 	for (const [p, item] of Object.entries(DOC.paths))
