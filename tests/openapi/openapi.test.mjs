@@ -287,6 +287,12 @@ const SCRIPT = {
 			'Now a cooler setting. #test_setting {"temperature": 0.1}',
 			'That is enough. #stop_progress: no more ideas',
 			'### 1. Analysis\nDone.']},
+		/* a task model that answers task k right only under the prompt FORMAT-OK, and an
+		 * interviewer that proposes it: a best that holds up on the held-out tasks */
+		'task': {token_delay_ms: 1, replies: ['no idea'], cases: [0, 1, 2, 3, 4, 5, 6, 7].map((k) =>
+			({contains: ['FORMAT-OK', `task Q${k}?`], replies: [`A${k}`]}))},
+		'loop-iv': {token_delay_ms: 1, replies: ['Try a format. #prompt_defined\n```\nFORMAT-OK\n```',
+			'It held up. #stop_progress: good enough', '### 1. Analysis\nDone.']},
 	},
 };
 
@@ -830,6 +836,35 @@ test('a store that has gone answers 503 with Retry-After, and the document says 
 	} finally {
 		await stop(doomed.child);
 	}
+});
+
+/* A scenario of eight tasks the task model answers right under FORMAT-OK only. */
+const LOOP_SCENARIO = {name: 'loop', problem: 'Wrong answers', context: 'A quiz', goal: 'Right answers',
+	baseline: {system: 'plain', template: 'Answer: {input}'},
+	tasks: [0, 1, 2, 3, 4, 5, 6, 7].map((k) => ({id: k, input: `task Q${k}?`, checks: [{equals: `A${k}`}]})),
+	objective: {kind: 'quality', max_quality_drop: 0.05}};
+
+test('the closed loop verified on held-out tasks, and a batch ranked by it', LIMIT, async () => {
+	const optimize = {repeat: 2, holdout: 0.25, seed: 7};
+	const made = await expect(202, 'POST', '/v1/jobs', {body: {scenario: LOOP_SCENARIO,
+		interviewer: {model: 'loop-iv'}, candidate: {model: 'task'}, optimize}});
+	assert.equal(made.body.max_turns, 11, 'the default with optimize');
+	const job = await waitJob(made.body.id);
+	assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
+	assert.equal(job.best.trial, 1);
+	assert.equal(job.best.verified, true, JSON.stringify(job.best));
+	assert.ok(job.best.holdout && job.best.baseline_holdout && job.best.interval);
+	const tr = await expect(200, 'GET', `/v1/jobs/${job.id}/trials`);
+	assert.ok(tr.body.trials[1].task_calls.some((c) => c.split === 'holdout'));
+	await expect(200, 'GET', `/v1/jobs/${job.id}/transcript`);
+
+	await expect(201, 'PUT', '/v1/scenarios/loop', {body: LOOP_SCENARIO});
+	const b = await expect(202, 'POST', '/v1/batches', {body: {interviewer: {model: 'loop-iv'},
+		candidates: [{model: 'task'}, {model: 'cand-b'}], scenarios: ['loop'], optimize}});
+	const batch = await waitBatch(b.body.id);
+	assert.equal(batch.optimize_rankings.length, 2);
+	assert.equal(batch.optimize_rankings[0].model, 'task');
+	await expect(200, 'GET', `/v1/batches/${batch.id}/report.md`);
 });
 
 test('every documented operation was called and its answers matched', LIMIT, async (t) => {
