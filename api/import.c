@@ -529,6 +529,7 @@ void api_import_extract(struct api_req *q, struct api_resp *r, const char *id)
 {
 	static const char *const keys[] = {"extraction", NULL};
 	json_t *body, *errs, *v, *scenario = NULL, *old = NULL, *m = NULL; /* owned but v */
+	json_t *view;
 	struct db_job j;
 	struct db_turn *turns = NULL;
 	struct db_optim *optims = NULL;
@@ -586,7 +587,10 @@ void api_import_extract(struct api_req *q, struct api_resp *r, const char *id)
 		api_perr(r, &e);
 		goto done;
 	}
-	api_json(r, 200, view_job(&j));
+	if ((view = api_job_view(q, &j, &e)))
+		api_json(r, 200, view);
+	else
+		api_perr(r, &e);
 done:
 	db_job_release(&j);
 	db_turns_free(turns, nturns);

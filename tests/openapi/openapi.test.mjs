@@ -737,6 +737,7 @@ test('the closed loop: a job with optimize on a built-in scenario, its trials an
 	const made = await expect(202, 'POST', '/v1/jobs', {body: {scenario: 'job_extraction_improvement',
 		interviewer: {model: 'opt-iv'}, candidate: {model: 'cand-a'}, max_turns: 7,
 		optimize: {max_trials: 3, holdout: 0.3, seed: 3}}});
+	assert.deepEqual(made.body.optimize, {max_trials: 3, repeat: 1, holdout: 0.3, seed: 3});
 	await expect(400, 'POST', '/v1/jobs', {body: {...JOB, scenario: {name: 'no-tasks', problem: 'p',
 		context: 'c', goal: 'g'}, optimize: {}}});
 	await expect(400, 'POST', '/v1/jobs', {body: {...JOB, optimize: {max_trials: 99}}});
