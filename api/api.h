@@ -151,6 +151,10 @@ void api_jobs_cancel(struct api_req *q, struct api_resp *r, const char *id);
 void api_import_post(struct api_req *q, struct api_resp *r);
 void api_import_extract(struct api_req *q, struct api_resp *r, const char *id);
 void api_jobs_trials(struct api_req *q, struct api_resp *r, const char *id);
+struct db_job;
+/* A job as GET /v1/jobs/{id} answers it: with optimize, its settings, trials and best too.
+ * New reference, or NULL with e set. */
+json_t *api_job_view(struct api_req *q, const struct db_job *j, struct perr *e);
 void api_scenarios_list(struct api_req *q, struct api_resp *r);
 void api_scenarios_get(struct api_req *q, struct api_resp *r, const char *name);
 void api_scenarios_put(struct api_req *q, struct api_resp *r, const char *name);

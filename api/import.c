@@ -102,10 +102,11 @@ static double num_field(json_t *o, const char *key, const char *prefix, json_t *
 /* parley's per-turn metrics (DESIGN §4), as its transcripts write them. */
 static void turn_metrics(json_t *m, const char *prefix, struct db_turn *t, json_t *errs)
 {
-	static const char *const keys[] = {
-	    "ttft_ms", "prompt_tokens", "cached_tokens", "completion_tokens", "prompt_ms",
-	    "gen_ms",  "tokens_per_s",	"load_ms",	 "finish_reason",     "attempts",
-	    NULL};
+	/* wall_ms repeats the turn's duration, which is what is read */
+	static const char *const keys[] = {"ttft_ms",		"prompt_tokens", "cached_tokens",
+					   "completion_tokens", "prompt_ms",	 "gen_ms",
+					   "tokens_per_s",	"load_ms",	 "finish_reason",
+					   "attempts",		"wall_ms",	 NULL};
 	char p[256];
 	json_t *v; /* borrowed */
 
@@ -528,6 +529,7 @@ void api_import_extract(struct api_req *q, struct api_resp *r, const char *id)
 {
 	static const char *const keys[] = {"extraction", NULL};
 	json_t *body, *errs, *v, *scenario = NULL, *old = NULL, *m = NULL; /* owned but v */
+	json_t *view;
 	struct db_job j;
 	struct db_turn *turns = NULL;
 	struct db_optim *optims = NULL;
@@ -585,7 +587,10 @@ void api_import_extract(struct api_req *q, struct api_resp *r, const char *id)
 		api_perr(r, &e);
 		goto done;
 	}
-	api_json(r, 200, view_job(&j));
+	if ((view = api_job_view(q, &j, &e)))
+		api_json(r, 200, view);
+	else
+		api_perr(r, &e);
 done:
 	db_job_release(&j);
 	db_turns_free(turns, nturns);

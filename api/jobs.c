@@ -61,7 +61,7 @@ void api_jobs_post(struct api_req *q, struct api_resp *r)
 					   "judge",    "extractor",   "optimize", NULL};
 	struct db_job j;
 	struct perr e = {0};
-	json_t *body, *errs; /* owned */
+	json_t *body, *errs, *v; /* owned */
 	const char *idem = api_header(q, "Idempotency-Key");
 	char digest[17];
 	int rc;
@@ -108,7 +108,11 @@ void api_jobs_post(struct api_req *q, struct api_resp *r)
 		strbuf_addf(&loc, "/v1/jobs/%s", id);
 		r->location = strbuf_detach(&loc, NULL);
 	}
-	api_json(r, rc == 1 ? 200 : 202, view_job(&j));
+	if (!(v = api_job_view(q, &j, &e))) {
+		db_job_release(&j);
+		return api_perr(r, &e);
+	}
+	api_json(r, rc == 1 ? 200 : 202, v);
 	db_job_release(&j);
 }
 
@@ -207,6 +211,17 @@ static int job_trials(struct api_req *q, const struct db_job *j, json_t *v, int 
 	return 0;
 }
 
+json_t *api_job_view(struct api_req *q, const struct db_job *j, struct perr *e)
+{
+	json_t *v = view_job(j);
+
+	if (j->optimize && job_trials(q, j, v, 0, e) < 0) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
+}
+
 void api_jobs_trials(struct api_req *q, struct api_resp *r, const char *id)
 {
 	struct db_job j;
@@ -247,9 +262,7 @@ void api_jobs_get(struct api_req *q, struct api_resp *r, const char *id)
 	pthread_mutex_unlock(&finished.lock);
 	if (db_job_get(q->db, id, &j, &e) < 0)
 		return api_perr(r, &e);
-	v = view_job(&j);
-	if (j.optimize && job_trials(q, &j, v, 0, &e) < 0) {
-		json_decref(v);
+	if (!(v = api_job_view(q, &j, &e))) {
 		db_job_release(&j);
 		return api_perr(r, &e);
 	}
@@ -357,6 +370,7 @@ void api_jobs_cancel(struct api_req *q, struct api_resp *r, const char *id)
 	struct db_job j;
 	struct perr e = {0};
 	char was[16] = "";
+	json_t *v;
 
 	if (ending_cancel_job(q->db, q->deps->pool, id, was, &e) < 0)
 		return api_perr(r, &e);
@@ -366,6 +380,10 @@ void api_jobs_cancel(struct api_req *q, struct api_resp *r, const char *id)
 		db_job_release(&j);
 		return api_fail(r, PERR_CONFLICT, NULL, "job '%s' has already %s", id, was);
 	}
-	api_json(r, 202, view_job(&j));
+	if (!(v = api_job_view(q, &j, &e))) {
+		db_job_release(&j);
+		return api_perr(r, &e);
+	}
+	api_json(r, 202, v);
 	db_job_release(&j);
 }

@@ -86,7 +86,7 @@ static size_t job_count(void)
 
 	ck_assert_int_eq(harness_http_json(parleyd.port, "GET", "/v1/jobs?limit=100", NULL, &l),
 			 200);
-	n = json_array_size(json_object_get(l, "jobs"));
+	n = json_array_size(json_object_get(l, "items"));
 	json_decref(l);
 	return n;
 }
@@ -208,6 +208,29 @@ START_TEST(list_in_rubric_mode_and_reextraction)
 }
 END_TEST
 
+/* README: parley's own transcripts are a superset of the origin's shape and import as they are */
+START_TEST(a_transcript_imports_as_it_is)
+{
+	json_t *o = origin(0), *job, *t, *again, *t2;
+	const char *id;
+
+	job = post("/v1/jobs/import", o, 201);
+	t = transcript(json_string_value(json_object_get(job, "id")));
+	again = post("/v1/jobs/import", t, 201);
+	id = json_string_value(json_object_get(again, "id"));
+	ck_assert_str_ne(id, json_string_value(json_object_get(job, "id")));
+	t2 = transcript(id);
+	ck_assert_uint_eq(json_array_size(json_object_get(t2, "conversation")),
+			  json_array_size(json_object_get(t, "conversation")));
+	ck_assert_int_eq(found(t2), found(t));
+	json_decref(t2);
+	json_decref(again);
+	json_decref(t);
+	json_decref(job);
+	json_decref(o);
+}
+END_TEST
+
 START_TEST(bad_input_is_refused_and_nothing_stored)
 {
 	json_t *o = origin(0), *bad, *p, *list;
@@ -303,6 +326,7 @@ static Suite *import_suite(void)
 	tcase_add_test(tc, origin_numbers_in_origin_mode);
 	tcase_add_test(tc, list_in_rubric_mode_and_reextraction);
 	tcase_add_test(tc, bad_input_is_refused_and_nothing_stored);
+	tcase_add_test(tc, a_transcript_imports_as_it_is);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -469,6 +469,10 @@ START_TEST(optimize_loop_end_to_end)
 	scenario_body(&sb, "{\"repeat\":2,\"holdout\":0.25,\"seed\":7}");
 	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", sb.buf, &j), 202);
 	ck_assert_int_eq(json_integer_value(json_object_get(j, "max_turns")), 11);
+	/* the 202 is the job as GET gives it: its loop's settings with the defaults written out */
+	ck_assert_int_eq(
+	    json_integer_value(json_object_get(json_object_get(j, "optimize"), "max_trials")), 5);
+	ck_assert(json_is_array(json_object_get(j, "trials")));
 	id = xstrdup(json_string_value(json_object_get(j, "id")));
 	json_decref(j);
 	jv = harness_wait_job(parleyd.port, id, 30000);
