@@ -14,7 +14,7 @@ enum MHD_Result fake_ctl_error(struct fake_req *r, int status, const char *msg)
 	return fake_send_json(r, status, json_pack("{s:s}", "error", msg), -1);
 }
 
-static enum MHD_Result control_requests(struct fake_req *r)
+static enum MHD_Result ctl_requests(struct fake_req *r)
 {
 	const char *path = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "path");
 	json_t *a = json_array();
@@ -55,7 +55,7 @@ static enum MHD_Result control_requests(struct fake_req *r)
 	return fake_send_json(r, 200, a, -1);
 }
 
-static enum MHD_Result control_stats(struct fake_req *r)
+static enum MHD_Result ctl_stats(struct fake_req *r)
 {
 	json_t *j;
 	int busy = fake_slots_busy();
@@ -73,7 +73,7 @@ static enum MHD_Result control_stats(struct fake_req *r)
 	return fake_send_json(r, 200, j, -1);
 }
 
-static enum MHD_Result control_reset(struct fake_req *r)
+static enum MHD_Result ctl_reset(struct fake_req *r)
 {
 	size_t i;
 
@@ -94,7 +94,7 @@ static enum MHD_Result control_reset(struct fake_req *r)
 	return fake_send_json(r, 200, json_pack("{s:b}", "reset", 1), -1);
 }
 
-static enum MHD_Result control_script(struct fake_req *r)
+static enum MHD_Result ctl_script(struct fake_req *r)
 {
 	json_error_t je;
 	json_t *s = json_loadb(r->body.buf, r->body.len, JSON_REJECT_DUPLICATES, &je), *old;
@@ -129,15 +129,15 @@ enum MHD_Result fake_ctl(struct fake_req *r, const char *what, int get, int post
 		return fake_send_json(r, 200, a, -1);
 	}
 	if (post && !strcmp(what, "reset"))
-		return control_reset(r);
+		return ctl_reset(r);
 	if (get && !strcmp(what, "requests"))
-		return control_requests(r);
+		return ctl_requests(r);
 	if (get && !strcmp(what, "stats"))
-		return control_stats(r);
+		return ctl_stats(r);
 	if (get && !strcmp(what, "slots"))
 		return fake_send_json(r, 200, fake_slots_json(1, fake_cfg.n_ctx, NULL), -1);
 	if (post && !strcmp(what, "script"))
-		return control_script(r);
+		return ctl_script(r);
 	if (get && !strcmp(what, "script")) {
 		json_t *s = fake_script_get();
 
