@@ -98,8 +98,7 @@ void fake_slots_free(void);
 void fake_slots_stop(void);
 int fake_slots_acquire(const char *prompt, size_t len, long prompt_tokens, long want,
 		       int (*gone)(void *ud), void *ud, int *slot, long *cached);
-void fake_slots_release(int slot, const char *prompt, size_t plen, const char *reply,
-			size_t rlen);
+void fake_slots_release(int slot, const char *prompt, size_t plen, const char *reply, size_t rlen);
 int fake_slots_busy(void);
 long fake_slots_deferred(void);
 /* Empties every slot's cache and counters. */
