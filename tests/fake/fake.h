@@ -1,6 +1,6 @@
 /*
- * fake.h - what the fake backend's two files share: reply scripting and token
- * accounting (fake_reply.c), used by the HTTP side (fake_backend.c).
+ * fake.h - the fake backend's model side: reply scripting and token accounting
+ * (fake_reply.c) and the llama slots (fake_slots.c), used by the HTTP side (fake_server.h).
  *
  * DESIGN: everything here is a pure function of its arguments (the script is
  * a JSON document the caller holds a reference to), so the HTTP side can call
@@ -35,6 +35,12 @@ int fake_model_missing(const json_t *script, const char *model);
 
 /* The script's entry for model (borrowed), or NULL when it has none. */
 json_t *fake_script_model(const json_t *script, const char *model);
+
+/*
+ * Every model the fake lists (its defaults, then the scripted ones, minus missing ones), as a
+ * new array of strings; ollama_tags adds ":latest" to a name with no tag.
+ */
+json_t *fake_model_names(const json_t *script, int ollama_tags);
 
 /*
  * The reply model gives to messages (a JSON array of {role, content}), as a
@@ -92,8 +98,7 @@ void fake_slots_free(void);
 void fake_slots_stop(void);
 int fake_slots_acquire(const char *prompt, size_t len, long prompt_tokens, long want,
 		       int (*gone)(void *ud), void *ud, int *slot, long *cached);
-void fake_slots_release(int slot, const char *prompt, size_t plen, const char *reply,
-			size_t rlen);
+void fake_slots_release(int slot, const char *prompt, size_t plen, const char *reply, size_t rlen);
 int fake_slots_busy(void);
 long fake_slots_deferred(void);
 /* Empties every slot's cache and counters. */

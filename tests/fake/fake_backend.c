@@ -1,25 +1,26 @@
 /*
- * fake_backend.c - a fake Ollama and llama-server for parley's integration tests.
+ * fake_backend.c - a fake Ollama and llama-server for parley's integration tests: start-up,
+ * routing, and what every route uses (a request's state, the request log, naps that notice a
+ * client hanging up, sending a response).
  *
  * DESIGN: one libmicrohttpd daemon, a thread per connection, serves both wire
- * protocols at once: Ollama's (/, /api/..., NDJSON streams) and llama-server's
- * (/health, /v1/..., /props, /slots, /metrics, SSE streams). Replies come from a
- * script or are generated (fake_reply.c). A streamed reply is produced by a
- * content-reader callback that sleeps between pieces on the connection's own
- * thread; every sleep polls the socket, so a client that hangs up is noticed
+ * protocols at once: Ollama's (/, /api/..., NDJSON streams; fake_ollama.c) and
+ * llama-server's (/health, /v1/..., /props, /slots, /metrics, SSE streams; fake_llama.c).
+ * Replies come from a script or are generated (fake_reply.c). A streamed reply is produced
+ * by a content-reader callback that sleeps between pieces on the connection's own thread
+ * (fake_chat.c); every sleep polls the socket, so a client that hangs up is noticed
  * within 20 ms and its llama slot is freed. llama requests hold a slot while
  * they run and wait for one when all are busy (llama-server defers them, it
  * never answers 503); each slot remembers the text its KV cache would hold, so
- * a request that shares a prefix with it reports cached tokens. Tests steer the
- * fake through /_fake/...: faults queued for the next matching chat requests, a
- * log of chat requests, concurrency counters. The main thread only waits for
- * SIGTERM/SIGINT, then stops the daemon (which joins the connection threads).
- * Every piece of shared state is in `F`, guarded by F.lock. A request's own
- * state (struct req) is shared by its connection and its streamed response and
+ * a request that shares a prefix with it reports cached tokens (fake_slots.c). Tests steer
+ * the fake through /_fake/... (fake_ctl.c): faults queued for the next matching chat
+ * requests (fake_fault.c), a log of chat requests, concurrency counters. The main thread
+ * only waits for SIGTERM/SIGINT, then stops the daemon (which joins the connection threads).
+ * Every piece of shared state is in fake_st, guarded by fake_st.lock. A request's own
+ * state (struct fake_req) is shared by its connection and its streamed response and
  * freed by whichever lets go last.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <getopt.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -32,47 +33,17 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "db/util.h"
 #include "tests/fake/fake.h"
+#include "tests/fake/fake_server.h"
 
 #define MAX_BODY (32u << 20)
 #define OLLAMA_VERSION "0.12.0"
-#define LLAMA_MODEL "models/fake-model.gguf" /* what llama-server reports with no "model" */
-#define LLAMA_FINGERPRINT "b1-80fb11a"
-#define N_CTX_TRAIN 32768
-#define JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
-/* Nominal costs, so that no duration is ever reported as 0 (clients divide by them). */
-#define PROMPT_US_PER_TOKEN 50
-#define PREDICT_US_PER_TOKEN 200
 
-static const char *const default_models[] = {
-    "gemma3:1b",     "gemma3n:latest",	 "gemma3n:e2b",
-    "gemma2:latest", "qwen2.5vl:latest", "llama3.2:latest",
-};
-
-static struct {
-	const char *host;
-	long port;
-	const char *script_path;
-	long token_delay_ms;
-	int slots;
-	long n_ctx; /* per slot, and Ollama's num_ctx when a request gives none */
-	long load_ms;
-	int die_with_parent;
-	long reply_ms; /* > 0: every reply ends this long after it starts (--reply-ms) */
-	long prompt_ms_per_token; /* > 0: llama prompt tokens not cached cost this each */
-} cfg = {"127.0.0.1", 0, NULL, 0, 2, 4096, 100, 0, 0, 0};
-
-/* What a prompt token costs: --prompt-ms-per-token, else a nominal 50 us. */
-static long prompt_us_per_token(void)
-{
-	return cfg.prompt_ms_per_token > 0 ? cfg.prompt_ms_per_token * 1000 : PROMPT_US_PER_TOKEN;
-}
-
-static atomic_int stopping;
+struct fake_cfg fake_cfg = {"127.0.0.1", 0, NULL, 0, 2, 4096, 100, 0, 0, 0};
+atomic_int fake_stopping;
 static volatile sig_atomic_t got_signal;
 
 static void on_signal(int sig)
@@ -81,189 +52,25 @@ static void on_signal(int sig)
 	got_signal = 1;
 }
 
-/* ---- faults ---- */
-
-enum fault_mode {
-	FM_NONE = -1,
-	FM_REFUSE,
-	FM_RESET,
-	FM_STALL_FIRST_BYTE,
-	FM_STALL_MID_STREAM,
-	FM_TRICKLE,
-	FM_HTTP_500,
-	FM_HTTP_503,
-	FM_HTTP_429,
-	FM_ERROR_IN_STREAM,
-	FM_MALFORMED,
-	FM_CUT,
-	FM_CONTEXT_OVERFLOW,
-	FM_LOADING,
-	FM_BAD_OPTION,
-	FM_OMIT_FIELDS,
-	FM_ENDLESS,
-	FM_INVALID_UTF8,
-	FM_LONE_SURROGATE,
-	FM_REDIRECT,
-	FM__COUNT
-};
-
-static const char *const fault_names[FM__COUNT] = {
-    [FM_REFUSE] = "refuse",
-    [FM_RESET] = "reset",
-    [FM_STALL_FIRST_BYTE] = "stall_first_byte",
-    [FM_STALL_MID_STREAM] = "stall_mid_stream",
-    [FM_TRICKLE] = "trickle",
-    [FM_HTTP_500] = "http_500",
-    [FM_HTTP_503] = "http_503",
-    [FM_HTTP_429] = "http_429",
-    [FM_ERROR_IN_STREAM] = "error_in_stream",
-    [FM_MALFORMED] = "malformed",
-    [FM_CUT] = "cut",
-    [FM_CONTEXT_OVERFLOW] = "context_overflow",
-    [FM_LOADING] = "loading",
-    [FM_BAD_OPTION] = "bad_option",
-    [FM_OMIT_FIELDS] = "omit_fields",
-    [FM_ENDLESS] = "endless",
-    [FM_INVALID_UTF8] = "invalid_utf8",
-    [FM_LONE_SURROGATE] = "lone_surrogate",
-    [FM_REDIRECT] = "redirect",
-};
-
-struct fault {
-	int mode;	   /* enum fault_mode */
-	long id;	   /* order of arrival, for the listing */
-	long count;	   /* chat requests it still applies to; -1 = until cleared */
-	char *model;	   /* only requests for this model; NULL = any */
-	char *path;	   /* only requests to this path; NULL = any */
-	long after_tokens; /* content pieces sent before a mid-stream fault strikes */
-	long ms;	   /* stall length, trickle gap, loading time (0 = by count only) */
-	long retry_after;  /* seconds for Retry-After; -1 = no header */
-	char *message;	   /* error text; NULL = what the real server says */
-	char *option;	   /* bad_option: the option named; NULL = "num_ctx" */
-	char *fields;	   /* omit_fields: comma-separated keys of Ollama's final object */
-	int64_t since_us;  /* when it was queued, monotonic */
-};
-
-static void fault_release(struct fault *f)
-{
-	free(f->model);
-	free(f->path);
-	free(f->message);
-	free(f->option);
-	free(f->fields);
-	memset(f, 0, sizeof(*f));
-	f->mode = FM_NONE;
-}
-
-static void fault_copy(struct fault *dst, const struct fault *src)
-{
-	*dst = *src;
-	dst->model = xstrdup_or_null(src->model);
-	dst->path = xstrdup_or_null(src->path);
-	dst->message = xstrdup_or_null(src->message);
-	dst->option = xstrdup_or_null(src->option);
-	dst->fields = xstrdup_or_null(src->fields);
-}
-
-static int fault_midstream(int mode)
-{
-	return mode == FM_RESET || mode == FM_STALL_MID_STREAM || mode == FM_ERROR_IN_STREAM ||
-	       mode == FM_MALFORMED || mode == FM_CUT || mode == FM_ENDLESS ||
-	       mode == FM_INVALID_UTF8 || mode == FM_LONE_SURROGATE;
-}
-
 /* ---- shared state ---- */
 
-struct logent {
-	long id;
-	char *path;
-	/* owned: the parsed request, or its raw text as a string when it is not JSON */
-	json_t *body;
-	char *model;
-	int64_t received_ms, finished_ms; /* wall clock, ms since the epoch */
-	int status;			  /* HTTP status sent; 0 = none (refused, dropped) */
-	int stream;
-	const char *fault;   /* static name, or NULL */
-	const char *outcome; /* static; NULL while it runs */
-	int slot;	     /* llama slot it ran in; -1 = none */
-	long id_slot;	     /* the id_slot the request asked for; -1 = none */
-	long prompt_tokens;  /* -1 = not computed */
-	long cached_tokens;  /* -1 = not computed */
-};
+struct fake_state fake_st = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static struct {
-	pthread_mutex_t lock;	/* guards every field below */
-	json_t *script;		/* owned; replaced whole by POST /_fake/script */
-	struct fault *faults;
-	size_t nfaults, afaults;
-	long next_fault_id;
-	struct logent *log;
-	size_t nlog, alog;
-	long next_log_id;
-	long chat_requests, in_flight, max_in_flight, disconnects;
-	json_t *by_model; /* owned: model -> chat requests */
-	json_t *loaded;	  /* owned: Ollama models in memory, name -> {"num_ctx"} */
-	/* llama /metrics counters */
-	long m_prompt_tokens, m_cached_tokens, m_predicted, m_tokens_max;
-	double m_prompt_s, m_predicted_s;
-} F = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-/* A new reference to the current script. */
-static json_t *script_get(void)
+json_t *fake_script_get(void)
 {
 	json_t *s;
 
-	pthread_mutex_lock(&F.lock);
-	s = json_incref(F.script);
-	pthread_mutex_unlock(&F.lock);
+	pthread_mutex_lock(&fake_st.lock);
+	s = json_incref(fake_st.script);
+	pthread_mutex_unlock(&fake_st.lock);
 	return s;
 }
 
-/* ---- one request ---- */
+/* ---- one request, the log, naps ---- */
 
-enum proto { PROTO_NONE, PROTO_OLLAMA, PROTO_LLAMA };
-enum phase { PH_CONTENT, PH_FINISH, PH_END };
-enum step { STEP_MORE, STEP_END, STEP_ABORT };
-
-struct req {
-	atomic_int refs; /* the connection's, plus the streamed response's */
-	struct MHD_Connection *conn;
-	int fd;
-	char *path;
-	struct strbuf body;
-	int too_large;
-
-	/* chat requests only */
-	enum proto proto;
-	long log_id; /* 0 = not logged */
-	int counted; /* counted in F.in_flight */
-	int disconnected;
-	int stream;
-	int slot; /* -1 = none */
-	struct fault fault;
-	int fault_fired;
-	size_t fault_at; /* pieces sent when a mid-stream fault strikes */
-	char *model;
-	struct strbuf prompt; /* rendered */
-	long prompt_tokens, cached_tokens;
-	char *reply;
-	size_t *ends; /* piece end offsets in reply */
-	size_t npieces, next;
-	long delay_ms;
-	int include_usage;
-	const char *finish_reason;
-	enum phase phase;
-	int role_sent;
-	struct strbuf out; /* bytes of the stream not yet handed to MHD */
-	size_t out_off;
-	int64_t t0_us, gen_t0_us, gen_t1_us, load_ns;
-	char id[48];
-	int64_t created;
-};
-
-static struct req *req_new(struct MHD_Connection *conn, const char *url)
+static struct fake_req *req_new(struct MHD_Connection *conn, const char *url)
 {
-	struct req *r = xcalloc(1, sizeof(*r));
+	struct fake_req *r = xcalloc(1, sizeof(*r));
 	const union MHD_ConnectionInfo *ci;
 
 	atomic_init(&r->refs, 1);
@@ -280,7 +87,7 @@ static struct req *req_new(struct MHD_Connection *conn, const char *url)
 	return r;
 }
 
-static void req_unref(struct req *r)
+void fake_req_unref(struct fake_req *r)
 {
 	if (atomic_fetch_sub(&r->refs, 1) != 1)
 		return;
@@ -288,7 +95,7 @@ static void req_unref(struct req *r)
 	strbuf_release(&r->body);
 	strbuf_release(&r->prompt);
 	strbuf_release(&r->out);
-	fault_release(&r->fault);
+	fake_fault_release(&r->fault);
 	free(r->model);
 	free(r->reply);
 	free(r->ends);
@@ -296,91 +103,54 @@ static void req_unref(struct req *r)
 }
 
 /* Bytes of the reply sent so far (all of it once a non-streamed reply went out). */
-static size_t req_emitted(const struct req *r)
+size_t fake_req_emitted(const struct fake_req *r)
 {
 	return r->next ? r->ends[r->next - 1] : 0;
 }
 
-/* Must hold F.lock. */
-static struct logent *log_find(long id)
+/* Must hold fake_st.lock. */
+struct fake_logent *fake_log_find(long id)
 {
 	size_t i;
 
-	for (i = 0; id && i < F.nlog; i++)
-		if (F.log[i].id == id)
-			return &F.log[i];
+	for (i = 0; id && i < fake_st.nlog; i++)
+		if (fake_st.log[i].id == id)
+			return &fake_st.log[i];
 	return NULL;
 }
 
-static void logent_release(struct logent *e)
+void fake_logent_release(struct fake_logent *e)
 {
 	free(e->path);
 	free(e->model);
 	json_decref(e->body);
 }
 
-/* A chat request has arrived: count it and log it. body is borrowed (may be NULL). */
-static void chat_begin(struct req *r, json_t *body, const char *model)
+void fake_req_set_status(struct fake_req *r, int status)
 {
-	struct logent *e;
-	json_t *n;
-
-	pthread_mutex_lock(&F.lock);
-	F.chat_requests++;
-	if (++F.in_flight > F.max_in_flight)
-		F.max_in_flight = F.in_flight;
-	r->counted = 1;
-	if (model) {
-		n = json_object_get(F.by_model, model);
-		json_object_set_new(F.by_model, model,
-				    json_integer(json_integer_value(n) + 1)); /* stolen */
-	}
-	if (F.nlog == F.alog) {
-		F.alog = F.alog ? 2 * F.alog : 64;
-		F.log = xrealloc(F.log, F.alog * sizeof(*F.log));
-	}
-	e = &F.log[F.nlog++];
-	memset(e, 0, sizeof(*e));
-	e->id = r->log_id = ++F.next_log_id;
-	e->path = xstrdup(r->path);
-	if (body)
-		e->body = json_incref(body);
-	else if (r->body.len)
-		e->body = json_stringn(r->body.buf, r->body.len); /* NULL when not UTF-8 */
-	e->model = xstrdup_or_null(model);
-	e->received_ms = util_now_us() / 1000;
-	e->slot = -1;
-	e->id_slot = -1;
-	e->prompt_tokens = -1;
-	e->cached_tokens = -1;
-	pthread_mutex_unlock(&F.lock);
-}
-
-static void req_set_status(struct req *r, int status)
-{
-	struct logent *e;
+	struct fake_logent *e;
 
 	if (!r->log_id)
 		return;
-	pthread_mutex_lock(&F.lock);
-	e = log_find(r->log_id);
+	pthread_mutex_lock(&fake_st.lock);
+	e = fake_log_find(r->log_id);
 	if (e)
 		e->status = status;
-	pthread_mutex_unlock(&F.lock);
+	pthread_mutex_unlock(&fake_st.lock);
 }
 
-static void mark_disconnected(struct req *r)
+void fake_mark_disconnected(struct fake_req *r)
 {
 	if (r->disconnected)
 		return;
 	r->disconnected = 1;
-	pthread_mutex_lock(&F.lock);
-	F.disconnects++;
-	pthread_mutex_unlock(&F.lock);
+	pthread_mutex_lock(&fake_st.lock);
+	fake_st.disconnects++;
+	pthread_mutex_unlock(&fake_st.lock);
 }
 
 /* Whether the client hung up; waits up to timeout_ms for it to. */
-static int client_gone(struct req *r, int timeout_ms)
+int fake_client_gone(struct fake_req *r, int timeout_ms)
 {
 	struct pollfd p = {.fd = r->fd, .events = POLLRDHUP};
 
@@ -396,134 +166,33 @@ static int client_gone(struct req *r, int timeout_ms)
 
 /* Sleeps until end_us (monotonic). Returns 0, or -1 early when the client hangs up or the fake
  * stops. */
-static int nap_until(struct req *r, int64_t end)
+int fake_nap_until(struct fake_req *r, int64_t end)
 {
 	for (;;) {
 		int64_t left = end - util_mono_us();
 
-		if (atomic_load(&stopping))
+		if (atomic_load(&fake_stopping))
 			return -1;
 		if (left <= 0)
 			return 0;
-		if (client_gone(r, left > 20000 ? 20 : (int)((left + 999) / 1000))) {
-			mark_disconnected(r);
+		if (fake_client_gone(r, left > 20000 ? 20 : (int)((left + 999) / 1000))) {
+			fake_mark_disconnected(r);
 			return -1;
 		}
 	}
 }
 
 /* Sleeps ms. Returns 0, or -1 early when the client hangs up or the fake stops. */
-static int nap(struct req *r, long ms)
+int fake_nap(struct fake_req *r, long ms)
 {
-	return nap_until(r, util_mono_us() + (int64_t)ms * 1000);
-}
-
-/* --reply-ms: whether it paces r (a trickle fault paces it instead). */
-static int reply_paced(const struct req *r)
-{
-	return cfg.reply_ms > 0 && r->fault.mode != FM_TRICKLE;
-}
-
-/* --reply-ms: when piece k (0-based) is due; the last piece is due reply_ms after the reply
- * started, the others are spread evenly before it. */
-static int64_t reply_due_us(const struct req *r, size_t k)
-{
-	size_t n = r->npieces ? r->npieces : 1;
-
-	if (k >= n)
-		k = n - 1;
-	return r->gen_t0_us + cfg.reply_ms * 1000 * (int64_t)(k + 1) / (int64_t)n;
-}
-
-/* ---- llama slots (fake_slots.c) ---- */
-
-static int req_gone(void *ud)
-{
-	return client_gone(ud, 0);
-}
-
-/*
- * Takes a slot for r (want: the request's id_slot, -1 = any) and logs it; then the
- * uncached part of the prompt costs --prompt-ms-per-token a token. Returns 0, or -1 when the
- * client hung up or the fake is stopping.
- */
-static int slot_acquire(struct req *r, long want)
-{
-	struct logent *e;
-
-	if (fake_slots_acquire(r->prompt.buf, r->prompt.len, r->prompt_tokens, want, req_gone, r,
-			       &r->slot, &r->cached_tokens)) {
-		if (!atomic_load(&stopping))
-			mark_disconnected(r);
-		return -1;
-	}
-	pthread_mutex_lock(&F.lock);
-	if ((e = log_find(r->log_id))) {
-		e->slot = r->slot;
-		e->id_slot = want;
-		e->prompt_tokens = r->prompt_tokens;
-		e->cached_tokens = r->cached_tokens;
-	}
-	pthread_mutex_unlock(&F.lock);
-	if (cfg.prompt_ms_per_token > 0 &&
-	    nap(r, cfg.prompt_ms_per_token * (r->prompt_tokens - r->cached_tokens)))
-		return -1;
-	return 0;
-}
-
-/* Must hold F.lock. The slot now caches the prompt and what was generated of the reply. */
-static void slot_release_locked(struct req *r)
-{
-	long predicted = (long)r->next;
-	int64_t t1 = r->gen_t1_us ? r->gen_t1_us : util_mono_us();
-
-	fake_slots_release(r->slot, r->prompt.buf, r->prompt.len, r->reply,
-			   r->reply ? req_emitted(r) : 0);
-	F.m_prompt_tokens += r->prompt_tokens - r->cached_tokens;
-	F.m_cached_tokens += r->cached_tokens;
-	F.m_prompt_s += (double)(r->prompt_tokens - r->cached_tokens) * prompt_us_per_token() / 1e6;
-	F.m_predicted += predicted;
-	if (r->gen_t0_us)
-		F.m_predicted_s += (double)(t1 - r->gen_t0_us) / 1e6;
-	if (r->prompt_tokens + predicted > F.m_tokens_max)
-		F.m_tokens_max = r->prompt_tokens + predicted;
-	r->slot = -1;
-}
-
-/* The request is over (sent, dropped, or refused): settle its books. */
-static void chat_end(struct req *r, enum MHD_RequestTerminationCode toe)
-{
-	struct logent *e;
-
-	pthread_mutex_lock(&F.lock);
-	if (r->counted)
-		F.in_flight--;
-	r->counted = 0;
-	if (r->slot >= 0)
-		slot_release_locked(r);
-	e = log_find(r->log_id);
-	if (e) {
-		e->finished_ms = util_now_us() / 1000;
-		if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->disconnected)
-			e->outcome = "completed";
-		else if (r->disconnected || toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ||
-			 toe == MHD_REQUEST_TERMINATED_READ_ERROR)
-			e->outcome = "client_disconnected";
-		else if (toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN)
-			e->outcome = "shutdown";
-		else if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
-			e->outcome = "timeout";
-		else
-			e->outcome = "aborted";
-	}
-	pthread_mutex_unlock(&F.lock);
+	return fake_nap_until(r, util_mono_us() + (int64_t)ms * 1000);
 }
 
 /* ---- responses ---- */
 
 /* Sends body (taken: it is freed by MHD). retry_after < 0: no Retry-After. */
-static enum MHD_Result send_body(struct req *r, int status, const char *ctype, char *body,
-				 size_t len, long retry_after)
+enum MHD_Result fake_send_body(struct fake_req *r, int status, const char *ctype, char *body,
+			       size_t len, long retry_after)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -542,1565 +211,79 @@ static enum MHD_Result send_body(struct req *r, int status, const char *ctype, c
 	}
 	ret = MHD_queue_response(r->conn, (unsigned)status, resp);
 	MHD_destroy_response(resp);
-	req_set_status(r, status);
+	fake_req_set_status(r, status);
 	return ret;
 }
 
-static enum MHD_Result send_text(struct req *r, int status, const char *ctype, const char *text)
+enum MHD_Result fake_send_text(struct fake_req *r, int status, const char *ctype, const char *text)
 {
-	return send_body(r, status, ctype, xstrdup(text), strlen(text), -1);
+	return fake_send_body(r, status, ctype, xstrdup(text), strlen(text), -1);
 }
 
 /* j is stolen. */
-static enum MHD_Result send_json(struct req *r, int status, json_t *j, long retry_after)
+enum MHD_Result fake_send_json(struct fake_req *r, int status, json_t *j, long retry_after)
 {
-	char *s = json_dumps(j, JSON_FLAGS);
+	char *s = json_dumps(j, FAKE_JSON_FLAGS);
 
 	json_decref(j);
 	if (!s)
 		return MHD_NO;
-	return send_body(r, status, "application/json; charset=utf-8", s, strlen(s), retry_after);
-}
-
-static enum MHD_Result ollama_error(struct req *r, int status, const char *msg, long retry_after)
-{
-	return send_json(r, status, json_pack("{s:s}", "error", msg), retry_after);
-}
-
-static json_t *llama_error_json(int status, const char *type, const char *msg)
-{
-	return json_pack("{s:{s:i,s:s,s:s}}", "error", "code", status, "message", msg, "type",
-			 type);
-}
-
-static enum MHD_Result llama_error(struct req *r, int status, const char *type, const char *msg,
-				   long retry_after)
-{
-	return send_json(r, status, llama_error_json(status, type, msg), retry_after);
-}
-
-static enum MHD_Result control_error(struct req *r, int status, const char *msg)
-{
-	return send_json(r, status, json_pack("{s:s}", "error", msg), -1);
-}
-
-/* ---- streamed and whole replies ---- */
-
-static void piece(const struct req *r, size_t i, const char **p, size_t *len)
-{
-	size_t start = i ? r->ends[i - 1] : 0;
-
-	*p = r->reply + start;
-	*len = r->ends[i] - start;
-}
-
-/* Appends j (stolen) as one NDJSON line or one SSE event. */
-static void emit(struct req *r, json_t *j)
-{
-	char *s = json_dumps(j, JSON_FLAGS);
-
-	json_decref(j);
-	if (r->proto == PROTO_LLAMA)
-		strbuf_addstr(&r->out, "data: ");
-	strbuf_addstr(&r->out, s ? s : "{}");
-	strbuf_addstr(&r->out, r->proto == PROTO_LLAMA ? "\n\n" : "\n");
-	free(s);
-}
-
-static int64_t gen_us(struct req *r)
-{
-	int64_t t1 = r->gen_t1_us ? r->gen_t1_us : util_mono_us();
-	int64_t floor_us = (int64_t)r->next * PREDICT_US_PER_TOKEN;
-	int64_t us = t1 - r->gen_t0_us;
-
-	return us > floor_us ? us : floor_us;
-}
-
-/* Ollama's metrics (int64 nanoseconds) onto a final object j. */
-static void ollama_metrics(struct req *r, json_t *j)
-{
-	json_int_t prompt_ns = (json_int_t)r->prompt_tokens * PROMPT_US_PER_TOKEN * 1000;
-	json_int_t eval_ns = gen_us(r) * 1000, total_ns = (util_mono_us() - r->t0_us) * 1000;
-
-	/* the nominal floors must not make the parts add up to more than the whole */
-	if (total_ns < r->load_ns + prompt_ns + eval_ns)
-		total_ns = r->load_ns + prompt_ns + eval_ns;
-	json_object_set_new(j, "total_duration", json_integer(total_ns)); /* stolen */
-	json_object_set_new(j, "load_duration", json_integer(r->load_ns));
-	json_object_set_new(j, "prompt_eval_count", json_integer(r->prompt_tokens));
-	json_object_set_new(j, "prompt_eval_duration", json_integer(prompt_ns));
-	json_object_set_new(j, "eval_count", json_integer((json_int_t)r->next));
-	json_object_set_new(j, "eval_duration", json_integer(eval_ns));
-}
-
-/* The keys an omit_fields fault may leave out of Ollama's final object; "metrics" names the
- * six metrics at once. */
-static const char *const omittable[] = {
-    "total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration",
-    "eval_count",     "eval_duration", "done_reason",	    "message",
-};
-
-/* Whether the request's omit_fields fault leaves key out of the final object. */
-static int omitted(const struct req *r, const char *key)
-{
-	const char *p = r->fault.mode == FM_OMIT_FIELDS ? r->fault.fields : NULL;
-	size_t klen = strlen(key);
-	int metric = strcmp(key, "done_reason") && strcmp(key, "message");
-
-	while (p && *p) {
-		size_t n = strcspn(p, ",");
-
-		if ((n == klen && !strncmp(p, key, n)) ||
-		    (metric && n == 7 && !strncmp(p, "metrics", 7)))
-			return 1;
-		p += n + (p[n] == ',');
-	}
-	return 0;
-}
-
-static json_t *ollama_object(struct req *r, const char *content, size_t len, int done)
-{
-	char ts[32];
-	json_t *j;
-
-	util_iso8601(util_now_us(), ts);
-	j = json_pack("{s:s,s:s,s:{s:s,s:s%}}", "model", r->model, "created_at", ts, "message",
-		      "role", "assistant", "content", content, len);
-	if (done)
-		json_object_set_new(j, "done_reason", json_string(r->finish_reason)); /* stolen */
-	json_object_set_new(j, "done", json_boolean(done));
-	if (done) {
-		size_t i;
-
-		ollama_metrics(r, j);
-		for (i = 0; i < ARRAY_SIZE(omittable); i++)
-			if (omitted(r, omittable[i]))
-				json_object_del(j, omittable[i]);
-	}
-	return j;
-}
-
-static json_t *llama_timings(struct req *r)
-{
-	long prompt_n = r->prompt_tokens - r->cached_tokens, pred_n = (long)r->next;
-	double prompt_ms = (double)prompt_n * (double)prompt_us_per_token() / 1000.0;
-	double pred_ms = (double)gen_us(r) / 1000.0;
-
-	return json_pack(
-	    "{s:I,s:I,s:f,s:f,s:f,s:I,s:f,s:f,s:f}", "cache_n", (json_int_t)r->cached_tokens,
-	    "prompt_n", (json_int_t)prompt_n, "prompt_ms", prompt_ms, "prompt_per_token_ms",
-	    prompt_n ? prompt_ms / prompt_n : 0.0, "prompt_per_second",
-	    prompt_ms > 0 ? 1e3 * prompt_n / prompt_ms : 0.0, "predicted_n", (json_int_t)pred_n,
-	    "predicted_ms", pred_ms, "predicted_per_token_ms", pred_n ? pred_ms / pred_n : 0.0,
-	    "predicted_per_second", pred_ms > 0 ? 1e3 * pred_n / pred_ms : 0.0);
-}
-
-static json_t *llama_usage(struct req *r)
-{
-	return json_pack("{s:I,s:I,s:I,s:{s:I}}", "completion_tokens", (json_int_t)r->next,
-			 "prompt_tokens", (json_int_t)r->prompt_tokens, "total_tokens",
-			 (json_int_t)(r->prompt_tokens + (long)r->next), "prompt_tokens_details",
-			 "cached_tokens", (json_int_t)r->cached_tokens);
-}
-
-/* One chat.completion.chunk around choices (stolen). */
-static json_t *llama_chunk(struct req *r, json_t *choices)
-{
-	return json_pack("{s:o,s:I,s:s,s:s,s:s,s:s}", "choices", choices, "created",
-			 (json_int_t)r->created, "id", r->id, "model", r->model,
-			 "system_fingerprint", LLAMA_FINGERPRINT, "object",
-			 "chat.completion.chunk");
-}
-
-static void llama_finish(struct req *r)
-{
-	json_t *j;
-
-	r->gen_t1_us = util_mono_us();
-	j = llama_chunk(r, json_pack("[{s:s,s:i,s:{}}]", "finish_reason", r->finish_reason, "index",
-				     0, "delta"));
-	if (!r->include_usage)
-		json_object_set_new(j, "timings", llama_timings(r)); /* stolen */
-	emit(r, j);
-	if (r->include_usage) {
-		j = llama_chunk(r, json_array());
-		json_object_set_new(j, "usage", llama_usage(r));
-		json_object_set_new(j, "timings", llama_timings(r));
-		emit(r, j);
-	}
-	strbuf_addstr(&r->out, "data: [DONE]\n\n");
-}
-
-static const char *stream_error_msg(struct req *r)
-{
-	if (r->fault.message)
-		return r->fault.message;
-	if (r->proto == PROTO_OLLAMA)
-		return "model runner has unexpectedly stopped, this may be due to resource "
-		       "limitations or an internal error, check ollama server logs for details";
-	return "failed to decode the batch, n_batch = 512, ret = -1";
-}
-
-/* The size of each chunk an endless stream sends. */
-#define ENDLESS_PIECE (16 * 1024)
-
-/*
- * One content chunk whose text is not clean: the marker placed through jansson
- * (which only writes valid JSON) is swapped for raw bytes afterwards.
- */
-static void emit_unclean(struct req *r, const char *raw)
-{
-	static const char mark[] = "@@unclean@@";
-	size_t at = r->out.len;
-	char *p, *tail;
-
-	if (r->proto == PROTO_OLLAMA)
-		emit(r, ollama_object(r, mark, sizeof(mark) - 1, 0));
-	else
-		emit(r, llama_chunk(r, json_pack("[{s:n,s:i,s:{s:s}}]", "finish_reason", "index",
-						 0, "delta", "content", mark)));
-	p = strstr(r->out.buf + at, mark);
-	tail = xstrdup(p + sizeof(mark) - 1);
-	r->out.len = (size_t)(p - r->out.buf);
-	strbuf_addstr(&r->out, raw);
-	strbuf_addstr(&r->out, tail);
-	free(tail);
-}
-
-/* One chunk of an endless stream: ENDLESS_PIECE bytes of text, never an end marker. */
-static void emit_flood(struct req *r)
-{
-	static char text[ENDLESS_PIECE + 1];
-
-	if (!text[0]) {
-		memset(text, 'x', ENDLESS_PIECE);
-		for (size_t i = 63; i < ENDLESS_PIECE; i += 64)
-			text[i] = ' ';
-	}
-	if (r->proto == PROTO_OLLAMA)
-		emit(r, ollama_object(r, text, ENDLESS_PIECE, 0));
-	else
-		emit(r, llama_chunk(r, json_pack("[{s:n,s:i,s:{s:s}}]", "finish_reason", "index",
-						 0, "delta", "content", text)));
-}
-
-/* Produces the next bytes of a stream into r->out; may sleep first. */
-static enum step stream_step(struct req *r)
-{
-	const char *p = "";
-	size_t len = 0;
-	long gap;
-
-	if (r->phase == PH_END)
-		return STEP_END;
-	if (r->fault_fired && r->fault.mode == FM_ENDLESS) {
-		emit_flood(r);
-		return STEP_MORE;
-	}
-	if (r->phase == PH_FINISH) {
-		llama_finish(r);
-		r->phase = PH_END;
-		return STEP_MORE;
-	}
-	if (!r->fault_fired && fault_midstream(r->fault.mode) && r->next == r->fault_at) {
-		r->fault_fired = 1;
-		switch (r->fault.mode) {
-		case FM_RESET:
-			return STEP_ABORT;
-		case FM_CUT:
-			return STEP_END;
-		case FM_STALL_MID_STREAM:
-			if (nap(r, r->fault.ms))
-				return STEP_ABORT;
-			break;
-		case FM_ERROR_IN_STREAM:
-			if (r->proto == PROTO_OLLAMA)
-				emit(r, json_pack("{s:s}", "error", stream_error_msg(r)));
-			else
-				emit(r, llama_error_json(500, "server_error", stream_error_msg(r)));
-			r->phase = PH_END;
-			return STEP_MORE;
-		case FM_ENDLESS:
-			emit_flood(r);
-			return STEP_MORE;
-		case FM_INVALID_UTF8:
-			/* a lone continuation byte and a cut-off two-byte sequence */
-			emit_unclean(r, "bad \x80 and \xc3 bytes");
-			return STEP_MORE;
-		case FM_LONE_SURROGATE:
-			emit_unclean(r, "a lone \\ud800 surrogate");
-			return STEP_MORE;
-		case FM_MALFORMED:
-			strbuf_addstr(&r->out, r->proto == PROTO_LLAMA
-						   ? "data: this is not json {\n\n"
-						   : "this is not json {\n");
-			return STEP_MORE;
-		}
-	}
-	if (reply_paced(r) && nap_until(r, reply_due_us(r, r->next)))
-		return STEP_ABORT;
-	if (r->proto == PROTO_LLAMA && r->next == r->npieces) {
-		if (!r->role_sent) {
-			r->role_sent = 1;
-			emit(r, llama_chunk(r, json_pack("[{s:n,s:i,s:{s:s,s:n}}]", "finish_reason",
-							 "index", 0, "delta", "role", "assistant",
-							 "content")));
-		}
-		r->phase = PH_FINISH;
-		return STEP_MORE;
-	}
-	gap = r->fault.mode == FM_TRICKLE ? r->fault.ms : r->delay_ms;
-	if (!reply_paced(r) && gap > 0 && nap(r, gap))
-		return STEP_ABORT;
-	if (r->npieces)
-		piece(r, r->next, &p, &len);
-	if (r->proto == PROTO_OLLAMA) {
-		/* the done:true object carries the last piece */
-		int last = r->npieces == 0 || r->next == r->npieces - 1;
-
-		r->next = r->npieces ? r->next + 1 : 0;
-		if (last)
-			r->gen_t1_us = util_mono_us();
-		/* a final object without "message" (docs/api.md): the last piece goes first */
-		if (last && omitted(r, "message"))
-			emit(r, ollama_object(r, p, len, 0));
-		emit(r, ollama_object(r, p, len, last));
-		if (last)
-			r->phase = PH_END;
-		return STEP_MORE;
-	}
-	if (!r->role_sent) {
-		/* llama-server sends the role with the first token */
-		r->role_sent = 1;
-		emit(r,
-		     llama_chunk(r, json_pack("[{s:n,s:i,s:{s:s,s:n}}]", "finish_reason", "index",
-					      0, "delta", "role", "assistant", "content")));
-	}
-	r->next++;
-	emit(r, llama_chunk(r, json_pack("[{s:n,s:i,s:{s:s%}}]", "finish_reason", "index", 0,
-					 "delta", "content", p, len)));
-	return STEP_MORE;
-}
-
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-	struct req *r = cls;
-	size_t n;
-
-	(void)pos;
-	while (r->out_off == r->out.len) {
-		enum step st;
-
-		strbuf_reset(&r->out);
-		r->out_off = 0;
-		st = stream_step(r);
-		if (st == STEP_END)
-			return MHD_CONTENT_READER_END_OF_STREAM;
-		if (st == STEP_ABORT)
-			return MHD_CONTENT_READER_END_WITH_ERROR;
-	}
-	n = r->out.len - r->out_off;
-	if (n > max)
-		n = max;
-	memcpy(buf, r->out.buf + r->out_off, n);
-	r->out_off += n;
-	return (ssize_t)n;
-}
-
-static void stream_free(void *cls)
-{
-	req_unref(cls);
-}
-
-/* The whole reply of a stream:false request, as the backend would send it. */
-static json_t *whole_reply(struct req *r)
-{
-	json_t *j;
-
-	r->gen_t1_us = util_mono_us();
-	if (r->proto == PROTO_OLLAMA)
-		return ollama_object(r, r->reply, req_emitted(r), 1);
-	j = json_pack("{s:[{s:s,s:i,s:{s:s,s:s%}}],s:I,s:s,s:s,s:s}", "choices", "finish_reason",
-		      r->finish_reason, "index", 0, "message", "role", "assistant", "content",
-		      r->reply, req_emitted(r), "created", (json_int_t)r->created, "model",
-		      r->model, "system_fingerprint", LLAMA_FINGERPRINT, "object",
-		      "chat.completion");
-	json_object_set_new(j, "usage", llama_usage(r)); /* stolen */
-	json_object_set_new(j, "id", json_string(r->id));
-	json_object_set_new(j, "timings", llama_timings(r));
-	return j;
-}
-
-static enum MHD_Result reply_whole(struct req *r)
-{
-	long gap = r->fault.mode == FM_TRICKLE ? r->fault.ms : r->delay_ms;
-	long stall = r->fault.mode == FM_STALL_MID_STREAM ? r->fault.ms : 0;
-	json_t *j;
-	char *s;
-	size_t len;
-
-	/* no byte goes out before the whole answer is ready, as with the real servers */
-	if (r->fault.mode == FM_RESET) {
-		nap(r, gap * (long)r->fault_at);
-		return MHD_NO;
-	}
-	if (reply_paced(r) ? nap_until(r, reply_due_us(r, r->npieces) + stall * 1000)
-			   : nap(r, gap * (long)r->npieces + stall))
-		return MHD_NO;
-	r->next = r->npieces;
-	if (r->fault.mode == FM_ERROR_IN_STREAM) {
-		if (r->proto == PROTO_OLLAMA)
-			return ollama_error(r, 500, stream_error_msg(r), -1);
-		return llama_error(r, 500, "server_error", stream_error_msg(r), -1);
-	}
-	if (r->fault.mode == FM_MALFORMED)
-		return send_text(r, 200, "application/json; charset=utf-8", "this is not json {");
-	j = whole_reply(r);
-	s = json_dumps(j, JSON_FLAGS);
-	json_decref(j);
-	if (!s)
-		return MHD_NO;
-	len = strlen(s);
-	if (r->fault.mode == FM_CUT)
-		len /= 2;
-	return send_body(r, 200, "application/json; charset=utf-8", s, len, -1);
-}
-
-/* Sends the reply, streamed or whole, once everything about it is decided. */
-static enum MHD_Result reply_start(struct req *r)
-{
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-	size_t limit = r->proto == PROTO_OLLAMA && r->npieces ? r->npieces - 1 : r->npieces;
-
-	r->fault_at = (size_t)r->fault.after_tokens < limit ? (size_t)r->fault.after_tokens : limit;
-	r->gen_t0_us = util_mono_us();
-	if (!r->stream)
-		return reply_whole(r);
-	atomic_fetch_add(&r->refs, 1);
-	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, r,
-						 stream_free);
-	if (!resp) {
-		req_unref(r);
-		return MHD_NO;
-	}
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-				r->proto == PROTO_OLLAMA ? "application/x-ndjson"
-							 : "text/event-stream");
-	ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
-	MHD_destroy_response(resp);
-	req_set_status(r, 200);
-	return ret;
-}
-
-/* Sets the reply text and its pieces, cut to max_tokens (< 0: no limit). */
-static void reply_set(struct req *r, const json_t *script, const json_t *body, const json_t *msgs,
-		      long max_tokens)
-{
-	json_t *m = fake_script_model(script, r->model); /* borrowed */
-	json_t *d = json_object_get(m, "token_delay_ms");
-
-	r->reply = fake_reply_text(script, r->model, msgs, fake_request_schema(body));
-	r->npieces = fake_split_pieces(r->reply, strlen(r->reply), &r->ends);
-	r->delay_ms = d ? (long)json_integer_value(d) : cfg.token_delay_ms;
-	if (max_tokens >= 0 && (size_t)max_tokens < r->npieces) {
-		r->npieces = (size_t)max_tokens;
-		r->finish_reason = "length";
-	}
-}
-
-/* An integer field of o, or def when absent or not an integer. */
-static long int_field(const json_t *o, const char *key, long def)
-{
-	json_t *v = json_object_get(o, key); /* borrowed */
-
-	if (json_is_integer(v))
-		return (long)json_integer_value(v);
-	if (json_is_real(v))
-		return (long)json_real_value(v);
-	return def;
-}
-
-/* ---- Ollama /api/chat ---- */
-
-static const char *const ollama_int_options[] = {
-    "num_ctx",	     "num_predict", "num_keep", "seed",	      "top_k",
-    "repeat_last_n", "num_batch",   "num_gpu",	"num_thread", "mirostat",
-};
-static const char *const ollama_float_options[] = {
-    "temperature",	 "top_p",	   "min_p",
-    "typical_p",	 "repeat_penalty", "presence_penalty",
-    "frequency_penalty", "mirostat_tau",   "mirostat_eta",
-};
-
-/* Ollama's check of option types. Returns 0, or -1 with the message in msg. */
-static int ollama_check_options(const json_t *opts, char *msg, size_t msglen)
-{
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(ollama_int_options); i++) {
-		json_t *v = json_object_get(opts, ollama_int_options[i]);
-
-		if (v && !json_is_number(v)) {
-			snprintf(msg, msglen, "option \"%s\" must be of type integer",
-				 ollama_int_options[i]);
-			return -1;
-		}
-	}
-	for (i = 0; i < ARRAY_SIZE(ollama_float_options); i++) {
-		json_t *v = json_object_get(opts, ollama_float_options[i]);
-
-		if (v && !json_is_number(v)) {
-			snprintf(msg, msglen, "option \"%s\" must be of type float32",
-				 ollama_float_options[i]);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static int keep_alive_zero(const json_t *ka)
-{
-	const char *s = json_string_value(ka);
-
-	if (json_is_number(ka))
-		return json_number_value(ka) == 0;
-	return s && (!strcmp(s, "0") || !strcmp(s, "0s") || !strcmp(s, "0m"));
-}
-
-/* Marks model loaded; returns 1 when it was not (a cold start). Name normalized to a tag. */
-static int ollama_load(const char *model, long num_ctx)
-{
-	char name[512];
-	int cold;
-
-	snprintf(name, sizeof(name), "%s%s", model, strchr(model, ':') ? "" : ":latest");
-	pthread_mutex_lock(&F.lock);
-	cold = json_object_get(F.loaded, name) == NULL;
-	json_object_set_new(F.loaded, name, json_pack("{s:I}", "num_ctx", (json_int_t)num_ctx));
-	pthread_mutex_unlock(&F.lock);
-	return cold;
-}
-
-static void ollama_unload(const char *model)
-{
-	char name[512];
-
-	snprintf(name, sizeof(name), "%s%s", model, strchr(model, ':') ? "" : ":latest");
-	pthread_mutex_lock(&F.lock);
-	json_object_del(F.loaded, name);
-	pthread_mutex_unlock(&F.lock);
-}
-
-static enum MHD_Result ollama_chat(struct req *r, const json_t *body, const json_t *script)
-{
-	json_t *msgs = json_object_get(body, "messages"), *opts = json_object_get(body, "options");
-	json_t *think = json_object_get(body, "think"), *trunc = json_object_get(body, "truncate");
-	char msg[600];
-	long num_ctx, num_predict;
-
-	if (!*r->model)
-		return ollama_error(r, 400, "model is required", -1);
-	if (fake_model_missing(script, r->model)) {
-		snprintf(msg, sizeof(msg), "model '%s' not found", r->model);
-		return ollama_error(r, 404, msg, -1);
-	}
-	if (msgs && !json_is_array(msgs) && !json_is_null(msgs))
-		return ollama_error(r, 400,
-				    "json: cannot unmarshal object into Go struct field "
-				    "ChatRequest.messages of type []api.Message",
-				    -1);
-	if (opts && !json_is_object(opts) && !json_is_null(opts))
-		return ollama_error(r, 400,
-				    "json: cannot unmarshal value into Go struct field "
-				    "ChatRequest.options of type map[string]interface {}",
-				    -1);
-	if (json_is_true(think) || json_is_string(think)) {
-		snprintf(msg, sizeof(msg), "\"%s\" does not support thinking", r->model);
-		return ollama_error(r, 400, msg, -1);
-	}
-	if (ollama_check_options(opts, msg, sizeof(msg)))
-		return ollama_error(r, 400, msg, -1);
-	num_ctx = int_field(opts, "num_ctx", cfg.n_ctx);
-	num_predict = int_field(opts, "num_predict", -1);
-
-	if (json_array_size(msgs) == 0) {
-		/* an empty conversation loads (or with keep_alive 0 unloads) the model */
-		const char *why = "load";
-
-		if (keep_alive_zero(json_object_get(body, "keep_alive"))) {
-			ollama_unload(r->model);
-			why = "unload";
-		} else if (ollama_load(r->model, num_ctx) && nap(r, cfg.load_ms)) {
-			return MHD_NO;
-		}
-		r->finish_reason = why;
-		{
-			char ts[32];
-
-			util_iso8601(util_now_us(), ts);
-			return send_json(r, 200,
-					 json_pack("{s:s,s:s,s:{s:s,s:s},s:s,s:b}", "model",
-						   r->model, "created_at", ts, "message", "role",
-						   "assistant", "content", "", "done_reason", why,
-						   "done", 1),
-					 -1);
-		}
-	}
-	if (r->prompt_tokens > num_ctx) {
-		if (json_is_false(trunc)) {
-			snprintf(msg, sizeof(msg),
-				 "prompt too long; exceeded max context length by %ld tokens",
-				 r->prompt_tokens - num_ctx);
-			return ollama_error(r, 400, msg, -1);
-		}
-		/* Ollama drops the oldest messages without a word */
-		r->prompt_tokens = num_ctx;
-	}
-	if (ollama_load(r->model, num_ctx) && nap(r, cfg.load_ms))
-		return MHD_NO;
-	r->load_ns = (util_mono_us() - r->t0_us) * 1000;
-	reply_set(r, script, body, msgs, num_predict);
-	return reply_start(r);
-}
-
-/* ---- llama-server /v1/chat/completions ---- */
-
-static enum MHD_Result llama_chat(struct req *r, const json_t *body, const json_t *script)
-{
-	json_t *msgs = json_object_get(body, "messages");
-	json_t *so = json_object_get(body, "stream_options");
-	long max_tokens = int_field(body, "max_tokens", -1), id_slot;
-	char msg[600];
-
-	if (!json_is_array(msgs))
-		return llama_error(r, 400, "invalid_request_error", "'messages' is required", -1);
-	if (fake_model_missing(script, r->model)) {
-		snprintf(msg, sizeof(msg), "model '%s' not found", r->model);
-		return llama_error(r, 404, "not_found_error", msg, -1);
-	}
-	if (r->prompt_tokens >= cfg.n_ctx) {
-		snprintf(msg, sizeof(msg),
-			 "request (%ld tokens) exceeds the available context size (%ld tokens), "
-			 "try increasing it",
-			 r->prompt_tokens, cfg.n_ctx);
-		return send_json(r, 400,
-				 json_pack("{s:{s:i,s:s,s:s,s:I,s:I}}", "error", "code", 400,
-					   "message", msg, "type", "exceed_context_size_error",
-					   "n_prompt_tokens", (json_int_t)r->prompt_tokens, "n_ctx",
-					   (json_int_t)cfg.n_ctx),
-				 -1);
-	}
-	r->include_usage = json_is_true(json_object_get(so, "include_usage"));
-	max_tokens = int_field(body, "max_completion_tokens", max_tokens);
-	max_tokens = int_field(body, "n_predict", max_tokens);
-	reply_set(r, script, body, msgs, max_tokens);
-	if ((long)r->npieces > cfg.n_ctx - r->prompt_tokens) {
-		/* generation that fills the slot's context stops there */
-		r->npieces = (size_t)(cfg.n_ctx - r->prompt_tokens);
-		r->finish_reason = "length";
-	}
-	util_random_hex(r->id + 9, 16);
-	memcpy(r->id, "chatcmpl-", 9);
-	r->created = (int64_t)time(NULL);
-	id_slot = int_field(body, "id_slot", -1);
-	if (slot_acquire(r, id_slot < 0 ? -1 : id_slot))
-		return MHD_NO;
-	return reply_start(r);
-}
-
-/* ---- chat, both protocols ---- */
-
-/* Must hold F.lock. */
-static void fault_remove_locked(size_t i)
-{
-	fault_release(&F.faults[i]);
-	memmove(&F.faults[i], &F.faults[i + 1], (F.nfaults - i - 1) * sizeof(F.faults[0]));
-	F.nfaults--;
-}
-
-/* Must hold F.lock. Drops "loading" faults whose time is up. */
-static void faults_prune_locked(void)
-{
-	size_t i = 0;
-	int64_t now = util_mono_us();
-
-	while (i < F.nfaults) {
-		struct fault *f = &F.faults[i];
-
-		if (f->mode == FM_LOADING && f->ms > 0 &&
-		    now - f->since_us >= (int64_t)f->ms * 1000)
-			fault_remove_locked(i);
-		else
-			i++;
-	}
-}
-
-/*
- * Whether a "loading" fault holds. A chat request (chat=1) uses up one of its
- * count and must match its model filter; other routes only look.
- */
-static int loading_active(const char *model, int chat)
-{
-	size_t i;
-	int active = 0;
-
-	pthread_mutex_lock(&F.lock);
-	faults_prune_locked();
-	for (i = 0; i < F.nfaults; i++) {
-		struct fault *f = &F.faults[i];
-
-		if (f->mode != FM_LOADING)
-			continue;
-		if (chat && f->model && (!model || !fake_model_eq(f->model, model)))
-			continue;
-		active = 1;
-		if (chat && f->count > 0 && --f->count == 0)
-			fault_remove_locked(i);
-		break;
-	}
-	pthread_mutex_unlock(&F.lock);
-	return active;
-}
-
-/* Takes the first queued fault that matches the request into out; returns 1 if one did. */
-static int fault_take(const char *model, const char *path, struct fault *out)
-{
-	size_t i;
-	int found = 0;
-
-	pthread_mutex_lock(&F.lock);
-	for (i = 0; i < F.nfaults; i++) {
-		struct fault *f = &F.faults[i];
-
-		if (f->mode == FM_LOADING)
-			continue;
-		if (f->model && (!model || !fake_model_eq(f->model, model)))
-			continue;
-		if (f->path && strcmp(f->path, path))
-			continue;
-		fault_copy(out, f);
-		found = 1;
-		if (f->count > 0 && --f->count == 0)
-			fault_remove_locked(i);
-		break;
-	}
-	pthread_mutex_unlock(&F.lock);
-	return found;
-}
-
-/* Faults that answer before any model work: an error status, a refusal, a stall. */
-static enum MHD_Result early_fault(struct req *r, int *handled)
-{
-	const struct fault *f = &r->fault;
-	int ollama = r->proto == PROTO_OLLAMA;
-	char msg[600];
-
-	*handled = 1;
-	switch (f->mode) {
-	case FM_REFUSE:
-		return MHD_NO;
-	case FM_HTTP_500:
-		if (ollama)
-			return ollama_error(r, 500,
-					    f->message ? f->message
-						       : "model runner has unexpectedly stopped",
-					    f->retry_after);
-		return llama_error(r, 500, "server_error",
-				   f->message ? f->message : "Internal Server Error",
-				   f->retry_after);
-	case FM_HTTP_503:
-		if (ollama)
-			return ollama_error(r, 503,
-					    f->message ? f->message
-						       : "server busy, please try again.  maximum "
-							 "pending requests exceeded",
-					    f->retry_after);
-		return llama_error(r, 503, "unavailable_error",
-				   f->message ? f->message : "Loading model", f->retry_after);
-	case FM_REDIRECT:
-		/* a proxy or a wrong url: the answer is the same on every try */
-		return send_text(r, 302, "text/html", "<a href=\"/elsewhere\">Found</a>");
-	case FM_HTTP_429:
-		if (ollama)
-			return ollama_error(r, 429, f->message ? f->message : "too many requests",
-					    f->retry_after);
-		return llama_error(r, 429, "rate_limit_error",
-				   f->message ? f->message : "too many requests", f->retry_after);
-	case FM_CONTEXT_OVERFLOW: {
-		long n = r->prompt_tokens > cfg.n_ctx ? r->prompt_tokens : cfg.n_ctx + 1;
-
-		if (ollama) {
-			snprintf(msg, sizeof(msg),
-				 "prompt too long; exceeded max context length by %ld tokens",
-				 n - cfg.n_ctx);
-			return ollama_error(r, 400, f->message ? f->message : msg, -1);
-		}
-		snprintf(msg, sizeof(msg),
-			 "request (%ld tokens) exceeds the available context size (%ld tokens), "
-			 "try increasing it",
-			 n, cfg.n_ctx);
-		return send_json(r, 400,
-				 json_pack("{s:{s:i,s:s,s:s,s:I,s:I}}", "error", "code", 400,
-					   "message", f->message ? f->message : msg, "type",
-					   "exceed_context_size_error", "n_prompt_tokens",
-					   (json_int_t)n, "n_ctx", (json_int_t)cfg.n_ctx),
-				 -1);
-	}
-	case FM_BAD_OPTION:
-		snprintf(msg, sizeof(msg), "option \"%s\" must be of type integer",
-			 f->option ? f->option : "num_ctx");
-		if (ollama)
-			return ollama_error(r, 400, f->message ? f->message : msg, -1);
-		return llama_error(r, 400, "invalid_request_error", f->message ? f->message : msg,
-				   -1);
-	case FM_STALL_FIRST_BYTE:
-		if (nap(r, f->ms))
-			return MHD_NO;
-		break;
-	default:
-		break;
-	}
-	*handled = 0;
-	return MHD_YES;
-}
-
-/* The Go decoder's complaint about a body that is not JSON (approximately). */
-static void go_json_error(const struct req *r, const json_error_t *je, char *msg, size_t len)
-{
-	size_t pos = (size_t)je->position;
-
-	/* jansson reports where the bad token ended; Go names its first character */
-	if (pos > r->body.len)
-		pos = r->body.len;
-	while (pos > 0 && isalnum((unsigned char)r->body.buf[pos - 1]))
-		pos--;
-	if (pos >= r->body.len)
-		snprintf(msg, len, "unexpected EOF");
-	else
-		snprintf(msg, len, "invalid character '%c' looking for beginning of value",
-			 r->body.buf[pos]);
-}
-
-static enum MHD_Result chat_handle(struct req *r, json_t *body, const json_error_t *je,
-				   const json_t *script)
-{
-	int ollama = r->proto == PROTO_OLLAMA, handled;
-	const char *model = json_string_value(json_object_get(body, "model"));
-	json_t *msgs = json_object_get(body, "messages"), *st = json_object_get(body, "stream");
-	struct logent *e;
-	enum MHD_Result ret;
-	char msg[600];
-
-	if (loading_active(model, 1))
-		return llama_error(r, 503, "unavailable_error", "Loading model", -1);
-	if (!body) {
-		if (ollama && !r->body.len)
-			return ollama_error(r, 400, "missing request body", -1);
-		if (ollama) {
-			go_json_error(r, je, msg, sizeof(msg));
-			return ollama_error(r, 400, msg, -1);
-		}
-		snprintf(msg, sizeof(msg),
-			 "[json.exception.parse_error.101] parse error at line %d, column %d: "
-			 "syntax error while parsing value - %s",
-			 je->line, je->column, je->text);
-		return llama_error(r, 500, "server_error", msg, -1);
-	}
-	if (!json_is_object(body)) {
-		if (ollama)
-			return ollama_error(
-			    r, 400,
-			    "json: cannot unmarshal array into Go value of type api.ChatRequest",
-			    -1);
-		return llama_error(r, 400, "invalid_request_error", "'messages' is required", -1);
-	}
-	if (model)
-		r->model = xstrdup(model);
-	else /* Ollama insists on a model; llama-server serves its own */
-		r->model = xstrdup(ollama ? "" : LLAMA_MODEL);
-	r->stream = st ? json_is_true(st) : ollama; /* Ollama streams by default, llama not */
-	fake_render_prompt(json_is_array(msgs) ? msgs : NULL, &r->prompt);
-	r->prompt_tokens = fake_count_tokens(r->prompt.len);
-	fault_take(model, r->path, &r->fault);
-	pthread_mutex_lock(&F.lock);
-	e = log_find(r->log_id);
-	if (e) {
-		e->stream = r->stream;
-		e->fault = r->fault.mode == FM_NONE ? NULL : fault_names[r->fault.mode];
-	}
-	pthread_mutex_unlock(&F.lock);
-	ret = early_fault(r, &handled);
-	if (handled)
-		return ret;
-	if (ollama)
-		return ollama_chat(r, body, script);
-	return llama_chat(r, body, script);
-}
-
-static enum MHD_Result chat(struct req *r, enum proto proto)
-{
-	json_error_t je;
-	json_t *body = NULL, *script;
-	enum MHD_Result ret;
-
-	r->proto = proto;
-	r->t0_us = util_mono_us();
-	/* no JSON_REJECT_DUPLICATES: the real servers keep the last value */
-	if (r->body.len)
-		body = json_loadb(r->body.buf, r->body.len, 0, &je);
-	else
-		memset(&je, 0, sizeof(je));
-	chat_begin(r, body, json_string_value(json_object_get(body, "model")));
-	script = script_get();
-	ret = chat_handle(r, body, &je, script);
-	json_decref(script);
-	json_decref(body);
-	return ret;
-}
-
-/* ---- other backend routes ---- */
-
-/* A digest that looks like Ollama's and is the same for the same name. */
-static void fake_digest(const char *name, char out[65])
-{
-	uint64_t h = 1469598103934665603ULL;
-	int i;
-
-	for (i = 0; i < 4; i++) {
-		const char *p;
-
-		for (p = name; *p; p++)
-			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-		h = (h ^ (uint64_t)i) * 1099511628211ULL;
-		snprintf(out + 16 * i, 17, "%016llx", (unsigned long long)h);
-	}
-}
-
-/* Every listed model (defaults + scripted, minus missing ones), as a new array of strings. */
-static json_t *model_names(const json_t *script, int ollama_tags)
-{
-	json_t *names = json_array(), *m, *v;
-	const char *name;
-	size_t i, j;
-
-	for (i = 0; i < ARRAY_SIZE(default_models); i++)
-		json_array_append_new(names, json_string(default_models[i])); /* stolen */
-	json_object_foreach(json_object_get(script, "models"), name, m)
-	{
-		int dup = 0;
-
-		(void)m;
-		json_array_foreach(names, j, v)
-		{
-			dup |= fake_model_eq(json_string_value(v), name);
-		}
-		if (!dup && !fake_model_missing(script, name))
-			json_array_append_new(names, json_string(name));
-	}
-	if (ollama_tags) {
-		json_array_foreach(names, i, v)
-		{
-			const char *s = json_string_value(v);
-
-			if (!strchr(s, ':')) {
-				char buf[512];
-
-				snprintf(buf, sizeof(buf), "%s:latest", s);
-				json_array_set_new(names, i, json_string(buf));
-			}
-		}
-	}
-	return names;
-}
-
-static json_t *ollama_details(void)
-{
-	return json_pack("{s:s,s:s,s:s,s:[s],s:s,s:s}", "parent_model", "", "format", "gguf",
-			 "family", "llama", "families", "llama", "parameter_size", "999.89M",
-			 "quantization_level", "Q4_K_M");
-}
-
-static enum MHD_Result ollama_tags(struct req *r)
-{
-	json_t *script = script_get(), *names = model_names(script, 1), *list = json_array(), *v;
-	size_t i;
-
-	json_array_foreach(names, i, v)
-	{
-		char digest[65];
-
-		fake_digest(json_string_value(v), digest);
-		json_array_append_new(list,
-				      json_pack("{s:O,s:O,s:s,s:I,s:s,s:o}", "name", v, "model", v,
-						"modified_at", "2025-10-01T12:00:00.000000Z",
-						"size", (json_int_t)815319791, "digest", digest,
-						"details", ollama_details()));
-	}
-	json_decref(names);
-	json_decref(script);
-	return send_json(r, 200, json_pack("{s:o}", "models", list), -1);
-}
-
-static enum MHD_Result ollama_ps(struct req *r)
-{
-	json_t *list = json_array(), *v;
-	const char *name;
-	char expires[32];
-
-	util_iso8601(util_now_us() + 30LL * 60 * 1000000, expires);
-	pthread_mutex_lock(&F.lock);
-	json_object_foreach(F.loaded, name, v)
-	{
-		char digest[65];
-
-		fake_digest(name, digest);
-		json_array_append_new(
-		    list, json_pack("{s:s,s:s,s:I,s:s,s:o,s:s,s:I,s:I}", "name", name, "model",
-				    name, "size", (json_int_t)1260000000, "digest", digest,
-				    "details", ollama_details(), "expires_at", expires, "size_vram",
-				    (json_int_t)1260000000, "context_length",
-				    json_integer_value(json_object_get(v, "num_ctx"))));
-	}
-	pthread_mutex_unlock(&F.lock);
-	return send_json(r, 200, json_pack("{s:o}", "models", list), -1);
-}
-
-static enum MHD_Result ollama_show(struct req *r)
-{
-	json_t *body = json_loadb(r->body.buf, r->body.len, 0, NULL), *script;
-	const char *model = json_string_value(json_object_get(body, "model"));
-	enum MHD_Result ret;
-	char msg[600];
-
-	if (!model)
-		model = json_string_value(json_object_get(body, "name"));
-	script = script_get();
-	if (!model || !*model) {
-		ret = ollama_error(r, 400, "model is required", -1);
-	} else if (fake_model_missing(script, model)) {
-		snprintf(msg, sizeof(msg), "model '%s' not found", model);
-		ret = ollama_error(r, 404, msg, -1);
-	} else {
-		ret = send_json(
-		    r, 200,
-		    json_pack("{s:s,s:s,s:s,s:s,s:o,s:{s:s,s:I,s:I},s:[s],s:s}", "license", "",
-			      "modelfile", "# fake-backend\n", "parameters", "stop \"<|im_end|>\"",
-			      "template", "{{ .Prompt }}", "details", ollama_details(),
-			      "model_info", "general.architecture", "llama",
-			      "general.parameter_count", (json_int_t)999890000,
-			      "llama.context_length", (json_int_t)N_CTX_TRAIN, "capabilities",
-			      "completion", "modified_at", "2025-10-01T12:00:00.000000Z"),
-		    -1);
-	}
-	json_decref(script);
-	json_decref(body);
-	return ret;
-}
-
-static enum MHD_Result llama_models(struct req *r)
-{
-	json_t *script = script_get(), *names = model_names(script, 0), *models = json_array();
-	json_t *data = json_array(), *v;
-	size_t i;
-
-	json_array_insert_new(names, 0, json_string(LLAMA_MODEL)); /* stolen */
-	json_array_foreach(names, i, v)
-	{
-		json_array_append_new(
-		    models,
-		    json_pack("{s:O,s:O,s:s,s:s,s:s,s:s,s:s,s:[s],s:[s],s:s,s:{s:s,s:s,s:s,s:[s],"
-			      "s:s,s:s}}",
-			      "name", v, "model", v, "modified_at", "", "size", "", "digest", "",
-			      "type", "model", "description", "", "tags", "", "capabilities",
-			      "completion", "parameters", "", "details", "parent_model", "",
-			      "format", "gguf", "family", "", "families", "", "parameter_size", "",
-			      "quantization_level", ""));
-		json_array_append_new(
-		    data,
-		    json_pack("{s:O,s:[O],s:[],s:s,s:I,s:s,s:{s:b,s:i,s:I,s:I,s:i,s:I,s:I,s:s}}",
-			      "id", v, "aliases", v, "tags", "object", "model", "created",
-			      (json_int_t)time(NULL), "owned_by", "llamacpp", "meta", "vocab_type",
-			      1, "n_vocab", 512, "n_ctx", (json_int_t)cfg.n_ctx, "n_ctx_train",
-			      (json_int_t)N_CTX_TRAIN, "n_embd", 64, "n_params", (json_int_t)292800,
-			      "size", (json_int_t)1171200, "ftype", "(guessed) all F32"));
-	}
-	json_decref(names);
-	json_decref(script);
-	return send_json(
-	    r, 200, json_pack("{s:o,s:s,s:o}", "models", models, "object", "list", "data", data),
-	    -1);
-}
-
-/* The sampling parameters llama-server reports (fixtures/llama-server/props.json). */
-static const char llama_params[] =
-    "{\"seed\":4294967295,\"temperature\":0.800000011920929,\"dynatemp_range\":0.0,"
-    "\"dynatemp_exponent\":1.0,\"top_k\":40,\"top_p\":0.949999988079071,"
-    "\"min_p\":0.05000000074505806,\"top_n_sigma\":-1.0,\"xtc_probability\":0.0,"
-    "\"xtc_threshold\":0.10000000149011612,\"typical_p\":1.0,\"repeat_last_n\":64,"
-    "\"repeat_penalty\":1.0,\"presence_penalty\":0.0,\"frequency_penalty\":0.0,"
-    "\"dry_multiplier\":0.0,\"dry_base\":1.75,\"dry_allowed_length\":2,"
-    "\"dry_penalty_last_n\":64,\"mirostat\":0,\"mirostat_tau\":5.0,"
-    "\"mirostat_eta\":0.10000000149011612,\"max_tokens\":-1,\"n_predict\":-1,\"n_keep\":0,"
-    "\"n_discard\":0,\"ignore_eos\":false,\"stream\":false,\"n_probs\":0,\"min_keep\":0,"
-    "\"chat_format\":\"Content-only\",\"reasoning_format\":\"none\","
-    "\"reasoning_in_content\":false,\"generation_prompt\":\"\",\"samplers\":[\"penalties\","
-    "\"dry\",\"top_n_sigma\",\"top_k\",\"typ_p\",\"top_p\",\"min_p\",\"xtc\",\"temperature\"],"
-    "\"speculative.types\":\"none\",\"timings_per_token\":false,\"post_sampling_probs\":false,"
-    "\"backend_sampling\":false,\"lora\":[]}";
-
-static const char chatml_template[] =
-    "{%- for message in messages -%}\n  {{- '<|im_start|>' + message.role + '\n' + "
-    "message.content + '<|im_end|>\n' -}}\n{%- endfor -%}\n{%- if add_generation_prompt -%}\n "
-    " {{- '<|im_start|>assistant\n' -}}\n{%- endif -%}";
-
-static enum MHD_Result llama_props(struct req *r)
-{
-	json_t *params = json_loads(llama_params, 0, NULL);
-
-	return send_json(
-	    r, 200,
-	    json_pack("{s:{s:o,s:I},s:i,s:s,s:s,s:s,s:{s:b,s:b,s:b},s:b,s:b,s:b,s:s,s:s,s:s,s:s,"
-		      "s:b}",
-		      "default_generation_settings", "params", params, "n_ctx",
-		      (json_int_t)cfg.n_ctx, "total_slots", cfg.slots, "model_alias", LLAMA_MODEL,
-		      "model_ftype", "(guessed) all F32", "model_path", LLAMA_MODEL, "modalities",
-		      "vision", 0, "video", 0, "audio", 0, "endpoint_slots", 1, "endpoint_props", 0,
-		      "endpoint_metrics", 1, "chat_template", chatml_template, "bos_token", "<s>",
-		      "eos_token", "</s>", "build_info", LLAMA_FINGERPRINT, "is_sleeping", 0),
-	    -1);
-}
-
-static enum MHD_Result llama_slots(struct req *r)
-{
-	const char *fail =
-	    MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "fail_on_no_slot");
-	json_t *list = fake_slots_json(0, cfg.n_ctx, llama_params);
-	int idle = cfg.slots - fake_slots_busy();
-
-	if (fail && strcmp(fail, "0") && !idle) {
-		json_decref(list);
-		return llama_error(r, 503, "unavailable_error", "no slot available", -1);
-	}
-	return send_json(r, 200, list, -1);
-}
-
-static enum MHD_Result llama_metrics(struct req *r)
-{
-	struct strbuf sb;
-	char *text;
-	size_t len;
-	int busy = fake_slots_busy();
-	long deferred = fake_slots_deferred();
-
-	strbuf_init(&sb, 2048);
-	pthread_mutex_lock(&F.lock);
-#define COUNTER(name, help, fmt, v)                                                                \
-	strbuf_addf(&sb,                                                                           \
-		    "# HELP llamacpp:" name " " help "\n# TYPE llamacpp:" name                     \
-		    " counter\nllamacpp:" name " " fmt "\n",                                       \
-		    v)
-#define GAUGE(name, help, fmt, v)                                                                  \
-	strbuf_addf(&sb,                                                                           \
-		    "# HELP llamacpp:" name " " help "\n# TYPE llamacpp:" name                     \
-		    " gauge\nllamacpp:" name " " fmt "\n",                                         \
-		    v)
-	COUNTER("prompt_tokens_total", "Number of prompt tokens processed, excluding cached tokens",
-		"%ld", F.m_prompt_tokens);
-	COUNTER("prompt_tokens_cached_total", "Number of prompt tokens reused from the cache",
-		"%ld", F.m_cached_tokens);
-	COUNTER("prompt_seconds_total", "Total time spent processing prompts", "%g", F.m_prompt_s);
-	COUNTER("tokens_predicted_total", "Number of generation tokens processed", "%ld",
-		F.m_predicted);
-	COUNTER("tokens_predicted_seconds_total", "Total time spent generating tokens", "%g",
-		F.m_predicted_s);
-	COUNTER("n_decode_total", "Total number of llama_decode() calls", "%ld", F.m_predicted);
-	COUNTER("n_tokens_max", "Largest observed sequence length (prompt + generation)", "%ld",
-		F.m_tokens_max);
-	GAUGE("prompt_tokens_seconds", "Average prompt throughput in tokens/s", "%g",
-	      F.m_prompt_s > 0 ? F.m_prompt_tokens / F.m_prompt_s : 0.0);
-	GAUGE("predicted_tokens_seconds", "Average generation throughput in tokens/s", "%g",
-	      F.m_predicted_s > 0 ? F.m_predicted / F.m_predicted_s : 0.0);
-	GAUGE("requests_processing", "Number of requests processing", "%d", busy);
-	GAUGE("requests_deferred", "Number of requests deferred", "%ld", deferred);
-#undef COUNTER
-#undef GAUGE
-	pthread_mutex_unlock(&F.lock);
-	len = sb.len;
-	text = strbuf_detach(&sb, NULL);
-	strbuf_release(&sb); /* detach left a fresh buffer behind */
-	return send_body(r, 200, "text/plain; version=0.0.4", text, len, -1);
-}
-
-/* ---- control API ---- */
-
-static int fault_parse_mode(const char *s)
-{
-	int i;
-
-	for (i = 0; i < FM__COUNT; i++)
-		if (!strcmp(s, fault_names[i]))
-			return i;
-	return FM_NONE;
-}
-
-static json_t *fault_json(const struct fault *f)
-{
-	json_t *j = json_pack("{s:I,s:s,s:I,s:I,s:I,s:I}", "id", (json_int_t)f->id, "mode",
-			      fault_names[f->mode], "count", (json_int_t)f->count, "after_tokens",
-			      (json_int_t)f->after_tokens, "ms", (json_int_t)f->ms, "retry_after",
-			      (json_int_t)f->retry_after);
-
-	json_object_set_new(j, "model",
-			    f->model ? json_string(f->model) : json_null()); /* stolen */
-	json_object_set_new(j, "path", f->path ? json_string(f->path) : json_null());
-	json_object_set_new(j, "message", f->message ? json_string(f->message) : json_null());
-	json_object_set_new(j, "option", f->option ? json_string(f->option) : json_null());
-	json_object_set_new(j, "fields", f->fields ? json_string(f->fields) : json_null());
-	return j;
-}
-
-/* Must hold F.lock. */
-static json_t *faults_json_locked(void)
-{
-	json_t *a = json_array();
-	size_t i;
-
-	faults_prune_locked();
-	for (i = 0; i < F.nfaults; i++)
-		json_array_append_new(a, fault_json(&F.faults[i])); /* stolen */
-	return a;
-}
-
-/* Must hold F.lock. */
-static void faults_clear_locked(void)
-{
-	size_t i;
-
-	for (i = 0; i < F.nfaults; i++)
-		fault_release(&F.faults[i]);
-	F.nfaults = 0;
-}
-
-static void get_int(json_t *o, const char *key, long *out, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(o, key); /* borrowed */
-
-	if (!v || *err)
-		return;
-	if (!json_is_integer(v)) {
-		snprintf(err, errlen, "'%s' must be an integer", key);
-		return;
-	}
-	*out = (long)json_integer_value(v);
-}
-
-static void get_str(json_t *o, const char *key, char **out, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(o, key); /* borrowed */
-
-	if (!v || json_is_null(v) || *err)
-		return;
-	if (!json_is_string(v)) {
-		snprintf(err, errlen, "'%s' must be a string", key);
-		return;
-	}
-	*out = xstrdup(json_string_value(v));
-}
-
-/* An omit_fields fault's list: names from omittable[] or "metrics", comma-separated. */
-static void check_fields(const char *fields, char *err, size_t errlen)
-{
-	const char *p = fields;
-
-	if (!p || !*p) {
-		snprintf(err, errlen, "omit_fields needs 'fields'");
-		return;
-	}
-	while (*p) {
-		size_t n = strcspn(p, ","), i;
-		int known = n == 7 && !strncmp(p, "metrics", 7);
-
-		for (i = 0; i < ARRAY_SIZE(omittable); i++)
-			known |= n == strlen(omittable[i]) && !strncmp(p, omittable[i], n);
-		if (!known) {
-			snprintf(err, errlen, "unknown field '%.*s' in 'fields'", (int)n, p);
-			return;
-		}
-		p += n + (p[n] == ',');
-	}
-}
-
-static enum MHD_Result control_fault(struct req *r)
-{
-	static const char *const keys[] = {"mode",	   "count", "model",	   "path",
-					   "after_tokens", "ms",    "retry_after", "message",
-					   "option",	   "fields"};
-	json_t *body = json_loadb(r->body.buf, r->body.len, JSON_REJECT_DUPLICATES, NULL), *v;
-	struct fault f = {.mode = FM_NONE, .count = 1, .after_tokens = 3, .retry_after = -1};
-	const char *mode = json_string_value(json_object_get(body, "mode")), *key;
-	char err[256] = "";
-	size_t i;
-
-	if (!json_is_object(body) || !mode) {
-		json_decref(body);
-		return control_error(r, 400, "body must be a JSON object with a string 'mode'");
-	}
-	json_object_foreach(body, key, v)
-	{
-		int known = 0;
-
-		for (i = 0; i < ARRAY_SIZE(keys); i++)
-			known |= !strcmp(key, keys[i]);
-		if (!known) {
-			snprintf(err, sizeof(err), "unknown key '%s'", key);
-			break;
-		}
-	}
-	if (!*err && !strcmp(mode, "clear")) {
-		json_decref(body);
-		pthread_mutex_lock(&F.lock);
-		i = F.nfaults;
-		faults_clear_locked();
-		pthread_mutex_unlock(&F.lock);
-		return send_json(r, 200, json_pack("{s:I}", "cleared", (json_int_t)i), -1);
-	}
-	f.mode = fault_parse_mode(mode);
-	if (!*err && f.mode == FM_NONE)
-		snprintf(err, sizeof(err), "unknown mode '%s'", mode);
-	if (!*err) {
-		switch (f.mode) {
-		case FM_STALL_FIRST_BYTE:
-		case FM_STALL_MID_STREAM:
-			f.ms = 5000;
-			break;
-		case FM_TRICKLE:
-			f.ms = 200;
-			break;
-		default:
-			break;
-		}
-		/* a loading fault with a duration lasts that long unless a count is given */
-		if (f.mode == FM_LOADING && json_object_get(body, "ms") &&
-		    !json_object_get(body, "count"))
-			f.count = -1;
-	}
-	/* each getter leaves err alone unless it fails, and does nothing once err is set */
-	get_int(body, "count", &f.count, err, sizeof(err));
-	get_int(body, "after_tokens", &f.after_tokens, err, sizeof(err));
-	get_int(body, "ms", &f.ms, err, sizeof(err));
-	get_int(body, "retry_after", &f.retry_after, err, sizeof(err));
-	get_str(body, "model", &f.model, err, sizeof(err));
-	get_str(body, "path", &f.path, err, sizeof(err));
-	get_str(body, "message", &f.message, err, sizeof(err));
-	get_str(body, "option", &f.option, err, sizeof(err));
-	get_str(body, "fields", &f.fields, err, sizeof(err));
-	if (!*err && f.mode == FM_OMIT_FIELDS)
-		check_fields(f.fields, err, sizeof(err));
-	if (!*err && (f.count == 0 || f.count < -1))
-		snprintf(err, sizeof(err), "'count' must be positive or -1");
-	if (!*err && (f.after_tokens < 0 || f.ms < 0))
-		snprintf(err, sizeof(err), "'after_tokens' and 'ms' must not be negative");
-	json_decref(body);
-	if (*err) {
-		fault_release(&f);
-		return control_error(r, 400, err);
-	}
-	f.since_us = util_mono_us();
-	pthread_mutex_lock(&F.lock);
-	f.id = ++F.next_fault_id;
-	if (F.nfaults == F.afaults) {
-		F.afaults = F.afaults ? 2 * F.afaults : 8;
-		F.faults = xrealloc(F.faults, F.afaults * sizeof(*F.faults));
-	}
-	F.faults[F.nfaults++] = f;
-	v = json_pack("{s:o,s:o}", "queued", fault_json(&f), "faults", faults_json_locked());
-	pthread_mutex_unlock(&F.lock);
-	return send_json(r, 200, v, -1);
-}
-
-static enum MHD_Result control_requests(struct req *r)
-{
-	const char *path = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "path");
-	json_t *a = json_array();
-	size_t i;
-
-	pthread_mutex_lock(&F.lock);
-	for (i = 0; i < F.nlog; i++) {
-		struct logent *e = &F.log[i];
-		json_t *j;
-
-		if (path && strcmp(path, e->path))
-			continue;
-		/* a copy: the request's thread may still be reading the original */
-		j = json_pack("{s:I,s:s,s:o,s:I,s:b}", "id", (json_int_t)e->id, "path", e->path,
-			      "body", e->body ? json_deep_copy(e->body) : json_null(),
-			      "received_at_ms", (json_int_t)e->received_ms, "finished",
-			      e->outcome != NULL);
-		json_object_set_new(j, "finished_at_ms", /* stolen */
-				    e->outcome ? json_integer(e->finished_ms) : json_null());
-		json_object_set_new(j, "outcome",
-				    e->outcome ? json_string(e->outcome) : json_null());
-		json_object_set_new(j, "status", json_integer(e->status));
-		json_object_set_new(j, "model", e->model ? json_string(e->model) : json_null());
-		json_object_set_new(j, "stream", json_boolean(e->stream));
-		json_object_set_new(j, "fault", e->fault ? json_string(e->fault) : json_null());
-		json_object_set_new(j, "slot", e->slot >= 0 ? json_integer(e->slot) : json_null());
-		json_object_set_new(j, "id_slot",
-				    e->id_slot >= 0 ? json_integer(e->id_slot) : json_null());
-		json_object_set_new(j, "prompt_tokens",
-				    e->prompt_tokens >= 0 ? json_integer(e->prompt_tokens)
-							  : json_null());
-		json_object_set_new(j, "cached_tokens",
-				    e->cached_tokens >= 0 ? json_integer(e->cached_tokens)
-							  : json_null());
-		json_array_append_new(a, j);
-	}
-	pthread_mutex_unlock(&F.lock);
-	return send_json(r, 200, a, -1);
-}
-
-static enum MHD_Result control_stats(struct req *r)
-{
-	json_t *j;
-	int busy = fake_slots_busy();
-	long deferred = fake_slots_deferred();
-
-	pthread_mutex_lock(&F.lock);
-	faults_prune_locked();
-	j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:i,s:o,s:I}", "chat_requests",
-		      (json_int_t)F.chat_requests, "in_flight", (json_int_t)F.in_flight,
-		      "max_in_flight", (json_int_t)F.max_in_flight, "disconnects",
-		      (json_int_t)F.disconnects, "deferred", (json_int_t)deferred, "slots_busy",
-		      busy, "by_model", json_deep_copy(F.by_model), "faults_queued",
-		      (json_int_t)F.nfaults);
-	pthread_mutex_unlock(&F.lock);
-	return send_json(r, 200, j, -1);
-}
-
-static enum MHD_Result control_reset(struct req *r)
-{
-	size_t i;
-
-	pthread_mutex_lock(&F.lock);
-	faults_clear_locked();
-	for (i = 0; i < F.nlog; i++)
-		logent_release(&F.log[i]);
-	F.nlog = 0;
-	F.chat_requests = F.disconnects = 0;
-	F.max_in_flight = F.in_flight;
-	json_object_clear(F.by_model);
-	json_object_clear(F.loaded);
-	F.m_prompt_tokens = F.m_cached_tokens = F.m_predicted = F.m_tokens_max = 0;
-	F.m_prompt_s = F.m_predicted_s = 0;
-	pthread_mutex_unlock(&F.lock);
-	fake_slots_reset();
-	return send_json(r, 200, json_pack("{s:b}", "reset", 1), -1);
-}
-
-static enum MHD_Result control_script(struct req *r)
-{
-	json_error_t je;
-	json_t *s = json_loadb(r->body.buf, r->body.len, JSON_REJECT_DUPLICATES, &je), *old;
-	char err[300];
-
-	if (!s) {
-		snprintf(err, sizeof(err), "script is not JSON: %s", je.text);
-		return control_error(r, 400, err);
-	}
-	if (fake_script_check(s, err, sizeof(err))) {
-		json_decref(s);
-		return control_error(r, 400, err);
-	}
-	pthread_mutex_lock(&F.lock);
-	old = F.script;
-	F.script = s;
-	pthread_mutex_unlock(&F.lock);
-	json_decref(old);
-	return send_json(r, 200, json_pack("{s:b}", "loaded", 1), -1);
-}
-
-static enum MHD_Result control(struct req *r, const char *what, int get, int post)
-{
-	if (post && !strcmp(what, "fault"))
-		return control_fault(r);
-	if (get && !strcmp(what, "faults")) {
-		json_t *a;
-
-		pthread_mutex_lock(&F.lock);
-		a = faults_json_locked();
-		pthread_mutex_unlock(&F.lock);
-		return send_json(r, 200, a, -1);
-	}
-	if (post && !strcmp(what, "reset"))
-		return control_reset(r);
-	if (get && !strcmp(what, "requests"))
-		return control_requests(r);
-	if (get && !strcmp(what, "stats"))
-		return control_stats(r);
-	if (get && !strcmp(what, "slots"))
-		return send_json(r, 200, fake_slots_json(1, cfg.n_ctx, NULL), -1);
-	if (post && !strcmp(what, "script"))
-		return control_script(r);
-	if (get && !strcmp(what, "script")) {
-		json_t *s = script_get();
-
-		return send_json(r, 200, s, -1);
-	}
-	return control_error(r, 404, "no such control route");
+	return fake_send_body(r, status, "application/json; charset=utf-8", s, strlen(s),
+			      retry_after);
 }
 
 /* ---- routing ---- */
 
-static enum MHD_Result route(struct req *r, const char *url, const char *method)
+static enum MHD_Result route(struct fake_req *r, const char *url, const char *method)
 {
 	int get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), post = !strcmp(method, "POST");
 
 	if (!strncmp(url, "/_fake/", 7))
-		return control(r, url + 7, get, post);
+		return fake_ctl(r, url + 7, get, post);
 	if (r->too_large)
-		return send_text(r, 413, "text/plain; charset=utf-8", "request body too large");
+		return fake_send_text(r, 413, "text/plain; charset=utf-8",
+				      "request body too large");
 	if (post && !strcmp(url, "/api/chat"))
-		return chat(r, PROTO_OLLAMA);
+		return fake_chat(r, PROTO_OLLAMA);
 	if (post && (!strcmp(url, "/v1/chat/completions") || !strcmp(url, "/chat/completions")))
-		return chat(r, PROTO_LLAMA);
+		return fake_chat(r, PROTO_LLAMA);
 	/* a loading llama-server answers 503 everywhere but its model lists */
 	if (strcmp(url, "/models") && strcmp(url, "/v1/models") && strcmp(url, "/api/tags") &&
-	    loading_active(NULL, 0))
-		return llama_error(r, 503, "unavailable_error", "Loading model", -1);
+	    fake_fault_loading(NULL, 0))
+		return fake_llama_error(r, 503, "unavailable_error", "Loading model", -1);
 	if (get && !strcmp(url, "/"))
-		return send_text(r, 200, "text/plain; charset=utf-8", "Ollama is running");
+		return fake_send_text(r, 200, "text/plain; charset=utf-8", "Ollama is running");
 	if (get && !strcmp(url, "/api/version"))
-		return send_json(r, 200, json_pack("{s:s}", "version", OLLAMA_VERSION), -1);
+		return fake_send_json(r, 200, json_pack("{s:s}", "version", OLLAMA_VERSION), -1);
 	if (get && !strcmp(url, "/api/tags"))
-		return ollama_tags(r);
+		return fake_ollama_tags(r);
 	if (get && !strcmp(url, "/api/ps"))
-		return ollama_ps(r);
+		return fake_ollama_ps(r);
 	if (post && !strcmp(url, "/api/show"))
-		return ollama_show(r);
+		return fake_ollama_show(r);
 	if (get && (!strcmp(url, "/health") || !strcmp(url, "/v1/health")))
-		return send_json(r, 200, json_pack("{s:s}", "status", "ok"), -1);
+		return fake_send_json(r, 200, json_pack("{s:s}", "status", "ok"), -1);
 	if (get && (!strcmp(url, "/v1/models") || !strcmp(url, "/models")))
-		return llama_models(r);
+		return fake_llama_models(r);
 	if (get && !strcmp(url, "/props"))
-		return llama_props(r);
+		return fake_llama_props(r);
 	if (get && !strcmp(url, "/slots"))
-		return llama_slots(r);
+		return fake_llama_slots(r);
 	if (get && !strcmp(url, "/metrics"))
-		return llama_metrics(r);
+		return fake_llama_metrics(r);
 	if (!strncmp(url, "/api/", 5))
-		return send_text(r, 404, "text/plain", "404 page not found");
-	return send_json(r, 404,
-			 json_pack("{s:{s:s,s:s,s:i}}", "error", "message", "File Not Found",
-				   "type", "not_found_error", "code", 404),
-			 -1);
+		return fake_send_text(r, 404, "text/plain", "404 page not found");
+	return fake_send_json(r, 404,
+			      json_pack("{s:{s:s,s:s,s:i}}", "error", "message", "File Not Found",
+					"type", "not_found_error", "code", 404),
+			      -1);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
 {
-	struct req *r = *con_cls;
+	struct fake_req *r = *con_cls;
 
 	(void)cls;
 	(void)version;
@@ -2122,7 +305,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	struct req *r = *con_cls;
+	struct fake_req *r = *con_cls;
 
 	(void)cls;
 	(void)conn;
@@ -2130,8 +313,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	*con_cls = NULL;
 	if (r->proto != PROTO_NONE)
-		chat_end(r, toe);
-	req_unref(r);
+		fake_chat_end(r, toe);
+	fake_req_unref(r);
 }
 
 /* ---- start-up ---- */
@@ -2180,34 +363,35 @@ static void parse_args(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			cfg.port = parse_num("port", optarg, 0, 65535);
+			fake_cfg.port = parse_num("port", optarg, 0, 65535);
 			break;
 		case 'H':
-			cfg.host = optarg;
+			fake_cfg.host = optarg;
 			break;
 		case 's':
-			cfg.script_path = optarg;
+			fake_cfg.script_path = optarg;
 			break;
 		case 'd':
-			cfg.token_delay_ms = parse_num("token-delay-ms", optarg, 0, 3600000);
+			fake_cfg.token_delay_ms = parse_num("token-delay-ms", optarg, 0, 3600000);
 			break;
 		case 'n':
-			cfg.slots = (int)parse_num("slots", optarg, 1, 256);
+			fake_cfg.slots = (int)parse_num("slots", optarg, 1, 256);
 			break;
 		case 'c':
-			cfg.n_ctx = parse_num("n-ctx", optarg, 1, 1L << 30);
+			fake_cfg.n_ctx = parse_num("n-ctx", optarg, 1, 1L << 30);
 			break;
 		case 'l':
-			cfg.load_ms = parse_num("load-ms", optarg, 0, 3600000);
+			fake_cfg.load_ms = parse_num("load-ms", optarg, 0, 3600000);
 			break;
 		case 'r':
-			cfg.reply_ms = parse_num("reply-ms", optarg, 0, 3600000);
+			fake_cfg.reply_ms = parse_num("reply-ms", optarg, 0, 3600000);
 			break;
 		case 'T':
-			cfg.prompt_ms_per_token = parse_num("prompt-ms-per-token", optarg, 0, 60000);
+			fake_cfg.prompt_ms_per_token =
+			    parse_num("prompt-ms-per-token", optarg, 0, 60000);
 			break;
 		case 'P':
-			cfg.die_with_parent = 1;
+			fake_cfg.die_with_parent = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -2257,24 +441,24 @@ int main(int argc, char **argv)
 	size_t k;
 
 	parse_args(argc, argv);
-	if (!strcmp(cfg.host, "localhost"))
-		cfg.host = "127.0.0.1";
+	if (!strcmp(fake_cfg.host, "localhost"))
+		fake_cfg.host = "127.0.0.1";
 	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, cfg.host, &sin->sin_addr) == 1) {
+	if (inet_pton(AF_INET, fake_cfg.host, &sin->sin_addr) == 1) {
 		sin->sin_family = AF_INET;
-		sin->sin_port = htons((uint16_t)cfg.port);
-	} else if (inet_pton(AF_INET6, cfg.host, &sin6->sin6_addr) == 1) {
+		sin->sin_port = htons((uint16_t)fake_cfg.port);
+	} else if (inet_pton(AF_INET6, fake_cfg.host, &sin6->sin6_addr) == 1) {
 		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)cfg.port);
+		sin6->sin6_port = htons((uint16_t)fake_cfg.port);
 		flags |= MHD_USE_IPv6;
 	} else {
-		fprintf(stderr, "fake-backend: '--host %s' is not an IP address\n", cfg.host);
+		fprintf(stderr, "fake-backend: '--host %s' is not an IP address\n", fake_cfg.host);
 		return 2;
 	}
-	F.script = load_script(cfg.script_path);
-	F.by_model = json_object();
-	F.loaded = json_object();
-	fake_slots_init(cfg.slots);
+	fake_st.script = load_script(fake_cfg.script_path);
+	fake_st.by_model = json_object();
+	fake_st.loaded = json_object();
+	fake_slots_init(fake_cfg.slots);
 
 	/*
 	 * MHD's threads inherit a mask that blocks the signals, so only the main
@@ -2293,7 +477,7 @@ int main(int argc, char **argv)
 	sigdelset(&old, SIGINT);
 	sigdelset(&old, SIGTERM);
 	signal(SIGPIPE, SIG_IGN);
-	if (cfg.die_with_parent) {
+	if (fake_cfg.die_with_parent) {
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() == 1)
 			return 1;
@@ -2302,29 +486,30 @@ int main(int argc, char **argv)
 	d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, &ss,
 			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
 	if (!d) {
-		fprintf(stderr, "fake-backend: cannot listen on %s port %ld\n", cfg.host, cfg.port);
+		fprintf(stderr, "fake-backend: cannot listen on %s port %ld\n", fake_cfg.host,
+			fake_cfg.port);
 		return 1;
 	}
 	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-	printf("port=%u\n", info ? (unsigned)info->port : (unsigned)cfg.port);
+	printf("port=%u\n", info ? (unsigned)info->port : (unsigned)fake_cfg.port);
 	fflush(stdout);
-	fprintf(stderr, "fake-backend: listening on %s port %u\n", cfg.host,
-		info ? (unsigned)info->port : (unsigned)cfg.port);
+	fprintf(stderr, "fake-backend: listening on %s port %u\n", fake_cfg.host,
+		info ? (unsigned)info->port : (unsigned)fake_cfg.port);
 
 	while (!got_signal)
 		sigsuspend(&old);
-	atomic_store(&stopping, 1);
+	atomic_store(&fake_stopping, 1);
 	fake_slots_stop();
 	MHD_stop_daemon(d);
 
-	faults_clear_locked();
-	free(F.faults);
-	for (k = 0; k < F.nlog; k++)
-		logent_release(&F.log[k]);
-	free(F.log);
+	fake_fault_clear_locked();
+	free(fake_st.faults);
+	for (k = 0; k < fake_st.nlog; k++)
+		fake_logent_release(&fake_st.log[k]);
+	free(fake_st.log);
 	fake_slots_free();
-	json_decref(F.script);
-	json_decref(F.by_model);
-	json_decref(F.loaded);
+	json_decref(fake_st.script);
+	json_decref(fake_st.by_model);
+	json_decref(fake_st.loaded);
 	return 0;
 }

@@ -119,6 +119,47 @@ int fake_script_check(const json_t *script, char *err, size_t errlen)
 	return 0;
 }
 
+static const char *const default_models[] = {
+    "gemma3:1b",     "gemma3n:latest",	 "gemma3n:e2b",
+    "gemma2:latest", "qwen2.5vl:latest", "llama3.2:latest",
+};
+
+json_t *fake_model_names(const json_t *script, int ollama_tags)
+{
+	json_t *names = json_array(), *m, *v;
+	const char *name;
+	size_t i, j;
+
+	for (i = 0; i < ARRAY_SIZE(default_models); i++)
+		json_array_append_new(names, json_string(default_models[i])); /* stolen */
+	json_object_foreach(json_object_get(script, "models"), name, m)
+	{
+		int dup = 0;
+
+		(void)m;
+		json_array_foreach(names, j, v)
+		{
+			dup |= fake_model_eq(json_string_value(v), name);
+		}
+		if (!dup && !fake_model_missing(script, name))
+			json_array_append_new(names, json_string(name));
+	}
+	if (ollama_tags) {
+		json_array_foreach(names, i, v)
+		{
+			const char *s = json_string_value(v);
+
+			if (!strchr(s, ':')) {
+				char buf[512];
+
+				snprintf(buf, sizeof(buf), "%s:latest", s);
+				json_array_set_new(names, i, json_string(buf));
+			}
+		}
+	}
+	return names;
+}
+
 /* Length of a model name without its ":latest" tag, the tag Ollama assumes. */
 static size_t base_len(const char *s)
 {

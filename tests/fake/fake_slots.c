@@ -6,7 +6,7 @@
  * long as it runs: the one its id_slot names, or, as llama-server chooses,
  * the idle slot sharing the longest prefix with its prompt, else the least
  * recently used. The shared prefix is "cached"; the rest of the prompt costs
- * --prompt-ms-per-token each (fake_backend.c sleeps for it). While no slot is
+ * --prompt-ms-per-token each (fake_llama.c sleeps for it). While no slot is
  * idle (or the one asked for is busy) the request waits, as llama-server
  * defers it. Every slot keeps counters (requests served, tokens processed and
  * cached) that GET /_fake/slots shows, so tests can check parleyd's pinning
