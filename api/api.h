@@ -50,21 +50,21 @@ struct api_req {
 	const char *seg[8]; /* path segments after the leading "/" */
 	int nseg;
 	const char *route; /* the route template ("/v1/jobs/{id}"), "other" when none */
-	int head;          /* HEAD, routed as GET: libmicrohttpd sends no body */
+	int head;	   /* HEAD, routed as GET: libmicrohttpd sends no body */
 };
 
 struct api_resp {
 	int status;
 	const char *content_type;
 	struct strbuf body;
-	char *location;      /* Location header or NULL */
-	int retry_after;     /* seconds; 0 = none */
-	size_t render_bytes; /* held from the large-answer budget until sent (guard.h) */
+	char *location;		  /* Location header or NULL */
+	int retry_after;	  /* seconds; 0 = none */
+	size_t render_bytes;	  /* held from the large-answer budget until sent (guard.h) */
 	struct MHD_Response *raw; /* a streamed response (SSE) sent instead of body; owned */
 	struct api_hdr {
 		const char *name; /* a static string */
-		char *value;      /* owned */
-	} *hdr;                   /* more headers: api_add_header() */
+		char *value;	  /* owned */
+	} * hdr;		  /* more headers: api_add_header() */
 	int nhdr, hdr_alloc;
 	/*
 	 * Set by a handler when what it answers no longer changes (a finished job,
@@ -72,7 +72,7 @@ struct api_resp {
 	 * for a matching If-None-Match, and a Cache-Control that lets it be kept.
 	 */
 	int immutable;
-	char *etag_of;        /* what the ETag is made from instead of the body, or NULL; owned */
+	char *etag_of;	      /* what the ETag is made from instead of the body, or NULL; owned */
 	const char *instance; /* the request path, a problem document's "instance" */
 };
 

@@ -245,7 +245,8 @@ void api_session_post(struct api_req *q, struct api_resp *r)
 
 void api_session_delete(struct api_req *q, struct api_resp *r)
 {
-	const char *cookie = MHD_lookup_connection_value(q->conn, MHD_COOKIE_KIND, "parley_session");
+	const char *cookie =
+	    MHD_lookup_connection_value(q->conn, MHD_COOKIE_KIND, "parley_session");
 
 	if (cookie && session_ok(cookie))
 		session_revoke(cookie);

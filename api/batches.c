@@ -156,7 +156,8 @@ static json_t *load_batch(struct api_req *q, const char *id, struct perr *e)
 			json_decref(view);
 			view = NULL;
 		} else {
-			json_object_set_new(view, "optimize", json_loads(f.jobs[0].optimize, 0, NULL));
+			json_object_set_new(view, "optimize",
+					    json_loads(f.jobs[0].optimize, 0, NULL));
 			json_object_set_new(view, "optimize_rankings", rank);
 		}
 	}
@@ -184,7 +185,8 @@ void api_batches_post(struct api_req *q, struct api_resp *r)
 {
 	static const char *const keys[] = {"interviewer", "candidates", "scenarios", "repeat",
 					   "max_turns",	  "options",	"scoring",   "extraction",
-					   "labels",	  "judge",	"extractor", "optimize", NULL};
+					   "labels",	  "judge",	"extractor", "optimize",
+					   NULL};
 	char *models[MAX_CANDIDATES], *backends[MAX_CANDIDATES];
 	struct db_job tmpl, snaps[MAX_SCENARIOS], *jobs = NULL;
 	struct db_batch b;

@@ -69,7 +69,8 @@ static void render(const char *type, const char *id, json_t *data, struct strbuf
 
 	if (strcmp(type, "turn_finished") == 0)
 		json_object_set_new(
-		    ev, "html", html_render_json(json_string_value(json_object_get(data, "message"))));
+		    ev, "html",
+		    html_render_json(json_string_value(json_object_get(data, "message"))));
 	else if (json_is_string(json_object_get(data, "id")))
 		json_object_set_new(ev, "links",
 				    view_job_links(json_string_value(json_object_get(data, "id"))));

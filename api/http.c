@@ -335,7 +335,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct api_resp *r
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, "Content-Type",
-				r->content_type ? r->content_type : "application/json; charset=utf-8");
+				r->content_type ? r->content_type
+						: "application/json; charset=utf-8");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	if (r->location)
@@ -806,7 +807,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 
 /* Answers a request refused by its URI alone as soon as its headers are in. */
 static enum MHD_Result refuse_at_once(struct MHD_Connection *conn, struct conn_state *cs,
-				       const char *url, const char *method)
+				      const char *url, const char *method)
 {
 	char rid[REQUEST_ID_MAX + 1];
 	struct api_resp r;
@@ -827,9 +828,8 @@ static enum MHD_Result refuse_at_once(struct MHD_Connection *conn, struct conn_s
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size,
-				  void **con_cls)
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
 {
 	struct api *a = cls;
 	struct conn_state *cs = *con_cls;
@@ -1009,18 +1009,17 @@ struct api *api_start(const struct api_deps *deps, struct perr *e)
 		return perr_set(e, PERR_INTERNAL, "cannot start the request deadline thread"), NULL;
 	}
 	a->d = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
-		MHD_USE_ERROR_LOG,
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+		MHD_USE_ITC | MHD_USE_ERROR_LOG,
 	    0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)deps->cfg->http_threads,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)deps->cfg->connection_timeout_s,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)deps->cfg->max_connections,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)deps->cfg->max_connections_per_ip,
-	    MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-	    MHD_OPTION_NOTIFY_CONNECTION, api_guard_notify, a->guard, MHD_OPTION_URI_LOG_CALLBACK,
-	    on_uri, a, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_GUARD_MHD_MEMORY,
-	    MHD_OPTION_END);
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin, MHD_OPTION_THREAD_POOL_SIZE,
+	    (unsigned)deps->cfg->http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)deps->cfg->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)deps->cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned)deps->cfg->max_connections_per_ip, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_NOTIFY_CONNECTION,
+	    api_guard_notify, a->guard, MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_GUARD_MHD_MEMORY, MHD_OPTION_END);
 	if (!a->d) {
 		api_guard_stop(a->guard);
 		free(a);

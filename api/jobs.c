@@ -58,7 +58,7 @@ void api_jobs_post(struct api_req *q, struct api_resp *r)
 {
 	static const char *const keys[] = {"scenario", "interviewer", "candidate",  "max_turns",
 					   "options",  "scoring",     "extraction", "labels",
-					   "judge",    "extractor",   "optimize", NULL};
+					   "judge",    "extractor",   "optimize",   NULL};
 	struct db_job j;
 	struct perr e = {0};
 	json_t *body, *errs, *v; /* owned */
@@ -326,8 +326,7 @@ void api_jobs_transcript(struct api_req *q, struct api_resp *r, const char *id, 
 
 	if (db_turn_text_bytes(q->db, id, &bytes, &e) < 0)
 		return api_perr(r, &e);
-	if (api_guard_render_begin((size_t)bytes) < 0)
-	{
+	if (api_guard_render_begin((size_t)bytes) < 0) {
 		api_fail(r, PERR_UNAVAILABLE, NULL,
 			 "other large transcripts are being served; retry in a second");
 		r->retry_after = 1;

@@ -342,8 +342,8 @@ int api_slug_valid(const char *s)
 
 int api_scenario_validate(json_t *o, const char *prefix, struct db_scenario *out, json_t *errs)
 {
-	static const char *const fields[] = {"name",     "problem", "context",   "goal",
-					     "prompts",  "baseline", "tasks",   "objective", NULL};
+	static const char *const fields[] = {"name",	 "problem", "context",	 "goal", "prompts",
+					     "baseline", "tasks",   "objective", NULL};
 	json_t *work; /* owned */
 	const char *key;
 	json_t *v; /* borrowed */

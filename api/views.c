@@ -140,13 +140,15 @@ json_t *view_transcript(const struct db_job_full *tr)
 	for (i = 0; i < noptims; i++) {
 		const struct db_optim *p = &optims[i];
 		json_t *x = json_object();
-		json_object_set_new(x, "suggestion", json_string(p->suggestion ? p->suggestion : ""));
+		json_object_set_new(x, "suggestion",
+				    json_string(p->suggestion ? p->suggestion : ""));
 		json_object_set_new(x, "extracted_at", record_time(p->extracted_at));
 		json_object_set_new(x, "title", json_string(p->title ? p->title : ""));
 		json_object_set_new(x, "detail", p->detail ? json_string(p->detail) : json_null());
 		json_object_set_new(x, "test", p->test ? json_string(p->test) : json_null());
 		json_object_set_new(x, "turn", json_integer(p->turn));
-		json_object_set_new(x, "method", p->method[0] ? json_string(p->method) : json_null());
+		json_object_set_new(x, "method",
+				    p->method[0] ? json_string(p->method) : json_null());
 		json_array_append_new(opts, x);
 	}
 	json_object_set_new(o, "optimizations_discovered", opts);

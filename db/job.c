@@ -486,8 +486,8 @@ fail:
 	return -1;
 }
 
-int db_job_put_optims(struct db *db, const char *id, const struct db_optim *optims,
-		      size_t noptims, struct perr *e)
+int db_job_put_optims(struct db *db, const char *id, const struct db_optim *optims, size_t noptims,
+		      struct perr *e)
 {
 	sqlite3_stmt *st;
 	size_t i;

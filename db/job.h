@@ -36,14 +36,14 @@ struct db_job {
 	char *scoring, *extraction;
 	char *labels; /* JSON object text */
 	char *batch_id;
-	char *judge; /* JSON {model, backend} text when scoring is "judge", else NULL */
+	char *judge;	 /* JSON {model, backend} text when scoring is "judge", else NULL */
 	char *extractor; /* JSON {model, backend} text named for extraction "model", else NULL */
-	char *optimize; /* JSON {max_trials, repeat, holdout, seed} of the closed loop, or NULL */
+	char *optimize;	 /* JSON {max_trials, repeat, holdout, seed} of the closed loop, or NULL */
 	int64_t created_at, started_at, finished_at; /* -1 when not yet */
 	int attempts;
 	int turns_completed;
 	char *error_code, *error_message; /* NULL when none */
-	char *metrics; /* JSON object text or NULL */
+	char *metrics;			  /* JSON object text or NULL */
 	int cancel_requested;
 };
 
@@ -121,8 +121,8 @@ int db_job_finish(struct db *db, const char *id, int attempt, const char *status
  * Replaces the optimizations of job id with optims (ord 1..n) inside the
  * caller's transaction (db_job_finish(), db/import.c).
  */
-int db_job_put_optims(struct db *db, const char *id, const struct db_optim *optims,
-		      size_t noptims, struct perr *e);
+int db_job_put_optims(struct db *db, const char *id, const struct db_optim *optims, size_t noptims,
+		      struct perr *e);
 /*
  * Cancels: a queued job becomes cancelled at once (*was = "queued"); a
  * running one gets cancel_requested and its worker ends it (*was =

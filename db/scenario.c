@@ -9,11 +9,12 @@
 
 #include "db/internal.h"
 
-static const char sql_get[] = "SELECT name, problem, context, goal, prompts, builtin, created_at, "
-			       "updated_at, baseline, tasks, objective FROM scenarios WHERE name = ?1";
+static const char sql_get[] =
+    "SELECT name, problem, context, goal, prompts, builtin, created_at, "
+    "updated_at, baseline, tasks, objective FROM scenarios WHERE name = ?1";
 static const char sql_list[] = "SELECT name, problem, context, goal, prompts, builtin, "
-				"created_at, updated_at, baseline, tasks, objective FROM scenarios "
-				"ORDER BY name";
+			       "created_at, updated_at, baseline, tasks, objective FROM scenarios "
+			       "ORDER BY name";
 static const char sql_exists[] = "SELECT 1 FROM scenarios WHERE name = ?1";
 static const char sql_put[] =
     "INSERT INTO scenarios (name, problem, context, goal, prompts, builtin, created_at, "

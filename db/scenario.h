@@ -13,8 +13,8 @@ struct db_scenario {
 	char *name, *problem, *context, *goal;
 	char *prompts; /* JSON object text or NULL */
 	/* The closed loop's work (server/tasks.h), JSON texts or NULL: */
-	char *baseline;  /* {system, template, options} */
-	char *tasks;     /* [{id, input, checks}] */
+	char *baseline;	 /* {system, template, options} */
+	char *tasks;	 /* [{id, input, checks}] */
 	char *objective; /* {kind, max_quality_drop} */
 	int builtin;
 	int64_t created_at, updated_at;

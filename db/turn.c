@@ -9,16 +9,14 @@
 
 #include "db/internal.h"
 
-static const char sql_job_check[] =
-    "SELECT attempts, status FROM jobs WHERE id = ?1";
+static const char sql_job_check[] = "SELECT attempts, status FROM jobs WHERE id = ?1";
 static const char sql_insert[] =
     "INSERT INTO turns (job_id, idx, role, model, backend, text, started_at, finished_at, "
     "wall_ms, ttft_ms, prompt_tokens, cached_tokens, completion_tokens, prompt_ms, gen_ms, "
     "tokens_per_s, load_ms, finish_reason, attempts, note) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
     "?19, ?20)";
-static const char sql_progress[] =
-    "UPDATE jobs SET turns_completed = ?2 WHERE id = ?1";
+static const char sql_progress[] = "UPDATE jobs SET turns_completed = ?2 WHERE id = ?1";
 static const char sql_list[] =
     "SELECT idx, role, model, backend, text, started_at, finished_at, wall_ms, ttft_ms, "
     "prompt_tokens, cached_tokens, completion_tokens, prompt_ms, gen_ms, tokens_per_s, "
@@ -182,8 +180,7 @@ int db_turn_text_bytes(struct db *db, const char *job_id, int64_t *bytes, struct
 	return 0;
 }
 
-int db_turn_list(struct db *db, const char *job_id, struct db_turn **out, size_t *n,
-		 struct perr *e)
+int db_turn_list(struct db *db, const char *job_id, struct db_turn **out, size_t *n, struct perr *e)
 {
 	sqlite3_stmt *st = db_stmt(db, sql_list, e);
 
@@ -230,7 +227,8 @@ static void read_optim(sqlite3_stmt *st, void *elem)
 	o->suggestion = db_col_text(st, 5);
 	o->extracted_at = db_col_int(st, 6);
 	if (sqlite3_column_text(st, 7))
-		snprintf(o->method, sizeof(o->method), "%s", (const char *)sqlite3_column_text(st, 7));
+		snprintf(o->method, sizeof(o->method), "%s",
+			 (const char *)sqlite3_column_text(st, 7));
 }
 
 int db_optim_list(struct db *db, const char *job_id, struct db_optim **out, size_t *n,

@@ -34,28 +34,28 @@ char *xstrdup_or_null(const char *s);
  */
 enum perr_code {
 	PERR_OK = 0,
-	PERR_INVALID,          /* the request is malformed or breaks a rule */
-	PERR_NOT_FOUND,        /* no such job, scenario, backend */
-	PERR_CONFLICT,         /* idempotency key reused, stale attempt, duplicate */
-	PERR_TOO_LARGE,        /* body over the limit */
-	PERR_UNAVAILABLE,      /* queue full, shutting down */
-	PERR_DB,               /* SQLite said no */
-	PERR_INTERNAL,         /* a bug */
-	PERR_BACKEND_DOWN,     /* connection refused, DNS, reset before any byte */
-	PERR_BACKEND_BUSY,     /* 429/502/503/504, server busy, model loading */
-	PERR_MODEL_MISSING,    /* 404 model not found */
-	PERR_BACKEND_REJECTED, /* 400/401/403/501: the request itself is wrong */
-	PERR_BACKEND_ERROR,    /* 500 or an error inside the stream */
-	PERR_BACKEND_TIMEOUT,  /* a phase deadline passed */
-	PERR_BACKEND_PROTOCOL, /* malformed reply, stream cut before its end marker */
-	PERR_CONTEXT_OVERFLOW, /* prompt longer than the context window */
-	PERR_CANCELLED,        /* the job was cancelled while the call ran */
-	PERR_UNAUTHORIZED,     /* no credentials, or credentials that are not valid */
-	PERR_FORBIDDEN,        /* valid credentials that may not do this */
-	PERR_NOT_ALLOWED,      /* the resource exists but not with this method */
-	PERR_STORE_BUSY,       /* another process holds the database's lock past the wait */
+	PERR_INVALID,		/* the request is malformed or breaks a rule */
+	PERR_NOT_FOUND,		/* no such job, scenario, backend */
+	PERR_CONFLICT,		/* idempotency key reused, stale attempt, duplicate */
+	PERR_TOO_LARGE,		/* body over the limit */
+	PERR_UNAVAILABLE,	/* queue full, shutting down */
+	PERR_DB,		/* SQLite said no */
+	PERR_INTERNAL,		/* a bug */
+	PERR_BACKEND_DOWN,	/* connection refused, DNS, reset before any byte */
+	PERR_BACKEND_BUSY,	/* 429/502/503/504, server busy, model loading */
+	PERR_MODEL_MISSING,	/* 404 model not found */
+	PERR_BACKEND_REJECTED,	/* 400/401/403/501: the request itself is wrong */
+	PERR_BACKEND_ERROR,	/* 500 or an error inside the stream */
+	PERR_BACKEND_TIMEOUT,	/* a phase deadline passed */
+	PERR_BACKEND_PROTOCOL,	/* malformed reply, stream cut before its end marker */
+	PERR_CONTEXT_OVERFLOW,	/* prompt longer than the context window */
+	PERR_CANCELLED,		/* the job was cancelled while the call ran */
+	PERR_UNAUTHORIZED,	/* no credentials, or credentials that are not valid */
+	PERR_FORBIDDEN,		/* valid credentials that may not do this */
+	PERR_NOT_ALLOWED,	/* the resource exists but not with this method */
+	PERR_STORE_BUSY,	/* another process holds the database's lock past the wait */
 	PERR_STORE_UNAVAILABLE, /* disk full, read-only, I/O error, file deleted: writes refused */
-	PERR_STORE_CORRUPT,    /* the database file is damaged */
+	PERR_STORE_CORRUPT,	/* the database file is damaged */
 	PERR__COUNT
 };
 
@@ -65,8 +65,7 @@ struct perr {
 };
 
 /* Fills e (when e is not NULL); always returns -1 so callers can `return perr_set(...)`. */
-int perr_set(struct perr *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int perr_set(struct perr *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Stable machine name of a code: "invalid", "backend_down", ... */
 const char *perr_code_name(int code);
 

@@ -543,7 +543,8 @@ int backend_chat(CURL *curl, const struct chat_req *req, struct chat_result *res
 	    retry_after > 0)
 		res->retry_after_ms = (long)retry_after * 1000;
 
-	if (x.cut && !(c.abort == TRANSPORT_ABORT_CANCEL || (req->cancel && atomic_load(req->cancel)))) {
+	if (x.cut &&
+	    !(c.abort == TRANSPORT_ABORT_CANCEL || (req->cancel && atomic_load(req->cancel)))) {
 		/* the text so far is the turn: a retry would only stream as much again */
 		rc = 0;
 		snprintf(res->m.finish_reason, sizeof(res->m.finish_reason), "length");

@@ -29,25 +29,25 @@ enum backend_kind {
 };
 
 struct backend_cfg {
-	char *name;          /* what clients pick it by */
+	char *name; /* what clients pick it by */
 	enum backend_kind kind;
-	char *url;           /* base URL without trailing slash, e.g. http://127.0.0.1:11434; in a
-				pool, the member's (the first member's in the configuration) */
-	char **urls;         /* a pool: every member's base URL, urls[0] == url; owned by config */
+	char *url;   /* base URL without trailing slash, e.g. http://127.0.0.1:11434; in a
+			pool, the member's (the first member's in the configuration) */
+	char **urls; /* a pool: every member's base URL, urls[0] == url; owned by config */
 	size_t nurls;
-	int max_concurrency; /* slots per member: llama-server when /props gives no total_slots,
-				Ollama per model (OLLAMA_NUM_PARALLEL); 0 = default (1, or
-				llama-server's total_slots) */
+	int max_concurrency;   /* slots per member: llama-server when /props gives no total_slots,
+				  Ollama per model (OLLAMA_NUM_PARALLEL); 0 = default (1, or
+				  llama-server's total_slots) */
 	int max_conversations; /* conversations at once per member; 0 = as many as have free slots
 				  (a value above that overcommits the slots on purpose) */
 	/* phase deadlines in milliseconds; 0 = the default */
-	long connect_timeout_ms;     /* default 3000 */
-	long first_byte_timeout_ms;  /* default 300000: includes model load + prompt processing */
-	long idle_timeout_ms;        /* default 120000 (ollama), 60000 (llama-server) */
-	long total_timeout_ms;       /* default 1800000 */
-	char *keep_alive;            /* Ollama keep_alive, default "30m" */
-	int num_ctx;                 /* Ollama num_ctx when options do not give one; default 8192 */
-	size_t max_reply_bytes;      /* the config's max_reply_bytes; 0 = no cap */
+	long connect_timeout_ms;    /* default 3000 */
+	long first_byte_timeout_ms; /* default 300000: includes model load + prompt processing */
+	long idle_timeout_ms;	    /* default 120000 (ollama), 60000 (llama-server) */
+	long total_timeout_ms;	    /* default 1800000 */
+	char *keep_alive;	    /* Ollama keep_alive, default "30m" */
+	int num_ctx;		    /* Ollama num_ctx when options do not give one; default 8192 */
+	size_t max_reply_bytes;	    /* the config's max_reply_bytes; 0 = no cap */
 };
 
 /* "ollama" / "llama-server"; parse returns -1 on an unknown name. */
@@ -64,16 +64,16 @@ struct chat_msg {
  * backend did not say (Ollama's fields are omitempty): unknown, never 0.
  */
 struct chat_metrics {
-	double wall_ms;          /* measured: request sent to end of stream */
-	double ttft_ms;          /* measured: request sent to first content byte */
-	long prompt_tokens;      /* Ollama prompt_eval_count; llama usage.prompt_tokens */
-	long cached_tokens;      /* llama timings.cache_n / usage...cached_tokens; Ollama: unknown */
-	long completion_tokens;  /* Ollama eval_count; llama usage.completion_tokens */
-	double prompt_ms;        /* Ollama prompt_eval_duration/1e6; llama timings.prompt_ms */
-	double gen_ms;           /* Ollama eval_duration/1e6; llama timings.predicted_ms */
-	double tokens_per_s;     /* completion_tokens / gen_ms; or llama predicted_per_second */
-	double load_ms;          /* Ollama load_duration/1e6 */
-	char finish_reason[24];  /* "stop", "length", ... ; "" when unknown */
+	double wall_ms;		/* measured: request sent to end of stream */
+	double ttft_ms;		/* measured: request sent to first content byte */
+	long prompt_tokens;	/* Ollama prompt_eval_count; llama usage.prompt_tokens */
+	long cached_tokens;	/* llama timings.cache_n / usage...cached_tokens; Ollama: unknown */
+	long completion_tokens; /* Ollama eval_count; llama usage.completion_tokens */
+	double prompt_ms;	/* Ollama prompt_eval_duration/1e6; llama timings.prompt_ms */
+	double gen_ms;		/* Ollama eval_duration/1e6; llama timings.predicted_ms */
+	double tokens_per_s;	/* completion_tokens / gen_ms; or llama predicted_per_second */
+	double load_ms;		/* Ollama load_duration/1e6 */
+	char finish_reason[24]; /* "stop", "length", ... ; "" when unknown */
 };
 
 void chat_metrics_init(struct chat_metrics *m);
@@ -86,24 +86,24 @@ struct chat_req {
 	const char *model;
 	const struct chat_msg *msgs;
 	size_t nmsgs;
-	json_t *options;          /* borrowed; may be NULL: temperature, seed, num_predict, num_ctx,
-				     top_p, top_k, stop (the job's "options" object) */
-	chat_token_fn on_token;   /* may be NULL */
+	json_t *options;	/* borrowed; may be NULL: temperature, seed, num_predict, num_ctx,
+				   top_p, top_k, stop (the job's "options" object) */
+	chat_token_fn on_token; /* may be NULL */
 	void *ud;
 	const atomic_int *cancel; /* may be NULL; non-zero aborts the call within ~100 ms */
-	json_t *format;           /* borrowed; may be NULL: a JSON schema the reply must follow
+	json_t *format;		  /* borrowed; may be NULL: a JSON schema the reply must follow
 				     (structured output: Ollama "format", llama-server "json_schema") */
-	int pinned;               /* llama-server: send id_slot (server/fleet.h sets both) */
-	int id_slot;              /* the slot that holds this prompt's prefix, when pinned */
+	int pinned;		  /* llama-server: send id_slot (server/fleet.h sets both) */
+	int id_slot;		  /* the slot that holds this prompt's prefix, when pinned */
 };
 
 struct chat_result {
-	struct strbuf text;       /* the whole reply; strbuf_init()ed by backend_chat() */
+	struct strbuf text; /* the whole reply; strbuf_init()ed by backend_chat() */
 	struct chat_metrics m;
-	int http_status;          /* 0 when no response arrived */
-	int partial;              /* 1 when some content streamed before the failure */
-	long retry_after_ms;      /* from Retry-After on 429/503; 0 when absent */
-	char note[256];           /* what the turn's note should say about this reply, or "" */
+	int http_status;     /* 0 when no response arrived */
+	int partial;	     /* 1 when some content streamed before the failure */
+	long retry_after_ms; /* from Retry-After on 429/503; 0 when absent */
+	char note[256];	     /* what the turn's note should say about this reply, or "" */
 };
 
 /*
@@ -176,8 +176,7 @@ int backend_option_int(const json_t *options, const char *key, long *out);
 json_t *backend_ollama_body(const struct chat_req *req);
 int backend_ollama_http_error(const struct chat_req *req, int status, const json_t *body,
 			      const char *text, struct perr *e);
-int backend_ollama_probe(CURL *curl, const struct backend_cfg *be, json_t **models,
-			 struct perr *e);
+int backend_ollama_probe(CURL *curl, const struct backend_cfg *be, json_t **models, struct perr *e);
 json_t *backend_llama_body(const struct chat_req *req);
 int backend_llama_http_error(const struct chat_req *req, int status, const json_t *body,
 			     const char *text, struct perr *e);

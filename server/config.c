@@ -80,11 +80,13 @@ static int add_token(struct config *cfg, const char *tok, struct perr *e)
 	if (strncmp(tok, "sha256:", 7) == 0) {
 		const char *h = tok + 7;
 		if (strlen(h) != 64)
-			return perr_set(e, PERR_INVALID, "a token hash is 'sha256:' and 64 hex digits");
+			return perr_set(e, PERR_INVALID,
+					"a token hash is 'sha256:' and 64 hex digits");
 		for (i = 0; i < 64; i++) {
 			if (!strchr("0123456789abcdef", h[i]))
-				return perr_set(e, PERR_INVALID,
-						"a token hash is 'sha256:' and 64 lowercase hex digits");
+				return perr_set(
+				    e, PERR_INVALID,
+				    "a token hash is 'sha256:' and 64 lowercase hex digits");
 			hex[i] = h[i];
 		}
 		hex[64] = '\0';
@@ -171,9 +173,10 @@ int config_parse_backend(const char *spec, struct backend_cfg *b, struct perr *e
 			set_str(&b->name, eq);
 		} else if (strcmp(tok, "kind") == 0) {
 			if (backend_kind_parse(eq, &b->kind) < 0) {
-				perr_set(e, PERR_INVALID,
-					 "backend '%s': kind '%s' is not 'ollama' or 'llama-server'",
-					 spec, eq);
+				perr_set(
+				    e, PERR_INVALID,
+				    "backend '%s': kind '%s' is not 'ollama' or 'llama-server'",
+				    spec, eq);
 				goto fail;
 			}
 			have_kind = 1;
@@ -190,7 +193,8 @@ int config_parse_backend(const char *spec, struct backend_cfg *b, struct perr *e
 		} else if (strcmp(tok, "max_conversations") == 0) {
 			if (parse_int(eq, 1, 65536, &v) < 0) {
 				perr_set(e, PERR_INVALID,
-					 "backend '%s': max_conversations must be 1 to 65536", spec);
+					 "backend '%s': max_conversations must be 1 to 65536",
+					 spec);
 				goto fail;
 			}
 			b->max_conversations = (int)v;
@@ -287,9 +291,9 @@ static const struct int_key backend_ints[] = {
     BE_INT("num_ctx", num_ctx, 0, 4194304, "Ollama context when a job sets none; default 8192"),
 };
 
-static const char *const file_strs[] = {"listen",	     "db",		"log_level",
-					"synchronous",	     "tokens",		"backends",
-					"allowed_hosts",     "allowed_origins", NULL};
+static const char *const file_strs[] = {"listen", "db",	      "log_level",     "synchronous",
+					"tokens", "backends", "allowed_hosts", "allowed_origins",
+					NULL};
 static const char *const backend_strs[] = {"name", "kind", "url", "urls", "keep_alive", NULL};
 
 /* What a JSON value is, for a message: "a string", "the number 2.5", ... */
@@ -501,8 +505,9 @@ static int json_backend_urls(const char *path, const char *shown, const json_t *
 
 	if (!json_is_array(v) || json_array_size(v) == 0) {
 		if (json_is_array(v))
-			return perr_set(e, PERR_INVALID, "config '%s': key '%s' is empty; expected %s",
-					path, shown, expected);
+			return perr_set(e, PERR_INVALID,
+					"config '%s': key '%s' is empty; expected %s", path, shown,
+					expected);
 		return wrong_type(e, path, shown, v, expected);
 	}
 	if (b->nurls)
@@ -518,15 +523,15 @@ static int json_backend_urls(const char *path, const char *shown, const json_t *
 		if (!json_is_string(u) || !*json_string_value(u)) {
 			if (json_is_string(u))
 				return perr_set(e, PERR_INVALID,
-						"config '%s': key '%s' is empty; expected a URL", path,
-						at);
+						"config '%s': key '%s' is empty; expected a URL",
+						path, at);
 			return wrong_type(e, path, at, u, "a URL string");
 		}
 		url = normalize_url(json_string_value(u), NULL);
 		if (has_url(b, url)) {
 			perr_set(e, PERR_INVALID,
-				 "config '%s': key '%s' is \"%.80s\", given twice; expected %s", path,
-				 at, url, expected);
+				 "config '%s': key '%s' is \"%.80s\", given twice; expected %s",
+				 path, at, url, expected);
 			free(url);
 			return -1;
 		}
@@ -600,10 +605,11 @@ static int json_backend(const char *path, size_t idx, json_t *o, struct backend_
 			char *u = normalize_url(json_string_value(v), NULL);
 			if (b->nurls) {
 				free(u);
-				perr_set(e, PERR_INVALID,
-					 "config '%s': key '%s' is given with 'urls'; expected one of "
-					 "'url' or 'urls'",
-					 path, shown);
+				perr_set(
+				    e, PERR_INVALID,
+				    "config '%s': key '%s' is given with 'urls'; expected one of "
+				    "'url' or 'urls'",
+				    path, shown);
 				goto fail;
 			}
 			add_url(b, u);
@@ -764,21 +770,24 @@ static int load_file(struct config *cfg, const char *path, struct perr *e)
 					goto fail;
 				}
 			}
-		} else if (strcmp(key, "allowed_hosts") == 0 || strcmp(key, "allowed_origins") == 0) {
+		} else if (strcmp(key, "allowed_hosts") == 0 ||
+			   strcmp(key, "allowed_origins") == 0) {
 			int hosts = key[8] == 'h';
 			if (!json_is_array(v)) {
 				wrong_type(e, path, key, v,
-					   hosts ? "an array of host names" : "an array of origins");
+					   hosts ? "an array of host names"
+						 : "an array of origins");
 				goto fail;
 			}
 			if (load_names(v, hosts ? &cfg->allowed_hosts : &cfg->allowed_origins,
 				       hosts ? &cfg->nallowed_hosts : &cfg->nallowed_origins) < 0) {
-				perr_set(e, PERR_INVALID,
-					 "config '%s': key '%s' holds an empty string, a non-string "
-					 "or a name with a blank or control character; expected %s",
-					 path, key,
-					 hosts ? "host names such as \"parley.lan\""
-					       : "origins such as \"http://parley.lan:8080\"");
+				perr_set(
+				    e, PERR_INVALID,
+				    "config '%s': key '%s' holds an empty string, a non-string "
+				    "or a name with a blank or control character; expected %s",
+				    path, key,
+				    hosts ? "host names such as \"parley.lan\""
+					  : "origins such as \"http://parley.lan:8080\"");
 				goto fail;
 			}
 		} else if (strcmp(key, "backends") == 0) {
@@ -899,11 +908,16 @@ void config_usage(void)
 int config_load(struct config *cfg, int argc, char **argv, struct perr *e)
 {
 	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 'l'},
-	    {"db", required_argument, NULL, 'd'},      {"workers", required_argument, NULL, 'w'},
-	    {"backend", required_argument, NULL, 'b'}, {"token-file", required_argument, NULL, 't'},
-	    {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},       {"hash-token", no_argument, NULL, 'H'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"db", required_argument, NULL, 'd'},
+	    {"workers", required_argument, NULL, 'w'},
+	    {"backend", required_argument, NULL, 'b'},
+	    {"token-file", required_argument, NULL, 't'},
+	    {"log-level", required_argument, NULL, 'L'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"hash-token", no_argument, NULL, 'H'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *config_path = getenv("PARLEY_CONFIG"), *s;
@@ -949,7 +963,8 @@ int config_load(struct config *cfg, int argc, char **argv, struct perr *e)
 			char line[1024], hex[65];
 			size_t n;
 			if (!fgets(line, sizeof(line), stdin))
-				return perr_set(e, PERR_INVALID, "--hash-token reads a token on stdin");
+				return perr_set(e, PERR_INVALID,
+						"--hash-token reads a token on stdin");
 			n = strcspn(line, "\r\n");
 			line[n] = '\0';
 			sha256_hex(line, n, hex);
@@ -959,7 +974,8 @@ int config_load(struct config *cfg, int argc, char **argv, struct perr *e)
 		if (opt == 'c')
 			config_path = optarg;
 		if (opt == '?')
-			return perr_set(e, PERR_INVALID, "unknown or incomplete option '%s'; see --help",
+			return perr_set(e, PERR_INVALID,
+					"unknown or incomplete option '%s'; see --help",
 					argv[optind - 1]);
 	}
 	if (config_path && load_file(cfg, config_path, e) < 0)
@@ -1018,7 +1034,8 @@ int config_load(struct config *cfg, int argc, char **argv, struct perr *e)
 		}
 	}
 	if (optind < argc)
-		return perr_set(e, PERR_INVALID, "unexpected argument '%s'; see --help", argv[optind]);
+		return perr_set(e, PERR_INVALID, "unexpected argument '%s'; see --help",
+				argv[optind]);
 
 	if (cfg->nbackends == 0) {
 		struct backend_cfg b;

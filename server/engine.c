@@ -292,13 +292,13 @@ static enum job_end finish_success(struct engine_ctx *ctx, struct ending *en,
 	if (spec->extraction == EXTRACT_MODEL &&
 	    (out = ending_check(en, ENDING_BEFORE_CALL)) == JOB_GOES_ON) {
 		optim_list_init(&found);
-		extractor = extract_model_job(ctx->fleet, ctx->curl, ctx->cancel, job, ts->v,
-					      ts->n, &found);
+		extractor = extract_model_job(ctx->fleet, ctx->curl, ctx->cancel, job, ts->v, ts->n,
+					      &found);
 		if ((out = ending_check(en, ENDING_CALL_DONE)) == JOB_GOES_ON) {
 			optim_list_release(&ol);
 			ol = found;
-			ending_set_metrics(en, outcome_metrics(job->scoring, spec->scenario, ts->v,
-							       ts->n, &ol));
+			ending_set_metrics(
+			    en, outcome_metrics(job->scoring, spec->scenario, ts->v, ts->n, &ol));
 			if (extractor)
 				json_object_set_new(en->metrics, "extractor", extractor);
 		} else {
@@ -343,8 +343,8 @@ static json_t *partial_metrics(const struct turns *ts)
 }
 
 /* A trial of the closed loop did not end: cancelled, shutting down, or the store failed. */
-static enum job_end trial_interrupted(struct ending *en, const struct turns *ts,
-				      enum trial_end end, const struct perr *e)
+static enum job_end trial_interrupted(struct ending *en, const struct turns *ts, enum trial_end end,
+				      const struct perr *e)
 {
 	/* what the job keeps if it ends here: its turns so far */
 	ending_set_metrics(en, partial_metrics(ts));
@@ -394,8 +394,8 @@ enum job_end engine_run(struct engine_ctx *ctx, struct db_job *job)
 		so = ending_store(&en, "load turns", load_turns, &tl, 1, &tries, &e);
 		if (so != ENDING_STORED) {
 			log_error("cannot load turns", "job=%s error=\"%s\"", job->id, e.msg);
-			out = ending_store_failed(&en, so, "its stored turns could not be read", tries,
-						  &e);
+			out = ending_store_failed(&en, so, "its stored turns could not be read",
+						  tries, &e);
 			goto out;
 		}
 		ts.v = tl.v;

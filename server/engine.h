@@ -4,16 +4,15 @@
  * DESIGN: runs on a worker thread with that worker's database connection and
  * curl handle. For each turn still missing (a resumed job starts at its next
  * turn) it builds the speaker's messages (prompt.h), sends the call to the
- * slot the conversation holds for that role (server/fleet.h), makes the streamed call with retries on transient
- * failures (exponential backoff with jitter, Retry-After honoured, a turn cut
- * after partial output restarted from scratch and noted), and stores the turn
- * under the attempt number of its claim. After the interviewer's analysis it
- * extracts the optimizations, scores the conversation (a judge model grades
- * it when asked to) and finishes the job in one transaction. Cancellation and
- * shutdown are seen within a fraction of a second, at any point: the cancel
- * flag aborts the model call, and every wait (slot, backoff) wakes for it.
- * Before and after every model call the engine asks server/ending.h whether
- * the job goes on; every end of the job goes through there.
+ * slot the conversation holds for that role (server/fleet.h), makes the streamed call with retries
+ * on transient failures (exponential backoff with jitter, Retry-After honoured, a turn cut after
+ * partial output restarted from scratch and noted), and stores the turn under the attempt number of
+ * its claim. After the interviewer's analysis it extracts the optimizations, scores the
+ * conversation (a judge model grades it when asked to) and finishes the job in one transaction.
+ * Cancellation and shutdown are seen within a fraction of a second, at any point: the cancel flag
+ * aborts the model call, and every wait (slot, backoff) wakes for it. Before and after every model
+ * call the engine asks server/ending.h whether the job goes on; every end of the job goes through
+ * there.
  */
 #ifndef PARLEY_ENGINE_H
 #define PARLEY_ENGINE_H

@@ -165,11 +165,12 @@ int main(int argc, char **argv)
 		 PARLEY_VERSION, cfg.listen_host, api_port(api), cfg.db_path, cfg.workers,
 		 db_schema_version(db), requeued, cfg.ntokens ? "on" : "off");
 	for (i = 0; i < cfg.nbackends; i++)
-		log_info("backend configured",
-			 "name=%s kind=%s url=%s members=%zu max_concurrency=%d max_conversations=%d",
-			 cfg.backends[i].name, backend_kind_name(cfg.backends[i].kind),
-			 cfg.backends[i].url, cfg.backends[i].nurls ? cfg.backends[i].nurls : 1,
-			 cfg.backends[i].max_concurrency, cfg.backends[i].max_conversations);
+		log_info(
+		    "backend configured",
+		    "name=%s kind=%s url=%s members=%zu max_concurrency=%d max_conversations=%d",
+		    cfg.backends[i].name, backend_kind_name(cfg.backends[i].kind),
+		    cfg.backends[i].url, cfg.backends[i].nurls ? cfg.backends[i].nurls : 1,
+		    cfg.backends[i].max_concurrency, cfg.backends[i].max_conversations);
 	if (requeued)
 		pool_wake(pool);
 	/* under systemd (Type=notify): started means answering, not merely forked */

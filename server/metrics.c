@@ -55,7 +55,7 @@ static struct {
 
 /* HTTP requests by method and route template; counts by status class. */
 static const double http_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
-				     0.25,  0.5,   1,    2.5,   5,    10};
+				     0.25,  0.5,   1,	 2.5,	5,    10};
 #define NHTTP_BOUNDS (sizeof(http_bounds) / sizeof(http_bounds[0]))
 #define MAX_HTTP_SERIES 256
 static const char *const classes[] = {"2xx", "3xx", "4xx", "5xx"};
@@ -315,15 +315,18 @@ void metrics_render(struct strbuf *out, const int64_t job_counts[5], int busy_wo
 		    "parley_build_info{version=\"%s\",commit=\"%s\"} 1\n",
 		    PARLEY_VERSION, PARLEY_COMMIT);
 	render_process(out);
-	strbuf_addstr(out, "# HELP parley_jobs Jobs in the store by state.\n# TYPE parley_jobs gauge\n");
+	strbuf_addstr(out,
+		      "# HELP parley_jobs Jobs in the store by state.\n# TYPE parley_jobs gauge\n");
 	for (i = 0; i < 5; i++)
 		strbuf_addf(out, "parley_jobs{state=\"%s\"} %lld\n", states[i],
 			    (long long)job_counts[i]);
-	strbuf_addf(out, "# HELP parley_queue_depth Jobs waiting for a worker.\n"
-			 "# TYPE parley_queue_depth gauge\nparley_queue_depth %lld\n",
+	strbuf_addf(out,
+		    "# HELP parley_queue_depth Jobs waiting for a worker.\n"
+		    "# TYPE parley_queue_depth gauge\nparley_queue_depth %lld\n",
 		    (long long)job_counts[0]);
-	strbuf_addf(out, "# HELP parley_workers_busy Workers running a job.\n"
-			 "# TYPE parley_workers_busy gauge\nparley_workers_busy %d\n",
+	strbuf_addf(out,
+		    "# HELP parley_workers_busy Workers running a job.\n"
+		    "# TYPE parley_workers_busy gauge\nparley_workers_busy %d\n",
 		    busy_workers);
 
 	pthread_mutex_lock(&lock);
@@ -340,17 +343,20 @@ void metrics_render(struct strbuf *out, const int64_t job_counts[5], int busy_wo
 			strbuf_addf(out, "\",le=\"%g\"} %llu\n", bounds[b],
 				    (unsigned long long)t->buckets[b]);
 		}
-		strbuf_addf(out, "parley_turn_duration_seconds_bucket{role=\"%s\",model=\"", t->role);
+		strbuf_addf(out, "parley_turn_duration_seconds_bucket{role=\"%s\",model=\"",
+			    t->role);
 		label(out, t->model);
 		strbuf_addf(out, "\",le=\"+Inf\"} %llu\n", (unsigned long long)t->count);
 		strbuf_addf(out, "parley_turn_duration_seconds_sum{role=\"%s\",model=\"", t->role);
 		label(out, t->model);
 		strbuf_addf(out, "\"} %.6f\n", t->sum);
-		strbuf_addf(out, "parley_turn_duration_seconds_count{role=\"%s\",model=\"", t->role);
+		strbuf_addf(out, "parley_turn_duration_seconds_count{role=\"%s\",model=\"",
+			    t->role);
 		label(out, t->model);
 		strbuf_addf(out, "\"} %llu\n", (unsigned long long)t->count);
 	}
-	strbuf_addstr(out, "# HELP parley_turns_total Turns stored.\n# TYPE parley_turns_total counter\n");
+	strbuf_addstr(
+	    out, "# HELP parley_turns_total Turns stored.\n# TYPE parley_turns_total counter\n");
 	for (i = 0; i <= MAX_SERIES; i++) {
 		if (!turns[i].role[0])
 			continue;
@@ -425,9 +431,10 @@ void metrics_render(struct strbuf *out, const int64_t job_counts[5], int busy_wo
 			    caches[i].prompt ? (double)caches[i].cached / (double)caches[i].prompt
 					     : 0.0);
 	}
-	strbuf_addstr(out, "# HELP parley_backend_prefix_lost_total Calls whose slot no longer held "
-			   "the conversation's prefix (less than half of it cached).\n"
-			   "# TYPE parley_backend_prefix_lost_total counter\n");
+	strbuf_addstr(out,
+		      "# HELP parley_backend_prefix_lost_total Calls whose slot no longer held "
+		      "the conversation's prefix (less than half of it cached).\n"
+		      "# TYPE parley_backend_prefix_lost_total counter\n");
 	for (i = 0; i < ncaches; i++) {
 		strbuf_addstr(out, "parley_backend_prefix_lost_total{backend=\"");
 		label(out, caches[i].backend);
@@ -455,8 +462,8 @@ void metrics_render(struct strbuf *out, const int64_t job_counts[5], int busy_wo
 		strbuf_addch(&lb, '"');
 		for (b = 0; b < NHTTP_BOUNDS; b++) {
 			snprintf(le, sizeof(le), "%g", http_bounds[b]);
-			render_histogram_line(out, "parley_http_request_duration_seconds", lb.buf, le,
-					      http[i].buckets[b]);
+			render_histogram_line(out, "parley_http_request_duration_seconds", lb.buf,
+					      le, http[i].buckets[b]);
 		}
 		render_histogram_line(out, "parley_http_request_duration_seconds", lb.buf, "+Inf",
 				      http[i].count);

@@ -32,8 +32,7 @@ void metrics_backend_cache(const char *backend, long prompt_tokens, long cached_
 /* Starts the series of a method and route at zero (label values are copied). */
 void metrics_http_series(const char *method, const char *route);
 /* One answered request; status_class is "2xx" .. "5xx". */
-void metrics_http(const char *method, const char *route, const char *status_class,
-		  double seconds);
+void metrics_http(const char *method, const char *route, const char *status_class, double seconds);
 
 /* Appends every family; job_counts in the order queued, running, succeeded, failed, cancelled. */
 void metrics_render(struct strbuf *out, const int64_t job_counts[5], int busy_workers);

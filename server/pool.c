@@ -152,7 +152,8 @@ static int pick(struct pool *p, struct db *db, struct db_job *out, struct fleet_
 		}
 		rc = db_job_claim_id(db, j->id, out, e);
 		if (rc != 1)
-			fleet_conv_release(lease); /* taken or cancelled meanwhile, or the store failed */
+			fleet_conv_release(
+			    lease); /* taken or cancelled meanwhile, or the store failed */
 		else
 			stream_started(p, out);
 	}

@@ -23,7 +23,7 @@
 struct prompts {
 	char *interviewer_system;
 	char *candidate_system;
-	char *opening;  /* the user message the interviewer's first turn answers */
+	char *opening;	/* the user message the interviewer's first turn answers */
 	char *analysis; /* appended to the last user message of the analysis turn */
 };
 

@@ -59,10 +59,12 @@ json_t *record_job(const struct db_job *j)
 	json_object_set_new(o, "id", json_string(j->id));
 	json_object_set_new(o, "status", json_string(j->status));
 	json_object_set_new(o, "scenario", json_string(j->scenario_name));
-	json_object_set_new(o, "interviewer", json_pack("{s:s, s:s}", "model", j->interviewer_model,
-							"backend", j->interviewer_backend));
-	json_object_set_new(o, "candidate", json_pack("{s:s, s:s}", "model", j->candidate_model,
-						      "backend", j->candidate_backend));
+	json_object_set_new(o, "interviewer",
+			    json_pack("{s:s, s:s}", "model", j->interviewer_model, "backend",
+				      j->interviewer_backend));
+	json_object_set_new(
+	    o, "candidate",
+	    json_pack("{s:s, s:s}", "model", j->candidate_model, "backend", j->candidate_backend));
 	json_object_set_new(o, "max_turns", json_integer(j->max_turns));
 	json_object_set_new(o, "turns_completed", json_integer(j->turns_completed));
 	if (strcmp(j->status, "running") == 0 && j->turns_completed < j->max_turns)

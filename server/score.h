@@ -37,20 +37,21 @@ struct score_input {
 	const struct score_turn *turns;
 	size_t nturns;
 	const struct optim_list *optims; /* what extraction found */
-	const char *problem;             /* the scenario, for relevance */
+	const char *problem;		 /* the scenario, for relevance */
 	const char *goal;
 };
 
 struct score_result {
 	double interview_quality;    /* 0..10, one decimal */
 	double candidate_engagement; /* 0..10, one decimal */
-	json_t *components;          /* new reference or NULL (origin): {"interview_quality":
+	json_t *components;	     /* new reference or NULL (origin): {"interview_quality":
 					{"total":x,"components":[{"name","points","max","why"}]},
 					"candidate_engagement":{...}} */
 };
 
 /* SCORE_JUDGE falls back to the rubric here; the judge runs in the engine. */
-void score_conversation(enum score_method m, const struct score_input *in, struct score_result *out);
+void score_conversation(enum score_method m, const struct score_input *in,
+			struct score_result *out);
 void score_result_release(struct score_result *r);
 
 #endif

@@ -21,8 +21,7 @@ void sha256_update(struct sha256 *s, const void *data, size_t n);
 void sha256_final(struct sha256 *s, unsigned char out[32]);
 /* out: 64 hex characters and a NUL. */
 void sha256_hex(const void *data, size_t n, char out[65]);
-void hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
-		 unsigned char out[32]);
+void hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen, unsigned char out[32]);
 /* Compares n bytes in time that does not depend on where they differ. */
 int ct_equal(const void *a, const void *b, size_t n);
 

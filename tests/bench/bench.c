@@ -158,16 +158,16 @@ static struct figure figs[F__COUNT] = {
 		       "report"},
     [F_POOL_EFF] = {"pool_batch_wall_ratio", "pool 3 x 2 slots: 60-job batch wall / ideal", "", 3,
 		    -1, 1.05, "<= 1.05"},
-    [F_POOL_KILL_LOST] = {"pool_kill_jobs_lost", "pool: jobs lost when a member dies mid-batch",
-			  "", 0, -1, 0, "0"},
-    [F_SLOT_CACHE_1] = {"slot_cache_share_1", "slots: cache share per job, 1 at once (fake)", "",
-			2, 0, 0, "report"},
-    [F_SLOT_CACHE_2] = {"slot_cache_share_2", "slots: cache share per job, 2 at once (fake)", "",
-			2, 0, 0, "report"},
-    [F_SLOT_CACHE_4] = {"slot_cache_share_4", "slots: cache share per job, 4 at once (fake)", "",
-			2, 0, 0, "report"},
-    [F_SLOT_CACHE_8] = {"slot_cache_share_8", "slots: cache share per job, 8 at once (fake)", "",
-			2, 0, 0, "report"},
+    [F_POOL_KILL_LOST] = {"pool_kill_jobs_lost", "pool: jobs lost when a member dies mid-batch", "",
+			  0, -1, 0, "0"},
+    [F_SLOT_CACHE_1] = {"slot_cache_share_1", "slots: cache share per job, 1 at once (fake)", "", 2,
+			0, 0, "report"},
+    [F_SLOT_CACHE_2] = {"slot_cache_share_2", "slots: cache share per job, 2 at once (fake)", "", 2,
+			0, 0, "report"},
+    [F_SLOT_CACHE_4] = {"slot_cache_share_4", "slots: cache share per job, 4 at once (fake)", "", 2,
+			0, 0, "report"},
+    [F_SLOT_CACHE_8] = {"slot_cache_share_8", "slots: cache share per job, 8 at once (fake)", "", 2,
+			0, 0, "report"},
 };
 
 static int nruns = 3;
@@ -1784,8 +1784,8 @@ static int post_batch(int port, int n_cand, int repeat, int turns, char id[32])
 			       "\"candidates\":[");
 	for (i = 0; i < n_cand; i++)
 		len += (size_t)snprintf(body + len, sizeof(body) - len,
-					"%s{\"model\":\"cd-%d\",\"backend\":\"llama\"}", i ? "," : "",
-					i);
+					"%s{\"model\":\"cd-%d\",\"backend\":\"llama\"}",
+					i ? "," : "", i);
 	snprintf(body + len, sizeof(body) - len,
 		 "],\"scenarios\":[\"response_speed_optimization\"],\"repeat\":%d,"
 		 "\"max_turns\":%d}",
@@ -1803,8 +1803,8 @@ static int post_batch(int port, int n_cand, int repeat, int turns, char id[32])
  */
 static void bench_pool(int run, int kill)
 {
-	const char *fargs[] = {"--slots", "2", "--reply-ms", "100", "--load-ms", "0",
-			       "--die-with-parent", NULL};
+	const char *fargs[] = {"--slots",   "2", "--reply-ms",	      "100",
+			       "--load-ms", "0", "--die-with-parent", NULL};
 	struct proc fakes[POOL_MEMBERS], pd;
 	char be[512], id[32], path[96];
 	char *db = db_path(kill ? "pool-kill" : "pool", run);
@@ -1824,8 +1824,8 @@ static void bench_pool(int run, int kill)
 					fakes[i].port);
 	}
 	{
-		const char *args[] = {"--workers", "6", "--backend", be, "--config", bench_config(),
-				      NULL};
+		const char *args[] = {"--workers",    "6", "--backend", be, "--config",
+				      bench_config(), NULL};
 		if (harness_parleyd_start(&pd, db, args) < 0)
 			goto fail;
 	}
@@ -1913,8 +1913,9 @@ static double job_cache_share(int port, const char *id)
  * uncached prompt tokens cost 1 ms each (workers = n, as a user raising concurrency would). */
 static void bench_slot_cache(int run, int n, enum fig_id fig)
 {
-	const char *fargs[] = {"--slots", "2", "--reply-ms", "30", "--prompt-ms-per-token", "1",
-			       "--load-ms", "0", "--die-with-parent", NULL};
+	const char *fargs[] = {
+	    "--slots",	 "2", "--reply-ms",	   "30", "--prompt-ms-per-token", "1",
+	    "--load-ms", "0", "--die-with-parent", NULL};
 	struct proc fake, pd;
 	char be[256], workers[8], (*ids)[32] = xcalloc((size_t)n, 32), body[512];
 	char *db = db_path("slots", run * 10 + n);
@@ -1927,8 +1928,8 @@ static void bench_slot_cache(int run, int n, enum fig_id fig)
 	snprintf(be, sizeof(be), "name=llama,kind=llama-server,url=http://127.0.0.1:%d", fake.port);
 	snprintf(workers, sizeof(workers), "%d", n);
 	{
-		const char *args[] = {"--workers", workers, "--backend", be, "--config",
-				      bench_config(), NULL};
+		const char *args[] = {"--workers", workers,	   "--backend", be,
+				      "--config",  bench_config(), NULL};
 		if (harness_parleyd_start(&pd, db, args) < 0)
 			goto fail;
 	}
@@ -1937,11 +1938,12 @@ static void bench_slot_cache(int run, int n, enum fig_id fig)
 	for (i = 0; i < n; i++) {
 		json_t *j = NULL;
 
-		snprintf(body, sizeof(body),
-			 "{\"scenario\":\"response_speed_optimization\","
-			 "\"interviewer\":{\"model\":\"iv-%d\",\"backend\":\"llama\"},"
-			 "\"candidate\":{\"model\":\"cd-%d\",\"backend\":\"llama\"},\"max_turns\":7}",
-			 i, i);
+		snprintf(
+		    body, sizeof(body),
+		    "{\"scenario\":\"response_speed_optimization\","
+		    "\"interviewer\":{\"model\":\"iv-%d\",\"backend\":\"llama\"},"
+		    "\"candidate\":{\"model\":\"cd-%d\",\"backend\":\"llama\"},\"max_turns\":7}",
+		    i, i);
 		if (harness_http_json(pd.port, "POST", "/v1/jobs", body, &j) != 202)
 			goto fail;
 		snprintf(ids[i], 32, "%s", json_string_value(json_object_get(j, "id")));
@@ -1957,8 +1959,7 @@ static void bench_slot_cache(int run, int n, enum fig_id fig)
 	}
 	fig_add(fig, sum / n,
 		json_pack("{s:f, s:f, s:f}", "mean", sum / n, "min", lo, "wall_s", now_s() - t0));
-	say("run %d: %d at once: cache share per job mean %.2f, min %.2f", run + 1, n, sum / n,
-	    lo);
+	say("run %d: %d at once: cache share per job mean %.2f, min %.2f", run + 1, n, sum / n, lo);
 	stop_proc(&pd);
 	stop_proc(&fake);
 	free(ids);

@@ -29,8 +29,8 @@ static void start_parleyd(const char *const *extra)
 	const char *args[24] = {"--backend", b1, "--backend", b2, "--backend", b3, NULL};
 	int n = 6, i;
 
-	snprintf(b1, sizeof(b1), "name=ollama,kind=ollama,url=http://127.0.0.1:%d,max_concurrency=2",
-		 fake.port);
+	snprintf(b1, sizeof(b1),
+		 "name=ollama,kind=ollama,url=http://127.0.0.1:%d,max_concurrency=2", fake.port);
 	snprintf(b2, sizeof(b2), "name=llama,kind=llama-server,url=http://127.0.0.1:%d", fake.port);
 	snprintf(b3, sizeof(b3), "name=down,kind=ollama,url=http://127.0.0.1:%d",
 		 harness_free_port());
@@ -123,14 +123,14 @@ static void check_flow(const char *backend)
 	}
 	/* the fake's analysis carries three #test_this suggestions with tests */
 	ck_assert_uint_eq(json_array_size(json_object_get(t, "optimizations_discovered")), 3);
-	ck_assert(json_is_string(
-	    json_object_get(json_array_get(json_object_get(t, "optimizations_discovered"), 0), "test")));
+	ck_assert(json_is_string(json_object_get(
+	    json_array_get(json_object_get(t, "optimizations_discovered"), 0), "test")));
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(t, "success_metrics"),
 							    "optimizations_found")),
 			 3);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(t, "scenario"),
-							   "description")),
-			 "Reduce response time while maintaining quality");
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(t, "scenario"), "description")),
+	    "Reduce response time while maintaining quality");
 	json_decref(t);
 
 	snprintf(path, sizeof(path), "/v1/jobs/%s/transcript.md", id);
@@ -159,10 +159,12 @@ START_TEST(metrics_in_prometheus_format)
 	ck_assert_ptr_nonnull(strstr(text, "parley_queue_depth 0\n"));
 	ck_assert_ptr_nonnull(
 	    strstr(text, "parley_turns_total{role=\"interviewer\",model=\"gemma3:1b\"} 2\n"));
-	ck_assert_ptr_nonnull(
-	    strstr(text, "parley_turn_duration_seconds_count{role=\"candidate\",model=\"gemma3n:latest\"} 1"));
 	ck_assert_ptr_nonnull(strstr(
-	    text, "parley_http_requests_total{method=\"POST\",route=\"/v1/jobs\",code=\"2xx\"} 1\n"));
+	    text,
+	    "parley_turn_duration_seconds_count{role=\"candidate\",model=\"gemma3n:latest\"} 1"));
+	ck_assert_ptr_nonnull(strstr(
+	    text,
+	    "parley_http_requests_total{method=\"POST\",route=\"/v1/jobs\",code=\"2xx\"} 1\n"));
 	free(text);
 }
 END_TEST
@@ -267,9 +269,9 @@ START_TEST(bad_requests_change_nothing)
 			json_t *errs = json_object_get(p, "errors"), *e0;
 			size_t k;
 			int found = 0;
-			json_array_foreach(errs, k, e0) if (strcmp(json_string_value(json_object_get(
-								      e0, "field")),
-								  cases[i].field) == 0) found = 1;
+			json_array_foreach(
+			    errs, k, e0) if (strcmp(json_string_value(json_object_get(e0, "field")),
+						    cases[i].field) == 0) found = 1;
 			ck_assert_msg(found, "case %zu: no error for field %s in %s", i,
 				      cases[i].field, out);
 		}
@@ -299,7 +301,8 @@ START_TEST(bad_requests_change_nothing)
 	/* unknown paths and methods */
 	ck_assert_int_eq(harness_http(parleyd.port, "GET", "/v1/nothing", NULL, NULL, NULL), 404);
 	ck_assert_int_eq(harness_http(parleyd.port, "DELETE", "/v1/jobs", NULL, NULL, NULL), 405);
-	ck_assert_int_eq(harness_http(parleyd.port, "GET", "/v1/jobs/jnope", NULL, NULL, NULL), 404);
+	ck_assert_int_eq(harness_http(parleyd.port, "GET", "/v1/jobs/jnope", NULL, NULL, NULL),
+			 404);
 
 	ck_assert_int_eq(count_rows("jobs"), 0);
 	ck_assert_int_eq(harness_http(parleyd.port, "GET", "/healthz", NULL, NULL, NULL), 200);
@@ -337,8 +340,8 @@ START_TEST(backend_down_fails_with_what_to_do)
 	/* the URL of backend 'down', as /v1/backends reports it */
 	ck_assert_int_eq(harness_http_json(parleyd.port, "GET", "/v1/backends", NULL, &b), 200);
 	snprintf(url, sizeof(url), "%s",
-		 json_string_value(json_object_get(json_array_get(json_object_get(b, "items"), 2),
-						   "url")));
+		 json_string_value(
+		     json_object_get(json_array_get(json_object_get(b, "items"), 2), "url")));
 	json_decref(b);
 	check_failure(body, "backend_down", needles);
 	ck_assert_int_eq(harness_http(parleyd.port, "GET", "/v1/backends", NULL, NULL, &out), 200);
@@ -395,8 +398,9 @@ START_TEST(restart_mid_job_resumes_without_duplicates)
 	conv = json_object_get(t, "conversation");
 	ck_assert_uint_eq(json_array_size(conv), 3);
 	for (i = 0; i < 3; i++)
-		ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(conv, i), "turn")),
-				 (json_int_t)i + 1);
+		ck_assert_int_eq(
+		    json_integer_value(json_object_get(json_array_get(conv, i), "turn")),
+		    (json_int_t)i + 1);
 	json_decref(t);
 	ck_assert_int_eq(count_rows("turns"), 3);
 	free(id);
@@ -405,10 +409,12 @@ END_TEST
 
 START_TEST(idempotency_key)
 {
-	const char *body = "{\"scenario\":\"response_speed_optimization\","
-			   "\"interviewer\":{\"model\":\"gemma3:1b\"},\"candidate\":{\"model\":\"c\"}}";
-	const char *other = "{\"scenario\":\"response_speed_optimization\","
-			    "\"interviewer\":{\"model\":\"gemma3:1b\"},\"candidate\":{\"model\":\"d\"}}";
+	const char *body =
+	    "{\"scenario\":\"response_speed_optimization\","
+	    "\"interviewer\":{\"model\":\"gemma3:1b\"},\"candidate\":{\"model\":\"c\"}}";
+	const char *other =
+	    "{\"scenario\":\"response_speed_optimization\","
+	    "\"interviewer\":{\"model\":\"gemma3:1b\"},\"candidate\":{\"model\":\"d\"}}";
 	const char *key[] = {"Idempotency-Key: order-42", NULL};
 	char *a = NULL, *b = NULL;
 	json_t *ja, *jb;
@@ -505,17 +511,17 @@ START_TEST(scenarios_library)
 			 201);
 	ck_assert_int_eq(harness_http(parleyd.port, "PUT", "/v1/scenarios/mine", body, NULL, NULL),
 			 200);
-	ck_assert_int_eq(harness_http(parleyd.port, "PUT", "/v1/scenarios/Bad%20Name", body, NULL,
-				      NULL),
-			 400);
-	ck_assert_int_eq(harness_http(parleyd.port, "PUT", "/v1/scenarios/x",
-				      "{\"problem\":\"P\"}", NULL, NULL),
-			 400);
-	ck_assert_int_eq(harness_http_json(parleyd.port, "GET", "/v1/scenarios/mine", NULL, &j), 200);
+	ck_assert_int_eq(
+	    harness_http(parleyd.port, "PUT", "/v1/scenarios/Bad%20Name", body, NULL, NULL), 400);
+	ck_assert_int_eq(
+	    harness_http(parleyd.port, "PUT", "/v1/scenarios/x", "{\"problem\":\"P\"}", NULL, NULL),
+	    400);
+	ck_assert_int_eq(harness_http_json(parleyd.port, "GET", "/v1/scenarios/mine", NULL, &j),
+			 200);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "goal")), "G");
 	json_decref(j);
-	ck_assert_int_eq(harness_http(parleyd.port, "DELETE", "/v1/scenarios/mine", NULL, NULL, NULL),
-			 204);
+	ck_assert_int_eq(
+	    harness_http(parleyd.port, "DELETE", "/v1/scenarios/mine", NULL, NULL, NULL), 204);
 	ck_assert_int_eq(harness_http(parleyd.port, "GET", "/v1/scenarios/mine", NULL, NULL, NULL),
 			 404);
 }

@@ -86,9 +86,14 @@ START_TEST(session_cookie_for_the_dashboard)
 	const char *auth[] = {"Authorization: Bearer " TOKEN, NULL};
 	char cookie[256], *p, *end;
 	const char *with_cookie[3] = {cookie, NULL, NULL};
-	static const char *const crafted[] = {
-	    "9223372036854775807", "9223372036854775808", "99999999999999999999999",
-	    "-9223372036854775808", "+1999999999", " 1999999999", "", "18446744073709551615"};
+	static const char *const crafted[] = {"9223372036854775807",
+					      "9223372036854775808",
+					      "99999999999999999999999",
+					      "-9223372036854775808",
+					      "+1999999999",
+					      " 1999999999",
+					      "",
+					      "18446744073709551615"};
 	size_t i;
 
 	setenv("PARLEY_TOKEN", TOKEN, 1);
@@ -119,9 +124,8 @@ START_TEST(session_cookie_for_the_dashboard)
 			 200);
 	/* a state change with the cookie from another origin is refused */
 	with_cookie[1] = "Origin: http://evil.example";
-	ck_assert_int_eq(harness_http(parleyd.port, "POST", "/v1/jobs/jx/cancel", "", with_cookie,
-				      NULL),
-			 403);
+	ck_assert_int_eq(
+	    harness_http(parleyd.port, "POST", "/v1/jobs/jx/cancel", "", with_cookie, NULL), 403);
 	harness_stop(&parleyd, SIGTERM);
 }
 END_TEST

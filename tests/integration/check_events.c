@@ -345,7 +345,8 @@ START_TEST(slow_clients_slow_nothing)
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)parleyd.port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	snprintf(req, sizeof(req), "GET /v1/jobs/%s/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", id);
+	snprintf(req, sizeof(req), "GET /v1/jobs/%s/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+		 id);
 	for (i = 0; i < 20; i++) {
 		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
 		setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));

@@ -166,9 +166,9 @@ START_TEST(ollama_faults)
 	fault("{\"mode\":\"cut\",\"count\":3}");
 	job = run("ollama", &t, &secs);
 	ck_assert_str_eq(status_of(job), "succeeded");
-	ck_assert_int_eq(json_integer_value(json_object_get(
-			     json_object_get(turn1(t), "metrics"), "attempts")),
-			 4);
+	ck_assert_int_eq(
+	    json_integer_value(json_object_get(json_object_get(turn1(t), "metrics"), "attempts")),
+	    4);
 	ck_assert_msg(strncmp(json_string_value(json_object_get(turn1(t), "note")),
 			      "attempts 1-3 cut after partial output", 37) == 0,
 		      "note: %s", json_string_value(json_object_get(turn1(t), "note")));
@@ -179,9 +179,9 @@ START_TEST(ollama_faults)
 	fault("{\"mode\":\"trickle\",\"ms\":100}");
 	job = run("ollama", &t, &secs);
 	ck_assert_str_eq(status_of(job), "succeeded");
-	ck_assert_int_eq(json_integer_value(json_object_get(
-			     json_object_get(turn1(t), "metrics"), "attempts")),
-			 1);
+	ck_assert_int_eq(
+	    json_integer_value(json_object_get(json_object_get(turn1(t), "metrics"), "attempts")),
+	    1);
 	json_decref(job);
 	json_decref(t);
 	stop();

@@ -175,7 +175,8 @@ static int poll_closed(const int *fds, int *closed_at_ms, int64_t t0, int wait_m
 START_TEST(slow_clients_block_nobody_and_are_timed_out)
 {
 	/* two kinds of half a request: headers cut short, and a body cut short */
-	static const char half_headers[] = "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty";
+	static const char half_headers[] =
+	    "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty";
 	static const char half_body[] = "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 					"Content-Type: application/json\r\nContent-Length: 200\r\n"
 					"\r\n{\"scenario\":";

@@ -194,9 +194,10 @@ START_TEST(origin_replay)
 		want = json_object_get(c->origin, "optimizations_discovered");
 		ck_assert_uint_eq(json_array_size(got), json_array_size(want));
 		for (k = 0; k < json_array_size(want); k++)
-			ck_assert_str_eq(
-			    json_string_value(json_object_get(json_array_get(got, k), "suggestion")),
-			    json_string_value(json_object_get(json_array_get(want, k), "suggestion")));
+			ck_assert_str_eq(json_string_value(
+					     json_object_get(json_array_get(got, k), "suggestion")),
+					 json_string_value(json_object_get(json_array_get(want, k),
+									   "suggestion")));
 		total_origin += (int)json_array_size(got);
 		json_decref(t);
 

@@ -1020,7 +1020,8 @@ START_TEST(pool_of_two_servers_keeps_prefixes)
 		json_decref(b);
 		b = NULL;
 		harness_http_json(pd.port, "GET", "/v1/backends", NULL, &b);
-		members = json_object_get(json_array_get(json_object_get(b, "items"), 0), "members");
+		members =
+		    json_object_get(json_array_get(json_object_get(b, "items"), 0), "members");
 		up = 0;
 		json_array_foreach(members, k, m)
 		{
@@ -1056,7 +1057,8 @@ START_TEST(pool_of_two_servers_keeps_prefixes)
 		       prompt ? (double)cached / (double)prompt : 0.0);
 		fflush(stdout);
 		ck_assert_msg(prompt > 0 && (double)cached >= 0.75 * (double)prompt,
-			      "job %d: %ld of %ld prompt tokens cached, turns 3-7", i, cached, prompt);
+			      "job %d: %ld of %ld prompt tokens cached, turns 3-7", i, cached,
+			      prompt);
 		json_decref(t);
 		json_decref(job);
 		free(ids[i]);
@@ -1120,7 +1122,8 @@ static int wait_members(int port, int n)
 
 		harness_http_json(port, "GET", "/v1/backends", NULL, &b);
 		json_array_foreach(
-		    json_object_get(json_array_get(json_object_get(b, "items"), 0), "members"), k, m)
+		    json_object_get(json_array_get(json_object_get(b, "items"), 0), "members"), k,
+		    m)
 		{
 			up += !strcmp(str(m, "status"), "up") &&
 			      json_integer_value(json_object_get(m, "slots")) == 2;

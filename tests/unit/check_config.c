@@ -14,9 +14,9 @@
 
 static void clear_env(void)
 {
-	static const char *const vars[] = {"PARLEY_CONFIG", "PARLEY_LISTEN", "PARLEY_DB",
-					   "PARLEY_WORKERS", "PARLEY_BACKENDS", "PARLEY_TOKEN",
-					   "PARLEY_LOG_LEVEL", "OLLAMA_HOST", NULL};
+	static const char *const vars[] = {"PARLEY_CONFIG",    "PARLEY_LISTEN",	  "PARLEY_DB",
+					   "PARLEY_WORKERS",   "PARLEY_BACKENDS", "PARLEY_TOKEN",
+					   "PARLEY_LOG_LEVEL", "OLLAMA_HOST",	  NULL};
 	int i;
 
 	for (i = 0; vars[i]; i++)
@@ -102,7 +102,7 @@ START_TEST(file_then_env_then_flags)
 	ck_assert_int_eq(load(&c, &e, flags), 0);
 	ck_assert_int_eq(c.listen_port, 9000); /* file */
 	ck_assert_str_eq(c.db_path, "env.db"); /* env over file */
-	ck_assert_int_eq(c.workers, 7);        /* flag over env */
+	ck_assert_int_eq(c.workers, 7);	       /* flag over env */
 	ck_assert_uint_eq(c.nbackends, 1);
 	ck_assert_str_eq(c.backends[0].name, "gpu");
 	ck_assert_int_eq(c.backends[0].kind, BACKEND_LLAMA);
@@ -117,9 +117,8 @@ START_TEST(backend_flags_and_env)
 {
 	struct config c;
 	struct perr e = {0};
-	const char *flags[] = {"--backend", "name=a,kind=ollama,url=127.0.0.1:11434",
-			       "--backend", "name=b,kind=llama-server,url=http://h:1/,max_concurrency=2",
-			       NULL};
+	const char *flags[] = {"--backend", "name=a,kind=ollama,url=127.0.0.1:11434", "--backend",
+			       "name=b,kind=llama-server,url=http://h:1/,max_concurrency=2", NULL};
 
 	clear_env();
 	setenv("PARLEY_BACKENDS", "name=x,kind=ollama,url=http://x:1", 1);

@@ -171,7 +171,7 @@ START_TEST(queued_heads_one_per_stream)
 {
 	static const char *const batch[] = {NULL, "bA", NULL, "bA", "bB", NULL, "bA", "bB"};
 	static const char *const cand[] = {"ollama", "ollama", "llama", "ollama",
-					   "ollama", "ollama", "llama",	 "ollama"};
+					   "ollama", "ollama", "llama", "ollama"};
 	char ids[8][DB_JOB_ID_LEN];
 	struct db_job j, c, *h;
 	struct perr e = {0};
@@ -186,7 +186,8 @@ START_TEST(queued_heads_one_per_stream)
 		snprintf(ids[i], sizeof(ids[i]), "%s", j.id);
 		db_job_release(&j);
 	}
-	/* streams: single/ollama (0, 5), bA/ollama (1, 3), single/llama (2), bB (4, 7), bA/llama (6) */
+	/* streams: single/ollama (0, 5), bA/ollama (1, 3), single/llama (2), bB (4, 7), bA/llama
+	 * (6) */
 	ck_assert_int_eq(db_job_heads(db, 64, &h, &n, &e), 0);
 	ck_assert_int_eq(n, 5);
 	ck_assert_str_eq(h[0].id, ids[0]);
