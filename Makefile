@@ -4,13 +4,15 @@
 #   make          build build/parleyd
 #   make run      build and start parleyd on 127.0.0.1:8080
 #   make test     build and run every test suite
+#   make format-check  fail when a source file differs from what clang-format makes of it
 
 VERSION := 0.1.0
 BUILD   ?= build
 CC      ?= cc
 PKGS    := libmicrohttpd jansson libcurl sqlite3 libcmark zlib
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev \
-	    libsqlite3-dev check libsubunit-dev curl libcmark-dev zlib1g-dev
+	    libsqlite3-dev check libsubunit-dev curl libcmark-dev zlib1g-dev \
+	    clang-format
 # The git commit built, for parley_build_info; "unknown" outside a git checkout.
 COMMIT  := $(or $(shell git rev-parse --short=12 HEAD 2>/dev/null),unknown)
 
@@ -41,7 +43,7 @@ HARNESS_OBJ := $(BUILD)/obj/tests/harness.o
 FAKE_SRC  := $(sort $(wildcard tests/fake/*.c))
 FAKE_BIN  := $(BUILD)/fake-backend
 
-.PHONY: all deps run test unit integration live clean format
+.PHONY: all deps run test unit integration live clean format format-check
 
 # Extra targets of the test suites (browser, fuzz, crash, bench, live) live beside them.
 -include $(wildcard tests/*/*.mk)
@@ -127,8 +129,14 @@ integration: $(INTEG_BIN) $(BUILD)/parleyd $(FAKE_BIN)
 test: deps
 	@$(MAKE) --no-print-directory all unit integration $(EXTRA_TESTS)
 
+# The C sources, formatted by .clang-format at the root.
+FORMAT_SRC = $(wildcard */*.c */*.h tests/*/*.c tests/*/*.h)
+
 format:
-	clang-format -i $(wildcard */*.c */*.h tests/*/*.c tests/*/*.h)
+	clang-format -i $(FORMAT_SRC)
+
+format-check: deps
+	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 clean:
 	rm -rf $(BUILD)
