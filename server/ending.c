@@ -184,8 +184,10 @@ enum job_end ending_finish(struct ending *en, const char *status, const char *co
 		 * left running would wait for the next restart: give it back instead */
 		return so == ENDING_STALE ? ending_lost(en) : ending_requeue(en);
 	}
-	log_info("job finished", "job=%s status=%s%s%s", en->job_id, status, code ? " error=" : "",
-		 code ? code : "");
+	if (code)
+		log_info("job finished", "job=%s status=%s error=%s", en->job_id, status, code);
+	else
+		log_info("job finished", "job=%s status=%s", en->job_id, status);
 	ending_publish(en->db, en->job_id);
 	return JOB_FINISHED;
 }
