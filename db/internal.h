@@ -53,4 +53,12 @@ void db_bind_opt_real(sqlite3_stmt *st, int col, double v);
 int db_rows(struct db *db, sqlite3_stmt *st, size_t size, void (*read)(sqlite3_stmt *, void *),
 	    void (*release)(void *), void **out, size_t *n, struct perr *e, const char *what);
 
+/*
+ * Inside a write transaction: 0 when job_id is running under attempt, else -1 with e set
+ * (PERR_NOT_FOUND: no such job; PERR_CONFLICT: another attempt holds it or it has ended).
+ * Every write a worker makes for its job checks this first, so a requeued or cancelled
+ * attempt cannot write over its successor.
+ */
+int db_job_claim_held(struct db *db, const char *job_id, int attempt, struct perr *e);
+
 #endif

@@ -26,6 +26,7 @@ static const char sql_idem_get[] = "SELECT body_hash, job_id FROM idempotency_ke
 static const char sql_idem_put[] =
     "INSERT INTO idempotency_keys (key, body_hash, job_id, created_at) VALUES (?1, ?2, ?3, ?4)";
 static const char sql_idem_expire[] = "DELETE FROM idempotency_keys WHERE created_at < ?1";
+static const char sql_job_check[] = "SELECT attempts, status FROM jobs WHERE id = ?1";
 static const char sql_count_queued[] = "SELECT value FROM counters WHERE name = 'queued'";
 static const char sql_get[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
 /*
@@ -216,6 +217,30 @@ int db_job_check_room(struct db *db, int max_queued, size_t n, struct perr *e)
 				(long long)(queued < max_queued ? max_queued - queued : 0), n,
 				max_queued);
 	}
+	return 0;
+}
+
+int db_job_claim_held(struct db *db, const char *job_id, int attempt, struct perr *e)
+{
+	sqlite3_stmt *st = db_stmt(db, sql_job_check, e);
+	int rc, held, running;
+
+	if (!st)
+		return -1;
+	db_bind_text(st, 1, job_id);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		if (rc == SQLITE_DONE)
+			return perr_set(e, PERR_NOT_FOUND, "no job '%s'", job_id);
+		return db_fail(db, e, "read job");
+	}
+	held = sqlite3_column_int(st, 0);
+	running = strcmp((const char *)sqlite3_column_text(st, 1), "running") == 0;
+	sqlite3_reset(st);
+	if (held != attempt || !running)
+		return perr_set(e, PERR_CONFLICT, "job '%s' attempt %d is no longer running",
+				job_id, attempt);
 	return 0;
 }
 
