@@ -22,23 +22,11 @@ static int insert_one(struct db *db, struct db_import *im, struct perr *e)
 {
 	struct db_job *j = &im->job;
 	sqlite3_stmt *st;
-	char hex[17];
 	size_t i;
 	int rc;
 
-	util_random_hex(hex, 8);
-	snprintf(j->id, sizeof(j->id), "j%s", hex);
-	snprintf(j->status, sizeof(j->status), "succeeded");
-	if (!(st = db_stmt(db, sql_insert, e)))
+	if (!(st = db_job_insert_stmt(db, sql_insert, j, "succeeded", e)))
 		return -1;
-	db_bind_text(st, 1, j->id);
-	db_bind_text(st, 2, j->scenario_name);
-	db_bind_text(st, 3, j->scenario);
-	db_bind_text(st, 4, j->interviewer_model);
-	db_bind_text(st, 5, j->interviewer_backend);
-	db_bind_text(st, 6, j->candidate_model);
-	db_bind_text(st, 7, j->candidate_backend);
-	sqlite3_bind_int(st, 8, j->max_turns);
 	db_bind_text(st, 9, j->scoring);
 	db_bind_text(st, 10, j->extraction);
 	db_bind_text(st, 11, j->labels ? j->labels : "{}");

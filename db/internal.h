@@ -15,6 +15,8 @@
 
 #include "db/db.h"
 
+struct db_job;
+
 sqlite3 *db_handle(struct db *db);
 /* The cached, reset statement for sql (a static string: its address is the key). */
 sqlite3_stmt *db_stmt(struct db *db, const char *sql, struct perr *e);
@@ -60,5 +62,14 @@ int db_rows(struct db *db, sqlite3_stmt *st, size_t size, void (*read)(sqlite3_s
  * attempt cannot write over its successor.
  */
 int db_job_claim_held(struct db *db, const char *job_id, int attempt, struct perr *e);
+
+/*
+ * Starts an INSERT INTO jobs: gives j a fresh id and the status, and binds the columns
+ * every new job has, in this order: ?1 id, ?2 scenario_name, ?3 scenario, ?4
+ * interviewer_model, ?5 interviewer_backend, ?6 candidate_model, ?7 candidate_backend,
+ * ?8 max_turns. The caller binds the rest of sql and steps it. NULL (e set) on an error.
+ */
+sqlite3_stmt *db_job_insert_stmt(struct db *db, const char *sql, struct db_job *j,
+				 const char *status, struct perr *e);
 
 #endif

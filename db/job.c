@@ -244,17 +244,17 @@ int db_job_claim_held(struct db *db, const char *job_id, int attempt, struct per
 	return 0;
 }
 
-int db_job_insert_tx(struct db *db, struct db_job *j, struct perr *e)
+sqlite3_stmt *db_job_insert_stmt(struct db *db, const char *sql, struct db_job *j,
+				 const char *status, struct perr *e)
 {
 	sqlite3_stmt *st;
 	char hex[17];
 
 	util_random_hex(hex, 8);
 	snprintf(j->id, sizeof(j->id), "j%s", hex);
-	j->created_at = util_now_us();
-	snprintf(j->status, sizeof(j->status), "queued");
-	if (!(st = db_stmt(db, sql_insert, e)))
-		return -1;
+	snprintf(j->status, sizeof(j->status), "%s", status);
+	if (!(st = db_stmt(db, sql, e)))
+		return NULL;
 	db_bind_text(st, 1, j->id);
 	db_bind_text(st, 2, j->scenario_name);
 	db_bind_text(st, 3, j->scenario);
@@ -263,6 +263,16 @@ int db_job_insert_tx(struct db *db, struct db_job *j, struct perr *e)
 	db_bind_text(st, 6, j->candidate_model);
 	db_bind_text(st, 7, j->candidate_backend);
 	sqlite3_bind_int(st, 8, j->max_turns);
+	return st;
+}
+
+int db_job_insert_tx(struct db *db, struct db_job *j, struct perr *e)
+{
+	sqlite3_stmt *st;
+
+	j->created_at = util_now_us();
+	if (!(st = db_job_insert_stmt(db, sql_insert, j, "queued", e)))
+		return -1;
 	db_bind_text(st, 9, j->options ? j->options : "{}");
 	db_bind_text(st, 10, j->scoring);
 	db_bind_text(st, 11, j->extraction);
