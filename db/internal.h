@@ -72,4 +72,7 @@ int db_job_claim_held(struct db *db, const char *job_id, int attempt, struct per
 sqlite3_stmt *db_job_insert_stmt(struct db *db, const char *sql, struct db_job *j,
 				 const char *status, struct perr *e);
 
+/* Inside a transaction: job id's status into status; -1 with e set (PERR_NOT_FOUND) if none. */
+int db_job_status_tx(struct db *db, const char *id, char status[16], struct perr *e);
+
 #endif

@@ -584,26 +584,34 @@ fail:
 	return -1;
 }
 
-int db_job_cancel(struct db *db, const char *id, char was[16], struct perr *e)
+int db_job_status_tx(struct db *db, const char *id, char status[16], struct perr *e)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = db_stmt(db, sql_status, e);
 	int rc;
 
-	if (db_begin(db, e) < 0)
+	if (!st)
 		return -1;
-	if (!(st = db_stmt(db, sql_status, e)))
-		goto fail;
 	db_bind_text(st, 1, id);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(st);
-		db_rollback(db);
 		if (rc == SQLITE_DONE)
 			return perr_set(e, PERR_NOT_FOUND, "no job '%s'", id);
 		return db_fail(db, e, "read job");
 	}
-	db_col_copy(st, 0, was, 16);
+	db_col_copy(st, 0, status, 16);
 	sqlite3_reset(st);
+	return 0;
+}
+
+int db_job_cancel(struct db *db, const char *id, char was[16], struct perr *e)
+{
+	sqlite3_stmt *st;
+
+	if (db_begin(db, e) < 0)
+		return -1;
+	if (db_job_status_tx(db, id, was, e) < 0)
+		goto fail;
 	if (strcmp(was, "queued") == 0) {
 		if (!(st = db_stmt(db, sql_cancel_queued, e)))
 			goto fail;
