@@ -25,9 +25,6 @@ static int insert_one(struct db *db, struct db_import *im, struct perr *e)
 
 	if (!(st = db_job_insert_stmt(db, sql_insert, j, "succeeded", e)))
 		return -1;
-	db_bind_text(st, 9, j->scoring);
-	db_bind_text(st, 10, j->extraction);
-	db_bind_text(st, 11, j->labels ? j->labels : "{}");
 	sqlite3_bind_int64(st, 12, j->created_at);
 	sqlite3_bind_int64(st, 13, j->started_at);
 	sqlite3_bind_int64(st, 14, j->finished_at);

@@ -67,7 +67,8 @@ int db_job_claim_held(struct db *db, const char *job_id, int attempt, struct per
  * Starts an INSERT INTO jobs: gives j a fresh id and the status, and binds the columns
  * every new job has, in this order: ?1 id, ?2 scenario_name, ?3 scenario, ?4
  * interviewer_model, ?5 interviewer_backend, ?6 candidate_model, ?7 candidate_backend,
- * ?8 max_turns. The caller binds the rest of sql and steps it. NULL (e set) on an error.
+ * ?8 max_turns, ?9 scoring, ?10 extraction, ?11 labels ("{}" when none). The caller binds
+ * the rest of sql and steps it. NULL (e set) on an error.
  */
 sqlite3_stmt *db_job_insert_stmt(struct db *db, const char *sql, struct db_job *j,
 				 const char *status, struct perr *e);

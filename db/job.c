@@ -16,11 +16,12 @@
 	"batch_id, created_at, started_at, finished_at, attempts, turns_completed, error_code, "   \
 	"error_message, metrics, cancel_requested, judge, extractor, optimize"
 
+/* ?1-?11 are the columns db_job_insert_stmt() binds for every new job, hence ?12 for options */
 static const char sql_insert[] =
     "INSERT INTO jobs (id, status, scenario_name, scenario, interviewer_model, "
     "interviewer_backend, candidate_model, candidate_backend, max_turns, options, scoring, "
     "extraction, labels, batch_id, created_at, judge, extractor, optimize) "
-    "VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+    "VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?12, ?9, ?10, ?11, ?13, ?14, ?15, ?16, "
     "?17)";
 static const char sql_idem_get[] = "SELECT body_hash, job_id FROM idempotency_keys WHERE key = ?1";
 static const char sql_idem_put[] =
@@ -263,6 +264,9 @@ sqlite3_stmt *db_job_insert_stmt(struct db *db, const char *sql, struct db_job *
 	db_bind_text(st, 6, j->candidate_model);
 	db_bind_text(st, 7, j->candidate_backend);
 	sqlite3_bind_int(st, 8, j->max_turns);
+	db_bind_text(st, 9, j->scoring);
+	db_bind_text(st, 10, j->extraction);
+	db_bind_text(st, 11, j->labels ? j->labels : "{}");
 	return st;
 }
 
@@ -273,10 +277,7 @@ int db_job_insert_tx(struct db *db, struct db_job *j, struct perr *e)
 	j->created_at = util_now_us();
 	if (!(st = db_job_insert_stmt(db, sql_insert, j, "queued", e)))
 		return -1;
-	db_bind_text(st, 9, j->options ? j->options : "{}");
-	db_bind_text(st, 10, j->scoring);
-	db_bind_text(st, 11, j->extraction);
-	db_bind_text(st, 12, j->labels ? j->labels : "{}");
+	db_bind_text(st, 12, j->options ? j->options : "{}");
 	db_bind_text(st, 13, j->batch_id);
 	sqlite3_bind_int64(st, 14, j->created_at);
 	db_bind_text(st, 15, j->judge);
