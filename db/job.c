@@ -221,21 +221,36 @@ int db_job_check_room(struct db *db, int max_queued, size_t n, struct perr *e)
 	return 0;
 }
 
+/*
+ * Steps sql, a query of the one job id (?1), to its row: the caller reads the row and resets
+ * st. NULL with e set when there is no such job or the read failed.
+ */
+static sqlite3_stmt *job_row(struct db *db, const char *sql, const char *id, struct perr *e)
+{
+	sqlite3_stmt *st = db_stmt(db, sql, e);
+	int rc;
+
+	if (!st)
+		return NULL;
+	db_bind_text(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		return st;
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		perr_set(e, PERR_NOT_FOUND, "no job '%s'", id);
+	else
+		db_fail(db, e, "read job");
+	return NULL;
+}
+
 int db_job_claim_held(struct db *db, const char *job_id, int attempt, struct perr *e)
 {
-	sqlite3_stmt *st = db_stmt(db, sql_job_check, e);
-	int rc, held, running;
+	sqlite3_stmt *st = job_row(db, sql_job_check, job_id, e);
+	int held, running;
 
 	if (!st)
 		return -1;
-	db_bind_text(st, 1, job_id);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(st);
-		if (rc == SQLITE_DONE)
-			return perr_set(e, PERR_NOT_FOUND, "no job '%s'", job_id);
-		return db_fail(db, e, "read job");
-	}
 	held = sqlite3_column_int(st, 0);
 	running = strcmp((const char *)sqlite3_column_text(st, 1), "running") == 0;
 	sqlite3_reset(st);
@@ -587,19 +602,10 @@ fail:
 
 int db_job_status_tx(struct db *db, const char *id, char status[16], struct perr *e)
 {
-	sqlite3_stmt *st = db_stmt(db, sql_status, e);
-	int rc;
+	sqlite3_stmt *st = job_row(db, sql_status, id, e);
 
 	if (!st)
 		return -1;
-	db_bind_text(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(st);
-		if (rc == SQLITE_DONE)
-			return perr_set(e, PERR_NOT_FOUND, "no job '%s'", id);
-		return db_fail(db, e, "read job");
-	}
 	db_col_copy(st, 0, status, 16);
 	sqlite3_reset(st);
 	return 0;
