@@ -412,7 +412,6 @@ static void bad_request(struct api_resp *r, json_t *errs)
 void api_check_extractor(struct api_req *q, json_t *body, struct db_job *j, json_t *errs)
 {
 	json_t *x = json_object_get(body, "extractor"); /* borrowed */
-	char *model = NULL, *backend = NULL;
 	int model_extraction = j->extraction && !strcmp(j->extraction, "model");
 
 	if (!model_extraction) {
@@ -429,15 +428,7 @@ void api_check_extractor(struct api_req *q, json_t *body, struct db_job *j, json
 			    "judge: an object {\"model\": ..., \"backend\": ...}");
 		return;
 	}
-	api_check_party(q, x, "extractor", &model, &backend, errs);
-	if (model && backend) {
-		json_t *o = json_pack("{s:s, s:s}", "model", model, "backend", backend);
-
-		j->extractor = json_dumps(o, JSON_COMPACT);
-		json_decref(o);
-	}
-	free(model);
-	free(backend);
+	j->extractor = api_check_party_json(q, x, "extractor", errs);
 }
 
 /* ---------------------------------------------------------------- handlers */

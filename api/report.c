@@ -31,7 +31,25 @@ static long jint(const json_t *o, const char *key)
 	return (long)json_integer_value(json_object_get(o, key));
 }
 
-/* A number with fmt, or "—" when it is unknown. */
+/* o's number at key times scale, with fmt, or "—" when it is unknown. */
+static void add_scaled(struct strbuf *out, const json_t *o, const char *key, const char *fmt,
+		       double scale)
+{
+	double v;
+
+	if (jnum(o, key, &v))
+		strbuf_addf(out, fmt, v * scale);
+	else
+		strbuf_addstr(out, "—");
+}
+
+/* The first two cells of a ranking row, "| 1 | `model` | ". */
+static void add_rank_model(struct strbuf *out, const json_t *r)
+{
+	strbuf_addf(out, "| %ld | `", jint(r, "rank"));
+	markdown_table_cell(out, jstr(r, "model"));
+	strbuf_addstr(out, "` | ");
+}
 
 /* "8.0/10" or "—". */
 static void add_score(struct strbuf *out, const json_t *o, const char *key)
@@ -41,12 +59,7 @@ static void add_score(struct strbuf *out, const json_t *o, const char *key)
 
 static void add_percent(struct strbuf *out, const json_t *o, const char *key)
 {
-	double v;
-
-	if (jnum(o, key, &v))
-		strbuf_addf(out, "%.1f%%", v * 100.0);
-	else
-		strbuf_addstr(out, "—");
+	add_scaled(out, o, key, "%.1f%%", 100.0);
 }
 
 /* ---- the batch report ---- */
@@ -114,7 +127,7 @@ static void render_overall(const json_t *b, struct strbuf *out)
 static void render_optimize_rankings(const json_t *b, struct strbuf *out)
 {
 	const json_t *rows = json_object_get(b, "optimize_rankings"); /* borrowed */
-	json_t *r, *v;
+	json_t *r;
 	size_t i;
 
 	if (!json_is_array(rows))
@@ -131,19 +144,12 @@ static void render_optimize_rankings(const json_t *b, struct strbuf *out)
 			   "------------|--------------------|\n");
 	json_array_foreach(rows, i, r)
 	{
-		strbuf_addf(out, "| %ld | `", jint(r, "rank"));
-		markdown_table_cell(out, jstr(r, "model"));
-		strbuf_addf(out, "` | %ld | %ld | %ld | ", jint(r, "jobs"), jint(r, "verified"),
+		add_rank_model(out, r);
+		strbuf_addf(out, "%ld | %ld | %ld | ", jint(r, "jobs"), jint(r, "verified"),
 			    jint(r, "holdout_checked"));
-		if (json_is_number(v = json_object_get(r, "mean_holdout_delta_score")))
-			strbuf_addf(out, "%+.3f", json_number_value(v));
-		else
-			strbuf_addstr(out, "—");
+		markdown_table_num(out, r, "mean_holdout_delta_score", "%+.3f");
 		strbuf_addstr(out, " | ");
-		if (json_is_number(v = json_object_get(r, "mean_holdout_delta_median_ms")))
-			strbuf_addf(out, "%+.0f ms", json_number_value(v));
-		else
-			strbuf_addstr(out, "—");
+		markdown_table_num(out, r, "mean_holdout_delta_median_ms", "%+.0f ms");
 		strbuf_addstr(out, " |\n");
 	}
 	strbuf_addch(out, '\n');
@@ -167,9 +173,8 @@ static void render_rankings(const json_t *b, struct strbuf *out)
 			   "---|------------|\n");
 	json_array_foreach(rows, i, r)
 	{
-		strbuf_addf(out, "| %ld | `", jint(r, "rank"));
-		markdown_table_cell(out, jstr(r, "model"));
-		strbuf_addf(out, "` | %ld", jint(r, "conversations"));
+		add_rank_model(out, r);
+		strbuf_addf(out, "%ld", jint(r, "conversations"));
 		if (jint(r, "failed") || jint(r, "cancelled")) {
 			strbuf_addstr(out, " (");
 			if (jint(r, "failed"))
@@ -530,18 +535,11 @@ static void add_signed(struct strbuf *out, const char *fmt, double d)
 /* "5 → 7 (+2)" from {a, b, delta}; fmt formats one value. */
 static void add_delta(struct strbuf *out, const json_t *sbs, const char *fmt, double scale)
 {
-	double a, b, d;
-	int ha = jnum(sbs, "a", &a), hb = jnum(sbs, "b", &b);
+	double d;
 
-	if (ha)
-		strbuf_addf(out, fmt, a * scale);
-	else
-		strbuf_addstr(out, "—");
+	add_scaled(out, sbs, "a", fmt, scale);
 	strbuf_addstr(out, " → ");
-	if (hb)
-		strbuf_addf(out, fmt, b * scale);
-	else
-		strbuf_addstr(out, "—");
+	add_scaled(out, sbs, "b", fmt, scale);
 	if (jnum(sbs, "delta", &d)) {
 		strbuf_addstr(out, " (");
 		add_signed(out, fmt, d * scale);
@@ -552,18 +550,12 @@ static void add_delta(struct strbuf *out, const json_t *sbs, const char *fmt, do
 static void compare_row(struct strbuf *out, const char *name, const json_t *sbs, const char *fmt,
 			double scale)
 {
-	double a, b, d;
+	double d;
 
 	strbuf_addf(out, "| %s | ", name);
-	if (jnum(sbs, "a", &a))
-		strbuf_addf(out, fmt, a * scale);
-	else
-		strbuf_addstr(out, "—");
+	add_scaled(out, sbs, "a", fmt, scale);
 	strbuf_addstr(out, " | ");
-	if (jnum(sbs, "b", &b))
-		strbuf_addf(out, fmt, b * scale);
-	else
-		strbuf_addstr(out, "—");
+	add_scaled(out, sbs, "b", fmt, scale);
 	strbuf_addstr(out, " | ");
 	if (jnum(sbs, "delta", &d)) {
 		add_signed(out, fmt, d * scale);

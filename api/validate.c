@@ -66,6 +66,22 @@ static int has_control(const char *s)
 	return 0;
 }
 
+char *api_check_party_json(struct api_req *q, json_t *p, const char *field, json_t *errs)
+{
+	char *model = NULL, *backend = NULL, *s = NULL;
+
+	api_check_party(q, p, field, &model, &backend, errs);
+	if (model && backend) {
+		json_t *o = json_pack("{s:s, s:s}", "model", model, "backend", backend);
+
+		s = json_dumps(o, JSON_COMPACT);
+		json_decref(o);
+	}
+	free(model);
+	free(backend);
+	return s;
+}
+
 void api_check_party(struct api_req *q, json_t *p, const char *name, char **model, char **backend,
 		     json_t *errs)
 {
@@ -291,20 +307,12 @@ void api_check_job_fields(struct api_req *q, json_t *body, struct db_job *j, jso
 	judge = json_object_get(body, "judge");
 	/* ... or the judge of the tasks' judge checks, with "optimize" */
 	if (!strcmp(j->scoring, "judge") || (judge && json_object_get(body, "optimize"))) {
-		char *model = NULL, *backend = NULL;
 		if (!judge)
 			api_field_error(errs, "judge",
 					"required with \"scoring\": \"judge\": an object "
 					"{\"model\": ..., \"backend\": ...}");
 		else
-			api_check_party(q, judge, "judge", &model, &backend, errs);
-		if (model && backend) {
-			json_t *o = json_pack("{s:s, s:s}", "model", model, "backend", backend);
-			j->judge = json_dumps(o, JSON_COMPACT);
-			json_decref(o);
-		}
-		free(model);
-		free(backend);
+			j->judge = api_check_party_json(q, judge, "judge", errs);
 	} else if (judge) {
 		api_field_error(errs, "judge",
 				"only used with \"scoring\": \"judge\" or with \"optimize\"");

@@ -33,6 +33,11 @@ int api_slug_valid(const char *s);
 /* p (borrowed, may be NULL) as {model, backend?}; backend defaults to the first configured. */
 void api_check_party(struct api_req *q, json_t *p, const char *field, char **model, char **backend,
 		     json_t *errs);
+/*
+ * The same check, kept as the compact JSON {"model": ..., "backend": ...} a job stores for
+ * its judge or extractor; NULL when p did not pass (errs says why). Free the result.
+ */
+char *api_check_party_json(struct api_req *q, json_t *p, const char *field, json_t *errs);
 /* v: a stored scenario's name or an inline object; fills j->scenario_name and j->scenario. */
 void api_check_scenario(struct api_req *q, json_t *v, const char *field, struct db_job *j,
 			json_t *errs);

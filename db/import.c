@@ -3,7 +3,6 @@
  */
 #include "db/import.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "db/internal.h"
@@ -14,7 +13,6 @@ static const char sql_insert[] =
     "extraction, labels, created_at, started_at, finished_at, turns_completed, metrics) "
     "VALUES (?1, 'succeeded', ?2, ?3, ?4, ?5, ?6, ?7, ?8, '{}', ?9, ?10, ?11, ?12, ?13, ?14, "
     "?15, ?16)";
-static const char sql_status[] = "SELECT status FROM jobs WHERE id = ?1";
 static const char sql_reextract[] =
     "UPDATE jobs SET extraction = ?2, metrics = ?3 WHERE id = ?1 AND status = 'succeeded'";
 
@@ -22,26 +20,11 @@ static int insert_one(struct db *db, struct db_import *im, struct perr *e)
 {
 	struct db_job *j = &im->job;
 	sqlite3_stmt *st;
-	char hex[17];
 	size_t i;
 	int rc;
 
-	util_random_hex(hex, 8);
-	snprintf(j->id, sizeof(j->id), "j%s", hex);
-	snprintf(j->status, sizeof(j->status), "succeeded");
-	if (!(st = db_stmt(db, sql_insert, e)))
+	if (!(st = db_job_insert_stmt(db, sql_insert, j, "succeeded", e)))
 		return -1;
-	db_bind_text(st, 1, j->id);
-	db_bind_text(st, 2, j->scenario_name);
-	db_bind_text(st, 3, j->scenario);
-	db_bind_text(st, 4, j->interviewer_model);
-	db_bind_text(st, 5, j->interviewer_backend);
-	db_bind_text(st, 6, j->candidate_model);
-	db_bind_text(st, 7, j->candidate_backend);
-	sqlite3_bind_int(st, 8, j->max_turns);
-	db_bind_text(st, 9, j->scoring);
-	db_bind_text(st, 10, j->extraction);
-	db_bind_text(st, 11, j->labels ? j->labels : "{}");
 	sqlite3_bind_int64(st, 12, j->created_at);
 	sqlite3_bind_int64(st, 13, j->started_at);
 	sqlite3_bind_int64(st, 14, j->finished_at);
@@ -81,21 +64,8 @@ int db_import_reextract(struct db *db, const char *id, const char *extraction, c
 
 	if (db_begin(db, e) < 0)
 		return -1;
-	if (!(st = db_stmt(db, sql_status, e)))
+	if (db_job_status_tx(db, id, status, e) < 0)
 		goto fail;
-	db_bind_text(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		snprintf(status, sizeof(status), "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_reset(st);
-	if (rc == SQLITE_DONE) {
-		db_rollback(db);
-		return perr_set(e, PERR_NOT_FOUND, "no job '%s'", id);
-	}
-	if (rc != SQLITE_ROW) {
-		db_fail(db, e, "read job");
-		goto fail;
-	}
 	if (strcmp(status, "succeeded") != 0) {
 		db_rollback(db);
 		return perr_set(e, PERR_CONFLICT,

@@ -15,6 +15,8 @@
 
 #include "db/db.h"
 
+struct db_job;
+
 sqlite3 *db_handle(struct db *db);
 /* The cached, reset statement for sql (a static string: its address is the key). */
 sqlite3_stmt *db_stmt(struct db *db, const char *sql, struct perr *e);
@@ -52,5 +54,26 @@ void db_bind_opt_real(sqlite3_stmt *st, int col, double v);
  */
 int db_rows(struct db *db, sqlite3_stmt *st, size_t size, void (*read)(sqlite3_stmt *, void *),
 	    void (*release)(void *), void **out, size_t *n, struct perr *e, const char *what);
+
+/*
+ * Inside a write transaction: 0 when job_id is running under attempt, else -1 with e set
+ * (PERR_NOT_FOUND: no such job; PERR_CONFLICT: another attempt holds it or it has ended).
+ * Every write a worker makes for its job checks this first, so a requeued or cancelled
+ * attempt cannot write over its successor.
+ */
+int db_job_claim_held(struct db *db, const char *job_id, int attempt, struct perr *e);
+
+/*
+ * Starts an INSERT INTO jobs: gives j a fresh id and the status, and binds the columns
+ * every new job has, in this order: ?1 id, ?2 scenario_name, ?3 scenario, ?4
+ * interviewer_model, ?5 interviewer_backend, ?6 candidate_model, ?7 candidate_backend,
+ * ?8 max_turns, ?9 scoring, ?10 extraction, ?11 labels ("{}" when none). The caller binds
+ * the rest of sql and steps it. NULL (e set) on an error.
+ */
+sqlite3_stmt *db_job_insert_stmt(struct db *db, const char *sql, struct db_job *j,
+				 const char *status, struct perr *e);
+
+/* Inside a transaction: job id's status into status; -1 with e set (PERR_NOT_FOUND) if none. */
+int db_job_status_tx(struct db *db, const char *id, char status[16], struct perr *e);
 
 #endif

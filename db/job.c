@@ -16,16 +16,18 @@
 	"batch_id, created_at, started_at, finished_at, attempts, turns_completed, error_code, "   \
 	"error_message, metrics, cancel_requested, judge, extractor, optimize"
 
+/* ?1-?11 are the columns db_job_insert_stmt() binds for every new job, hence ?12 for options */
 static const char sql_insert[] =
     "INSERT INTO jobs (id, status, scenario_name, scenario, interviewer_model, "
     "interviewer_backend, candidate_model, candidate_backend, max_turns, options, scoring, "
     "extraction, labels, batch_id, created_at, judge, extractor, optimize) "
-    "VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+    "VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?12, ?9, ?10, ?11, ?13, ?14, ?15, ?16, "
     "?17)";
 static const char sql_idem_get[] = "SELECT body_hash, job_id FROM idempotency_keys WHERE key = ?1";
 static const char sql_idem_put[] =
     "INSERT INTO idempotency_keys (key, body_hash, job_id, created_at) VALUES (?1, ?2, ?3, ?4)";
 static const char sql_idem_expire[] = "DELETE FROM idempotency_keys WHERE created_at < ?1";
+static const char sql_job_check[] = "SELECT attempts, status FROM jobs WHERE id = ?1";
 static const char sql_count_queued[] = "SELECT value FROM counters WHERE name = 'queued'";
 static const char sql_get[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
 /*
@@ -219,17 +221,56 @@ int db_job_check_room(struct db *db, int max_queued, size_t n, struct perr *e)
 	return 0;
 }
 
-int db_job_insert_tx(struct db *db, struct db_job *j, struct perr *e)
+/*
+ * Steps sql, a query of the one job id (?1), to its row: the caller reads the row and resets
+ * st. NULL with e set when there is no such job or the read failed.
+ */
+static sqlite3_stmt *job_row(struct db *db, const char *sql, const char *id, struct perr *e)
+{
+	sqlite3_stmt *st = db_stmt(db, sql, e);
+	int rc;
+
+	if (!st)
+		return NULL;
+	db_bind_text(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		return st;
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		perr_set(e, PERR_NOT_FOUND, "no job '%s'", id);
+	else
+		db_fail(db, e, "read job");
+	return NULL;
+}
+
+int db_job_claim_held(struct db *db, const char *job_id, int attempt, struct perr *e)
+{
+	sqlite3_stmt *st = job_row(db, sql_job_check, job_id, e);
+	int held, running;
+
+	if (!st)
+		return -1;
+	held = sqlite3_column_int(st, 0);
+	running = strcmp((const char *)sqlite3_column_text(st, 1), "running") == 0;
+	sqlite3_reset(st);
+	if (held != attempt || !running)
+		return perr_set(e, PERR_CONFLICT, "job '%s' attempt %d is no longer running",
+				job_id, attempt);
+	return 0;
+}
+
+sqlite3_stmt *db_job_insert_stmt(struct db *db, const char *sql, struct db_job *j,
+				 const char *status, struct perr *e)
 {
 	sqlite3_stmt *st;
 	char hex[17];
 
 	util_random_hex(hex, 8);
 	snprintf(j->id, sizeof(j->id), "j%s", hex);
-	j->created_at = util_now_us();
-	snprintf(j->status, sizeof(j->status), "queued");
-	if (!(st = db_stmt(db, sql_insert, e)))
-		return -1;
+	snprintf(j->status, sizeof(j->status), "%s", status);
+	if (!(st = db_stmt(db, sql, e)))
+		return NULL;
 	db_bind_text(st, 1, j->id);
 	db_bind_text(st, 2, j->scenario_name);
 	db_bind_text(st, 3, j->scenario);
@@ -238,10 +279,20 @@ int db_job_insert_tx(struct db *db, struct db_job *j, struct perr *e)
 	db_bind_text(st, 6, j->candidate_model);
 	db_bind_text(st, 7, j->candidate_backend);
 	sqlite3_bind_int(st, 8, j->max_turns);
-	db_bind_text(st, 9, j->options ? j->options : "{}");
-	db_bind_text(st, 10, j->scoring);
-	db_bind_text(st, 11, j->extraction);
-	db_bind_text(st, 12, j->labels ? j->labels : "{}");
+	db_bind_text(st, 9, j->scoring);
+	db_bind_text(st, 10, j->extraction);
+	db_bind_text(st, 11, j->labels ? j->labels : "{}");
+	return st;
+}
+
+int db_job_insert_tx(struct db *db, struct db_job *j, struct perr *e)
+{
+	sqlite3_stmt *st;
+
+	j->created_at = util_now_us();
+	if (!(st = db_job_insert_stmt(db, sql_insert, j, "queued", e)))
+		return -1;
+	db_bind_text(st, 12, j->options ? j->options : "{}");
 	db_bind_text(st, 13, j->batch_id);
 	sqlite3_bind_int64(st, 14, j->created_at);
 	db_bind_text(st, 15, j->judge);
@@ -549,26 +600,25 @@ fail:
 	return -1;
 }
 
+int db_job_status_tx(struct db *db, const char *id, char status[16], struct perr *e)
+{
+	sqlite3_stmt *st = job_row(db, sql_status, id, e);
+
+	if (!st)
+		return -1;
+	db_col_copy(st, 0, status, 16);
+	sqlite3_reset(st);
+	return 0;
+}
+
 int db_job_cancel(struct db *db, const char *id, char was[16], struct perr *e)
 {
 	sqlite3_stmt *st;
-	int rc;
 
 	if (db_begin(db, e) < 0)
 		return -1;
-	if (!(st = db_stmt(db, sql_status, e)))
+	if (db_job_status_tx(db, id, was, e) < 0)
 		goto fail;
-	db_bind_text(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(st);
-		db_rollback(db);
-		if (rc == SQLITE_DONE)
-			return perr_set(e, PERR_NOT_FOUND, "no job '%s'", id);
-		return db_fail(db, e, "read job");
-	}
-	db_col_copy(st, 0, was, 16);
-	sqlite3_reset(st);
 	if (strcmp(was, "queued") == 0) {
 		if (!(st = db_stmt(db, sql_cancel_queued, e)))
 			goto fail;

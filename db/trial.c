@@ -9,7 +9,6 @@
 
 #include "db/internal.h"
 
-static const char sql_job_check[] = "SELECT attempts, status FROM jobs WHERE id = ?1";
 static const char sql_trial_insert[] =
     "INSERT INTO trials (job_id, n, kind, turn, proposal, config, status, reason, created_at, "
     "finished_at, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
@@ -69,31 +68,6 @@ void db_trial_calls_free(struct db_trial_call *v, size_t n)
 	free(v);
 }
 
-/* Inside a transaction: the job is running under attempt. */
-static int claim_held(struct db *db, const char *job_id, int attempt, struct perr *e)
-{
-	sqlite3_stmt *st = db_stmt(db, sql_job_check, e);
-	int rc, held, running;
-
-	if (!st)
-		return -1;
-	db_bind_text(st, 1, job_id);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(st);
-		if (rc == SQLITE_DONE)
-			return perr_set(e, PERR_NOT_FOUND, "no job '%s'", job_id);
-		return db_fail(db, e, "read job");
-	}
-	held = sqlite3_column_int(st, 0);
-	running = strcmp((const char *)sqlite3_column_text(st, 1), "running") == 0;
-	sqlite3_reset(st);
-	if (held != attempt || !running)
-		return perr_set(e, PERR_CONFLICT, "job '%s' attempt %d is no longer running",
-				job_id, attempt);
-	return 0;
-}
-
 int db_trial_begin(struct db *db, const char *job_id, int attempt, const struct db_trial *t,
 		   int *existed, struct perr *e)
 {
@@ -103,7 +77,8 @@ int db_trial_begin(struct db *db, const char *job_id, int attempt, const struct 
 
 	if (db_begin(db, e) < 0)
 		return -1;
-	if (claim_held(db, job_id, attempt, e) < 0 || !(st = db_stmt(db, sql_trial_insert, e)))
+	if (db_job_claim_held(db, job_id, attempt, e) < 0 ||
+	    !(st = db_stmt(db, sql_trial_insert, e)))
 		goto fail;
 	db_bind_text(st, 1, job_id);
 	sqlite3_bind_int(st, 2, t->n);
@@ -138,7 +113,8 @@ int db_trial_call_insert(struct db *db, const char *job_id, int attempt,
 
 	if (db_begin(db, e) < 0)
 		return -1;
-	if (claim_held(db, job_id, attempt, e) < 0 || !(st = db_stmt(db, sql_call_insert, e)))
+	if (db_job_claim_held(db, job_id, attempt, e) < 0 ||
+	    !(st = db_stmt(db, sql_call_insert, e)))
 		goto fail;
 	db_bind_text(st, 1, job_id);
 	sqlite3_bind_int(st, 2, c->trial);
@@ -185,7 +161,8 @@ int db_trial_finish(struct db *db, const char *job_id, int attempt, int n, const
 
 	if (db_begin(db, e) < 0)
 		return -1;
-	if (claim_held(db, job_id, attempt, e) < 0 || !(st = db_stmt(db, sql_trial_finish, e)))
+	if (db_job_claim_held(db, job_id, attempt, e) < 0 ||
+	    !(st = db_stmt(db, sql_trial_finish, e)))
 		goto fail;
 	db_bind_text(st, 1, job_id);
 	sqlite3_bind_int(st, 2, n);

@@ -9,7 +9,6 @@
 
 #include "db/internal.h"
 
-static const char sql_job_check[] = "SELECT attempts, status FROM jobs WHERE id = ?1";
 static const char sql_insert[] =
     "INSERT INTO turns (job_id, idx, role, model, backend, text, started_at, finished_at, "
     "wall_ms, ttft_ms, prompt_tokens, cached_tokens, completion_tokens, prompt_ms, gen_ms, "
@@ -91,29 +90,12 @@ int db_turn_insert(struct db *db, const char *job_id, int attempt, const struct 
 		   struct perr *e)
 {
 	sqlite3_stmt *st;
-	int rc, held, running;
+	int rc;
 
 	if (db_begin(db, e) < 0)
 		return -1;
-	if (!(st = db_stmt(db, sql_job_check, e)))
+	if (db_job_claim_held(db, job_id, attempt, e) < 0)
 		goto fail;
-	db_bind_text(st, 1, job_id);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(st);
-		db_rollback(db);
-		if (rc == SQLITE_DONE)
-			return perr_set(e, PERR_NOT_FOUND, "no job '%s'", job_id);
-		return db_fail(db, e, "read job");
-	}
-	held = sqlite3_column_int(st, 0);
-	running = strcmp((const char *)sqlite3_column_text(st, 1), "running") == 0;
-	sqlite3_reset(st);
-	if (held != attempt || !running) {
-		db_rollback(db);
-		return perr_set(e, PERR_CONFLICT, "job '%s' attempt %d is no longer running",
-				job_id, attempt);
-	}
 	if (db_turn_put(db, job_id, t, e) < 0)
 		goto fail;
 	if (!(st = db_stmt(db, sql_progress, e)))

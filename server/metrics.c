@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -301,6 +302,26 @@ static void render_histogram_line(struct strbuf *out, const char *name, const ch
 		    (unsigned long long)v);
 }
 
+/*
+ * One counter family with a series a configured backend; field is the offsetof() of the
+ * uint64_t in struct cache_series it counts. The caller holds the lock.
+ */
+static void render_backend_counter(struct strbuf *out, const char *name, const char *help,
+				   size_t field)
+{
+	int i;
+
+	strbuf_addf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+	for (i = 0; i < ncaches; i++) {
+		const uint64_t *v =
+		    (const uint64_t *)(const void *)((const char *)&caches[i] + field);
+
+		strbuf_addf(out, "%s{backend=\"", name);
+		label(out, caches[i].backend);
+		strbuf_addf(out, "\"} %llu\n", (unsigned long long)*v);
+	}
+}
+
 void metrics_render(struct strbuf *out, const int64_t job_counts[5], int busy_workers)
 {
 	static const char *const states[5] = {"queued", "running", "succeeded", "failed",
@@ -405,22 +426,13 @@ void metrics_render(struct strbuf *out, const int64_t job_counts[5], int busy_wo
 		strbuf_addf(out, "\",kind=\"%s\"} %llu\n", errors[i].kind,
 			    (unsigned long long)errors[i].count);
 	}
-	strbuf_addstr(out, "# HELP parley_backend_prompt_tokens_total Prompt tokens of model calls "
-			   "whose backend reported its cache use, by backend.\n"
-			   "# TYPE parley_backend_prompt_tokens_total counter\n");
-	for (i = 0; i < ncaches; i++) {
-		strbuf_addstr(out, "parley_backend_prompt_tokens_total{backend=\"");
-		label(out, caches[i].backend);
-		strbuf_addf(out, "\"} %llu\n", (unsigned long long)caches[i].prompt);
-	}
-	strbuf_addstr(out, "# HELP parley_backend_cached_prompt_tokens_total Of those, the tokens "
-			   "the backend took from its prompt cache.\n"
-			   "# TYPE parley_backend_cached_prompt_tokens_total counter\n");
-	for (i = 0; i < ncaches; i++) {
-		strbuf_addstr(out, "parley_backend_cached_prompt_tokens_total{backend=\"");
-		label(out, caches[i].backend);
-		strbuf_addf(out, "\"} %llu\n", (unsigned long long)caches[i].cached);
-	}
+	render_backend_counter(out, "parley_backend_prompt_tokens_total",
+			       "Prompt tokens of model calls whose backend reported its cache use, "
+			       "by backend.",
+			       offsetof(struct cache_series, prompt));
+	render_backend_counter(out, "parley_backend_cached_prompt_tokens_total",
+			       "Of those, the tokens the backend took from its prompt cache.",
+			       offsetof(struct cache_series, cached));
 	strbuf_addstr(out, "# HELP parley_backend_cache_hit_ratio Cached share of those prompt "
 			   "tokens since start (0 before any call).\n"
 			   "# TYPE parley_backend_cache_hit_ratio gauge\n");
@@ -431,15 +443,11 @@ void metrics_render(struct strbuf *out, const int64_t job_counts[5], int busy_wo
 			    caches[i].prompt ? (double)caches[i].cached / (double)caches[i].prompt
 					     : 0.0);
 	}
-	strbuf_addstr(out,
-		      "# HELP parley_backend_prefix_lost_total Calls whose slot no longer held "
-		      "the conversation's prefix (less than half of it cached).\n"
-		      "# TYPE parley_backend_prefix_lost_total counter\n");
-	for (i = 0; i < ncaches; i++) {
-		strbuf_addstr(out, "parley_backend_prefix_lost_total{backend=\"");
-		label(out, caches[i].backend);
-		strbuf_addf(out, "\"} %llu\n", (unsigned long long)caches[i].lost);
-	}
+	render_backend_counter(
+	    out, "parley_backend_prefix_lost_total",
+	    "Calls whose slot no longer held the conversation's prefix (less than "
+	    "half of it cached).",
+	    offsetof(struct cache_series, lost));
 	strbuf_addstr(out, "# HELP parley_http_requests_total HTTP requests answered, by method, "
 			   "route and status class.\n"
 			   "# TYPE parley_http_requests_total counter\n");

@@ -403,6 +403,24 @@ int harness_parleyd_start(struct proc *p, const char *db, const char *const *arg
 	return -1;
 }
 
+int harness_start_with_ollama(struct proc *fake, const char *const *fake_args, struct proc *parleyd,
+			      const char *db, int max_concurrency)
+{
+	char backend[200];
+	const char *args[] = {"--backend", backend, NULL};
+
+	if (harness_fake_start(fake, fake_args) < 0)
+		return -1;
+	snprintf(backend, sizeof(backend),
+		 "name=ollama,kind=ollama,url=http://127.0.0.1:%d,max_concurrency=%d", fake->port,
+		 max_concurrency);
+	if (harness_parleyd_start(parleyd, db, args) < 0) {
+		harness_stop(fake, SIGTERM);
+		return -1;
+	}
+	return 0;
+}
+
 int harness_stop(struct proc *p, int sig)
 {
 	int st = 0, i;

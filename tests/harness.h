@@ -69,6 +69,13 @@ int harness_fake_start(struct proc *p, const char *const *args);
  * db and the given extra args, and waits until /healthz answers.
  */
 int harness_parleyd_start(struct proc *p, const char *db, const char *const *args);
+/*
+ * Starts the fake backend with fake_args, then parleyd on the database db with one backend,
+ * "ollama" of kind ollama on that fake, taking at most max_concurrency calls at a time.
+ * 0, or -1 when either did not start (the fake is stopped again then).
+ */
+int harness_start_with_ollama(struct proc *fake, const char *const *fake_args, struct proc *parleyd,
+			      const char *db, int max_concurrency);
 /* Sends sig and waits for the process; returns its exit status (or -1). */
 int harness_stop(struct proc *p, int sig);
 

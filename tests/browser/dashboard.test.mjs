@@ -21,17 +21,12 @@
  */
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {spawn} from 'node:child_process';
-import {mkdirSync, mkdtempSync, rmSync, writeFileSync, openSync, readFileSync, existsSync} from 'node:fs';
+import {mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync} from 'node:fs';
 import {tmpdir} from 'node:os';
-import net from 'node:net';
 import path from 'node:path';
-import {fileURLToPath} from 'node:url';
 import {chromium} from 'playwright-core';
+import {ROOT, PARLEYD, FAKE, daemons, stop} from '../lib/daemon.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const PARLEYD = path.resolve(ROOT, process.env.PARLEYD || 'build/parleyd');
-const FAKE = path.resolve(ROOT, process.env.FAKE_BACKEND || 'build/fake-backend');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = path.resolve(ROOT, process.env.ARTIFACTS || 'build/artifacts');
 const TOKEN = 'browser-test-token-9f1c';
@@ -157,96 +152,18 @@ const SCRIPT = {
 /* ---------- processes ---------- */
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'parley-browser-'));
-const children = [];
-
-function freePort() {
-	return new Promise((resolve, reject) => {
-		const s = net.createServer();
-		s.once('error', reject);
-		s.listen(0, '127.0.0.1', () => {
-			const {port} = s.address();
-			s.close(() => resolve(port));
-		});
-	});
-}
-
-function spawnLogged(bin, args, name, env) {
-	const log = path.join(tmp, name + '.log');
-	const child = spawn(bin, args, {
-		env: env || process.env,
-		stdio: ['ignore', 'pipe', openSync(log, 'a')],
-	});
-	child.logPath = log;
-	children.push(child);
-	return child;
-}
-
-function tail(child) {
-	try {
-		return readFileSync(child.logPath, 'utf8').split('\n').slice(-20).join('\n');
-	} catch {
-		return '';
-	}
-}
+const procs = daemons(tmp);
 
 async function startFake() {
 	const script = path.join(tmp, 'script.json');
 	writeFileSync(script, JSON.stringify(SCRIPT));
-	const child = spawnLogged(FAKE, ['--port', '0', '--script', script, '--die-with-parent'], 'fake');
-	const port = await new Promise((resolve, reject) => {
-		let out = '';
-		const timer = setTimeout(() => reject(new Error('the fake backend did not report its port\n' + tail(child))), 10000);
-		child.stdout.on('data', (d) => {
-			out += d;
-			const m = /port=(\d+)/.exec(out);
-			if (m) {
-				clearTimeout(timer);
-				resolve(Number(m[1]));
-			}
-		});
-		child.once('exit', (code) => reject(new Error('the fake backend exited with ' + code + '\n' + tail(child))));
-	});
-	child.stdout.resume();
-	return {child, port};
+	return procs.startFake(['--script', script]);
 }
 
-async function startParleyd(fakePort, name, extraEnv) {
-	const port = await freePort();
-	const env = {...process.env, ...extraEnv};
-	for (const k of Object.keys(env)) if (k.startsWith('PARLEY_') && !(k in (extraEnv || {}))) delete env[k];
-	const child = spawnLogged(PARLEYD, [
-		'--listen', '127.0.0.1:' + port,
-		'--db', path.join(tmp, name + '.db'),
-		'--workers', '2',
-		'--backend', `name=ollama,kind=ollama,url=http://127.0.0.1:${fakePort},max_concurrency=2`,
-	], name, env);
-	const base = 'http://127.0.0.1:' + port;
-	const deadline = Date.now() + 15000;
-	for (;;) {
-		if (child.exitCode !== null) throw new Error('parleyd exited with ' + child.exitCode + '\n' + tail(child));
-		try {
-			if ((await fetch(base + '/healthz')).ok) break;
-		} catch {
-			/* not listening yet */
-		}
-		if (Date.now() > deadline) throw new Error('parleyd did not answer /healthz\n' + tail(child));
-		await new Promise((r) => setTimeout(r, 50));
-	}
-	return {child, base};
+/* parleyd for these tests: two workers, two calls at a time on the fake; env adds PARLEY_* */
+function startParleyd(fakePort, name, env) {
+	return procs.startParleyd(fakePort, name, {args: ['--workers', '2'], env, concurrency: 2});
 }
-
-async function stop(child) {
-	if (!child || child.exitCode !== null || child.signalCode) return;
-	const gone = new Promise((r) => child.once('exit', r));
-	child.kill('SIGTERM');
-	const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-	await gone;
-	clearTimeout(t);
-}
-
-process.on('exit', () => {
-	for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-});
 
 async function postJob(base, body, headers) {
 	const res = await fetch(base + '/v1/jobs', {

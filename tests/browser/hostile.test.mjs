@@ -20,18 +20,13 @@
  */
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {spawn} from 'node:child_process';
-import {mkdtempSync, rmSync, openSync, readFileSync} from 'node:fs';
+import {mkdtempSync, rmSync} from 'node:fs';
 import http from 'node:http';
 import {tmpdir} from 'node:os';
-import net from 'node:net';
 import path from 'node:path';
-import {fileURLToPath} from 'node:url';
 import {chromium} from 'playwright-core';
+import {daemons} from '../lib/daemon.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const PARLEYD = path.resolve(ROOT, process.env.PARLEYD || 'build/parleyd');
-const FAKE = path.resolve(ROOT, process.env.FAKE_BACKEND || 'build/fake-backend');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const LIMIT = {timeout: 60000};
 
@@ -43,76 +38,7 @@ const JOB = {
 };
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'parley-hostile-'));
-const children = [];
-
-function freePort() {
-	return new Promise((resolve, reject) => {
-		const s = net.createServer();
-		s.once('error', reject);
-		s.listen(0, '127.0.0.1', () => {
-			const {port} = s.address();
-			s.close(() => resolve(port));
-		});
-	});
-}
-
-function spawnLogged(bin, args, name) {
-	const log = path.join(tmp, name + '.log');
-	const env = {...process.env};
-	for (const k of Object.keys(env)) if (k.startsWith('PARLEY_')) delete env[k];
-	const child = spawn(bin, args, {env, stdio: ['ignore', 'pipe', openSync(log, 'a')]});
-	child.logPath = log;
-	children.push(child);
-	return child;
-}
-
-function tail(child) {
-	try {
-		return readFileSync(child.logPath, 'utf8').split('\n').slice(-20).join('\n');
-	} catch {
-		return '';
-	}
-}
-
-async function startFake() {
-	const child = spawnLogged(FAKE, ['--port', '0', '--die-with-parent'], 'fake');
-	const port = await new Promise((resolve, reject) => {
-		let out = '';
-		const timer = setTimeout(() => reject(new Error('the fake did not report its port\n' + tail(child))), 10000);
-		child.stdout.on('data', (d) => {
-			out += d;
-			const m = /port=(\d+)/.exec(out);
-			if (m) {
-				clearTimeout(timer);
-				resolve(Number(m[1]));
-			}
-		});
-	});
-	child.stdout.resume();
-	return port;
-}
-
-async function startParleyd(fakePort) {
-	const port = await freePort();
-	const child = spawnLogged(PARLEYD, [
-		'--listen', '127.0.0.1:' + port,
-		'--db', path.join(tmp, 'hostile.db'),
-		'--backend', `name=ollama,kind=ollama,url=http://127.0.0.1:${fakePort}`,
-	], 'parleyd');
-	const base = 'http://127.0.0.1:' + port;
-	const deadline = Date.now() + 15000;
-	for (;;) {
-		if (child.exitCode !== null) throw new Error('parleyd exited\n' + tail(child));
-		try {
-			if ((await fetch(base + '/healthz')).ok) break;
-		} catch {
-			/* not listening yet */
-		}
-		if (Date.now() > deadline) throw new Error('parleyd did not answer\n' + tail(child));
-		await new Promise((r) => setTimeout(r, 50));
-	}
-	return {port, base, child};
-}
+const procs = daemons(tmp);
 
 /* The attacker's site: one page, on its own origin. */
 function startEvilSite(html) {
@@ -132,13 +58,9 @@ async function jobCount(base) {
 
 let parleyd, evil, browser;
 
-process.on('exit', () => {
-	for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-});
-
 before(async () => {
-	const fakePort = await startFake();
-	parleyd = await startParleyd(fakePort);
+	const fake = await procs.startFake();
+	parleyd = await procs.startParleyd(fake.port, 'hostile');
 	browser = await chromium.launch({
 		executablePath: CHROMIUM,
 		headless: true,
@@ -152,7 +74,7 @@ before(async () => {
 after(async () => {
 	if (browser) await browser.close();
 	if (evil) evil.close();
-	for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+	for (const c of procs.children) if (c.exitCode === null) c.kill('SIGTERM');
 	rmSync(tmp, {recursive: true, force: true});
 });
 

@@ -26,15 +26,10 @@ static char dbpath[512];
 static void setup(void)
 {
 	static int seq;
-	char backend[200];
-	const char *pargs[] = {"--backend", backend, NULL};
 
 	snprintf(dbpath, sizeof(dbpath), "%s/conv-%d-%d.db", harness_tmpdir(), (int)getpid(),
 		 seq++);
-	ck_assert_int_eq(harness_fake_start(&fake, NULL), 0);
-	snprintf(backend, sizeof(backend),
-		 "name=ollama,kind=ollama,url=http://127.0.0.1:%d,max_concurrency=4", fake.port);
-	ck_assert_int_eq(harness_parleyd_start(&parleyd, dbpath, pargs), 0);
+	ck_assert_int_eq(harness_start_with_ollama(&fake, NULL, &parleyd, dbpath, 4), 0);
 }
 
 static void teardown(void)

@@ -23,14 +23,9 @@ static char dbpath[512];
 static void start(const char *delay_ms)
 {
 	const char *fargs[] = {"--token-delay-ms", delay_ms, NULL};
-	char backend[200];
-	const char *pargs[] = {"--backend", backend, NULL};
 
 	snprintf(dbpath, sizeof(dbpath), "%s/events-%d.db", harness_tmpdir(), (int)getpid());
-	ck_assert_int_eq(harness_fake_start(&fake, fargs), 0);
-	snprintf(backend, sizeof(backend),
-		 "name=ollama,kind=ollama,url=http://127.0.0.1:%d,max_concurrency=4", fake.port);
-	ck_assert_int_eq(harness_parleyd_start(&parleyd, dbpath, pargs), 0);
+	ck_assert_int_eq(harness_start_with_ollama(&fake, fargs, &parleyd, dbpath, 4), 0);
 }
 
 static void stop(void)

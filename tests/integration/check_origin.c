@@ -150,19 +150,15 @@ static json_t *transcript(const char *id)
 
 START_TEST(origin_replay)
 {
-	char script[600], db[600], backend[200], fakeport[16];
+	char script[600], db[600], fakeport[16];
 	const char *fargs[] = {"--script", script, NULL};
-	const char *pargs[] = {"--backend", backend, NULL};
 	int i, total_origin = 0, total_rubric = 0;
 
 	snprintf(script, sizeof(script), "%s/origin-script.json", harness_tmpdir());
 	snprintf(db, sizeof(db), "%s/origin-%d.db", harness_tmpdir(), (int)getpid());
 	load(script);
-	ck_assert_int_eq(harness_fake_start(&fake, fargs), 0);
+	ck_assert_int_eq(harness_start_with_ollama(&fake, fargs, &parleyd, db, 4), 0);
 	snprintf(fakeport, sizeof(fakeport), "%d", fake.port);
-	snprintf(backend, sizeof(backend),
-		 "name=ollama,kind=ollama,url=http://127.0.0.1:%d,max_concurrency=4", fake.port);
-	ck_assert_int_eq(harness_parleyd_start(&parleyd, db, pargs), 0);
 
 	for (i = 0; i < nconv; i++) {
 		convs[i].job_origin = submit(&convs[i], "origin");
@@ -251,9 +247,8 @@ static char *section(const char *md, const char *start, const char *until)
 
 START_TEST(origin_replay_as_a_batch)
 {
-	char script[600], db[600], backend[200], path[160], *md = NULL, *omd, *want, *got;
+	char script[600], db[600], path[160], *md = NULL, *omd, *want, *got;
 	const char *fargs[] = {"--script", script, NULL};
-	const char *pargs[] = {"--backend", backend, NULL};
 	json_t *origin, *osm, *body, *b = NULL, *sm, *x, *c, *s, *r, *omp;
 	struct strbuf req;
 	const char *key, *line;
@@ -264,10 +259,7 @@ START_TEST(origin_replay_as_a_batch)
 		 (int)getpid());
 	snprintf(db, sizeof(db), "%s/origin-batch-%d.db", harness_tmpdir(), (int)getpid());
 	load(script);
-	ck_assert_int_eq(harness_fake_start(&fake, fargs), 0);
-	snprintf(backend, sizeof(backend),
-		 "name=ollama,kind=ollama,url=http://127.0.0.1:%d,max_concurrency=4", fake.port);
-	ck_assert_int_eq(harness_parleyd_start(&parleyd, db, pargs), 0);
+	ck_assert_int_eq(harness_start_with_ollama(&fake, fargs, &parleyd, db, 4), 0);
 	harness_fixture_path("origin-phase2/phase2_results.json", path, sizeof(path));
 	origin = json_load_file(path, 0, NULL);
 	ck_assert_ptr_nonnull(origin);

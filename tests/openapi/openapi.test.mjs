@@ -20,19 +20,14 @@
  */
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {spawn} from 'node:child_process';
-import {mkdtempSync, rmSync, writeFileSync, openSync, readFileSync, existsSync} from 'node:fs';
+import {mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
-import {fileURLToPath} from 'node:url';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
+import {ROOT, PARLEYD, FAKE, daemons, stop} from '../lib/daemon.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const PARLEYD = path.resolve(ROOT, process.env.PARLEYD || 'build/parleyd');
-const FAKE = path.resolve(ROOT, process.env.FAKE_BACKEND || 'build/fake-backend');
 const DOC_PATH = path.join(ROOT, 'api/openapi.json');
 const ORIGIN = path.join(process.env.PARLEY_SHARED ? path.resolve(ROOT, process.env.PARLEY_SHARED)
 	: path.join(ROOT, '../shared'), 'fixtures/origin-phase2');
@@ -272,7 +267,7 @@ async function events(p, {headers = {}, stop} = {}) {
 /* ---------- processes ---------- */
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'parley-openapi-'));
-const children = [];
+const procs = daemons(tmp);
 
 const SCRIPT = {
 	models: {
@@ -296,91 +291,16 @@ const SCRIPT = {
 	},
 };
 
-function freePort() {
-	return new Promise((resolve, reject) => {
-		const s = net.createServer();
-		s.once('error', reject);
-		s.listen(0, '127.0.0.1', () => {
-			const {port} = s.address();
-			s.close(() => resolve(port));
-		});
-	});
-}
-
-function spawnLogged(bin, args, name, env) {
-	const log = path.join(tmp, name + '.log');
-	const child = spawn(bin, args, {env: env || process.env, stdio: ['ignore', 'pipe', openSync(log, 'a')]});
-	child.logPath = log;
-	children.push(child);
-	return child;
-}
-
-function tail(child) {
-	try {
-		return readFileSync(child.logPath, 'utf8').split('\n').slice(-20).join('\n');
-	} catch {
-		return '';
-	}
-}
-
 async function startFake() {
 	const script = path.join(tmp, 'script.json');
 	writeFileSync(script, JSON.stringify(SCRIPT));
-	const child = spawnLogged(FAKE, ['--port', '0', '--script', script, '--die-with-parent'], 'fake');
-	const port = await new Promise((resolve, reject) => {
-		let out = '';
-		const timer = setTimeout(() => reject(new Error('the fake backend did not report its port\n' + tail(child))), 10000);
-		child.stdout.on('data', (d) => {
-			out += d;
-			const m = /port=(\d+)/.exec(out);
-			if (m) {
-				clearTimeout(timer);
-				resolve(Number(m[1]));
-			}
-		});
-		child.once('exit', (code) => reject(new Error('the fake backend exited with ' + code + '\n' + tail(child))));
-	});
-	child.stdout.resume();
-	return {child, port};
+	return procs.startFake(['--script', script]);
 }
 
-async function startParleyd(fakePort, name, args = []) {
-	const port = await freePort();
-	const env = {...process.env};
-	for (const k of Object.keys(env)) if (k.startsWith('PARLEY_')) delete env[k];
-	const child = spawnLogged(PARLEYD, [
-		'--listen', '127.0.0.1:' + port,
-		'--db', path.join(tmp, name + '.db'),
-		'--backend', `name=ollama,kind=ollama,url=http://127.0.0.1:${fakePort},max_concurrency=4`,
-		...args,
-	], name, env);
-	const url = 'http://127.0.0.1:' + port;
-	const deadline = Date.now() + 15000;
-	for (;;) {
-		if (child.exitCode !== null) throw new Error('parleyd exited with ' + child.exitCode + '\n' + tail(child));
-		try {
-			if ((await fetch(url + '/healthz')).ok) break;
-		} catch {
-			/* not listening yet */
-		}
-		if (Date.now() > deadline) throw new Error('parleyd did not answer /healthz\n' + tail(child));
-		await new Promise((r) => setTimeout(r, 50));
-	}
-	return {child, url};
+/* parleyd with the store <tmp>/<name>.db, four calls at a time on the fake, plus args */
+function startParleyd(fakePort, name, args = []) {
+	return procs.startParleyd(fakePort, name, {args, concurrency: 4});
 }
-
-async function stop(child) {
-	if (!child || child.exitCode !== null || child.signalCode) return;
-	const gone = new Promise((r) => child.once('exit', r));
-	child.kill('SIGTERM');
-	const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-	await gone;
-	clearTimeout(t);
-}
-
-process.on('exit', () => {
-	for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-});
 
 let fake, main, authd;
 
@@ -389,12 +309,12 @@ before(async () => {
 		assert.ok(existsSync(p), `${what} not found at ${p}`);
 	fake = await startFake();
 	main = await startParleyd(fake.port, 'main', ['--workers', '4']);
-	base = main.url;
+	base = main.base;
 	/* tokens, and a queue of one, for 401, 403, the session and 503 */
 	const cfg = path.join(tmp, 'auth.json');
 	writeFileSync(cfg, JSON.stringify({tokens: [TOKEN], max_queued_jobs: 1}));
 	authd = await startParleyd(fake.port, 'authd', ['--config', cfg, '--workers', '1']);
-	authBase = authd.url;
+	authBase = authd.base;
 }, {timeout: 60000});
 
 after(async () => {
@@ -826,14 +746,14 @@ test('a store that has gone answers 503 with Retry-After, and the document says 
 			['POST', '/v1/batches', {interviewer: {model: 'iv'}, candidates: [{model: 'cand-a'}],
 				scenarios: ['response_speed_optimization']}]];
 		for (const [m, p, body] of writes) {
-			const r = await call(m, p, {body, server: doomed.url});
+			const r = await call(m, p, {body, server: doomed.base});
 			assert.equal(r.status, 503, `${m} ${p}: ${r.text.slice(0, 300)}`);
 			assert.ok(Number(r.headers.get('retry-after')) > 0);
 		}
-		await expect(503, 'GET', '/readyz', {server: doomed.url});
+		await expect(503, 'GET', '/readyz', {server: doomed.base});
 		/* reads: what they answer (200 from what is open still, or 503) is documented */
 		for (const p of ['/v1/jobs', '/v1/scenarios', '/v1/batches', '/v1/optimizations', '/metrics'])
-			assert.ok([200, 503].includes((await call('GET', p, {server: doomed.url})).status), p);
+			assert.ok([200, 503].includes((await call('GET', p, {server: doomed.base})).status), p);
 	} finally {
 		await stop(doomed.child);
 	}

@@ -13,85 +13,16 @@
  */
 import {test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
-import {spawn} from 'node:child_process';
-import {mkdtempSync, openSync, readFileSync, rmSync} from 'node:fs';
+import {mkdtempSync, rmSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
-import {fileURLToPath} from 'node:url';
 import {EventSource} from 'eventsource';
+import {daemons} from '../lib/daemon.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const PARLEYD = path.resolve(ROOT, process.env.PARLEYD || 'build/parleyd');
-const FAKE = path.resolve(ROOT, process.env.FAKE_BACKEND || 'build/fake-backend');
 const RETRY_MS = 2000; /* what parleyd tells clients */
 
-let tmp;
-const children = [];
-
-function freePort() {
-	return new Promise((resolve, reject) => {
-		const s = net.createServer();
-		s.once('error', reject);
-		s.listen(0, '127.0.0.1', () => {
-			const {port} = s.address();
-			s.close(() => resolve(port));
-		});
-	});
-}
-
-function spawnLogged(bin, args, name) {
-	const log = path.join(tmp, name + '.log');
-	const child = spawn(bin, args, {stdio: ['ignore', 'pipe', openSync(log, 'a')]});
-	child.logPath = log;
-	children.push(child);
-	return child;
-}
-
-function tail(child) {
-	try {
-		return readFileSync(child.logPath, 'utf8').split('\n').slice(-20).join('\n');
-	} catch {
-		return '';
-	}
-}
-
-async function startFake() {
-	const child = spawnLogged(FAKE, ['--port', '0', '--token-delay-ms', '15', '--die-with-parent'], 'fake');
-	const port = await new Promise((resolve, reject) => {
-		let out = '';
-		const timer = setTimeout(() => reject(new Error('the fake backend did not report its port\n' + tail(child))), 10000);
-		child.stdout.on('data', (d) => {
-			out += d;
-			const m = /port=(\d+)/.exec(out);
-			if (m) {
-				clearTimeout(timer);
-				resolve(Number(m[1]));
-			}
-		});
-	});
-	child.stdout.resume();
-	return port;
-}
-
-async function startParleyd(fakePort) {
-	const port = await freePort();
-	const child = spawnLogged(PARLEYD, [
-		'--listen', '127.0.0.1:' + port,
-		'--db', path.join(tmp, 'sse.db'),
-		'--backend', `name=ollama,kind=ollama,url=http://127.0.0.1:${fakePort}`,
-	], 'parleyd');
-	child.stdout.resume();
-	for (let i = 0; i < 200; i++) {
-		try {
-			if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) return port;
-		} catch {
-			/* not up yet */
-		}
-		await new Promise((r) => setTimeout(r, 50));
-	}
-	throw new Error('parleyd did not start\n' + tail(child));
-}
+let tmp, procs;
 
 /* A TCP proxy to port; cut() closes every connection through it at once. */
 async function startProxy(port) {
@@ -129,10 +60,11 @@ async function startProxy(port) {
 
 before(() => {
 	tmp = mkdtempSync(path.join(tmpdir(), 'parley-sse-'));
+	procs = daemons(tmp);
 });
 
 after(() => {
-	for (const c of children) c.kill('SIGTERM');
+	for (const c of procs.children) c.kill('SIGTERM');
 	rmSync(tmp, {recursive: true, force: true});
 });
 
@@ -148,8 +80,8 @@ function after_(a, b) {
 }
 
 test('the stream survives a cut and rests after job_finished', {timeout: 120000}, async () => {
-	const fakePort = await startFake();
-	const port = await startParleyd(fakePort);
+	const fake = await procs.startFake(['--token-delay-ms', '15']);
+	const {port} = await procs.startParleyd(fake.port, 'sse');
 	const proxy = await startProxy(port);
 	const res = await fetch(`http://127.0.0.1:${port}/v1/jobs`, {
 		method: 'POST',
