@@ -5,6 +5,7 @@
 
 #include "db/db.h"
 
+#include <check.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -539,6 +540,26 @@ json_t *harness_wait_until(int port, const char *id, long timeout_ms,
 		usleep(20000);
 	}
 	return NULL;
+}
+
+json_t *harness_call(int port, const char *method, const char *path, const char *body, int want)
+{
+	json_t *j = NULL;
+	int st = harness_http_json(port, method, path, body, &j);
+
+	ck_assert_msg(st == want, "%s %s gave %d, want %d: %s", method, path, st, want,
+		      j ? json_dumps(j, 0) : "(not JSON)");
+	ck_assert_ptr_nonnull(j);
+	return j;
+}
+
+char *harness_submit(int port, const char *body)
+{
+	json_t *j = harness_call(port, "POST", "/v1/jobs", body, 202);
+	char *id = xstrdup(json_string_value(json_object_get(j, "id")));
+
+	json_decref(j);
+	return id;
 }
 
 json_t *harness_wait_job(int port, const char *id, long timeout_ms)

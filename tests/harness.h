@@ -91,6 +91,13 @@ const char *harness_last_headers(void);
 /* Same, parsing a JSON answer (NULL when it is not JSON). */
 int harness_http_json(int port, const char *method, const char *path, const char *body,
 		      json_t **out);
+/*
+ * A JSON request whose answer must have status want (the test fails with the
+ * body otherwise); returns the parsed body (caller releases).
+ */
+json_t *harness_call(int port, const char *method, const char *path, const char *body, int want);
+/* POSTs body to /v1/jobs, which must answer 202; returns the job's id (caller frees). */
+char *harness_submit(int port, const char *body);
 /* Polls GET /v1/jobs/id until the job ends or timeout_ms passes; returns the job. */
 json_t *harness_wait_job(int port, const char *id, long timeout_ms);
 /* Polls until pred(job) holds; returns the job or NULL at timeout. */

@@ -15,7 +15,7 @@ DEB_PKGS += wrk
 
 $(BENCH_BIN): $(BUILD)/obj/tests/bench/bench.o $(HARNESS_OBJ) $(BUILD)/libparley.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(CHECK_LIBS) $(LIBS)
 
 .PHONY: bench
 bench: deps

@@ -103,13 +103,7 @@ static long proc_kb(pid_t pid, const char *field)
 /* Posts a job (body) and returns its id (caller frees). */
 static char *post_job(const char *body)
 {
-	json_t *j = NULL;
-	char *id;
-
-	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", body, &j), 202);
-	id = xstrdup(json_string_value(json_object_get(j, "id")));
-	json_decref(j);
-	return id;
+	return harness_submit(parleyd.port, body);
 }
 
 static json_t *transcript(const char *id)

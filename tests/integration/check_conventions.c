@@ -44,14 +44,9 @@ static char *finished_job(void)
 	json_t *j = NULL;
 	char *id;
 
-	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs",
-					   "{\"scenario\":\"response_speed_optimization\","
-					   "\"interviewer\":{\"model\":\"gemma3:1b\"},"
-					   "\"candidate\":{\"model\":\"gemma3n:latest\"}}",
-					   &j),
-			 202);
-	id = xstrdup(json_string_value(json_object_get(j, "id")));
-	json_decref(j);
+	id = harness_submit(parleyd.port, "{\"scenario\":\"response_speed_optimization\","
+					  "\"interviewer\":{\"model\":\"gemma3:1b\"},"
+					  "\"candidate\":{\"model\":\"gemma3n:latest\"}}");
 	j = harness_wait_job(parleyd.port, id, 30000);
 	ck_assert_ptr_nonnull(j);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "succeeded");
@@ -153,7 +148,6 @@ START_TEST(finished_resources_have_etags_and_304)
 	char path[160], etag[96], inm[160], cc[96];
 	const char *suffixes[] = {"", "/transcript", "/transcript.md"};
 	size_t i;
-	json_t *j = NULL;
 	char *queued;
 
 	for (i = 0; i < 3; i++) {
@@ -221,14 +215,9 @@ START_TEST(finished_resources_have_etags_and_304)
 	ck_assert_int_eq(harness_http(parleyd.port, "GET", "/v1/jobs", NULL, NULL, NULL), 200);
 	ck_assert_ptr_null(header("ETag", etag, sizeof(etag)));
 	ck_assert_str_eq(header("Cache-Control", cc, sizeof(cc)), "no-store");
-	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs",
-					   "{\"scenario\":\"response_speed_optimization\","
-					   "\"interviewer\":{\"model\":\"gemma3:1b\"},"
-					   "\"candidate\":{\"model\":\"gemma3n:latest\"}}",
-					   &j),
-			 202);
-	queued = xstrdup(json_string_value(json_object_get(j, "id")));
-	json_decref(j);
+	queued = harness_submit(parleyd.port, "{\"scenario\":\"response_speed_optimization\","
+					      "\"interviewer\":{\"model\":\"gemma3:1b\"},"
+					      "\"candidate\":{\"model\":\"gemma3n:latest\"}}");
 	snprintf(path, sizeof(path), "/v1/jobs/%s", queued);
 	ck_assert_int_eq(harness_http(parleyd.port, "GET", path, NULL, NULL, &body), 200);
 	if (!strstr(body, "\"succeeded\""))

@@ -82,7 +82,6 @@ static void stop(void)
 static char *submit(const char *extra)
 {
 	char body[512];
-	json_t *j = NULL;
 	char *id;
 
 	snprintf(body, sizeof(body),
@@ -90,9 +89,7 @@ static char *submit(const char *extra)
 		 "\"interviewer\":{\"model\":\"gemma3:1b\"},"
 		 "\"candidate\":{\"model\":\"gemma3n:latest\"}%s}",
 		 extra);
-	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", body, &j), 202);
-	id = xstrdup(json_string_value(json_object_get(j, "id")));
-	json_decref(j);
+	id = harness_submit(parleyd.port, body);
 	return id;
 }
 

@@ -36,18 +36,9 @@ static void stop(void)
 
 static char *submit(void)
 {
-	json_t *j = NULL;
-	char *id;
-
-	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs",
-					   "{\"scenario\":\"response_speed_optimization\","
-					   "\"interviewer\":{\"model\":\"gemma3:1b\"},"
-					   "\"candidate\":{\"model\":\"gemma3n:latest\"}}",
-					   &j),
-			 202);
-	id = xstrdup(json_string_value(json_object_get(j, "id")));
-	json_decref(j);
-	return id;
+	return harness_submit(parleyd.port, "{\"scenario\":\"response_speed_optimization\","
+					    "\"interviewer\":{\"model\":\"gemma3:1b\"},"
+					    "\"candidate\":{\"model\":\"gemma3n:latest\"}}");
 }
 
 struct stream {

@@ -74,13 +74,7 @@ static void teardown(void)
 
 static json_t *call(const char *method, const char *path, const char *body, int want)
 {
-	json_t *j = NULL;
-	int st = harness_http_json(parleyd.port, method, path, body, &j);
-
-	ck_assert_msg(st == want, "%s %s gave %d, want %d: %s", method, path, st, want,
-		      j ? json_dumps(j, 0) : "(not JSON)");
-	ck_assert_ptr_nonnull(j);
-	return j;
+	return harness_call(parleyd.port, method, path, body, want);
 }
 
 /* Runs a job whose analysis is read by extractor on backend; returns its transcript. */

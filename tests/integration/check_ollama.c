@@ -72,16 +72,13 @@ static json_t *fake_requests(void)
 static char *run_job(const char *iv, const char *cd, const char *options, json_t **job)
 {
 	char body[1024], *id;
-	json_t *j = NULL;
 
 	snprintf(body, sizeof(body),
 		 "{\"scenario\":\"response_speed_optimization\","
 		 "\"interviewer\":{\"model\":\"%s\"},\"candidate\":{\"model\":\"%s\"},"
 		 "\"max_turns\":3,\"options\":%s}",
 		 iv ? iv : "iv", cd ? cd : "cd", options ? options : "{\"seed\":42}");
-	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", body, &j), 202);
-	id = xstrdup(json_string_value(json_object_get(j, "id")));
-	json_decref(j);
+	id = harness_submit(parleyd.port, body);
 	*job = harness_wait_job(parleyd.port, id, 30000);
 	ck_assert_msg(*job != NULL, "job %s did not end within 30 s", id);
 	return id;

@@ -120,7 +120,6 @@ static const struct harness_labelled *labelled(const char *name)
 static char *submit(struct conv *c, const char *method)
 {
 	char body[1024];
-	json_t *j = NULL;
 	char *id;
 
 	snprintf(body, sizeof(body),
@@ -129,9 +128,7 @@ static char *submit(struct conv *c, const char *method)
 		 "\"labels\":{\"replay\":\"origin-phase2\"}}",
 		 json_string_value(json_object_get(json_object_get(c->origin, "scenario"), "name")),
 		 c->file, c->file, method, method);
-	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", body, &j), 202);
-	id = xstrdup(json_string_value(json_object_get(j, "id")));
-	json_decref(j);
+	id = harness_submit(parleyd.port, body);
 	return id;
 }
 

@@ -585,9 +585,7 @@ START_TEST(optimize_loop_end_to_end)
 	/* a job without optimize has no trials to list */
 	strbuf_reset(&sb);
 	scenario_body(&sb, NULL);
-	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", sb.buf, &j), 202);
-	id = xstrdup(json_string_value(json_object_get(j, "id")));
-	json_decref(j);
+	id = harness_submit(parleyd.port, sb.buf);
 	ck_assert_int_eq(job_json(parleyd.port, id, "/trials", &j), 404);
 	json_decref(j);
 	free(id);
@@ -719,9 +717,7 @@ START_TEST(loop_restart_and_cancel)
 	ck_assert_int_eq(harness_parleyd_start(&parleyd, dbp, args), 0);
 	strbuf_init(&sb, 4096);
 	scenario_body(&sb, "{\"repeat\":2,\"holdout\":0.25,\"seed\":7}");
-	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", sb.buf, &j), 202);
-	id = xstrdup(json_string_value(json_object_get(j, "id")));
-	json_decref(j);
+	id = harness_submit(parleyd.port, sb.buf);
 	/* SIGTERM in the middle of trial 1 (each call takes 100 ms, one at a time) */
 	ck_assert_int_eq(
 	    wait_rows(dbp, "SELECT count(*) FROM trial_calls WHERE trial = 1", 2, 20000), 0);
@@ -745,9 +741,7 @@ START_TEST(loop_restart_and_cancel)
 	free(id);
 
 	/* cancel in the middle of the baseline: the job ends within a second */
-	ck_assert_int_eq(harness_http_json(parleyd.port, "POST", "/v1/jobs", sb.buf, &j), 202);
-	id = xstrdup(json_string_value(json_object_get(j, "id")));
-	json_decref(j);
+	id = harness_submit(parleyd.port, sb.buf);
 	snprintf(path, sizeof(path),
 		 "SELECT count(*) FROM trial_calls WHERE job_id = '%s' AND trial = 0", id);
 	ck_assert_int_eq(wait_rows(dbp, path, 2, 20000), 0);
