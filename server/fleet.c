@@ -215,6 +215,17 @@ static void eligible(const struct bend *b, const char *model, int *ok)
 	}
 }
 
+/* Slots held by conversations on m (in every group). Lock held. */
+static int held(const struct member *m)
+{
+	int g, s, n = 0;
+
+	for (g = 0; g < m->ng; g++)
+		for (s = 0; s < m->g[g].n; s++)
+			n += m->g[g].s[s].holders > 0;
+	return n;
+}
+
 /* Whether the lease has a role other than skip on m. */
 static int lease_on(const struct fleet_lease *l, int skip, const struct member *m)
 {
@@ -229,7 +240,9 @@ static int lease_on(const struct fleet_lease *l, int skip, const struct member *
 /*
  * A slot on one of b's members for role r of lease l, taken (holders + 1), or 0 when none
  * has room. A free slot first, on the member of the conversation's other role, else on the
- * member with the most of them; else, in a group too
+ * member with the most of them, and of those the one whose slots are least held in all its
+ * groups (an Ollama member keeps a group per model: two conversations of other models
+ * spread over the pool rather than share one member's GPU); else, in a group too
  * small for both roles, the slot the conversation's other role holds; else, on a member whose
  * max_conversations allows one more, its least held slot (overcommitted on purpose). Lock
  * held.
@@ -238,7 +251,7 @@ static int take_for_role(struct bend *b, const char *model, struct fleet_lease *
 {
 	int ok[b->nm ? b->nm : 1];
 	struct member *best = NULL;
-	int best_g = -1, best_s = -1, best_n = 0, k, s;
+	int best_g = -1, best_s = -1, best_n = 0, best_held = 0, k, s;
 	size_t i;
 
 	eligible(b, model, ok);
@@ -255,8 +268,10 @@ static int take_for_role(struct bend *b, const char *model, struct fleet_lease *
 		/* the conversation's other role is there: keep the conversation together */
 		if (nfree && lease_on(l, r, m))
 			nfree = INT_MAX;
-		if (nfree > best_n)
+		if (nfree > best_n || (nfree && nfree == best_n && held(m) < best_held)) {
 			best = m, best_g = gi, best_s = free_slot(m, &m->g[gi]), best_n = nfree;
+			best_held = held(m);
+		}
 	}
 	for (k = 0; !best && k < FLEET_NROLES; k++) {
 		struct member *m = l->role[k].m;
@@ -718,17 +733,6 @@ int fleet_limit(struct fleet *f, const char *name)
 			limit += b->m[i].capacity;
 	pthread_mutex_unlock(&f->lock);
 	return limit;
-}
-
-/* Slots held by conversations on m (in every group). Lock held. */
-static int held(const struct member *m)
-{
-	int g, s, n = 0;
-
-	for (g = 0; g < m->ng; g++)
-		for (s = 0; s < m->g[g].n; s++)
-			n += m->g[g].s[s].holders > 0;
-	return n;
 }
 
 static json_t *checked_json(int64_t at)

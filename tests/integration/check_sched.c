@@ -22,6 +22,7 @@
 
 static struct proc fakes[MAXF], parleyd;
 static int nfakes;
+static const char *be_kind = "llama-server"; /* the kind start_parleyd gives the backend */
 
 static void start_fakes(int n, const char *slots, const char *reply_ms)
 {
@@ -33,7 +34,7 @@ static void start_fakes(int n, const char *slots, const char *reply_ms)
 		ck_assert_int_eq(harness_fake_start(&fakes[i], args), 0);
 }
 
-/* parleyd with one llama-server backend "llama" whose members are the fakes. */
+/* parleyd with one backend "llama" of kind be_kind whose members are the fakes. */
 static void start_parleyd(const char *workers, const char *extra)
 {
 	char spec[512], dbpath[512];
@@ -42,7 +43,7 @@ static void start_parleyd(const char *workers, const char *extra)
 	int i;
 	static int seq;
 
-	len = (size_t)snprintf(spec, sizeof(spec), "name=llama,kind=llama-server");
+	len = (size_t)snprintf(spec, sizeof(spec), "name=llama,kind=%s", be_kind);
 	for (i = 0; i < nfakes; i++)
 		len += (size_t)snprintf(spec + len, sizeof(spec) - len, ",url=http://127.0.0.1:%d",
 					fakes[i].port);
@@ -382,6 +383,76 @@ START_TEST(pool_affinity_and_failover)
 }
 END_TEST
 
+/*
+ * The same pool with Ollama members: each member's capacity is its max_concurrency (2 here,
+ * as OLLAMA_NUM_PARALLEL=2 would give), so one conversation runs on each; /v1/backends shows
+ * both members with their slots and models; when one dies its conversation goes on on the
+ * other from its next turn, with a note, and both succeed.
+ */
+START_TEST(ollama_pool_spreads_and_fails_over)
+{
+	char *a, *b2, *dumped;
+	json_t *log, *bk = NULL, *t, *turn, *m;
+	int i, on[2] = {0, 0}, noted = 0;
+	size_t k;
+
+	be_kind = "ollama";
+	start_fakes(2, "2", "150");
+	start_parleyd("4", ",max_concurrency=2");
+	ck_assert(wait_member(0, "up", 10000) && wait_member(1, "up", 10000));
+	ck_assert_int_eq(harness_http_json(parleyd.port, "GET", "/v1/backends", NULL, &bk), 200);
+	for (i = 0; i < 2; i++) {
+		m = member(bk, i);
+		ck_assert_ptr_nonnull(m);
+		ck_assert_int_eq(num(m, "slots"), 2);
+		ck_assert_int_eq(num(m, "slots_held"), 0);
+		ck_assert(json_array_size(json_object_get(m, "models")) > 0);
+	}
+	ck_assert_str_eq(str(json_array_get(json_object_get(bk, "items"), 0), "kind"), "ollama");
+	json_decref(bk);
+	a = submit("iv-a", "cd-a", 8, "");
+	b2 = submit("iv-b", "cd-b", 8, "");
+	for (i = 0; i < 200 && !(on[0] && on[1]); i++) {
+		int f;
+
+		for (f = 0; f < 2; f++) {
+			log = fake_log(f);
+			on[f] = (int)json_array_size(log);
+			json_decref(log);
+		}
+		usleep(50000);
+	}
+	ck_assert_msg(on[0] && on[1], "the conversations did not spread over the Ollama pool");
+	/* while both run, each member shows its two slots held */
+	ck_assert_int_eq(harness_http_json(parleyd.port, "GET", "/v1/backends", NULL, &bk), 200);
+	for (i = 0; i < 2; i++)
+		ck_assert_int_eq(num(member(bk, i), "slots_held"), 2);
+	json_decref(bk);
+	log = fake_log(1);
+	ck_assert_str_eq(str(json_array_get(log, 0), "path"), "/api/chat");
+	json_decref(log);
+	usleep(400000);
+	harness_stop(&fakes[1], SIGKILL);
+	fakes[1].pid = 0;
+	json_decref(done(a));
+	json_decref(done(b2));
+	t = transcript(b2);
+	json_array_foreach(json_object_get(t, "conversation"), k, turn)
+	{
+		noted += strstr(str(turn, "note"), "continued on member") != NULL;
+	}
+	dumped = json_dumps(t, 0);
+	ck_assert_msg(noted >= 1, "no turn says the conversation moved: %.2000s", dumped);
+	free(dumped);
+	json_decref(t);
+	ck_assert(wait_member(1, "down", 10000));
+	free(a);
+	free(b2);
+	stop_all();
+	be_kind = "llama-server";
+}
+END_TEST
+
 static int cmp_time(const json_t *a, const json_t *b)
 {
 	return strcmp(str(a, "started_at"), str(b, "started_at"));
@@ -551,6 +622,7 @@ int main(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, slots_hold_conversations);
 	tcase_add_test(tc, pool_affinity_and_failover);
+	tcase_add_test(tc, ollama_pool_spreads_and_fails_over);
 	tcase_add_test(tc, batch_and_single_take_turns);
 	tcase_add_test(tc, oneshot_never_evicts);
 	tcase_add_test(tc, figures);
