@@ -96,6 +96,10 @@ enum fig_id {
 	F_SLOT_CACHE_2,
 	F_SLOT_CACHE_4,
 	F_SLOT_CACHE_8,
+	F_LIVE_ONCE,
+	F_LIVE_SHARE,
+	F_LIVE_POOL,
+	F_LIVE_POOL_REF,
 	F__COUNT
 };
 
@@ -168,6 +172,17 @@ static struct figure figs[F__COUNT] = {
 			0, 0, "report"},
     [F_SLOT_CACHE_8] = {"slot_cache_share_8", "slots: cache share per job, 8 at once (fake)", "", 2,
 			0, 0, "report"},
+    [F_LIVE_ONCE] = {"live_slots_at_once_ratio",
+		     "llama-server 2 slots: 4 jobs at once / one after another", "", 3, -1, 1.05,
+		     "<= 1.05"},
+    [F_LIVE_SHARE] = {"live_slots_cache_share_min",
+		      "llama-server 2 slots: lowest cache share of a job, turns >= 3", "", 3, +1,
+		      0.75, ">= 0.75"},
+    [F_LIVE_POOL] = {"live_pool_ratio", "llama-server pool of 2: 4 jobs, pool / one server", "", 3,
+		     -1, 0.60, "<= 0.60"},
+    [F_LIVE_POOL_REF] = {"live_pool_ratio_direct",
+			 "reference: plain client, two servers / one server", "", 3, 0, 0,
+			 "report"},
 };
 
 static int nruns = 3;
@@ -1340,12 +1355,15 @@ struct llama {
 	char pidfile[1024];
 };
 
-static int llama_start(struct llama *l)
+/* Starts a 2-slot llama-server with extra arguments (up to 4) after the usual ones. */
+static int llama_start_args(struct llama *l, const char *const *extra)
 {
 	char port[16], runenv[700], errlog[700], *out = NULL;
-	const char *argv[] = {repo_llama_sh, "start", port, "-np", "2", "-t", llama_threads, NULL};
-	int rc;
+	const char *argv[12] = {repo_llama_sh, "start", port, "-np", "2", "-t", llama_threads};
+	int rc, i;
 
+	for (i = 0; extra && extra[i] && i < 4; i++)
+		argv[7 + i] = extra[i];
 	l->port = harness_free_port();
 	snprintf(port, sizeof(port), "%d", l->port);
 	snprintf(runenv, sizeof(runenv), "%s/llama", workdir);
@@ -1366,6 +1384,11 @@ static int llama_start(struct llama *l)
 		return -1;
 	}
 	return 0;
+}
+
+static int llama_start(struct llama *l)
+{
+	return llama_start_args(l, NULL);
 }
 
 static void llama_stop(struct llama *l)
@@ -1452,28 +1475,33 @@ static size_t sse_write(char *p, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
+#define DIRECT_MAX_TURNS 8
+
 struct direct {
-	int port;
-	atomic_int next;      /* next conversation */
-	pthread_mutex_t lock; /* guards the sums below */
+	const int *ports; /* thread i talks to ports[i % nports] */
+	int nports;
+	int nconvs, turns, predict, seed0; /* the conversations: how many, their shape */
+	atomic_int next;		   /* next conversation */
+	atomic_int thread;		   /* next thread's index */
+	pthread_mutex_t lock;		   /* guards the sums below */
 	struct real_result *res;
 	int failed;
 };
 
-/* One conversation of REAL_TURNS turns straight to llama-server; 0 or -1. */
-static int direct_conversation(struct direct *dc, CURL *c, int conv)
+/* One conversation of dc->turns turns straight to llama-server at port; 0 or -1. */
+static int direct_conversation(struct direct *dc, CURL *c, int port, int conv)
 {
 	struct backend_cfg be;
 	struct prompts pr;
-	struct db_turn turns[REAL_TURNS];
-	struct chat_msg msgs[REAL_TURNS + 2];
+	struct db_turn turns[DIRECT_MAX_TURNS];
+	struct chat_msg msgs[DIRECT_MAX_TURNS + 2];
 	struct strbuf scratch;
 	json_t *scenario = json_loads(real_scenario, 0, NULL);
-	json_t *options = json_pack("{s:f, s:i, s:i}", "temperature", 0.7, "seed", 1000 + conv,
-				    "num_predict", REAL_PREDICT);
+	json_t *options = json_pack("{s:f, s:i, s:i}", "temperature", 0.7, "seed", dc->seed0 + conv,
+				    "num_predict", dc->predict);
 	struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
 	char url[128];
-	long ptok[REAL_TURNS], ctok[REAL_TURNS];
+	long ptok[DIRECT_MAX_TURNS], ctok[DIRECT_MAX_TURNS];
 	size_t n = 0, i;
 	int rc = 0;
 
@@ -1481,12 +1509,12 @@ static int direct_conversation(struct direct *dc, CURL *c, int conv)
 	be.name = (char *)"llama";
 	be.kind = BACKEND_LLAMA;
 	strbuf_init(&scratch, 0);
-	prompt_render(scenario, REAL_MODEL, REAL_MODEL, REAL_TURNS, &pr);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions", dc->port);
+	prompt_render(scenario, REAL_MODEL, REAL_MODEL, dc->turns, &pr);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions", port);
 	hl = curl_slist_append(hl, "Expect:");
-	for (n = 0; n < REAL_TURNS; n++) {
+	for (n = 0; n < (size_t)dc->turns; n++) {
 		int idx = (int)n + 1, interviewer = idx % 2 == 1;
-		int analysis = engine_analysis_turn(REAL_TURNS, turns, n);
+		int analysis = engine_analysis_turn(dc->turns, turns, n);
 		struct chat_req req;
 		struct sse s;
 		json_t *body;
@@ -1581,10 +1609,10 @@ static void *direct_main(void *arg)
 {
 	struct direct *dc = arg;
 	CURL *c = curl_easy_init(); /* kept across calls: the connection is reused */
-	int conv;
+	int conv, port = dc->ports[atomic_fetch_add(&dc->thread, 1) % dc->nports];
 
-	while ((conv = atomic_fetch_add(&dc->next, 1)) < REAL_CONVS)
-		if (direct_conversation(dc, c, conv) < 0) {
+	while ((conv = atomic_fetch_add(&dc->next, 1)) < dc->nconvs)
+		if (direct_conversation(dc, c, port, conv) < 0) {
 			pthread_mutex_lock(&dc->lock);
 			dc->failed++;
 			pthread_mutex_unlock(&dc->lock);
@@ -1593,16 +1621,18 @@ static void *direct_main(void *arg)
 	return NULL;
 }
 
-static int real_direct(int port, int nthreads, struct real_result *r)
+/* A plain client's conversations (shape in dc) on nthreads threads, each its own connection. */
+static int direct_run(struct direct *proto, int nthreads, struct real_result *r)
 {
 	pthread_t th[4];
-	struct direct dc;
+	struct direct dc = *proto;
 	double t0;
 	int i;
 
 	memset(r, 0, sizeof(*r));
-	memset(&dc, 0, sizeof(dc));
-	dc.port = port;
+	atomic_init(&dc.next, 0);
+	atomic_init(&dc.thread, 0);
+	dc.failed = 0;
 	dc.res = r;
 	pthread_mutex_init(&dc.lock, NULL);
 	t0 = now_s();
@@ -1614,6 +1644,20 @@ static int real_direct(int port, int nthreads, struct real_result *r)
 	pthread_mutex_destroy(&dc.lock);
 	r->ok = dc.failed == 0;
 	return r->ok ? 0 : -1;
+}
+
+static int real_direct(int port, int nthreads, struct real_result *r)
+{
+	struct direct dc;
+
+	memset(&dc, 0, sizeof(dc));
+	dc.ports = &port;
+	dc.nports = 1;
+	dc.nconvs = REAL_CONVS;
+	dc.turns = REAL_TURNS;
+	dc.predict = REAL_PREDICT;
+	dc.seed0 = 1000;
+	return direct_run(&dc, nthreads, r);
 }
 
 static int real_parleyd(int port, int run, struct real_result *r)
@@ -1983,6 +2027,344 @@ static void bench_sched(int run)
 	bench_slot_cache(run, 8, F_SLOT_CACHE_8);
 }
 
+/* ---- 7. slots and pools on real llama-servers (issue 14) ---- */
+
+#define LS_CONVS 4
+#define LS_TURNS 7
+#define LS_PREDICT 48
+#define LS_SEED 2000
+
+/* What LS_CONVS jobs gave on parleyd. */
+struct ls_result {
+	double wall_s;	   /* at once: first submit to last end; one after another: the sum */
+	double min_share;  /* the lowest cache share of a job, turns >= 3 */
+	double mean_share; /* the mean of those */
+	long completion;   /* tokens generated, all turns */
+	double backend_s;  /* prompt + generation time as llama-server reports it, summed */
+	double turns_s;	   /* the turns' own walls as parleyd measured them, summed */
+	double cpu_s;	   /* parleyd's CPU time over the measured jobs */
+	int ok;		   /* jobs that succeeded */
+};
+
+/* Adds a job's turns to r: tokens, the server's time, the turns' walls; its cache share of
+ * turns >= 3 is returned. */
+static double ls_job_sums(int port, const char *id, struct ls_result *r)
+{
+	char path[160];
+	json_t *t = NULL, *turn;
+	double prompt = 0, cached = 0;
+	size_t i;
+
+	snprintf(path, sizeof(path), "/v1/jobs/%s/transcript", id);
+	harness_http_json(port, "GET", path, NULL, &t);
+	json_array_foreach(json_object_get(t, "conversation"), i, turn)
+	{
+		json_t *m = json_object_get(turn, "metrics");
+
+		r->completion += (long)json_integer_value(json_object_get(m, "completion_tokens"));
+		r->backend_s += (json_number_value(json_object_get(m, "prompt_ms")) +
+				 json_number_value(json_object_get(m, "gen_ms"))) /
+				1000;
+		r->turns_s += json_number_value(json_object_get(m, "wall_ms")) / 1000;
+		if (json_integer_value(json_object_get(turn, "turn")) < 3)
+			continue;
+		prompt += (double)json_integer_value(json_object_get(m, "prompt_tokens"));
+		cached += (double)json_integer_value(json_object_get(m, "cached_tokens"));
+	}
+	json_decref(t);
+	return prompt > 0 ? cached / prompt : 0;
+}
+
+/* Waits until parleyd sees n members of backend "llama" up with 2 slots each; 0 or -1. */
+static int ls_wait_members(int port, int n)
+{
+	double end = now_s() + 30;
+
+	while (now_s() < end) {
+		json_t *b = NULL, *m;
+		size_t k;
+		int up = 0;
+
+		harness_http_json(port, "GET", "/v1/backends", NULL, &b);
+		json_array_foreach(
+		    json_object_get(json_array_get(json_object_get(b, "items"), 0), "members"), k,
+		    m)
+		{
+			up += !strcmp(str_or_empty(json_string_value(json_object_get(m, "status"))),
+				      "up") &&
+			      json_integer_value(json_object_get(m, "slots")) == 2;
+		}
+		json_decref(b);
+		if (up == n)
+			return 0;
+		usleep(50000);
+	}
+	return -1;
+}
+
+/* Submits a 7-turn job with the given seed; its id into id. 0 or -1. */
+static int ls_submit(int port, int seed, int turns, char id[32])
+{
+	char body[1024];
+	json_t *j = NULL;
+	int st;
+
+	snprintf(body, sizeof(body),
+		 "{\"scenario\":%s,\"interviewer\":{\"model\":\"" REAL_MODEL
+		 "\",\"backend\":\"llama\"},\"candidate\":{\"model\":\"" REAL_MODEL
+		 "\",\"backend\":\"llama\"},\"max_turns\":%d,\"options\":{\"temperature\":0.7,"
+		 "\"seed\":%d,\"num_predict\":%d}}",
+		 real_scenario, turns, seed, LS_PREDICT);
+	st = harness_http_json(port, "POST", "/v1/jobs", body, &j);
+	snprintf(id, 32, "%s", str_or_empty(json_string_value(json_object_get(j, "id"))));
+	json_decref(j);
+	return st == 202 ? 0 : -1;
+}
+
+/* Waits until the job has ended; its view (owned), or NULL after 300 s. */
+static json_t *ls_wait_job(int port, const char *id)
+{
+	char path[64];
+	double end = now_s() + 300;
+
+	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+	while (now_s() < end) {
+		json_t *j = NULL;
+		const char *st;
+
+		harness_http_json(port, "GET", path, NULL, &j);
+		st = str_or_empty(json_string_value(json_object_get(j, "status")));
+		if (*st && strcmp(st, "queued") && strcmp(st, "running"))
+			return j;
+		json_decref(j);
+		usleep(20000);
+	}
+	return NULL;
+}
+
+/*
+ * LS_CONVS jobs (seeds LS_SEED on, the same in every variant) on a parleyd whose backend
+ * "llama" is the given llama-servers: submitted at once, or each after the previous one
+ * ended. The wall comes from parleyd's own timestamps: at once, the first job's creation to
+ * the last one's end; one after another, the sum of each job's creation to its end (no gap
+ * of the client's between them).
+ */
+static int ls_parleyd(const int *ports, int nports, int at_once, const char *tag, int run,
+		      struct ls_result *r)
+{
+	char be[512], ids[LS_CONVS][32], warm[2][32];
+	char *db = db_path(tag, run);
+	struct proc pd;
+	int64_t first = INT64_MAX, last = 0;
+	double sum = 0;
+	size_t len;
+	int i;
+
+	memset(r, 0, sizeof(*r));
+	r->min_share = 1;
+	len = (size_t)snprintf(be, sizeof(be), "name=llama,kind=llama-server");
+	for (i = 0; i < nports; i++)
+		len += (size_t)snprintf(be + len, sizeof(be) - len, ",url=http://127.0.0.1:%d",
+					ports[i]);
+	{
+		const char *args[] = {"--workers",    "4", "--backend", be, "--config",
+				      bench_config(), NULL};
+		if (harness_parleyd_start(&pd, db, args) < 0) {
+			free(db);
+			return -1;
+		}
+	}
+	if (ls_wait_members(pd.port, nports) < 0) {
+		say("live slots: parleyd does not see %d members up with 2 slots", nports);
+		goto fail;
+	}
+	/* a job of the same shape on each member first, as a server in service has had: its
+	 * slots hold the scenario's first prompts (the system prompts name max_turns), so the
+	 * first prefill a fresh server ever does is not what is measured */
+	for (i = 0; i < nports; i++)
+		if (ls_submit(pd.port, 1 + i, LS_TURNS, warm[i]) < 0) {
+			say("live slots: parleyd refused a job");
+			goto fail;
+		}
+	for (i = 0; i < nports; i++)
+		json_decref(ls_wait_job(pd.port, warm[i]));
+	r->cpu_s = proc_cpu_s(pd.pid);
+	for (i = 0; i < LS_CONVS; i++) {
+		if (ls_submit(pd.port, LS_SEED + i, LS_TURNS, ids[i]) < 0) {
+			say("live slots: parleyd refused a job");
+			goto fail;
+		}
+		if (!at_once) {
+			json_t *j = ls_wait_job(pd.port, ids[i]);
+			int64_t c = iso_us(json_string_value(json_object_get(j, "created_at")));
+			int64_t f = iso_us(json_string_value(json_object_get(j, "finished_at")));
+
+			sum += (double)(f - c) / 1e6;
+			json_decref(j);
+		}
+	}
+	for (i = 0; i < LS_CONVS; i++) {
+		json_t *j = ls_wait_job(pd.port, ids[i]);
+		int64_t c = iso_us(json_string_value(json_object_get(j, "created_at")));
+		int64_t f = iso_us(json_string_value(json_object_get(j, "finished_at")));
+		double share;
+
+		r->ok += !strcmp(str_or_empty(json_string_value(json_object_get(j, "status"))),
+				 "succeeded");
+		first = c < first ? c : first;
+		last = f > last ? f : last;
+		json_decref(j);
+		share = ls_job_sums(pd.port, ids[i], r);
+		r->mean_share += share / LS_CONVS;
+		r->min_share = share < r->min_share ? share : r->min_share;
+	}
+	r->wall_s = at_once ? (double)(last - first) / 1e6 : sum;
+	r->cpu_s = proc_cpu_s(pd.pid) - r->cpu_s;
+	stop_proc(&pd);
+	free(db);
+	if (r->ok != LS_CONVS) {
+		say("live slots: %d of %d jobs succeeded (%s)", r->ok, LS_CONVS, tag);
+		return -1;
+	}
+	return 0;
+fail:
+	stop_proc(&pd);
+	free(db);
+	return -1;
+}
+
+static json_t *ls_json(const struct ls_result *r)
+{
+	return json_pack("{s:f, s:f, s:f, s:I, s:f, s:f, s:f}", "wall_s", r->wall_s,
+			 "min_cache_share", r->min_share, "mean_cache_share", r->mean_share,
+			 "completion_tokens", (json_int_t)r->completion, "backend_s", r->backend_s,
+			 "turns_s", r->turns_s, "parleyd_cpu_s", r->cpu_s);
+}
+
+/* Adds a second measurement of a variant to its first (walls and sums add up). */
+static void ls_add(struct ls_result *to, const struct ls_result *r)
+{
+	int first = to->wall_s == 0;
+
+	to->wall_s += r->wall_s;
+	to->min_share = first || r->min_share < to->min_share ? r->min_share : to->min_share;
+	to->mean_share = first ? r->mean_share : (to->mean_share + r->mean_share) / 2;
+	to->completion += r->completion;
+	to->backend_s += r->backend_s;
+	to->turns_s += r->turns_s;
+	to->cpu_s += r->cpu_s;
+	to->ok += r->ok;
+}
+
+static void real_add(struct real_result *to, const struct real_result *r)
+{
+	to->wall_s += r->wall_s;
+	to->completion += r->completion;
+	to->backend_ms += r->backend_ms;
+	to->prompt3 += r->prompt3;
+	to->cached3 += r->cached3;
+	to->turns += r->turns;
+}
+
+/*
+ * Issue 14's goals on two real 2-slot llama-servers (stories260K, -t BENCH_LLAMA_THREADS,
+ * no host-memory prompt cache): the same 4 seven-turn conversations one after another and at
+ * once on one server, at once on the pool of both; and, for reference, what a plain client
+ * gets from the same machine, one conversation per server at a time on one server and on two.
+ */
+static void bench_live_slots(int run)
+{
+	static const char *const extra[] = {"-c", "4096", "--cache-ram", "0", NULL};
+	static const char order[] = "sop12"
+				    "21pos";
+	struct llama l[2];
+	struct ls_result seq, once, pool;
+	struct real_result d1, d2;
+	struct direct dc;
+	int ports[2], started = 0, v, ok = 1;
+
+	if (llama_skip)
+		return;
+	for (started = 0; started < 2; started++)
+		if (llama_start_args(&l[started], extra) < 0)
+			goto fail;
+	ports[0] = l[0].port;
+	ports[1] = l[1].port;
+	memset(&dc, 0, sizeof(dc));
+	dc.ports = ports;
+	dc.nconvs = LS_CONVS;
+	dc.turns = LS_TURNS;
+	dc.predict = LS_PREDICT;
+	dc.seed0 = LS_SEED;
+	/* each variant twice, in an order that reads the same both ways: a machine that drifts
+	 * slower or faster during the run weighs on every variant alike */
+	memset(&seq, 0, sizeof(seq));
+	memset(&once, 0, sizeof(once));
+	memset(&pool, 0, sizeof(pool));
+	memset(&d1, 0, sizeof(d1));
+	memset(&d2, 0, sizeof(d2));
+	for (v = 0; v < (int)sizeof(order) - 1 && ok; v++) {
+		struct ls_result r;
+		struct real_result d;
+
+		switch (order[v]) {
+		case 's':
+			ok = ls_parleyd(ports, 1, 0, "live-seq", run * 20 + v, &r) == 0;
+			ls_add(&seq, &r);
+			break;
+		case 'o':
+			ok = ls_parleyd(ports, 1, 1, "live-once", run * 20 + v, &r) == 0;
+			ls_add(&once, &r);
+			break;
+		case 'p':
+			ok = ls_parleyd(ports, 2, 1, "live-pool", run * 20 + v, &r) == 0;
+			ls_add(&pool, &r);
+			break;
+		default:
+			dc.nports = order[v] == '1' ? 1 : 2;
+			ok = direct_run(&dc, dc.nports, &d) == 0;
+			real_add(order[v] == '1' ? &d1 : &d2, &d);
+			break;
+		}
+	}
+	if (!ok)
+		goto fail;
+	fig_add(F_LIVE_ONCE, once.wall_s / seq.wall_s,
+		json_pack("{s:o, s:o, s:i, s:i, s:i, s:s, s:f}", "one_after_another", ls_json(&seq),
+			  "at_once", ls_json(&once), "conversations", LS_CONVS, "turns", LS_TURNS,
+			  "num_predict", LS_PREDICT, "llama_threads", llama_threads, "cpu_pressure",
+			  cpu_pressure()));
+	fig_add(F_LIVE_SHARE, once.min_share < pool.min_share ? once.min_share : pool.min_share,
+		json_pack("{s:f, s:f, s:f}", "one_after_another", seq.min_share, "at_once",
+			  once.min_share, "pool", pool.min_share));
+	fig_add(F_LIVE_POOL, pool.wall_s / once.wall_s,
+		json_pack("{s:o, s:o}", "pool", ls_json(&pool), "one_server", ls_json(&once)));
+	fig_add(
+	    F_LIVE_POOL_REF, d2.wall_s / d1.wall_s,
+	    json_pack("{s:o, s:o}", "two_servers", real_json(&d2), "one_server", real_json(&d1)));
+	say("run %d: live slots: one after another %.2f s, at once %.2f s (%.3f); pool %.2f s "
+	    "(%.3f of one server); plain client two servers / one %.2f / %.2f s (%.3f); lowest "
+	    "cache share %.2f / %.2f / %.2f",
+	    run + 1, seq.wall_s, once.wall_s, once.wall_s / seq.wall_s, pool.wall_s,
+	    pool.wall_s / once.wall_s, d2.wall_s, d1.wall_s, d2.wall_s / d1.wall_s, seq.min_share,
+	    once.min_share, pool.min_share);
+	say("run %d: live slots: completion tokens %ld / %ld / %ld, plain client %ld / %ld; "
+	    "server time %.2f / %.2f / %.2f s, plain client %.2f / %.2f s; turn walls %.2f / %.2f "
+	    "/ %.2f s; parleyd CPU %.2f / %.2f / %.2f s",
+	    run + 1, seq.completion, once.completion, pool.completion, d2.completion, d1.completion,
+	    seq.backend_s, once.backend_s, pool.backend_s, d2.backend_ms / 1000,
+	    d1.backend_ms / 1000, seq.turns_s, once.turns_s, pool.turns_s, seq.cpu_s, once.cpu_s,
+	    pool.cpu_s);
+	llama_stop(&l[0]);
+	llama_stop(&l[1]);
+	return;
+fail:
+	while (started-- > 0)
+		llama_stop(&l[started]);
+	if (!llama_skip)
+		failures++;
+}
+
 static int cores(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -2128,11 +2510,14 @@ int main(void)
 			bench_trials(run);
 		if (!only || strstr(only, "sched"))
 			bench_sched(run);
+		if (!only || strstr(only, "slots"))
+			bench_live_slots(run);
 	}
 	if (llama_skip)
 		fig_note(F_REAL_RATIO, "skipped: llama-server cannot be provisioned here");
 	report(json_path, started, load_start, psi_start);
 	curl_global_cleanup();
+	fflush(stdout);
 	if (failures) {
 		say("%d step%s could not run; logs kept in %s", failures, failures == 1 ? "" : "s",
 		    workdir);

@@ -4,7 +4,8 @@
 #                            the same figures with per-run details in build/bench.json
 #   BENCH_RUNS=5 make bench  more runs
 #   BENCH_LIVE=0 make bench  without the real llama-server figures
-#   BENCH_ONLY=orch,engine,real,trials  only some parts; BENCH_KEEP=1 keeps build/bench-work
+#   BENCH_ONLY=orch,engine,real,trials,sched,slots  only some parts; BENCH_KEEP=1 keeps
+#                            build/bench-work
 #
 # Not part of `make test`. It needs wrk (installed by `make deps`) and the llama-server that
 # tests/live/llama-server.sh provisions and caches for the live tests (built on first use).
