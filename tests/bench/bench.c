@@ -1930,10 +1930,30 @@ fail:
 	failures++;
 }
 
-/* Cached / prompt tokens over turns 3 on, of one job. */
-static double job_cache_share(int port, const char *id)
+/* section 7 below (slots and pools on real servers): its shape, and per-job sums that section 6
+ * uses too */
+#define LS_CONVS 4
+#define LS_TURNS 7
+#define LS_PREDICT 48
+#define LS_SEED 2000
+
+/* What LS_CONVS jobs gave on parleyd. */
+struct ls_result {
+	double wall_s;	   /* at once: first submit to last end; one after another: the sum */
+	double min_share;  /* the lowest cache share of a job, turns >= 3 */
+	double mean_share; /* the mean of those */
+	long completion;   /* tokens generated, all turns */
+	double backend_s;  /* prompt + generation time as llama-server reports it, summed */
+	double turns_s;	   /* the turns' own walls as parleyd measured them, summed */
+	double cpu_s;	   /* parleyd's CPU time over the measured jobs */
+	int ok;		   /* jobs that succeeded */
+};
+
+/* Adds a job's turns to r: tokens, the server's time, the turns' walls; its cache share of
+ * turns >= 3 is returned. */
+static double ls_job_sums(int port, const char *id, struct ls_result *r)
 {
-	char path[96];
+	char path[160];
 	json_t *t = NULL, *turn;
 	double prompt = 0, cached = 0;
 	size_t i;
@@ -1944,6 +1964,11 @@ static double job_cache_share(int port, const char *id)
 	{
 		json_t *m = json_object_get(turn, "metrics");
 
+		r->completion += (long)json_integer_value(json_object_get(m, "completion_tokens"));
+		r->backend_s += (json_number_value(json_object_get(m, "prompt_ms")) +
+				 json_number_value(json_object_get(m, "gen_ms"))) /
+				1000;
+		r->turns_s += json_number_value(json_object_get(m, "wall_ms")) / 1000;
 		if (json_integer_value(json_object_get(turn, "turn")) < 3)
 			continue;
 		prompt += (double)json_integer_value(json_object_get(m, "prompt_tokens"));
@@ -1951,6 +1976,15 @@ static double job_cache_share(int port, const char *id)
 	}
 	json_decref(t);
 	return prompt > 0 ? cached / prompt : 0;
+}
+
+/* Cached / prompt tokens over turns 3 on, of one job. */
+static double job_cache_share(int port, const char *id)
+{
+	struct ls_result scratch;
+
+	memset(&scratch, 0, sizeof(scratch));
+	return ls_job_sums(port, id, &scratch);
 }
 
 /* The cache share per job with n conversations submitted at once to a 2-slot fake whose
@@ -2028,52 +2062,6 @@ static void bench_sched(int run)
 }
 
 /* ---- 7. slots and pools on real llama-servers (issue 14) ---- */
-
-#define LS_CONVS 4
-#define LS_TURNS 7
-#define LS_PREDICT 48
-#define LS_SEED 2000
-
-/* What LS_CONVS jobs gave on parleyd. */
-struct ls_result {
-	double wall_s;	   /* at once: first submit to last end; one after another: the sum */
-	double min_share;  /* the lowest cache share of a job, turns >= 3 */
-	double mean_share; /* the mean of those */
-	long completion;   /* tokens generated, all turns */
-	double backend_s;  /* prompt + generation time as llama-server reports it, summed */
-	double turns_s;	   /* the turns' own walls as parleyd measured them, summed */
-	double cpu_s;	   /* parleyd's CPU time over the measured jobs */
-	int ok;		   /* jobs that succeeded */
-};
-
-/* Adds a job's turns to r: tokens, the server's time, the turns' walls; its cache share of
- * turns >= 3 is returned. */
-static double ls_job_sums(int port, const char *id, struct ls_result *r)
-{
-	char path[160];
-	json_t *t = NULL, *turn;
-	double prompt = 0, cached = 0;
-	size_t i;
-
-	snprintf(path, sizeof(path), "/v1/jobs/%s/transcript", id);
-	harness_http_json(port, "GET", path, NULL, &t);
-	json_array_foreach(json_object_get(t, "conversation"), i, turn)
-	{
-		json_t *m = json_object_get(turn, "metrics");
-
-		r->completion += (long)json_integer_value(json_object_get(m, "completion_tokens"));
-		r->backend_s += (json_number_value(json_object_get(m, "prompt_ms")) +
-				 json_number_value(json_object_get(m, "gen_ms"))) /
-				1000;
-		r->turns_s += json_number_value(json_object_get(m, "wall_ms")) / 1000;
-		if (json_integer_value(json_object_get(turn, "turn")) < 3)
-			continue;
-		prompt += (double)json_integer_value(json_object_get(m, "prompt_tokens"));
-		cached += (double)json_integer_value(json_object_get(m, "cached_tokens"));
-	}
-	json_decref(t);
-	return prompt > 0 ? cached / prompt : 0;
-}
 
 /* Waits until parleyd sees n members of backend "llama" up with 2 slots each; 0 or -1. */
 static int ls_wait_members(int port, int n)

@@ -307,12 +307,31 @@ END_TEST
  * second member dies mid-conversation and its conversation goes on on the first, with a note;
  * once the member is back it takes conversations again.
  */
+/* Waits until both fakes have had a call; whether they did. */
+static int wait_spread(void)
+{
+	int i, on[2] = {0, 0};
+
+	for (i = 0; i < 200 && !(on[0] && on[1]); i++) {
+		int f;
+
+		for (f = 0; f < 2; f++) {
+			json_t *log = fake_log(f);
+
+			on[f] = (int)json_array_size(log);
+			json_decref(log);
+		}
+		usleep(50000);
+	}
+	return on[0] && on[1];
+}
+
 START_TEST(pool_affinity_and_failover)
 {
 	const char *again[] = {"--slots", "2", "--reply-ms", "150", "--port", NULL, NULL};
 	char *a, *b2, *c, *d, port[16], *dumped;
 	json_t *log, *e, *t, *turn;
-	int i, on[2] = {0, 0}, noted = 0;
+	int i, noted = 0;
 	size_t k;
 
 	start_fakes(2, "2", "150");
@@ -321,17 +340,7 @@ START_TEST(pool_affinity_and_failover)
 	a = submit("iv-a", "cd-a", 8, "");
 	b2 = submit("iv-b", "cd-b", 8, "");
 	/* both run, one on each member */
-	for (i = 0; i < 200 && !(on[0] && on[1]); i++) {
-		int f;
-
-		for (f = 0; f < 2; f++) {
-			log = fake_log(f);
-			on[f] = (int)json_array_size(log);
-			json_decref(log);
-		}
-		usleep(50000);
-	}
-	ck_assert_msg(on[0] && on[1], "the conversations did not spread over the pool");
+	ck_assert_msg(wait_spread(), "the conversations did not spread over the pool");
 	/* kill the member of conversation b */
 	log = fake_log(1);
 	ck_assert(!strcmp(str(json_array_get(log, 0), "model"), "iv-b") ||
@@ -393,7 +402,7 @@ START_TEST(ollama_pool_spreads_and_fails_over)
 {
 	char *a, *b2, *dumped;
 	json_t *log, *bk = NULL, *t, *turn, *m;
-	int i, on[2] = {0, 0}, noted = 0;
+	int i, noted = 0;
 	size_t k;
 
 	be_kind = "ollama";
@@ -412,17 +421,7 @@ START_TEST(ollama_pool_spreads_and_fails_over)
 	json_decref(bk);
 	a = submit("iv-a", "cd-a", 8, "");
 	b2 = submit("iv-b", "cd-b", 8, "");
-	for (i = 0; i < 200 && !(on[0] && on[1]); i++) {
-		int f;
-
-		for (f = 0; f < 2; f++) {
-			log = fake_log(f);
-			on[f] = (int)json_array_size(log);
-			json_decref(log);
-		}
-		usleep(50000);
-	}
-	ck_assert_msg(on[0] && on[1], "the conversations did not spread over the Ollama pool");
+	ck_assert_msg(wait_spread(), "the conversations did not spread over the Ollama pool");
 	/* while both run, each member shows its two slots held */
 	ck_assert_int_eq(harness_http_json(parleyd.port, "GET", "/v1/backends", NULL, &bk), 200);
 	for (i = 0; i < 2; i++)
