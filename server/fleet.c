@@ -258,7 +258,7 @@ static int take_for_role(struct bend *b, const char *model, struct fleet_lease *
 	/* a waiting one-shot call gets the next free slot, so no conversation takes it */
 	for (i = 0; i < b->nm && !b->oneshot_waiting; i++) {
 		struct member *m = &b->m[i];
-		int gi, nfree = 0;
+		int gi, h, nfree = 0;
 
 		if (!ok[i])
 			continue;
@@ -268,9 +268,12 @@ static int take_for_role(struct bend *b, const char *model, struct fleet_lease *
 		/* the conversation's other role is there: keep the conversation together */
 		if (nfree && lease_on(l, r, m))
 			nfree = INT_MAX;
-		if (nfree > best_n || (nfree && nfree == best_n && held(m) < best_held)) {
+		if (!nfree || nfree < best_n)
+			continue;
+		h = held(m);
+		if (nfree > best_n || h < best_held) {
 			best = m, best_g = gi, best_s = free_slot(m, &m->g[gi]), best_n = nfree;
-			best_held = held(m);
+			best_held = h;
 		}
 	}
 	for (k = 0; !best && k < FLEET_NROLES; k++) {
