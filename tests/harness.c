@@ -542,6 +542,33 @@ json_t *harness_wait_until(int port, const char *id, long timeout_ms,
 	return NULL;
 }
 
+int harness_wait_members(int port, int n, int slots, long timeout_ms)
+{
+	int64_t deadline = util_mono_us() + timeout_ms * 1000;
+
+	while (util_mono_us() < deadline) {
+		json_t *b = NULL, *m, *members;
+		size_t k;
+		int up = 0;
+
+		harness_http_json(port, "GET", "/v1/backends", NULL, &b);
+		members =
+		    json_object_get(json_array_get(json_object_get(b, "items"), 0), "members");
+		json_array_foreach(members, k, m)
+		{
+			const char *st = json_string_value(json_object_get(m, "status"));
+
+			up += st && !strcmp(st, "up") &&
+			      json_integer_value(json_object_get(m, "slots")) == slots;
+		}
+		json_decref(b);
+		if (up == n)
+			return 0;
+		usleep(50000);
+	}
+	return -1;
+}
+
 json_t *harness_call(int port, const char *method, const char *path, const char *body, int want)
 {
 	json_t *j = NULL;

@@ -103,5 +103,10 @@ json_t *harness_wait_job(int port, const char *id, long timeout_ms);
 /* Polls until pred(job) holds; returns the job or NULL at timeout. */
 json_t *harness_wait_until(int port, const char *id, long timeout_ms,
 			   int (*pred)(json_t *job, void *ud), void *ud);
+/*
+ * Polls GET /v1/backends until parleyd's first backend has n members up with slots slots
+ * each (what it learns from its first probes); 0, or -1 when timeout_ms passes.
+ */
+int harness_wait_members(int port, int n, int slots, long timeout_ms);
 
 #endif

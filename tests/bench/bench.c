@@ -2063,33 +2063,6 @@ static void bench_sched(int run)
 
 /* ---- 7. slots and pools on real llama-servers (issue 14) ---- */
 
-/* Waits until parleyd sees n members of backend "llama" up with 2 slots each; 0 or -1. */
-static int ls_wait_members(int port, int n)
-{
-	double end = now_s() + 30;
-
-	while (now_s() < end) {
-		json_t *b = NULL, *m;
-		size_t k;
-		int up = 0;
-
-		harness_http_json(port, "GET", "/v1/backends", NULL, &b);
-		json_array_foreach(
-		    json_object_get(json_array_get(json_object_get(b, "items"), 0), "members"), k,
-		    m)
-		{
-			up += !strcmp(str_or_empty(json_string_value(json_object_get(m, "status"))),
-				      "up") &&
-			      json_integer_value(json_object_get(m, "slots")) == 2;
-		}
-		json_decref(b);
-		if (up == n)
-			return 0;
-		usleep(50000);
-	}
-	return -1;
-}
-
 /* Submits a 7-turn job with the given seed; its id into id. 0 or -1. */
 static int ls_submit(int port, int seed, int turns, char id[32])
 {
@@ -2162,7 +2135,7 @@ static int ls_parleyd(const int *ports, int nports, int at_once, const char *tag
 			return -1;
 		}
 	}
-	if (ls_wait_members(pd.port, nports) < 0) {
+	if (harness_wait_members(pd.port, nports, 2, 30000) < 0) {
 		say("live slots: parleyd does not see %d members up with 2 slots", nports);
 		goto fail;
 	}
