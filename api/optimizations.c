@@ -30,6 +30,7 @@ static json_t *found_json(const struct db_found *f)
 	json_object_set_new(o, "turn", json_integer(f->turn));
 	json_object_set_new(o, "ord", json_integer(f->ord));
 	json_object_set_new(o, "extracted_at", record_time(f->extracted_at));
+	json_object_set_new(o, "method", f->method[0] ? json_string(f->method) : json_null());
 	job = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s}, s:o}", "id", f->job_id,
 			"status", f->job_status, "scenario", f->scenario_name, "interviewer",
 			"model", f->interviewer_model, "backend", f->interviewer_backend,

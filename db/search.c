@@ -13,7 +13,7 @@
 static const char sql_search[] =
     "SELECT o.id, o.ord, o.turn, o.title, o.detail, o.test, o.suggestion, o.extracted_at, "
     "j.id, j.status, j.scenario_name, j.interviewer_model, j.interviewer_backend, "
-    "j.candidate_model, j.candidate_backend, j.batch_id "
+    "j.candidate_model, j.candidate_backend, j.batch_id, o.method "
     "FROM optimizations o JOIN jobs j ON j.id = o.job_id "
     "WHERE (?1 IS NULL OR j.scenario_name = ?1) "
     "AND (?2 IS NULL OR j.interviewer_model = ?2 OR j.candidate_model = ?2) "
@@ -107,6 +107,7 @@ static void read_found(sqlite3_stmt *st, void *elem)
 	o->candidate_model = db_col_text(st, 13);
 	o->candidate_backend = db_col_text(st, 14);
 	o->batch_id = db_col_text(st, 15);
+	db_col_copy(st, 16, o->method, sizeof(o->method));
 }
 
 int db_search_optimizations(struct db *db, const struct db_search_filter *f, struct db_found **out,

@@ -23,6 +23,7 @@ struct db_found {
 	int ord, turn;
 	char *title, *detail, *test, *suggestion;
 	int64_t extracted_at;
+	char method[8]; /* how it was found: "rubric", "origin", "model"; "" when not recorded */
 	/* the job it came from */
 	char job_id[DB_JOB_ID_LEN];
 	char job_status[16];

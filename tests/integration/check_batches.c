@@ -456,6 +456,8 @@ START_TEST(search_optimizations)
 		ck_assert_str_eq(json_string_value(json_object_get(x, "test")),
 				 "compare tokens per second and accuracy on 200 questions.");
 		ck_assert_int_eq(integer(x, "turn"), 3);
+		/* the batch asks for the rubric extractor, and each item says so */
+		ck_assert_str_eq(json_string_value(json_object_get(x, "method")), "rubric");
 		ck_assert_str_eq(
 		    json_string_value(json_object_get(json_object_get(job, "candidate"), "model")),
 		    "cand-b");

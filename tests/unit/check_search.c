@@ -94,7 +94,7 @@ START_TEST(search_words_newest_first)
 				 "throughput", "b", 1, "rubric"}};
 	struct db_optim b[1] = {{0, 3, "Trim the context",
 				 "send only the last four exchanges and a cached summary",
-				 "time to first token", "c", 2, "rubric"}};
+				 "time to first token", "c", 2, "model"}};
 	struct db_found *v;
 	char ja[DB_JOB_ID_LEN], jb[DB_JOB_ID_LEN];
 	size_t n;
@@ -110,6 +110,9 @@ START_TEST(search_words_newest_first)
 	ck_assert_str_eq(v[0].candidate_model, "gemma2:latest");
 	ck_assert_int_eq(v[0].turn, 3);
 	ck_assert_str_eq(v[0].test, "time to first token");
+	/* how each was found */
+	ck_assert_str_eq(v[0].method, "model");
+	ck_assert_str_eq(v[1].method, "rubric");
 	ck_assert(v[0].id > v[1].id && v[1].id > v[2].id);
 	db_found_free(v, n);
 
