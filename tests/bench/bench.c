@@ -2063,7 +2063,8 @@ static void bench_sched(int run)
 
 /* ---- 7. slots and pools on real llama-servers (issue 14) ---- */
 
-/* Submits a 7-turn job with the given seed; its id into id. 0 or -1. */
+/* Submits a job of the section's shape with turns turns and the given seed; its id into id.
+ * 0 or -1. */
 static int ls_submit(int port, int seed, int turns, char id[32])
 {
 	char body[1024];
@@ -2080,27 +2081,6 @@ static int ls_submit(int port, int seed, int turns, char id[32])
 	snprintf(id, 32, "%s", str_or_empty(json_string_value(json_object_get(j, "id"))));
 	json_decref(j);
 	return st == 202 ? 0 : -1;
-}
-
-/* Waits until the job has ended; its view (owned), or NULL after 300 s. */
-static json_t *ls_wait_job(int port, const char *id)
-{
-	char path[64];
-	double end = now_s() + 300;
-
-	snprintf(path, sizeof(path), "/v1/jobs/%s", id);
-	while (now_s() < end) {
-		json_t *j = NULL;
-		const char *st;
-
-		harness_http_json(port, "GET", path, NULL, &j);
-		st = str_or_empty(json_string_value(json_object_get(j, "status")));
-		if (*st && strcmp(st, "queued") && strcmp(st, "running"))
-			return j;
-		json_decref(j);
-		usleep(20000);
-	}
-	return NULL;
 }
 
 /*
@@ -2148,28 +2128,23 @@ static int ls_parleyd(const int *ports, int nports, int at_once, const char *tag
 			goto fail;
 		}
 	for (i = 0; i < nports; i++)
-		json_decref(ls_wait_job(pd.port, warm[i]));
+		json_decref(harness_wait_job(pd.port, warm[i], 300000));
 	r->cpu_s = proc_cpu_s(pd.pid);
 	for (i = 0; i < LS_CONVS; i++) {
 		if (ls_submit(pd.port, LS_SEED + i, LS_TURNS, ids[i]) < 0) {
 			say("live slots: parleyd refused a job");
 			goto fail;
 		}
-		if (!at_once) {
-			json_t *j = ls_wait_job(pd.port, ids[i]);
-			int64_t c = iso_us(json_string_value(json_object_get(j, "created_at")));
-			int64_t f = iso_us(json_string_value(json_object_get(j, "finished_at")));
-
-			sum += (double)(f - c) / 1e6;
-			json_decref(j);
-		}
+		if (!at_once)
+			json_decref(harness_wait_job(pd.port, ids[i], 300000));
 	}
 	for (i = 0; i < LS_CONVS; i++) {
-		json_t *j = ls_wait_job(pd.port, ids[i]);
+		json_t *j = harness_wait_job(pd.port, ids[i], 300000);
 		int64_t c = iso_us(json_string_value(json_object_get(j, "created_at")));
 		int64_t f = iso_us(json_string_value(json_object_get(j, "finished_at")));
 		double share;
 
+		sum += (double)(f - c) / 1e6;
 		r->ok += !strcmp(str_or_empty(json_string_value(json_object_get(j, "status"))),
 				 "succeeded");
 		first = c < first ? c : first;

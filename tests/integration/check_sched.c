@@ -302,11 +302,6 @@ START_TEST(slots_hold_conversations)
 }
 END_TEST
 
-/*
- * A pool of two 2-slot members: two conversations go one to each member and stay there; the
- * second member dies mid-conversation and its conversation goes on on the first, with a note;
- * once the member is back it takes conversations again.
- */
 /* Waits until both fakes have had a call; whether they did. */
 static int wait_spread(void)
 {
@@ -326,6 +321,11 @@ static int wait_spread(void)
 	return on[0] && on[1];
 }
 
+/*
+ * A pool of two 2-slot members: two conversations go one to each member and stay there; the
+ * second member dies mid-conversation and its conversation goes on on the first, with a note;
+ * once the member is back it takes conversations again.
+ */
 START_TEST(pool_affinity_and_failover)
 {
 	const char *again[] = {"--slots", "2", "--reply-ms", "150", "--port", NULL, NULL};

@@ -11,9 +11,10 @@
  * a second llama-server too small for the extractor's call), but for the two-job comparison,
  * which starts a 4-slot server and a parleyd of its own; the "limits" and "pool" cases each
  * start what they need (a small context, a server that comes up late, a server killed
- * mid-stream, a pool of two servers). They print what they measured: per-turn timings, the share of
- * each prompt served from the backend's cache, and the two-job ratio of parleyd beside that of a
- * plain libcurl client that makes the same calls straight to the server.
+ * mid-stream, a pool of two servers). They print what they measured: per-turn timings, the
+ * share of each prompt served from the backend's cache, and parleyd's wall time per ms of the
+ * server's work beside that of a plain libcurl client making the same calls straight to the
+ * server.
  *
  * Environment: PARLEY_LIVE_KIND (llama-server | ollama), LLAMA_SERVER (the binary, from
  * tests/live/llama-server.sh path), PARLEY_SHARED (the folder with models/stories260K.gguf),
@@ -358,6 +359,13 @@ struct server_work {
 	long prompt_n;
 };
 
+/* Adds ms and prompt_n (-1: not known, which makes the sum not known) to w. */
+static void work_add(struct server_work *w, double ms, long prompt_n)
+{
+	w->ms += ms;
+	w->prompt_n = w->prompt_n < 0 || prompt_n < 0 ? -1 : w->prompt_n + prompt_n;
+}
+
 /* Adds the work of a transcript's turns, as parleyd recorded it, to w. */
 static void transcript_work(const json_t *t, struct server_work *w)
 {
@@ -368,13 +376,13 @@ static void transcript_work(const json_t *t, struct server_work *w)
 	{
 		const json_t *cached = metric(turn, "cached_tokens");
 
-		w->ms += json_number_value(metric(turn, "prompt_ms")) +
-			 json_number_value(metric(turn, "gen_ms"));
-		w->prompt_n =
-		    w->prompt_n < 0 || !json_is_integer(cached)
-			? -1
-			: w->prompt_n + (long)(json_integer_value(metric(turn, "prompt_tokens")) -
-					       json_integer_value(cached));
+		work_add(w,
+			 json_number_value(metric(turn, "prompt_ms")) +
+			     json_number_value(metric(turn, "gen_ms")),
+			 json_is_integer(cached)
+			     ? (long)(json_integer_value(metric(turn, "prompt_tokens")) -
+				      json_integer_value(cached))
+			     : -1);
 	}
 }
 
@@ -401,16 +409,17 @@ static void plain_work(const json_t *o, int sse, struct server_work *w)
 {
 	const json_t *t = json_object_get(o, "timings");
 
-	if (sse && json_is_object(t)) {
-		w->ms += json_number_value(json_object_get(t, "prompt_ms")) +
-			 json_number_value(json_object_get(t, "predicted_ms"));
-		w->prompt_n += (long)json_integer_value(json_object_get(t, "prompt_n"));
-	} else if (!sse && json_is_true(json_object_get(o, "done"))) {
-		w->ms += (json_number_value(json_object_get(o, "prompt_eval_duration")) +
+	if (sse && json_is_object(t))
+		work_add(w,
+			 json_number_value(json_object_get(t, "prompt_ms")) +
+			     json_number_value(json_object_get(t, "predicted_ms")),
+			 (long)json_integer_value(json_object_get(t, "prompt_n")));
+	else if (!sse && json_is_true(json_object_get(o, "done")))
+		work_add(w,
+			 (json_number_value(json_object_get(o, "prompt_eval_duration")) +
 			  json_number_value(json_object_get(o, "eval_duration"))) /
-			 1e6;
-		w->prompt_n = -1;
-	}
+			     1e6,
+			 -1);
 }
 
 /* The reply text in a streamed body: SSE data lines or NDJSON lines, and the server's work
@@ -597,10 +606,7 @@ static double plain_run(const struct rig *rig, int nconv, int max_turns, int num
 		ck_assert_msg(pc[i].turns == max_turns, "plain conversation %d: %d turns: %s", i,
 			      pc[i].turns, pc[i].err);
 		json_decref((json_t *)(uintptr_t)pc[i].options);
-		w->ms += pc[i].work.ms;
-		w->prompt_n = w->prompt_n < 0 || pc[i].work.prompt_n < 0
-				  ? -1
-				  : w->prompt_n + pc[i].work.prompt_n;
+		work_add(w, pc[i].work.ms, pc[i].work.prompt_n);
 	}
 	json_decref(scenario);
 	return (double)(util_mono_us() - t0) / 1000.0;
@@ -1042,7 +1048,7 @@ START_TEST(two_jobs_add_no_serialisation)
 	const int turns = live.ollama ? 3 : 4, np = live.ollama ? live.num_predict : 64;
 	double p1[RATIO_RUNS], p2[RATIO_RUNS], c1[RATIO_RUNS], c2[RATIO_RUNS];
 	double q1[RATIO_RUNS], q2[RATIO_RUNS], m1 = HUGE_VAL, m2 = HUGE_VAL;
-	long ptok = 0, ctok = 0;
+	struct server_work ptot = {0, 0}, ctot = {0, 0}; /* the prompt tokens of all runs */
 	int n = 0, round;
 	struct proc srv, pd;
 	struct rig rig = {0, 4, 0, live.ollama_url};
@@ -1086,10 +1092,10 @@ START_TEST(two_jobs_add_no_serialisation)
 			ck_assert(w[0].ms > 0 && w[1].ms > 0 && w[2].ms > 0 && w[3].ms > 0);
 			q1[n] = (p1[n] / w[1].ms) / (c1[n] / w[0].ms);
 			q2[n] = (p2[n] / w[3].ms) / (c2[n] / w[2].ms);
-			ctok = ctok < 0 || w[0].prompt_n < 0 ? -1
-							     : ctok + w[0].prompt_n + w[2].prompt_n;
-			ptok = ptok < 0 || w[1].prompt_n < 0 ? -1
-							     : ptok + w[1].prompt_n + w[3].prompt_n;
+			work_add(&ctot, 0, w[0].prompt_n);
+			work_add(&ctot, 0, w[2].prompt_n);
+			work_add(&ptot, 0, w[1].prompt_n);
+			work_add(&ptot, 0, w[3].prompt_n);
 		}
 		m1 = stats_median(q1, (size_t)n);
 		m2 = stats_median(q2, (size_t)n);
@@ -1107,19 +1113,20 @@ START_TEST(two_jobs_add_no_serialisation)
 	printf("  medians: one alone %.3f, two at once %.3f (limit 1.15); two at once / one alone "
 	       "(best runs): parleyd %.3f, plain client %.3f\n",
 	       m1, m2, best(p2, n) / best(p1, n), best(c2, n) / best(c1, n));
-	if (ptok >= 0 && ctok >= 0)
+	if (ptot.prompt_n >= 0 && ctot.prompt_n >= 0)
 		printf("  prompt tokens the server processed (not cached), all runs: parleyd %ld, "
 		       "plain client %ld\n",
-		       ptok, ctok);
+		       ptot.prompt_n, ctot.prompt_n);
 	fflush(stdout);
 	ck_assert_msg(
 	    m1 <= 1.15 && m2 <= 1.15,
 	    "parleyd's wall per ms of server work was %.3f (one job) and %.3f (two at once) "
 	    "of a plain client's for the same calls",
 	    m1, m2);
-	ck_assert_msg(ptok < 0 || ctok < 0 || ptok <= ctok + ctok / 10,
+	ck_assert_msg(ptot.prompt_n < 0 || ctot.prompt_n < 0 ||
+			  ptot.prompt_n <= ctot.prompt_n + ctot.prompt_n / 10,
 		      "parleyd made the server process %ld prompt tokens, the plain client %ld",
-		      ptok, ctok);
+		      ptot.prompt_n, ctot.prompt_n);
 	ck_assert_int_eq(harness_stop(&pd, SIGTERM), 0);
 	if (!live.ollama)
 		harness_stop(&srv, SIGTERM);
